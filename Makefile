@@ -1,0 +1,36 @@
+# The two commands of the README: `make run` and `make test`. Both create .venv and install
+# requirements.txt when needed (re-installed only when requirements.txt changes).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast browser bench clean-venv
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/streamlit run app.py
+
+# Debian's chromium for the browser end-to-end test (Playwright's own browser download does not
+# work offline). Best effort: without it the browser test is skipped, visibly.
+browser:
+	@test -x /usr/bin/chromium || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) ) || \
+		echo "note: /usr/bin/chromium is missing; browser tests will be skipped"
+
+test: $(STAMP) browser
+	$(PY) -m pytest -q -rs
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -rs -m "not slow and not browser"
+
+bench: $(STAMP)
+	$(PY) bench/speed.py
+	$(PY) bench/accuracy.py
+
+clean-venv:
+	rm -rf $(VENV)

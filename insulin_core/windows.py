@@ -1,0 +1,127 @@
+"""Sliding windows over the feature timeline, for two target formulations.
+
+- `decision-point` (default): the Regular dose at a decision moment, from the window of rows before
+  it plus what is known at that moment (NOW_FEATURES). Only moments with something other than
+  insulin on record are targets; insulin-only rows still enter the history.
+- `next-row` (the seed's): the Regular dose of the row after the window, from the window alone.
+  Every row is a target, so a row that exists only because insulin was given gives its answer
+  away; kept to show how much that flatters the score.
+
+Windows are cut with one strided view over all patients at once, no Python loop over rows.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .codes import MAX_PLAUSIBLE_DOSE
+from .features import GLUCOSE_BAND_MGDL, NOW_FEATURES, SEQ_FEATURES, now_columns, seq_columns
+
+TARGETS = ("decision-point", "next-row")
+DOSE_COLUMNS = ("regular", "nph", "ultralente")
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    length: int = 10
+    target: str = "decision-point"
+    multi_output: bool = False  # predict Regular, NPH and UltraLente together
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.length <= 512:
+            raise ValueError(f"Window length must be between 1 and 512 rows, got {self.length}.")
+        if self.target not in TARGETS:
+            raise ValueError(f"Unknown target {self.target!r}; choose one of {', '.join(TARGETS)}.")
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return DOSE_COLUMNS if self.multi_output else DOSE_COLUMNS[:1]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class WindowSet:
+    seq: np.ndarray  # (n, L, len(seq_features)) float32, unscaled
+    now: np.ndarray  # (n, len(now_features)) float32, unscaled; width 0 for next-row
+    y: np.ndarray  # (n, len(targets)) float32, units; column 0 is Regular
+    context: pd.DataFrame  # one row per window, see docs/architecture.md
+    seq_features: tuple[str, ...]
+    now_features: tuple[str, ...]
+    targets: tuple[str, ...]
+    config: WindowConfig
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def patient_id(self) -> np.ndarray:
+        return self.context["patient_id"].to_numpy()
+
+    def subset(self, idx: np.ndarray) -> "WindowSet":
+        return WindowSet(self.seq[idx], self.now[idx], self.y[idx], self.context.iloc[idx].reset_index(drop=True),
+                         self.seq_features, self.now_features, self.targets, self.config)
+
+
+class WindowError(ValueError):
+    """Raised when no window can be cut (history shorter than the window, no patients)."""
+
+
+def target_rows(features: pd.DataFrame, cfg: WindowConfig) -> np.ndarray:
+    """Row positions that get a window: at least `length` rows of the same patient before them."""
+    pid = features["patient_id"].to_numpy()
+    pos = np.arange(len(pid))
+    first_row = pd.Series(pos).groupby(pid).transform("min").to_numpy()
+    has_history = pos - first_row >= cfg.length
+    if cfg.target == "decision-point":
+        has_history &= features["decision_point"].to_numpy(dtype=bool)
+    return pos[has_history]
+
+
+def make_windows(features: pd.DataFrame, cfg: WindowConfig, rows: np.ndarray | None = None) -> WindowSet:
+    """Cut windows ending just before each target row (all target rows, or the given `rows`)."""
+    features = features.reset_index(drop=True)
+    rows = target_rows(features, cfg) if rows is None else np.asarray(rows, dtype=int)
+    if len(rows) == 0:
+        longest = features.groupby("patient_id").size().max() if len(features) else 0
+        raise WindowError(
+            f"No windows: a window of {cfg.length} rows needs at least {cfg.length + 1} rows of a "
+            f"patient's history, and the longest history here has {longest}. Choose a shorter window."
+        )
+    seq_all = features[seq_columns()].to_numpy(dtype=np.float32)
+    # (rows, F) -> (rows - L + 1, F, L): view index i covers rows i .. i+L-1; the window of target
+    # row r is the L rows before it, i.e. view index r - L.
+    view = sliding_window_view(seq_all, cfg.length, axis=0)
+    seq = np.ascontiguousarray(view[rows - cfg.length].transpose(0, 2, 1))
+    if cfg.target == "decision-point":
+        now = features[now_columns()].to_numpy(dtype=np.float32)[rows]
+        now_names = NOW_FEATURES
+    else:
+        now, now_names = np.zeros((len(rows), 0), dtype=np.float32), ()
+    y = features.loc[rows, list(cfg.targets)].to_numpy(dtype=np.float32)
+    return WindowSet(seq, now, y, _context(features, rows, cfg), SEQ_FEATURES, now_names, cfg.targets, cfg)
+
+
+def _context(features: pd.DataFrame, rows: np.ndarray, cfg: WindowConfig) -> pd.DataFrame:
+    """What baselines, metrics and charts need about each target, in plain columns."""
+    at = features.iloc[rows]
+    glucose_now = at["glucose"].to_numpy() if cfg.target == "decision-point" else np.full(len(rows), np.nan)
+    band = np.where(np.isnan(glucose_now), -1, np.floor(np.nan_to_num(glucose_now) / GLUCOSE_BAND_MGDL)).astype(int)
+    last_same_dp = at["now_last_regular_same_dp"].where(at["now_has_last_regular_same_dp"] > 0)
+    return pd.DataFrame({
+        "patient_id": at["patient_id"].to_numpy(),
+        "timestamp": at["timestamp"].to_numpy(),
+        "day_part": at["day_part"].to_numpy(),
+        "glucose_now": glucose_now,
+        "glucose_band": band,
+        "meal_now": at["meal"].to_numpy(),
+        "exercise_now": at["exercise"].to_numpy(),
+        "prev_row_regular": features["regular"].to_numpy()[rows - 1],
+        "last_regular_same_daypart": last_same_dp.to_numpy(),
+        "implausible": (at["regular"] > MAX_PLAUSIBLE_DOSE["regular"]).to_numpy(),
+        "row": rows,
+    })
