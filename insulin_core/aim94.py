@@ -175,6 +175,8 @@ def parse_lines(lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _finish_events(accepted: pd.DataFrame, patient_ids: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Add the code-table columns, flag implausible doses, split off exact duplicates."""
+    if accepted.empty:
+        return _empty_events(), accepted
     events = accepted.assign(patient_id=patient_ids.to_numpy())
     events["code"] = events["code"].astype(int)
     events["kind"] = events["code"].map({c: v.kind for c, v in CODE_TABLE.items()})
