@@ -1,0 +1,127 @@
+"""Timeline and features: one row per moment, history features strictly from the past."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from insulin_core.aim94 import load_texts
+from insulin_core.features import (
+    NOW_FEATURES, SEQ_FEATURES, add_features, build_timeline, day_part_of, now_columns, seq_columns,
+)
+
+from .conftest import aim94_text
+
+ROWS = [
+    "01-01-1991 7:30 58 150", "01-01-1991 7:30 33 6", "01-01-1991 7:30 34 12",
+    "01-01-1991 12:00 60 210", "01-01-1991 12:00 33 8", "01-01-1991 12:00 67 0",
+    "01-01-1991 15:00 33 2",  # insulin only
+    "01-01-1991 18:00 62 90", "01-01-1991 18:00 69 0",
+    "01-01-1991 23:00 48 0Hi",
+    "01-02-1991 7:45 58 110", "01-02-1991 7:45 33 4", "01-02-1991 7:45 65 0",
+    "01-02-1991 12:10 60 180", "01-02-1991 12:10 33 7",
+    "01-03-1991 7:40 58 200", "01-03-1991 7:40 33 9",
+]
+
+
+@pytest.fixture
+def features() -> pd.DataFrame:
+    events = load_texts({"data-03": aim94_text(*ROWS)}, "t").events
+    return add_features(build_timeline(events))
+
+
+def test_timeline_has_one_row_per_moment(features):
+    assert len(features) == 8  # 8 distinct timestamps
+    first = features.iloc[0]
+    assert (first["glucose"], first["regular"], first["nph"]) == (150.0, 6.0, 12.0)
+    assert first["glucose_slot"] == "pre_breakfast"
+
+
+def test_meal_and_exercise_levels_and_hypo(features):
+    noon = features.iloc[1]
+    assert noon["meal"] == 3.0  # code 67: more than usual
+    assert features.iloc[3]["exercise"] == 2.0  # code 69: typical
+    assert features.iloc[5]["hypo"] == 1.0
+
+
+def test_decision_points_exclude_insulin_only_rows(features):
+    insulin_only = features["timestamp"] == pd.Timestamp("1991-01-01 15:00")
+    assert not features.loc[insulin_only, "decision_point"].item()
+    assert features.loc[~insulin_only, "decision_point"].all()
+
+
+def test_day_parts():
+    assert list(day_part_of(np.array([0.0, 4.99, 5.0, 10.99, 11.0, 16.99, 17.0, 21.99, 22.0]))) == [
+        3, 3, 0, 0, 1, 1, 2, 2, 3]
+
+
+def test_cyclic_time_of_day(features):
+    row = features.iloc[1]  # 12:00
+    assert row["seq_tod_sin"] == pytest.approx(0.0, abs=1e-9)
+    assert row["seq_tod_cos"] == pytest.approx(-1.0)
+
+
+def test_last_dose_in_same_day_part_is_strictly_before(features):
+    mornings = features[features["day_part"] == "morning"].set_index("timestamp")
+    assert mornings.loc["1991-01-01 07:30", "now_has_last_regular_same_dp"] == 0.0
+    assert mornings.loc["1991-01-02 07:45", "now_last_regular_same_dp"] == 6.0
+    assert mornings.loc["1991-01-03 07:40", "now_last_regular_same_dp"] == 4.0
+    assert mornings.loc["1991-01-03 07:40", "now_median3_regular_same_dp"] == 5.0  # median(6, 4)
+    # age of the last morning dose: 07:45 -> next day 07:40 = 23.92 h
+    assert np.expm1(mornings.loc["1991-01-03 07:40", "now_log_age_last_regular_same_dp"]) == pytest.approx(23 + 55 / 60)
+
+
+def test_share_of_moments_with_a_dose_ignores_the_current_moment(features):
+    evening = features.set_index("timestamp")
+    # afternoon decision points: 01-01 12:00 (dose), 01-02 12:10 (dose); 15:00 is insulin-only.
+    assert evening.loc["1991-01-02 12:10", "now_share_dose_same_dp"] == 1.0
+    assert evening.loc["1991-01-01 12:00", "now_share_dose_same_dp"] == 0.0  # nothing before
+
+
+def test_hours_since_last_regular_and_previous_glucose(features):
+    by_time = features.set_index("timestamp")
+    row = by_time.loc["1991-01-01 18:00"]
+    assert np.expm1(row["now_log_hours_since_regular"]) == pytest.approx(3.0)  # 15:00 dose
+    assert row["now_last_regular"] == 2.0
+    assert row["now_glucose_prev"] == 210.0
+
+
+def test_now_features_never_see_the_dose_given_now(features):
+    """Changing the dose at a moment must not change that moment's NOW features."""
+    events = load_texts({"data-03": aim94_text(*ROWS)}, "t").events
+    changed = events.copy()
+    changed.loc[(changed["code"] == 33) & (changed["value"] == 9.0), "value"] = 30.0
+    other = add_features(build_timeline(changed))
+    assert np.array_equal(features[now_columns()].to_numpy(), other[now_columns()].to_numpy())
+
+
+def test_no_future_leaks_into_now_features(features):
+    """Truncating the history after a moment leaves that moment's features unchanged."""
+    events = load_texts({"data-03": aim94_text(*ROWS)}, "t").events
+    cut = pd.Timestamp("1991-01-02 07:45")
+    truncated = add_features(build_timeline(events[events["timestamp"] <= cut]))
+    full = features[features["timestamp"] <= cut]
+    assert np.allclose(full[now_columns()].to_numpy(), truncated[now_columns()].to_numpy())
+
+
+def test_feature_columns_are_finite_and_named(features):
+    assert len(seq_columns()) == len(SEQ_FEATURES) and len(now_columns()) == len(NOW_FEATURES)
+    values = features[seq_columns() + now_columns()].to_numpy()
+    assert np.isfinite(values).all()
+
+
+def test_implausible_doses_are_capped_as_inputs():
+    events = load_texts({"data-01": aim94_text("01-01-1991 8:00 58 100", "01-01-1991 8:00 33 344")}, "t").events
+    features = add_features(build_timeline(events))
+    assert features["regular"].item() == 344.0  # the record is kept as written
+    assert features["seq_regular"].item() == 40.0  # but fed to models at the plausibility cap
+    assert features["implausible"].item()
+
+
+@pytest.mark.realdata
+def test_real_data_share_of_insulin_only_rows_with_a_dose(real_cohort):
+    tl = real_cohort.features
+    insulin_only = tl[~tl["decision_point"]]
+    # The reason decision points exclude insulin-only rows: 88% of them carry a Regular dose.
+    assert (insulin_only["regular"] > 0).mean() == pytest.approx(0.88, abs=0.01)
+    assert np.isfinite(tl[seq_columns() + now_columns()].to_numpy()).all()

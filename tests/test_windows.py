@@ -1,0 +1,103 @@
+"""Windows: shapes, the two target formulations, and no look-ahead."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from insulin_core.aim94 import load_texts
+from insulin_core.features import NOW_FEATURES, SEQ_FEATURES, add_features, build_timeline
+from insulin_core.windows import WindowConfig, WindowError, make_windows, target_rows
+
+from .conftest import aim94_text
+
+
+def cohort_features(days: int = 6, patients: int = 2) -> pd.DataFrame:
+    texts = {}
+    for p in range(1, patients + 1):
+        rows = []
+        for d in range(1, days + 1):
+            date = f"03-{d:02d}-1991"
+            rows += [f"{date} 7:{10 + p} 58 {100 + 10 * d}", f"{date} 7:{10 + p} 33 {d}",
+                     f"{date} 11:50 33 2",  # insulin only
+                     f"{date} 12:00 60 {150 + d}", f"{date} 22:00 48 {90 + d}"]
+        texts[f"data-{p:02d}"] = aim94_text(*rows)
+    return add_features(build_timeline(load_texts(texts, "t").events))
+
+
+def test_decision_point_windows_shapes_and_targets():
+    features = cohort_features()
+    ws = make_windows(features, WindowConfig(length=4))
+    assert ws.seq.shape == (len(ws), 4, len(SEQ_FEATURES)) and ws.seq.dtype == np.float32
+    assert ws.now.shape == (len(ws), len(NOW_FEATURES))
+    assert ws.y.shape == (len(ws), 1)
+    # every target is a decision point with >= 4 earlier rows of its own patient
+    rows = ws.context["row"].to_numpy()
+    assert features.loc[rows, "decision_point"].all()
+    assert np.array_equal(ws.y[:, 0], features.loc[rows, "regular"].to_numpy(dtype=np.float32))
+
+
+def test_window_is_exactly_the_rows_before_the_target():
+    features = cohort_features()
+    ws = make_windows(features, WindowConfig(length=3))
+    glucose = features["seq_glucose"].to_numpy()
+    for i in [0, 5, len(ws) - 1]:
+        r = ws.context["row"].iloc[i]
+        assert np.allclose(ws.seq[i, :, 0], glucose[r - 3:r])
+
+
+def test_no_look_ahead_and_no_patient_mixing():
+    features = cohort_features()
+    ws = make_windows(features, WindowConfig(length=4))
+    stamps = features["timestamp"].to_numpy()
+    pids = features["patient_id"].to_numpy()
+    for i, r in enumerate(ws.context["row"]):
+        window_rows = np.arange(r - 4, r)
+        assert (stamps[window_rows] < stamps[r]).all(), "an input is not earlier than its target"
+        assert (pids[window_rows] == pids[r]).all(), "a window crosses patients"
+
+
+def test_next_row_targets_every_row_from_the_window_alone():
+    features = cohort_features()
+    ws = make_windows(features, WindowConfig(length=4, target="next-row"))
+    assert ws.now.shape == (len(ws), 0)
+    assert len(ws) == len(features) - 2 * 4  # every row after the first 4 of each patient
+    assert not features.loc[ws.context["row"], "decision_point"].all()  # insulin-only rows too
+    assert ws.context["glucose_now"].isna().all()
+
+
+def test_context_columns():
+    features = cohort_features()
+    ws = make_windows(features, WindowConfig(length=4))
+    ctx = ws.context
+    r = ctx["row"].to_numpy()
+    assert np.array_equal(ctx["prev_row_regular"], features["regular"].to_numpy()[r - 1])
+    assert (ctx["glucose_band"] == np.floor(ctx["glucose_now"] / 40)).all()
+    assert set(ctx["day_part"]) <= {"morning", "afternoon", "night"}
+
+
+def test_multi_output_targets():
+    ws = make_windows(cohort_features(), WindowConfig(length=4, multi_output=True))
+    assert ws.targets == ("regular", "nph", "ultralente") and ws.y.shape[1] == 3
+
+
+def test_window_longer_than_history_is_a_clear_error():
+    features = cohort_features(days=1)
+    with pytest.raises(WindowError, match="at least 21 rows"):
+        make_windows(features, WindowConfig(length=20))
+
+
+@pytest.mark.parametrize("kwargs", [{"length": 0}, {"length": 10_000}, {"target": "tomorrow"}])
+def test_bad_window_config_is_refused(kwargs):
+    with pytest.raises(ValueError):
+        WindowConfig(**kwargs)
+
+
+def test_windowing_is_vectorised_and_fast():
+    features = pd.concat([cohort_features(days=60, patients=2)] * 30, ignore_index=True)
+    features["patient_id"] = np.repeat(np.arange(60), len(features) // 60)
+    import time
+    start = time.perf_counter()
+    ws = make_windows(features, WindowConfig(length=10))
+    assert time.perf_counter() - start < 0.5
+    assert len(ws) > 5_000 and len(target_rows(features, WindowConfig(length=10))) == len(ws)
