@@ -1,0 +1,193 @@
+"""From a cohort to a trained, evaluated model: the one path the CLI, the app and the benchmarks use.
+
+prepare():  features -> windows -> split -> scalers fit on the training part only -> arrays
+train():    DoseNet on the training part, early stopping on the validation part
+evaluate(): the model and every baseline on the test part, with and without implausible doses
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .baselines import BASELINES, make_baseline
+from .features import NOW_FEATURES, SEQ_FEATURES
+from .metrics import dose_metrics, per_patient_metrics
+from .model import DoseNet, ModelConfig
+from .scaling import MinMaxScaler
+from .splits import Split, split_windows
+from .train import ArrayPart, EpochLog, TrainConfig, TrainData, TrainResult, predict, train_model
+from .windows import WindowConfig, WindowSet, make_windows
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    window: WindowConfig = field(default_factory=WindowConfig)
+    split: str = "chrono"
+    patients: tuple[int, ...] = ()  # empty = every patient
+    # Typing errors such as 344 U of Regular are left out of training (and validation); the test
+    # part keeps them and evaluation reports metrics with and without them.
+    exclude_implausible: bool = True
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return {"window": self.window.to_dict(), "split": self.split, "patients": list(self.patients),
+                "exclude_implausible": self.exclude_implausible, "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExperimentConfig":
+        return cls(WindowConfig(**d["window"]), d["split"], tuple(d.get("patients", ())),
+                   d.get("exclude_implausible", True), d.get("seed", 0))
+
+
+@dataclass
+class Prepared:
+    ws: WindowSet
+    split: Split
+    train_idx: np.ndarray  # split.train less implausible targets when excluded
+    val_idx: np.ndarray
+    seq_scaler: MinMaxScaler
+    now_scaler: MinMaxScaler
+    patient_index: dict[int, int]  # training patients -> 1..n; anyone else -> 0 (unknown)
+
+    def part(self, idx: np.ndarray) -> ArrayPart:
+        return to_part(self.ws, idx, self.seq_scaler, self.now_scaler, self.patient_index)
+
+    def train_data(self) -> TrainData:
+        return TrainData(self.part(self.train_idx), self.part(self.val_idx))
+
+
+def to_part(ws: WindowSet, idx: np.ndarray, seq_scaler: MinMaxScaler, now_scaler: MinMaxScaler,
+            patient_index: dict[int, int]) -> ArrayPart:
+    """Scaled model inputs for the windows `idx` of `ws`."""
+    pids = ws.patient_id[idx]
+    patient = np.array([patient_index.get(int(p), 0) for p in pids], dtype=np.int64)
+    return ArrayPart(seq_scaler.transform(ws.seq[idx]), now_scaler.transform(ws.now[idx]), patient, ws.y[idx])
+
+
+def select_patients(features: pd.DataFrame, patients: tuple[int, ...]) -> pd.DataFrame:
+    if not patients:
+        return features
+    missing = sorted(set(patients) - set(features["patient_id"].unique()))
+    if missing:
+        raise ValueError(f"Unknown patient(s) {missing}; the data has {features['patient_id'].nunique()} patients.")
+    return features[features["patient_id"].isin(patients)].reset_index(drop=True)
+
+
+def prepare(features: pd.DataFrame, cfg: ExperimentConfig) -> Prepared:
+    ws = make_windows(select_patients(features, cfg.patients), cfg.window)
+    split = split_windows(ws.context, cfg.split, cfg.seed)
+    keep = ~ws.context["implausible"].to_numpy() if cfg.exclude_implausible else np.ones(len(ws), bool)
+    train_idx, val_idx = split.train[keep[split.train]], split.val[keep[split.val]]
+    if len(train_idx) == 0 or len(val_idx) == 0 or len(split.test) == 0:
+        raise ValueError(f"Too few windows ({len(ws)}) to split into train, validation and test parts; "
+                         "pick more patients or a shorter window.")
+    train_patients = sorted(int(p) for p in np.unique(ws.patient_id[train_idx]))
+    return Prepared(
+        ws, split, train_idx, val_idx,
+        MinMaxScaler.fit(ws.seq[train_idx]), MinMaxScaler.fit(ws.now[train_idx]),
+        {p: i + 1 for i, p in enumerate(train_patients)},
+    )
+
+
+def model_config_for(prepared: Prepared, **sizes) -> ModelConfig:
+    """A ModelConfig whose data-given fields match the prepared windows; `sizes` set the rest."""
+    ws = prepared.ws
+    return ModelConfig(n_seq_features=ws.seq.shape[2], n_now_features=ws.now.shape[1],
+                       n_patients=len(prepared.patient_index), window=ws.config.length,
+                       n_targets=len(ws.targets), **sizes)
+
+
+@dataclass
+class Evaluation:
+    metrics: pd.DataFrame  # one row per model/baseline; columns from dose_metrics, plus `rows`
+    predictions: pd.DataFrame  # one row per test decision point
+    per_patient: pd.DataFrame  # the model's per-patient metrics
+
+    def headline(self, name: str = "model") -> dict:
+        row = self.metrics[(self.metrics["name"] == name) & (self.metrics["rows"] == "all")]
+        return row.iloc[0].drop(["name", "rows"]).to_dict() if len(row) else {}
+
+
+def evaluate(model: DoseNet, prepared: Prepared, baselines: list[str] | None = None,
+             part: str = "test") -> Evaluation:
+    """The model and each baseline on one part (default test), baselines fit on the training part."""
+    ws, idx = prepared.ws, getattr(prepared.split, part)
+    y = ws.y[idx, 0]
+    preds = {"model": predict(model, prepared.part(idx))[:, 0]}
+    for name in (list(BASELINES) if baselines is None else baselines):
+        preds[name] = make_baseline(name).fit(ws, prepared.train_idx).predict(ws, idx)
+    plausible = ~ws.context["implausible"].to_numpy()[idx]
+    rows = []
+    for name, pred in preds.items():
+        rows.append({"name": name, "rows": "all", **dose_metrics(y, pred)})
+        rows.append({"name": name, "rows": "without implausible", **dose_metrics(y[plausible], pred[plausible])})
+    ctx = ws.context.iloc[idx]
+    predictions = pd.DataFrame({
+        "patient_id": ctx["patient_id"].to_numpy(), "timestamp": ctx["timestamp"].to_numpy(),
+        "split": part, "actual": y, "predicted": preds["model"],
+        **{name: p for name, p in preds.items() if name != "model"},
+    })
+    return Evaluation(pd.DataFrame(rows), predictions,
+                      per_patient_metrics(ctx["patient_id"].to_numpy(), y, preds["model"]))
+
+
+@dataclass
+class ExperimentResult:
+    prepared: Prepared
+    training: TrainResult
+    evaluation: Evaluation
+    seconds: dict[str, float]
+
+
+def run_experiment(features: pd.DataFrame, exp: ExperimentConfig, sizes: dict, train_cfg: TrainConfig,
+                   callback: Callable[[EpochLog], bool | None] | None = None,
+                   baselines: list[str] | None = None) -> ExperimentResult:
+    t0 = time.perf_counter()
+    prepared = prepare(features, exp)
+    t1 = time.perf_counter()
+    training = train_model(model_config_for(prepared, **sizes), train_cfg, prepared.train_data(), callback)
+    t2 = time.perf_counter()
+    evaluation = evaluate(training.model, prepared, baselines)
+    t3 = time.perf_counter()
+    return ExperimentResult(prepared, training, evaluation,
+                            {"prepare": t1 - t0, "train": t2 - t1, "evaluate": t3 - t2})
+
+
+def data_fingerprint(events: pd.DataFrame) -> str:
+    """A short hash of the accepted events: tells whether a bundle was trained on this data."""
+    cols = events[["patient_id", "timestamp", "code", "value"]]
+    digest = hashlib.sha256(pd.util.hash_pandas_object(cols, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def bundle_meta(result: ExperimentResult, exp: ExperimentConfig, train_cfg: TrainConfig,
+                source_label: str, fingerprint: str) -> dict:
+    """Everything a bundle stores beside its weights (see registry.py)."""
+    p, ev = result.prepared, result.evaluation
+    metrics = {row["name"] if row["rows"] == "all" else f"{row['name']} (without implausible)":
+               {k: v for k, v in row.items() if k not in ("name", "rows")}
+               for row in ev.metrics.to_dict("records")}
+    return {
+        "window": exp.window.to_dict(), "split": exp.split, "experiment": exp.to_dict(),
+        "train_config": train_cfg.to_dict(),
+        "features": {"seq": list(SEQ_FEATURES), "now": list(p.ws.now_features), "targets": list(p.ws.targets)},
+        "scalers": {"seq": p.seq_scaler.to_dict(), "now": p.now_scaler.to_dict()},
+        "patient_index": {str(k): v for k, v in p.patient_index.items()},
+        "history": [asdict(h) for h in result.training.history],
+        "stop_reason": result.training.stop_reason, "best_epoch": result.training.best_epoch,
+        "metrics": metrics, "seconds": result.seconds,
+        "sizes": {"train": int(len(p.train_idx)), "val": int(len(p.val_idx)), "test": int(len(p.split.test))},
+        "data": {"source": source_label, "fingerprint": fingerprint},
+    }
+
+
+def sizes_from_config(cfg: ModelConfig) -> dict:
+    """The user-chosen part of a ModelConfig (everything the data does not fix)."""
+    data_given = {"n_seq_features", "n_now_features", "n_patients", "window", "n_targets"}
+    return {k: v for k, v in cfg.to_dict().items() if k not in data_given}
+
