@@ -3,7 +3,8 @@
 Design (hybrid LSTM-GRU for insulin dose prediction):
 
     seq (batch, window, n_seq) --LSTM stack--> --GRU stack--> last hidden state (batch, gru_hidden)
-    [last hidden | now (batch, n_now) | patient embedding (batch, emb)] --dense MLP (ReLU, dropout)-->
+    [last hidden | now (batch, n_now) | patient embedding (batch, emb)]
+        --dense MLP (ReLU, dropout)-->
         amount head: softplus, never negative          (batch, n_targets)  units
         dose head:   logit of "a dose is given now"    (batch, n_targets)
 

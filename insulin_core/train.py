@@ -1,0 +1,355 @@
+"""Training DoseNet: AdamW, ReduceLROnPlateau on val loss, gradient clipping, early stopping.
+
+Loss per target = BCE-with-logits of the dose head on (y > 0)
+                + Huber (SmoothL1, beta 1) of the amount head vs y, on dose rows only;
+summed over targets. The caller scales the inputs; y stays in insulin units.
+
+Same seed, same data, same config -> identical history and weights on CPU. The global torch RNG
+and numpy RNGs of the caller are left as they were (torch.random.fork_rng, numpy state restored).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .model import DoseNet, ModelConfig, dose_from_heads, pick_device
+
+STOP_REASONS = ("early_stopping", "max_epochs", "stopped_by_user", "diverged")
+DIVERGED_ABS = 1e6  # val loss above this is divergence
+DIVERGED_RATIO = 100.0  # ... and so is val loss above 100x the first epoch's (and above 1.0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 60
+    patience: int = 8
+    batch: int = 256
+    lr: float = 3e-3
+    weight_decay: float = 1e-5
+    clip: float = 1.0  # max gradient norm; 0 = no clipping
+    seed: int = 0
+    device: str = "auto"
+    patient_dropout: float = 0.1  # P(training row's patient -> 0 = unknown) per batch
+    # CPU threads for this run (restored afterwards); 0 = leave torch's default. With 2 cores
+    # shared by other work, 1 thread is far faster for models this small (see train_model).
+    threads: int = 0
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        def integer(name, lo, hi):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"{name} must be an integer between {lo} and {hi}, got {v!r}")
+
+        def number(name, lo, hi, lo_open=False):
+            v = getattr(self, name)
+            ok = (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+                  and (v > lo if lo_open else v >= lo) and v <= hi)
+            if not ok:
+                side = "(" if lo_open else "["
+                raise ValueError(f"{name} must be a number in {side}{lo}, {hi}], got {v!r}")
+
+        integer("epochs", 1, 10_000)
+        integer("patience", 1, 10_000)
+        integer("batch", 1, 1_000_000)
+        integer("seed", 0, 2**63 - 1)
+        integer("threads", 0, 1024)
+        number("lr", 0.0, 1e6, lo_open=True)
+        number("weight_decay", 0.0, 1.0)
+        number("clip", 0.0, 1e6)
+        number("patient_dropout", 0.0, 1.0)
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys {unknown}; known keys: {sorted(known)}")
+        return cls(**d)
+
+
+@dataclass
+class ArrayPart:
+    seq: np.ndarray  # (n, L, Fs) float32, scaled
+    now: np.ndarray  # (n, Fn) float32, scaled; Fn may be 0
+    patient: np.ndarray  # (n,) int64; 0 = unknown patient
+    y: np.ndarray  # (n, T) float32, units
+
+    def __len__(self) -> int:
+        return int(self.seq.shape[0])
+
+    def check(self, cfg: ModelConfig, name: str = "part") -> None:
+        n = len(self)
+        want = {"seq": (n, cfg.window, cfg.n_seq_features), "now": (n, cfg.n_now_features),
+                "patient": (n,), "y": (n, cfg.n_targets)}
+        for key, shape in want.items():
+            got = tuple(np.shape(getattr(self, key)))
+            if got != shape:
+                raise ValueError(f"{name}.{key} has shape {got}, expected {shape} for {cfg}")
+        p = np.asarray(self.patient)
+        if n and (p.min() < 0 or p.max() > cfg.n_patients):
+            raise ValueError(f"{name}.patient must be in 0..{cfg.n_patients} (0 = unknown), "
+                             f"got {p.min()}..{p.max()}")
+
+    def tensors(self, device) -> tuple[torch.Tensor, ...]:
+        """(seq, now, patient, y) tensors on `device`, built once."""
+        return (*_inputs(self, device), _f32(self.y).to(device))
+
+
+def _f32(a) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32))
+
+
+def _inputs(part: ArrayPart, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    p = torch.as_tensor(np.ascontiguousarray(part.patient, dtype=np.int64))
+    return _f32(part.seq).to(device), _f32(part.now).to(device), p.to(device)
+
+
+@dataclass
+class TrainData:
+    train: ArrayPart
+    val: ArrayPart
+
+
+@dataclass
+class EpochLog:
+    epoch: int  # 1-based
+    train_loss: float  # mean over the epoch's batches (weighted by batch size)
+    val_loss: float
+    val_mae: float  # units, predict_dose (thresholded, rounded) vs y[:, 0]
+    elapsed_s: float  # seconds since training started
+    lr: float  # learning rate used in this epoch
+
+
+@dataclass
+class TrainResult:
+    model: DoseNet  # best-val-loss weights, eval mode, on CPU
+    history: list[EpochLog]
+    stop_reason: str  # one of STOP_REASONS
+    best_epoch: int  # 0 = no epoch gave a finite val loss (initial weights returned)
+    seconds: float
+    message: str = ""
+    best_val_loss: float = field(default=float("nan"))
+
+
+def dose_loss(amount: torch.Tensor, dose_logit: torch.Tensor, y: torch.Tensor,
+              reduce: bool = True):
+    """BCE(dose head, y > 0) + Huber(amount, y) on dose rows, summed over targets.
+
+    With reduce=False returns per-target sums and counts (bce_sum, huber_sum, n_rows, n_doses)
+    so a big set can be evaluated in chunks and combined exactly.
+    """
+    given = (y > 0).float()
+    bce = F.binary_cross_entropy_with_logits(dose_logit, given, reduction="none").sum(0)
+    huber = (F.smooth_l1_loss(amount, y, reduction="none", beta=1.0) * given).sum(0)
+    n_doses = given.sum(0)
+    if not reduce:
+        return bce, huber, y.shape[0], n_doses
+    return (bce / y.shape[0] + huber / n_doses.clamp_min(1.0)).sum()
+
+
+@torch.inference_mode()
+def _evaluate(model: DoseNet, tensors, chunk: int = 8192) -> tuple[float, float]:
+    """(val loss, val MAE in units of the rounded dose vs y[:, 0]) over a whole part."""
+    model.eval()
+    seq, now, patient, y = tensors
+    bce = huber = n_doses = 0.0
+    abs_err = 0.0
+    for i in range(0, len(y), chunk):
+        amount, logit = model(seq[i:i + chunk], now[i:i + chunk], patient[i:i + chunk])
+        yb = y[i:i + chunk]
+        b, h, _, d = dose_loss(amount, logit, yb, reduce=False)
+        bce, huber, n_doses = bce + b, huber + h, n_doses + d
+        abs_err += (dose_from_heads(amount, logit)[:, 0] - yb[:, 0]).abs().sum().item()
+    loss = (bce / len(y) + huber / torch.as_tensor(n_doses).clamp_min(1.0)).sum().item()
+    return loss, abs_err / len(y)
+
+
+def _init_head_biases(model: DoseNet, y: np.ndarray) -> None:
+    """Start the heads at the training set's dose rate and mean dose (faster, steadier start)."""
+    y = np.asarray(y, dtype=np.float64)
+    given = y > 0
+    rate = np.clip(given.mean(0), 0.01, 0.99)
+    mean_dose = np.array([y[given[:, t], t].mean() if given[:, t].any() else 1.0
+                          for t in range(y.shape[1])])
+    mean_dose = np.clip(mean_dose, 0.1, 100.0)
+    inv_softplus = mean_dose + np.log(-np.expm1(-mean_dose))
+    with torch.no_grad():
+        model.dose.bias.copy_(torch.as_tensor(np.log(rate / (1 - rate)), dtype=torch.float32))
+        model.amount.bias.copy_(torch.as_tensor(inv_softplus, dtype=torch.float32))
+
+
+def _has_nonfinite(part: ArrayPart) -> bool:
+    return not all(np.isfinite(np.asarray(a, dtype=np.float64)).all()
+                   for a in (part.seq, part.now, part.y))
+
+
+def train_model(model_cfg: ModelConfig, train_cfg: TrainConfig, data: TrainData,
+                callback: Callable[[EpochLog], bool | None] | None = None) -> TrainResult:
+    """Train a DoseNet; `callback(log)` after every epoch stops training by returning True.
+
+    Never raises for a diverging run (stop_reason "diverged" and `message` say so); raises
+    ValueError for arrays that do not match `model_cfg` or an empty train/val part.
+    Speed note: on a 2-core CPU that other processes also use, torch's default 2 intra-op
+    threads can be 10-100x slower than 1 thread for a model this small (OpenMP threads wait
+    on each other); `TrainConfig(threads=1)` avoids that.
+    """
+    data.train.check(model_cfg, "train")
+    data.val.check(model_cfg, "val")
+    if len(data.train) == 0 or len(data.val) == 0:
+        raise ValueError(f"need at least one training and one validation window, got "
+                         f"{len(data.train)} and {len(data.val)}")
+    device = pick_device(train_cfg.device)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    np_state = np.random.get_state()
+    with torch.random.fork_rng(devices=devices):
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        if train_cfg.threads:
+            torch.set_num_threads(train_cfg.threads)
+        try:
+            return _train(model_cfg, train_cfg, data, callback, device)
+        finally:
+            torch.use_deterministic_algorithms(deterministic)
+            torch.set_num_threads(threads)
+            np.random.set_state(np_state)
+
+
+def _train(model_cfg, cfg: TrainConfig, data: TrainData, callback, device) -> TrainResult:
+    start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)  # batch order, patient dropout
+
+    model = DoseNet(model_cfg)
+    _init_head_biases(model, data.train.y)
+    model.to(device)
+    seq, now, patient, y = data.train.tensors(device)
+    val = data.val.tensors(device)
+    n = len(y)
+
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="min", factor=0.5, patience=max(1, cfg.patience // 3))
+
+    history: list[EpochLog] = []
+    best_state = copy.deepcopy(model.state_dict())
+    best_val, best_epoch, first_val = math.inf, 0, None
+    stop_reason, message = "max_epochs", ""
+
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        lr = opt.param_groups[0]["lr"]
+        perm = torch.randperm(n, generator=gen).to(device)
+        total, finite = 0.0, True
+        for i in range(0, n, cfg.batch):
+            idx = perm[i:i + cfg.batch]
+            pb = patient[idx]
+            if cfg.patient_dropout > 0:
+                drop = (torch.rand(len(idx), generator=gen) < cfg.patient_dropout).to(device)
+                pb = torch.where(drop, torch.zeros_like(pb), pb)
+            amount, logit = model(seq[idx], now[idx], pb)
+            loss = dose_loss(amount, logit, y[idx])
+            if not torch.isfinite(loss):
+                finite = False
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            opt.step()
+            total += loss.item() * len(idx)
+        train_loss = total / n if finite else float("nan")
+        val_loss, val_mae = _evaluate(model, val) if finite else (float("nan"), float("nan"))
+        log = EpochLog(epoch, train_loss, val_loss, val_mae, time.perf_counter() - start, lr)
+        history.append(log)
+        if first_val is None and math.isfinite(val_loss):
+            first_val = val_loss
+
+        diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss))
+        exploded = math.isfinite(val_loss) and (
+            val_loss > DIVERGED_ABS
+            or (first_val is not None and val_loss > max(DIVERGED_RATIO * first_val, 1.0)))
+        if not (diverged or exploded) and val_loss < best_val:
+            best_val, best_epoch = val_loss, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        user_stop = bool(callback(log)) if callback is not None else False
+
+        if diverged or exploded:
+            stop_reason = "diverged"
+            if diverged:
+                what = "the loss became NaN or infinite"
+            elif val_loss > DIVERGED_ABS:
+                what = f"the validation loss exploded to {val_loss:.3g} (limit {DIVERGED_ABS:g})"
+            else:
+                what = (f"the validation loss exploded to {val_loss:.3g}, over "
+                        f"{DIVERGED_RATIO:g}x the first epoch's {first_val:.3g}")
+            hint = (" The input arrays contain NaN or infinite values - clean or impute them."
+                    if _has_nonfinite(data.train) or _has_nonfinite(data.val)
+                    else f" Try a lower learning rate (now lr={cfg.lr:g}).")
+            kept = (f"Returning the weights of epoch {best_epoch}." if best_epoch
+                    else "No epoch gave a usable model; returning the untrained weights.")
+            message = f"Training diverged at epoch {epoch}: {what}.{hint} {kept}"
+            break
+        if user_stop:
+            stop_reason = "stopped_by_user"
+            message = f"Stopped by the user after epoch {epoch}; best epoch {best_epoch}."
+            break
+        if epoch - best_epoch >= cfg.patience:
+            stop_reason = "early_stopping"
+            message = (f"Early stopping after epoch {epoch}: no val loss improvement for "
+                       f"{cfg.patience} epochs; best epoch {best_epoch}.")
+            break
+        sched.step(val_loss)
+    else:
+        message = f"Reached the maximum of {cfg.epochs} epochs; best epoch {best_epoch}."
+
+    model.load_state_dict(best_state)
+    model.to("cpu").eval()
+    return TrainResult(model, history, stop_reason, best_epoch, time.perf_counter() - start,
+                       message, best_val)
+
+
+def _model_device(model: DoseNet) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.inference_mode()
+def predict_raw(model: DoseNet, part: ArrayPart, batch: int = 4096
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(amount (n, T) units, P(dose) (n, T)) in eval mode."""
+    model.eval()
+    seq, now, patient = _inputs(part, _model_device(model))  # part.y is not needed
+    amounts, probs = [], []
+    for i in range(0, len(part), batch):
+        amount, logit = model(seq[i:i + batch], now[i:i + batch], patient[i:i + batch])
+        amounts.append(amount.cpu().numpy())
+        probs.append(torch.sigmoid(logit).cpu().numpy())
+    t = model.cfg.n_targets
+    if not amounts:
+        return np.zeros((0, t), np.float32), np.zeros((0, t), np.float32)
+    return np.concatenate(amounts), np.concatenate(probs)
+
+
+def predict(model: DoseNet, part: ArrayPart, batch: int = 4096, threshold: float = 0.5,
+            round_units: bool = True) -> np.ndarray:
+    """Doses (n, T) in units: amount where P(dose) > threshold else 0, rounded to whole units."""
+    amount, p = predict_raw(model, part, batch)
+    dose = np.where(p > threshold, amount, 0.0)
+    if round_units:
+        dose = np.floor(dose + 0.5)
+    return np.maximum(dose, 0.0).astype(np.float32)

@@ -1,0 +1,210 @@
+"""DoseNet and ModelConfig: shapes, gradients, non-negative doses, validation, JSON, rounding."""
+import json
+import math
+
+import pytest
+import torch
+
+from insulin_core.model import DoseNet, ModelConfig, dose_from_heads, pick_device
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: 1 thread is fastest and immune to other processes on a shared 2-core CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_inputs(cfg: ModelConfig, b: int = 5, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    seq = torch.randn(b, cfg.window, cfg.n_seq_features, generator=g)
+    now = torch.randn(b, cfg.n_now_features, generator=g)
+    patient = torch.randint(0, cfg.n_patients + 1, (b,), generator=g)
+    return seq, now, patient
+
+
+CONFIGS = [
+    dict(lstm_layers=1, gru_layers=1, patient_embedding=8, n_now_features=5, n_targets=1),
+    dict(lstm_layers=2, gru_layers=1, patient_embedding=0, n_now_features=5, n_targets=1),
+    dict(lstm_layers=1, gru_layers=2, patient_embedding=8, n_now_features=0, n_targets=3),
+    dict(lstm_layers=2, gru_layers=2, patient_embedding=0, n_now_features=0, n_targets=3),
+]
+
+
+@pytest.mark.parametrize("kw", CONFIGS)
+def test_forward_shapes(kw):
+    cfg = ModelConfig(n_seq_features=4, n_patients=3, window=6, lstm_hidden=8, gru_hidden=6,
+                      dense=(8, 4), **kw)
+    net = DoseNet(cfg)
+    seq, now, patient = make_inputs(cfg, b=7)
+    assert now.shape == (7, kw["n_now_features"])
+    amount, logit = net(seq, now, patient)
+    assert amount.shape == (7, kw["n_targets"])
+    assert logit.shape == (7, kw["n_targets"])
+    dose = net.predict_dose(seq, now, patient)
+    assert dose.shape == (7, kw["n_targets"])
+
+
+def test_no_dense_layers_and_batch_of_one():
+    cfg = ModelConfig(n_seq_features=2, n_now_features=1, n_patients=0, window=3, dense=())
+    amount, logit = DoseNet(cfg)(*make_inputs(cfg, b=1))
+    assert amount.shape == logit.shape == (1, 1)
+
+
+def test_now_and_patient_may_be_omitted_when_unused():
+    cfg = ModelConfig(n_seq_features=3, n_now_features=0, n_patients=4, window=5)
+    net = DoseNet(cfg).eval()
+    seq, now, _ = make_inputs(cfg)
+    a1, l1 = net(seq, None, None)
+    a2, l2 = net(seq, now, torch.zeros(len(seq), dtype=torch.long))
+    assert torch.equal(a1, a2) and torch.equal(l1, l2)
+
+
+def test_out_of_range_patient_is_the_unknown_patient():
+    cfg = ModelConfig(n_seq_features=3, n_now_features=2, n_patients=4, window=5)
+    net = DoseNet(cfg).eval()
+    seq, now, _ = make_inputs(cfg, b=3)
+    unknown = net(seq, now, torch.zeros(3, dtype=torch.long))[0]
+    for bad in (5, 99, -1):
+        assert torch.equal(net(seq, now, torch.full((3,), bad))[0], unknown)
+    assert not torch.equal(net(seq, now, torch.full((3,), 2))[0], unknown)
+
+
+@pytest.mark.parametrize("kw", CONFIGS)
+def test_gradients_reach_every_parameter(kw):
+    cfg = ModelConfig(n_seq_features=4, n_patients=3, window=5, lstm_hidden=8, gru_hidden=6,
+                      dense=(8,), dropout=0.0, **kw)
+    net = DoseNet(cfg)
+    seq, now, _ = make_inputs(cfg, b=16)
+    patient = torch.arange(16) % (cfg.n_patients + 1)  # every embedding row used
+    amount, logit = net(seq, now, patient)
+    (amount.sum() + logit.sum()).backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_amount_and_dose_never_negative():
+    cfg = ModelConfig(n_seq_features=3, n_now_features=2, n_patients=2, window=4, n_targets=3)
+    net = DoseNet(cfg).eval()
+    with torch.no_grad():
+        net.amount.bias.fill_(-50.0)  # pushes the raw amount far below zero
+        net.dose.bias.fill_(50.0)  # always "dose given"
+    seq, now, patient = make_inputs(cfg, b=64)
+    amount, _ = net(seq * 100, now * 100, patient)
+    assert (amount >= 0).all()
+    for rnd in (True, False):
+        dose = net.predict_dose(seq * 100, now * 100, patient, round_units=rnd)
+        assert (dose >= 0).all()
+        assert not torch.signbit(dose).any()  # no -0.0 either
+
+
+def hand_set_net(amount_value: float, p_dose: float, n_targets: int = 1) -> DoseNet:
+    """A net whose heads ignore the inputs: amount = amount_value, P(dose) = p_dose."""
+    cfg = ModelConfig(n_seq_features=2, n_now_features=1, n_patients=1, window=3,
+                      n_targets=n_targets, dropout=0.0)
+    net = DoseNet(cfg).eval()
+    with torch.no_grad():
+        net.amount.weight.zero_()
+        net.dose.weight.zero_()
+        net.amount.bias.fill_(amount_value + math.log(-math.expm1(-amount_value)))
+        net.dose.bias.fill_(math.log(p_dose / (1 - p_dose)))
+    return net
+
+
+def test_predict_dose_threshold_and_rounding():
+    net = hand_set_net(amount_value=6.7, p_dose=0.7)
+    x = make_inputs(net.cfg, b=4)
+    amount, logit = net(*x)
+    assert torch.allclose(amount, torch.full((4, 1), 6.7), atol=1e-4)
+    assert torch.allclose(torch.sigmoid(logit), torch.full((4, 1), 0.7), atol=1e-5)
+    assert torch.equal(net.predict_dose(*x), torch.full((4, 1), 7.0))  # rounded to whole units
+    assert torch.allclose(net.predict_dose(*x, round_units=False), torch.full((4, 1), 6.7),
+                          atol=1e-4)
+    assert torch.equal(net.predict_dose(*x, threshold=0.69), torch.full((4, 1), 7.0))
+    assert torch.equal(net.predict_dose(*x, threshold=0.71), torch.zeros(4, 1))  # no dose
+    assert torch.equal(hand_set_net(6.3, 0.7).predict_dose(*x), torch.full((4, 1), 6.0))
+    assert torch.equal(hand_set_net(6.7, 0.3).predict_dose(*x), torch.zeros(4, 1))
+
+
+def test_dose_from_heads_rounds_half_up_and_masks():
+    amount = torch.tensor([[2.5], [0.4], [3.49], [8.0]])
+    logit = torch.tensor([[3.0], [3.0], [3.0], [-3.0]])
+    assert dose_from_heads(amount, logit).flatten().tolist() == [3.0, 0.0, 3.0, 0.0]
+
+
+def test_predict_dose_does_not_build_a_graph():
+    net = hand_set_net(4.0, 0.9)
+    assert not net.predict_dose(*make_inputs(net.cfg)).requires_grad
+
+
+@pytest.mark.parametrize("bad, words", [
+    (dict(n_seq_features=0), "n_seq_features"),
+    (dict(n_now_features=-1), "n_now_features"),
+    (dict(n_patients=-2), "n_patients"),
+    (dict(window=0), "window"),
+    (dict(window=513), "window"),
+    (dict(lstm_hidden=0), "lstm_hidden"),
+    (dict(lstm_hidden=1025), "lstm_hidden"),
+    (dict(gru_hidden=-4), "gru_hidden"),
+    (dict(gru_hidden=4096), "gru_hidden"),
+    (dict(lstm_layers=0), "lstm_layers"),
+    (dict(gru_layers=9), "gru_layers"),
+    (dict(dense=(64, 0)), "dense[1]"),
+    (dict(dense=(2000,)), "dense[0]"),
+    (dict(dense=(8,) * 9), "dense"),
+    (dict(dropout=-0.1), "dropout"),
+    (dict(dropout=0.95), "dropout"),
+    (dict(dropout="0.1"), "dropout"),
+    (dict(patient_embedding=-1), "patient_embedding"),
+    (dict(n_targets=0), "n_targets"),
+    (dict(n_targets=4), "n_targets"),
+    (dict(lstm_hidden=64.0), "integer"),
+    (dict(window=True), "integer"),
+])
+def test_config_validation(bad, words):
+    kw = dict(n_seq_features=3, n_now_features=2, n_patients=5) | bad
+    with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("]", r"\]")):
+        ModelConfig(**kw)
+
+
+def test_config_is_frozen_and_accepts_dense_as_list():
+    cfg = ModelConfig(n_seq_features=3, n_now_features=2, n_patients=5, dense=[16, 8])
+    assert cfg.dense == (16, 8)
+    with pytest.raises(Exception):
+        cfg.window = 3
+
+
+def test_config_json_round_trip():
+    cfg = ModelConfig(n_seq_features=20, n_now_features=25, n_patients=70, window=12,
+                      lstm_layers=2, dense=(32, 16, 8), dropout=0.2, patient_embedding=0,
+                      n_targets=3)
+    text = json.dumps(cfg.to_dict())
+    d = json.loads(text)
+    assert d["dense"] == [32, 16, 8]
+    back = ModelConfig.from_dict(d)
+    assert back == cfg
+    assert isinstance(back.dense, tuple)
+
+
+def test_from_dict_rejects_unknown_and_missing_keys():
+    d = ModelConfig(n_seq_features=3, n_now_features=2, n_patients=5).to_dict()
+    with pytest.raises(ValueError, match="unknown ModelConfig keys.*hiden"):
+        ModelConfig.from_dict(d | {"hiden": 3})
+    del d["n_patients"]
+    with pytest.raises(ValueError, match="n_patients"):
+        ModelConfig.from_dict(d)
+
+
+def test_pick_device():
+    if torch.cuda.is_available():
+        assert pick_device().type == "cuda"
+    else:
+        assert pick_device() == torch.device("cpu")
+        assert pick_device("cuda") == torch.device("cpu")  # falls back
+    assert pick_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="device"):
+        pick_device("tpu")

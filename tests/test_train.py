@@ -1,0 +1,263 @@
+"""train_model, predict: learning, early stopping, callback stop, determinism, divergence."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from insulin_core.model import ModelConfig
+from insulin_core.train import (ArrayPart, EpochLog, TrainConfig, TrainData, _evaluate, predict,
+                                predict_raw, train_model)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: 1 thread is fastest and immune to other processes on a shared 2-core CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+L, FS, FN, NP = 4, 3, 2, 3
+
+
+def synthetic(n: int, seed: int) -> ArrayPart:
+    """y = round(2 + 6 * glucose at the last step + 2 * patient) when now[:, 0] > 0.5, else 0."""
+    rng = np.random.default_rng(seed)
+    seq = rng.random((n, L, FS), dtype=np.float32)
+    now = rng.random((n, FN), dtype=np.float32)
+    patient = rng.integers(1, NP + 1, n)
+    amount = np.round(2 + 6 * seq[:, -1, 0] + 2 * patient)
+    y = np.where(now[:, 0] > 0.5, amount, 0.0).astype(np.float32)[:, None]
+    return ArrayPart(seq, now, patient, y)
+
+
+MC = ModelConfig(n_seq_features=FS, n_now_features=FN, n_patients=NP, window=L, lstm_hidden=16,
+                 gru_hidden=8, dense=(16,), dropout=0.0, patient_embedding=2)
+DATA = TrainData(synthetic(384, 1), synthetic(128, 2))
+FAST = dict(batch=64, lr=1e-2, patient_dropout=0.0)
+
+
+def same_history(a, b):
+    key = lambda h: (h.epoch, h.train_loss, h.val_loss, h.val_mae, h.lr)  # noqa: E731
+    return [key(h) for h in a] == [key(h) for h in b]
+
+
+def same_weights(m1, m2):
+    s1, s2 = m1.state_dict(), m2.state_dict()
+    return s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return train_model(MC, TrainConfig(epochs=40, patience=40, **FAST), DATA)
+
+
+def test_tiny_run_overfits_a_tiny_set(fitted):
+    h = fitted.history
+    assert fitted.stop_reason == "max_epochs" and len(h) == 40
+    assert h[-1].train_loss < 0.3 * h[0].train_loss
+    assert min(x.val_loss for x in h) < 0.5 * h[0].val_loss
+    zero_mae = float(np.abs(DATA.val.y[:, 0]).mean())  # always predicting "no dose"
+    assert fitted.history[fitted.best_epoch - 1].val_mae < 0.5 * zero_mae
+    assert all(isinstance(x, EpochLog) for x in h)
+    assert [x.epoch for x in h] == list(range(1, 41))
+    assert all(b.elapsed_s >= a.elapsed_s for a, b in zip(h, h[1:]))
+    assert fitted.seconds >= h[-1].elapsed_s
+
+
+def test_result_holds_the_best_weights_on_cpu_in_eval_mode(fitted):
+    m = fitted.model
+    assert not m.training
+    assert all(p.device.type == "cpu" for p in m.parameters())
+    best = fitted.history[fitted.best_epoch - 1]
+    assert best.val_loss == min(x.val_loss for x in fitted.history)
+    assert fitted.best_val_loss == best.val_loss
+    loss, mae = _evaluate(m, DATA.val.tensors("cpu"))
+    assert loss == pytest.approx(best.val_loss, rel=1e-5)
+    assert mae == pytest.approx(best.val_mae, abs=1e-6)
+
+
+def test_predict_and_predict_raw(fitted):
+    m, part = fitted.model, DATA.val
+    dose = predict(m, part, batch=50)  # several chunks
+    amount, p = predict_raw(m, part, batch=50)
+    assert dose.shape == amount.shape == p.shape == (len(part), 1)
+    assert dose.dtype == np.float32
+    assert (dose >= 0).all() and (amount >= 0).all() and ((p >= 0) & (p <= 1)).all()
+    assert np.array_equal(dose, np.round(dose))  # whole units
+    assert np.array_equal(dose == 0, ~(p > 0.5) | (np.floor(amount + 0.5) == 0))
+    seq, now, patient, _ = part.tensors("cpu")
+    assert np.array_equal(dose, m.predict_dose(seq, now, patient).numpy())
+    assert (predict(m, part, threshold=1.0) == 0).all()
+    raw = predict(m, part, round_units=False)
+    assert np.allclose(raw, np.where(p > 0.5, amount, 0.0))
+    empty = ArrayPart(part.seq[:0], part.now[:0], part.patient[:0], part.y[:0])
+    assert predict(m, empty).shape == (0, 1)
+
+
+def frozen_cfg(patience: int) -> TrainConfig:
+    # lr so small that no weight changes in float32: val loss is the same every epoch
+    return TrainConfig(epochs=50, patience=patience, batch=128, lr=1e-30, patient_dropout=0.0)
+
+
+@pytest.mark.parametrize("patience", [2, 4])
+def test_early_stopping_respects_patience(patience):
+    r = train_model(MC, frozen_cfg(patience), DATA)
+    assert r.stop_reason == "early_stopping"
+    assert r.best_epoch == 1
+    assert len(r.history) == r.best_epoch + patience
+    assert "Early stopping" in r.message
+
+
+def test_early_stopping_when_the_model_starts_to_overfit():
+    """Labels are noise: the model memorises the train part and the val loss climbs."""
+    rng = np.random.default_rng(5)
+
+    def noise(n):
+        y = np.where(rng.random((n, 1)) < 0.5, rng.integers(1, 20, (n, 1)), 0).astype(np.float32)
+        return ArrayPart(rng.random((n, L, FS), dtype=np.float32),
+                         rng.random((n, FN), dtype=np.float32), rng.integers(0, NP + 1, n), y)
+
+    data = TrainData(noise(64), noise(64))
+    r = train_model(MC, TrainConfig(epochs=200, patience=3, batch=16, lr=1e-2,
+                                    patient_dropout=0.0), data)
+    assert r.stop_reason == "early_stopping"
+    assert len(r.history) == r.best_epoch + 3 < 200
+    best = r.history[r.best_epoch - 1].val_loss
+    assert all(h.val_loss >= best for h in r.history[r.best_epoch:])
+    assert r.best_val_loss == best
+
+
+def test_callback_can_stop_training():
+    seen = []
+
+    def cb(log):
+        seen.append(log.epoch)
+        return True if log.epoch == 3 else None
+
+    r = train_model(MC, TrainConfig(epochs=20, patience=20, **FAST), DATA, callback=cb)
+    assert r.stop_reason == "stopped_by_user"
+    assert seen == [1, 2, 3] and len(r.history) == 3
+    assert 1 <= r.best_epoch <= 3
+    assert not r.model.training
+
+
+def test_callback_returning_false_does_not_stop():
+    r = train_model(MC, TrainConfig(epochs=3, patience=10, **FAST), DATA, callback=lambda _: False)
+    assert r.stop_reason == "max_epochs" and len(r.history) == 3
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers():
+    cfg = TrainConfig(epochs=3, patience=10, batch=64, seed=7, patient_dropout=0.3)
+    mc = ModelConfig.from_dict(MC.to_dict() | {"dropout": 0.2})
+    a, b = train_model(mc, cfg, DATA), train_model(mc, cfg, DATA)
+    assert same_history(a.history, b.history)
+    assert same_weights(a.model, b.model)
+    c = train_model(mc, TrainConfig.from_dict(cfg.to_dict() | {"seed": 8}), DATA)
+    assert not same_history(a.history, c.history)
+    assert not same_weights(a.model, c.model)
+
+
+def test_training_leaves_the_callers_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    np.random.seed(9)
+    np_expected = np.random.random(2)
+    np.random.seed(9)
+    train_model(MC, TrainConfig(epochs=1, **FAST), DATA)
+    assert torch.equal(torch.rand(3), expected)
+    assert np.array_equal(np.random.random(2), np_expected)
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_threads_option_applies_during_training_only():
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        train_model(MC, TrainConfig(epochs=1, threads=1, **FAST), DATA,
+                    callback=lambda _: seen.append(torch.get_num_threads()))
+        assert seen == [1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_huge_learning_rate_diverges_without_raising():
+    r = train_model(MC, TrainConfig(epochs=20, patience=20, batch=64, lr=1e6), DATA)
+    assert r.stop_reason == "diverged"
+    assert "diverged" in r.message and "lower learning rate" in r.message
+    assert len(r.history) < 20
+    assert not r.model.training
+
+
+def test_nan_inputs_diverge_with_a_clear_message():
+    seq = DATA.train.seq.copy()
+    seq[5, 2, 1] = np.nan
+    bad = TrainData(ArrayPart(seq, DATA.train.now, DATA.train.patient, DATA.train.y), DATA.val)
+    r = train_model(MC, TrainConfig(epochs=5, **FAST), bad)
+    assert r.stop_reason == "diverged"
+    assert r.best_epoch == 0 and len(r.history) == 1
+    assert "NaN" in r.message and "untrained" in r.message
+    assert all(torch.isfinite(p).all() for p in r.model.parameters())
+
+
+def test_bad_shapes_and_patient_indices_are_rejected():
+    t = DATA.train
+    with pytest.raises(ValueError, match=r"train\.now"):
+        train_model(MC, TrainConfig(epochs=1), TrainData(
+            ArrayPart(t.seq, t.now[:, :1], t.patient, t.y), DATA.val))
+    with pytest.raises(ValueError, match=r"val\.seq"):
+        train_model(MC, TrainConfig(epochs=1), TrainData(
+            t, ArrayPart(DATA.val.seq[:, 1:], DATA.val.now, DATA.val.patient, DATA.val.y)))
+    with pytest.raises(ValueError, match="patient"):
+        train_model(MC, TrainConfig(epochs=1), TrainData(
+            ArrayPart(t.seq, t.now, t.patient + 5, t.y), DATA.val))
+    empty = ArrayPart(t.seq[:0], t.now[:0], t.patient[:0], t.y[:0])
+    with pytest.raises(ValueError, match="validation"):
+        train_model(MC, TrainConfig(epochs=1), TrainData(t, empty))
+
+
+def test_multi_target_and_pooled_model_train():
+    rng = np.random.default_rng(3)
+    mc = ModelConfig(n_seq_features=FS, n_now_features=0, n_patients=0, window=L,
+                     lstm_hidden=8, gru_hidden=4, dense=(8,), patient_embedding=0, n_targets=3)
+
+    def part(n):
+        y = np.where(rng.random((n, 3)) < 0.5, rng.integers(1, 10, (n, 3)), 0).astype(np.float32)
+        return ArrayPart(rng.random((n, L, FS), dtype=np.float32), np.zeros((n, 0), np.float32),
+                         np.zeros(n, np.int64), y)
+
+    data = TrainData(part(100), part(40))
+    r = train_model(mc, TrainConfig(epochs=2), data)
+    assert len(r.history) == 2 and np.isfinite(r.history[-1].val_loss)
+    assert predict(r.model, data.val).shape == (40, 3)
+
+
+@pytest.mark.parametrize("bad, words", [
+    (dict(epochs=0), "epochs"),
+    (dict(patience=0), "patience"),
+    (dict(batch=0), "batch"),
+    (dict(lr=0.0), "lr"),
+    (dict(lr=-1e-3), "lr"),
+    (dict(lr=float("nan")), "lr"),
+    (dict(weight_decay=-1.0), "weight_decay"),
+    (dict(clip=-1.0), "clip"),
+    (dict(seed=-1), "seed"),
+    (dict(patient_dropout=1.5), "patient_dropout"),
+    (dict(device="gpu"), "device"),
+    (dict(threads=-1), "threads"),
+    (dict(epochs=10.0), "epochs"),
+])
+def test_train_config_validation(bad, words):
+    with pytest.raises(ValueError, match=words):
+        TrainConfig(**bad)
+
+
+def test_train_config_json_round_trip():
+    cfg = TrainConfig(epochs=12, patience=3, batch=512, lr=1e-3, seed=4, device="cpu",
+                      patient_dropout=0.0)
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ValueError, match="unknown TrainConfig keys"):
+        TrainConfig.from_dict(cfg.to_dict() | {"epoch": 3})
