@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -75,6 +75,140 @@ def cmd_download_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dense(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 64,32, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected one or more sizes >= 1, got {text!r}")
+    return sizes
+
+
+def _patients(text: str) -> tuple[int, ...]:
+    if text == "all":
+        return ()
+    try:
+        return tuple(sorted({int(p) for p in text.split(",") if p.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'all' or patient numbers like 1,5,9, got {text!r}") from None
+
+
+def _load_cohort(data_dir: str | None):
+    from .dataset import load_cohort
+    from .source import resolve_source
+
+    return load_cohort(resolve_source(data_dir))
+
+
+def _print_metrics(metrics) -> None:
+    cols = ["name", "rows", "mae", "rmse", "r2", "within_1u", "mae_dose", "n"]
+    print(metrics[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .pipeline import ExperimentConfig, bundle_meta, run_experiment
+    from .registry import BundleError, check_name, save_bundle
+    from .train import TrainConfig
+    from .windows import WindowConfig
+
+    try:
+        check_name(args.name)
+        exp = ExperimentConfig(WindowConfig(args.window, args.target), args.split, args.patients, seed=args.seed)
+        train_cfg = TrainConfig(epochs=args.epochs, patience=args.patience, batch=args.batch, lr=args.lr,
+                                seed=args.seed, threads=args.threads)
+        sizes = {"lstm_hidden": args.lstm, "lstm_layers": args.lstm_layers, "gru_hidden": args.gru,
+                 "gru_layers": args.gru_layers, "dense": args.dense, "dropout": args.dropout,
+                 "patient_embedding": args.embedding}
+    except (ValueError, BundleError) as exc:
+        raise CliError(str(exc)) from None
+    cohort = _load_cohort(args.data_dir)
+    print(f"Data: {cohort.source.label}")
+
+    def show(log) -> None:
+        print(f"epoch {log.epoch:3d}  train {log.train_loss:.4f}  val {log.val_loss:.4f}  "
+              f"val MAE {log.val_mae:.3f} U  lr {log.lr:.1e}  {log.elapsed_s:6.1f}s", flush=True)
+
+    result = run_experiment(cohort.features, exp, sizes, train_cfg, show)
+    if result.training.message:
+        print(result.training.message)
+    print(f"Stopped: {result.training.stop_reason} (best epoch {result.training.best_epoch}); "
+          f"prepare {result.seconds['prepare']:.1f}s, train {result.seconds['train']:.1f}s, "
+          f"evaluate {result.seconds['evaluate']:.1f}s")
+    _print_metrics(result.evaluation.metrics)
+    meta = bundle_meta(result, exp, train_cfg, cohort.source.label, cohort.fingerprint)
+    try:
+        path = save_bundle(result.training.model, meta, args.name, Path(args.models_dir), overwrite=args.overwrite)
+    except BundleError as exc:
+        raise CliError(str(exc)) from None
+    print(f"Saved {path}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .registry import BundleError, load_bundle
+    from .serving import check_bundle_fits, metrics_of, predictions_table
+
+    try:
+        bundle = load_bundle(Path(args.models_dir) / args.model)
+    except BundleError as exc:
+        raise CliError(str(exc)) from None
+    cohort = _load_cohort(args.data_dir)
+    for note in check_bundle_fits(bundle, cohort):
+        print(f"note: {note}", file=sys.stderr)
+    table = predictions_table(bundle, cohort)
+    test = table[table["part"] == "test"]
+    metrics = metrics_of(table, "test")
+    if args.predictions:
+        cols = ["patient_id", "timestamp", "part", "actual", "predicted"] + list(metrics["name"][1:])
+        test[cols].rename(columns={"part": "split"}).to_csv(args.predictions, index=False)
+    if args.json:
+        print(json.dumps({"model": args.model, "data": cohort.source.label, "part": "test", "n": len(test),
+                          "metrics": metrics.to_dict("records")}, indent=2, default=float))
+    else:
+        print(f"Model {args.model} on {cohort.source.label}, test part ({len(test)} decision points):")
+        print(metrics.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def _add_train(sub) -> None:
+    from .registry import DEFAULT_MODELS_DIR
+    from .splits import SPLITS
+    from .windows import TARGETS
+
+    train = sub.add_parser("train", help="train a model and save it as a bundle")
+    train.add_argument("--data-dir")
+    train.add_argument("--patients", type=_patients, default=(), help="all, or numbers like 1,5,9")
+    train.add_argument("--window", type=_positive_int, default=10)
+    train.add_argument("--lstm", type=_positive_int, default=64)
+    train.add_argument("--lstm-layers", type=_positive_int, default=1)
+    train.add_argument("--gru", type=_positive_int, default=32)
+    train.add_argument("--gru-layers", type=_positive_int, default=1)
+    train.add_argument("--dense", type=_dense, default=(64, 32))
+    train.add_argument("--dropout", type=float, default=0.1)
+    train.add_argument("--embedding", type=int, default=8, help="patient embedding size (0 = pooled model)")
+    train.add_argument("--epochs", type=_positive_int, default=60)
+    train.add_argument("--patience", type=_positive_int, default=8)
+    train.add_argument("--batch", type=_positive_int, default=256)
+    train.add_argument("--lr", type=float, default=3e-3)
+    train.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    train.add_argument("--target", choices=TARGETS, default="decision-point")
+    train.add_argument("--split", choices=SPLITS, default="chrono")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--name", required=True)
+    train.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
+    train.add_argument("--overwrite", action="store_true")
+    train.set_defaults(run=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="metrics of a saved model and every baseline on the test part")
+    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--predictions", metavar="FILE.csv")
+    evaluate.set_defaults(run=cmd_evaluate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m insulin_core", description="insulin-dash core: data, models, what-if.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -90,13 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     download = sub.add_parser("download-data", help="download the real AIM94 set from UCI")
     download.add_argument("--dest", required=True)
     download.set_defaults(run=cmd_download_data)
-    for register in EXTRA_COMMANDS:
-        register(sub)
+    _add_train(sub)
     return parser
-
-
-# Later modules (training, evaluation, what-if) add their sub-commands here.
-EXTRA_COMMANDS: list[Callable] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """One call from a data source to model-ready features: events -> timeline -> features."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import pandas as pd
@@ -16,6 +17,10 @@ class Cohort:
     events: pd.DataFrame
     report: QualityReport
     features: pd.DataFrame  # one row per (patient, timestamp) with SEQ/NOW feature columns
+
+    @property
+    def fingerprint(self) -> str:
+        return data_fingerprint(self.events)
 
     @property
     def patients(self) -> list[int]:
@@ -41,3 +46,10 @@ def cohort_from_load(source: DataSource, loaded: LoadResult) -> Cohort:
 
 def load_cohort(source: DataSource) -> Cohort:
     return cohort_from_load(source, load_source(source))
+
+
+def data_fingerprint(events: pd.DataFrame) -> str:
+    """A short hash of the accepted events: tells whether a bundle was trained on this data."""
+    cols = events[["patient_id", "timestamp", "code", "value"]]
+    digest = hashlib.sha256(pd.util.hash_pandas_object(cols, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]

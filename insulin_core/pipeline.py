@@ -6,7 +6,6 @@ evaluate(): the model and every baseline on the test part, with and without impl
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -156,13 +155,6 @@ def run_experiment(features: pd.DataFrame, exp: ExperimentConfig, sizes: dict, t
     t3 = time.perf_counter()
     return ExperimentResult(prepared, training, evaluation,
                             {"prepare": t1 - t0, "train": t2 - t1, "evaluate": t3 - t2})
-
-
-def data_fingerprint(events: pd.DataFrame) -> str:
-    """A short hash of the accepted events: tells whether a bundle was trained on this data."""
-    cols = events[["patient_id", "timestamp", "code", "value"]]
-    digest = hashlib.sha256(pd.util.hash_pandas_object(cols, index=False).to_numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def bundle_meta(result: ExperimentResult, exp: ExperimentConfig, train_cfg: TrainConfig,
