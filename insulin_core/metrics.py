@@ -28,10 +28,10 @@ class Metric:
     fn: Callable[[np.ndarray, np.ndarray], float]  # (y_true, y_pred) of validated float arrays
     higher_is_better: bool
 
-    def __call__(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        if len(y_true) == 0:
-            return float("nan")
-        return float(self.fn(y_true, y_pred))
+    def __call__(self, y_true, y_pred) -> float:
+        """Validate (1-D, same length, finite), then compute; NaN on an empty selection."""
+        t, p = validate(y_true, y_pred)
+        return float(self.fn(t, p)) if len(t) else float("nan")
 
 
 def _r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -1,0 +1,186 @@
+"""Baselines on hand-built WindowSet-like objects (no dependency on windows.py)."""
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from insulin_core.baselines import BASELINES, fit_predict_all, make_baseline
+
+DAY_PARTS = ("morning", "afternoon", "evening", "night")
+ALL = list(BASELINES)
+
+
+def make_ws(n=1600, n_patients=6, L=3, seed=0, target="scale"):
+    """Synthetic windows. now = [glucose, dose_flag, noise]; seq = noise with a few NaNs.
+
+    target "scale": dose = flag * (glucose // 50 + offset[patient]), an exact integer sliding
+    scale with about half the moments dose-free; "linear": a noisy linear function of now.
+    """
+    rng = np.random.default_rng(seed)
+    pid = rng.integers(1, n_patients + 1, n)
+    glucose = rng.uniform(60, 400, n)
+    flag = (rng.random(n) < 0.5).astype(float)
+    noise = rng.normal(size=n)
+    if target == "scale":
+        offset = np.arange(n_patients + 2) % 4  # patient 1 -> 1, 2 -> 2, ...
+        y = flag * (glucose // 50 + offset[pid])
+    else:
+        y = np.clip(1 + 0.03 * glucose + 1.5 * noise + rng.normal(0, 0.3, n), 0, None)
+    seq = rng.normal(size=(n, L, 4)).astype(np.float32)
+    seq[rng.random(seq.shape) < 0.05] = np.nan
+    now = np.column_stack([glucose, flag, noise]).astype(np.float32)
+    context = pd.DataFrame({
+        "patient_id": pid,
+        "timestamp": pd.Timestamp("1990-01-01") + pd.to_timedelta(np.arange(n), unit="h"),
+        "day_part": rng.choice(DAY_PARTS, n),
+        "glucose_now": glucose,
+        "glucose_band": (glucose // 40).astype(int),
+        "prev_row_regular": np.roll(y, 1),
+        "last_regular_same_daypart": np.where(rng.random(n) < 0.1, np.nan, np.roll(y, 7)),
+    })
+    return SimpleNamespace(seq=seq, now=now, y=y.astype(np.float32)[:, None], context=context,
+                           seq_features=("a", "b", "c", "d"), now_features=("glucose", "flag", "noise"))
+
+
+@pytest.fixture(scope="module")
+def ws():
+    return make_ws(n=600, seed=1)
+
+
+@pytest.fixture(scope="module")
+def scale_ws():
+    return make_ws(n=2400, seed=2)
+
+
+def test_registry_order_and_metadata():
+    assert ALL == ["previous_row", "last_same_daypart", "sliding_scale", "ridge", "gbm", "two_stage_gbm"]
+    for name, cls in BASELINES.items():
+        assert cls.name == name and cls.description
+    with pytest.raises(ValueError, match="Unknown baseline"):
+        make_baseline("nope")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_shapes_nonnegative_finite_deterministic(name, ws):
+    train, test = np.arange(450), np.arange(450, 600)
+    a = make_baseline(name).fit(ws, train)
+    assert a.fit(ws, train) is a
+    p = a.predict(ws, test)
+    assert p.shape == (150,) and np.all(np.isfinite(p)) and np.all(p >= 0)
+    q = make_baseline(name).fit(ws, train).predict(ws, test)
+    np.testing.assert_array_equal(p, q)
+    assert make_baseline(name).fit(ws, train).predict(ws, np.array([], dtype=int)).shape == (0,)
+    mask = np.zeros(len(ws.y), dtype=bool)
+    mask[test] = True
+    np.testing.assert_array_equal(a.predict(ws, mask), p)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_unseen_patient_at_predict_time(name, ws):
+    pid = ws.context["patient_id"].to_numpy()
+    train, test = np.flatnonzero(pid != 6), np.flatnonzero(pid == 6)
+    p = make_baseline(name).fit(ws, train).predict(ws, test)
+    assert p.shape == (len(test),) and np.all(np.isfinite(p)) and np.all(p >= 0)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_predict_before_fit_and_empty_fit(name, ws):
+    with pytest.raises(RuntimeError, match="fit"):
+        make_baseline(name).predict(ws, np.arange(3))
+    with pytest.raises(ValueError, match="empty"):
+        make_baseline(name).fit(ws, np.array([], dtype=int))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_degenerate_training_parts(name):
+    """All-zero and all-dose training parts must still give finite non-negative predictions."""
+    for fill in (0.0, 4.0):
+        ws = make_ws(n=80, seed=3)
+        ws.y[:] = fill
+        p = make_baseline(name).fit(ws, np.arange(60)).predict(ws, np.arange(60, 80))
+        assert np.all(np.isfinite(p)) and np.all(p >= 0)
+
+
+def _hand_ws(context, y):
+    n = len(context)
+    return SimpleNamespace(seq=np.zeros((n, 2, 1), np.float32), now=np.zeros((n, 1), np.float32),
+                           y=np.asarray(y, np.float32)[:, None], context=context,
+                           seq_features=("x",), now_features=("x",))
+
+
+def test_context_baselines_return_the_context_columns():
+    ctx = pd.DataFrame({"patient_id": [1, 1, 2, 2], "day_part": ["morning"] * 4, "glucose_band": [3] * 4,
+                        "prev_row_regular": [3.5, 0.0, np.nan, 12.0],
+                        "last_regular_same_daypart": [np.nan, 7.0, 2.5, 0.0]})
+    ws = _hand_ws(ctx, [1, 2, 3, 4])
+    idx = np.array([3, 0, 2, 1])
+    np.testing.assert_array_equal(make_baseline("previous_row").fit(ws, idx).predict(ws, idx), [12.0, 3.5, 0.0, 0.0])
+    np.testing.assert_array_equal(make_baseline("last_same_daypart").fit(ws, idx).predict(ws, idx), [0.0, 0.0, 2.5, 7.0])
+
+
+def test_sliding_scale_group_median_and_fallbacks():
+    train = [  # (patient, day part, band, dose)
+        (1, "morning", 3, 3), (1, "morning", 3, 4), (1, "morning", 3, 10),
+        (1, "morning", 4, 0), (1, "morning", 4, 0),
+        (1, "evening", 2, 6),
+        (2, "morning", 3, 5), (2, "morning", 3, 5), (2, "morning", 3, 5),
+        (2, "night", 1, 7), (2, "night", 1, 9),
+    ]
+    test = [  # (patient, day part, band) -> expected
+        ((1, "morning", 3), 4.0),    # own group: median(3, 4, 10)
+        ((1, "morning", 4), 0.0),    # own group: zeros count
+        ((1, "morning", 7), 3.0),    # no band -> patient x day part: median(3, 4, 10, 0, 0)
+        ((1, "evening", 2), 6.0),
+        ((1, "night", 3), 8.0),      # patient 1 never at night -> day part: median(7, 9)
+        ((3, "morning", 3), 4.5),    # unseen patient -> day part: median(3, 4, 10, 0, 0, 5, 5, 5)
+        ((3, "afternoon", 1), 5.0),  # unseen day part -> global median of all 11 doses
+    ]
+    rows = [r[:3] for r in train] + [t for t, _ in test]
+    ctx = pd.DataFrame(rows, columns=["patient_id", "day_part", "glucose_band"])
+    y = [r[3] for r in train] + [99.0] * len(test)  # test doses must not leak
+    ws = _hand_ws(ctx, y)
+    test_idx = np.arange(len(train), len(rows))[::-1]  # reversed: order must follow idx
+    p = make_baseline("sliding_scale").fit(ws, np.arange(len(train))).predict(ws, test_idx)
+    np.testing.assert_array_equal(p, [e for _, e in test][::-1])
+
+
+def _mae(ws, idx, pred):
+    return float(np.mean(np.abs(ws.y[idx, 0] - pred)))
+
+
+def test_gbms_learn_an_exact_sliding_scale(scale_ws):
+    train, test = np.arange(1800), np.arange(1800, 2400)
+    preds = fit_predict_all(scale_ws, train, test, names=["previous_row", "gbm", "two_stage_gbm"])
+    maes = {k: _mae(scale_ws, test, v) for k, v in preds.items()}
+    assert maes["gbm"] < 0.5, maes
+    assert maes["two_stage_gbm"] < 0.5, maes
+    assert maes["previous_row"] > 4 * max(maes["gbm"], maes["two_stage_gbm"]), maes
+    assert maes["previous_row"] > 2.0, maes
+
+
+def test_ridge_beats_global_median_on_linear_target():
+    ws = make_ws(n=800, seed=4, target="linear")
+    train, test = np.arange(600), np.arange(600, 800)
+    ridge = _mae(ws, test, make_baseline("ridge").fit(ws, train).predict(ws, test))
+    median = _mae(ws, test, np.full(len(test), np.median(ws.y[train, 0])))
+    assert ridge < 0.5 * median, (ridge, median)
+
+
+def test_fit_predict_all(ws):
+    train, test = np.arange(400), np.arange(400, 600)
+    out = fit_predict_all(ws, train, test)
+    assert list(out) == ALL
+    assert all(v.shape == (200,) for v in out.values())
+    assert list(fit_predict_all(ws, train, test, names=["ridge", "previous_row"])) == ["ridge", "previous_row"]
+    with pytest.raises(ValueError, match="Unknown baseline"):
+        fit_predict_all(ws, train, test, names=["gbm", "lstm"])
+
+
+def test_two_stage_dose_probability(scale_ws):
+    train, test = np.arange(1800), np.arange(1800, 2400)
+    model = make_baseline("two_stage_gbm").fit(scale_ws, train)
+    p = model.dose_probability(scale_ws, test)
+    assert p.shape == (600,) and np.all((p >= 0) & (p <= 1))
+    flag = scale_ws.now[test, 1] > 0
+    assert np.mean((p > 0.5) == flag) > 0.95
