@@ -1,0 +1,942 @@
+"""What-if scenarios on a saved model: counterfactual doses, dose-response sweeps, conformal
+intervals, occlusion explanations and safety flags.
+
+A `Scenario` edits a patient's EVENTS (the table `aim94.py` produces) at one decision moment and in
+the window before it; the features are then rebuilt by the one code path training used
+(`build_timeline` + `add_features` on a bounded tail of that patient's history, `make_windows` with
+`rows=[decision row]`) and the bundle predicts. `tests/test_whatif.py` proves that the bounded tail
+gives the decision row exactly the features of the full history, that an unedited scenario gives
+exactly the pipeline's prediction, and that the fast paths below equal a full rebuild:
+
+- sweeps (glucose now over the meter range, meal size now) and edits of the moment alone
+  (glucose / meal / exercise / hypoglycemia now) change only the moment's own NOW_FEATURES columns
+  (`_set_moment`), so they reuse one rebuilt history and run as one batched forward pass;
+- edits inside the window or of the time of day always rebuild.
+
+Intervals are split-conformal (Vovk et al. 2005; Lei et al. 2018), Mondrian by "the model gives a
+dose" vs "no dose", calibrated on the bundle's validation part. Explanations are occlusion
+(Zeiler & Fergus 2014) against this patient's average moment, on the expected dose P(dose) x amount.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import time as dtime
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .codes import (CODE_TABLE, DAY_PARTS, EXERCISE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS,
+                    MAX_PLAUSIBLE_DOSE, MEAL_CODES)
+from .features import GLUCOSE_SLOTS, NOW_FEATURES, SEQ_FEATURES, SHARE_WINDOW, add_features, build_timeline, day_part_of
+from .pipeline import ExperimentConfig, Prepared, prepare, to_part
+from .registry import ModelBundle
+from .scaling import MinMaxScaler
+from .train import ArrayPart, predict_raw
+from .windows import WindowSet, make_windows
+
+NEXT = "next"
+NEXT_GAP = pd.Timedelta(hours=1)  # "next" = one hour after the patient's last event, unless time_of_day says when
+LEVEL_NAMES = tuple(LEVELS)  # none, less, typical, more
+HYPO_CODE, SPECIAL_CODE, UNSPECIFIED_GLUCOSE_CODE = 65, 72, 57
+# A moment with nothing on record would have no timeline row; an "unspecified special event" marks
+# it. No feature reads `special`, so the marker changes nothing the model sees.
+DOSE_THRESHOLD = 0.5
+SWEEP_POINTS = 100
+SIMILAR_GLUCOSE_MGDL = 20.0
+# Safety-flag thresholds.
+SCALED_RANGE = (-0.05, 1.05)
+MONOTONE_RANGE = (70.0, 400.0)  # physiological range over which more glucose must not mean less insulin
+MONOTONE_POINTS = 34  # 10 mg/dL steps over MONOTONE_RANGE
+MONOTONE_TOLERANCE_U = 1.0
+ABOVE_MAX_U = 3.0
+ABOVE_MEDIAN_FACTOR = 2.0
+CONFORMAL_ALPHA = 0.1
+MIN_GROUP = 20  # a Mondrian group smaller than this uses the pooled quantile
+
+_NOW = {name: i for i, name in enumerate(NOW_FEATURES)}
+_SEQ = {name: i for i, name in enumerate(SEQ_FEATURES)}
+_SLOT_CODE = {}
+for _code, _c in sorted(CODE_TABLE.items(), reverse=True):
+    if _c.kind == "glucose":
+        _SLOT_CODE[_c.detail] = _code  # lowest code per slot (57 for "unspecified")
+
+
+# --------------------------------------------------------------------------------------------
+# Scenario
+# --------------------------------------------------------------------------------------------
+
+def check_glucose(value, what: str = "glucose") -> float:
+    try:
+        g = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number in mg/dL, got {value!r}") from None
+    if not math.isfinite(g):
+        raise ValueError(f"{what} must be a finite number in mg/dL, got {value!r}")
+    if not GLUCOSE_METER_MIN <= g <= GLUCOSE_METER_MAX:
+        raise ValueError(f"{what} {g:g} mg/dL is outside the meter range "
+                         f"{GLUCOSE_METER_MIN:g}-{GLUCOSE_METER_MAX:g}")
+    return g
+
+
+def check_level(value, what: str) -> str:
+    if value not in LEVELS:
+        raise ValueError(f"{what} must be one of {', '.join(LEVEL_NAMES)}, got {value!r}")
+    return value
+
+
+def _stamp(value, what: str) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: {value!r} is not a date and time (e.g. 1991-03-05 12:30)") from None
+    if pd.isna(stamp):
+        raise ValueError(f"{what}: {value!r} is not a date and time")
+    return stamp.tz_localize(None) if stamp.tzinfo else stamp
+
+
+def parse_time_of_day(text: str) -> dtime:
+    try:
+        hh, mm = str(text).strip().split(":")
+        t = dtime(int(hh), int(mm))
+    except (ValueError, TypeError):
+        raise ValueError(f"time_of_day must be HH:MM between 00:00 and 23:59, got {text!r}") from None
+    return t
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A patient, a decision moment and edits; None / empty = as recorded."""
+
+    patient_id: int
+    at: object = NEXT  # a timestamp of a decision point in their history, or "next"
+    glucose_now: float | None = None  # mg/dL
+    glucose_readings: Mapping = field(default_factory=dict)  # {timestamp in the window: mg/dL}
+    meal_now: str | None = None  # none | less | typical | more
+    exercise_now: str | None = None
+    exercise_earlier: Mapping = field(default_factory=dict)  # {timestamp in the window: level}
+    hypo_now: bool | None = None
+    time_of_day: str | None = None  # "HH:MM": moves the decision moment within its day
+
+    def __post_init__(self):
+        if isinstance(self.patient_id, bool) or not isinstance(self.patient_id, (int, np.integer)):
+            raise ValueError(f"patient_id must be a whole number, got {self.patient_id!r}")
+        object.__setattr__(self, "patient_id", int(self.patient_id))
+        if not (isinstance(self.at, str) and self.at == NEXT):
+            object.__setattr__(self, "at", _stamp(self.at, "at"))
+        if self.glucose_now is not None:
+            object.__setattr__(self, "glucose_now", check_glucose(self.glucose_now, "glucose"))
+        readings = {_stamp(t, "glucose reading time"): check_glucose(v, "glucose")
+                    for t, v in dict(self.glucose_readings or {}).items()}
+        object.__setattr__(self, "glucose_readings", readings)
+        for name in ("meal_now", "exercise_now"):
+            if getattr(self, name) is not None:
+                check_level(getattr(self, name), name.replace("_now", " now"))
+        earlier = {_stamp(t, "exercise time"): check_level(v, "exercise") for t, v in dict(self.exercise_earlier or {}).items()}
+        object.__setattr__(self, "exercise_earlier", earlier)
+        if self.hypo_now is not None and not isinstance(self.hypo_now, (bool, np.bool_)):
+            raise ValueError(f"hypo_now must be True, False or None, got {self.hypo_now!r}")
+        if self.time_of_day is not None:
+            parse_time_of_day(self.time_of_day)
+
+    @property
+    def moment_edits(self) -> dict:
+        return {"glucose_now": self.glucose_now, "meal_now": self.meal_now,
+                "exercise_now": self.exercise_now, "hypo_now": self.hypo_now}
+
+    @property
+    def edited(self) -> bool:
+        return any(v is not None for v in self.moment_edits.values()) or bool(
+            self.glucose_readings or self.exercise_earlier or self.time_of_day)
+
+    def unedited(self) -> "Scenario":
+        return Scenario(self.patient_id, self.at)
+
+    def history_only(self) -> "Scenario":
+        """The same scenario without the edits of the moment itself (what a rebuild must redo)."""
+        return Scenario(self.patient_id, self.at, glucose_readings=self.glucose_readings,
+                        exercise_earlier=self.exercise_earlier, time_of_day=self.time_of_day)
+
+    def key(self) -> tuple:
+        return (self.patient_id, str(self.at), tuple(sorted(self.glucose_readings.items())),
+                tuple(sorted(self.exercise_earlier.items())), self.time_of_day)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["at"] = str(self.at)
+        d["glucose_readings"] = {str(k): v for k, v in self.glucose_readings.items()}
+        d["exercise_earlier"] = {str(k): v for k, v in self.exercise_earlier.items()}
+        return d
+
+
+# --------------------------------------------------------------------------------------------
+# Events -> edited events -> features -> one window
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Built:
+    """A scenario applied: edited events, rebuilt features, the decision row's window (unscaled)."""
+
+    scenario: Scenario
+    moment: pd.Timestamp
+    day_part: str
+    events: pd.DataFrame  # the edited tail of the patient's events fed to build_timeline
+    features: pd.DataFrame
+    row: int  # the decision row in `features` (its last row)
+    ws: WindowSet  # one window
+    new_glucose_code: int  # the code a glucose reading now would get (the patient's habit)
+
+
+def _event(pid: int, stamp: pd.Timestamp, code: int, value: float = 0.0, paper: bool = False) -> dict:
+    c = CODE_TABLE[code]
+    implausible = c.kind in MAX_PLAUSIBLE_DOSE and value > MAX_PLAUSIBLE_DOSE[c.kind]
+    return {"patient_id": pid, "timestamp": stamp, "code": code, "value": float(value), "kind": c.kind,
+            "detail": c.detail, "paper_time": paper, "censored": "", "implausible": implausible,
+            "file": "what-if", "line": 0}
+
+
+def _is_decision(kind: pd.Series) -> bool:
+    return bool(kind.isin(["glucose", "meal", "exercise", "hypo"]).any())
+
+
+def _habit_glucose_code(history: pd.DataFrame, part: str) -> int:
+    """The glucose code this patient usually records in this day part (else 'unspecified')."""
+    g = history[history["kind"] == "glucose"]
+    if g.empty:
+        return UNSPECIFIED_GLUCOSE_CODE
+    parts = np.asarray(DAY_PARTS)[day_part_of(g["timestamp"].dt.hour + g["timestamp"].dt.minute / 60.0)]
+    mine = g.loc[parts == part, "code"]
+    return int(mine.mode().min()) if len(mine) else UNSPECIFIED_GLUCOSE_CODE
+
+
+def _replace_glucose(events: pd.DataFrame, pid: int, stamp: pd.Timestamp, value: float, code: int) -> pd.DataFrame:
+    """One glucose reading at `stamp` with `value`; keeps the slot (code) already recorded there."""
+    here = (events["timestamp"] == stamp) & (events["kind"] == "glucose")
+    if here.any():
+        # build_timeline takes the max slot name of a moment; keep that one so the slot is unchanged
+        old = events[here]
+        code = int(old["code"].to_numpy()[np.argmax(old["detail"].to_numpy() == old["detail"].max())])
+    paper = bool(events.loc[events["timestamp"] == stamp, "paper_time"].any())
+    return pd.concat([events[~here], pd.DataFrame([_event(pid, stamp, code, value, paper)])], ignore_index=True)
+
+
+def _replace_level(events: pd.DataFrame, pid: int, stamp: pd.Timestamp, kind: str, level: str) -> pd.DataFrame:
+    here = (events["timestamp"] == stamp) & (events["kind"] == kind)
+    out = events[~here]
+    if level != "none":
+        code = (MEAL_CODES if kind == "meal" else EXERCISE_CODES)[level]
+        paper = bool(events.loc[events["timestamp"] == stamp, "paper_time"].any())
+        out = pd.concat([out, pd.DataFrame([_event(pid, stamp, code, 0.0, paper)])], ignore_index=True)
+    return out
+
+
+def _moment_of(scenario: Scenario, patient_events: pd.DataFrame) -> tuple[pd.Timestamp, pd.DataFrame, pd.DataFrame]:
+    """(decision moment, its recorded events moved there, the history strictly before it)."""
+    pe = patient_events
+    stamps = pe["timestamp"]
+    if scenario.at == NEXT:
+        last = stamps.max()
+        moment = last + NEXT_GAP
+        if scenario.time_of_day:
+            t = parse_time_of_day(scenario.time_of_day)
+            moment = last.normalize() + pd.Timedelta(hours=t.hour, minutes=t.minute)
+            if moment <= last:
+                moment += pd.Timedelta(days=1)
+        return moment, pe.iloc[:0], pe
+    at = scenario.at
+    here = pe[stamps == at]
+    if here.empty or not _is_decision(here["kind"]):
+        dec = pe.loc[pe["kind"].isin(["glucose", "meal", "exercise", "hypo"]), "timestamp"]
+        near = dec.iloc[int(np.argmin(np.abs((dec - at).dt.total_seconds().to_numpy())))] if len(dec) else None
+        raise ValueError(f"{at:%Y-%m-%d %H:%M} is not a decision point of patient {scenario.patient_id} "
+                         f"(no glucose, meal, exercise or hypoglycemia recorded then)"
+                         + (f"; the nearest is {near:%Y-%m-%d %H:%M}" if near is not None else ""))
+    moment = at
+    if scenario.time_of_day:
+        t = parse_time_of_day(scenario.time_of_day)
+        moment = at.normalize() + pd.Timedelta(hours=t.hour, minutes=t.minute)
+    # Only what happened before the recorded moment is history, and only what precedes the moved
+    # moment: events between the two would otherwise jump across the decision.
+    history = pe[stamps < min(at, moment)]
+    return moment, here.assign(timestamp=moment), history
+
+
+def _tail_start(history: pd.DataFrame, part: str, length: int) -> pd.Timestamp | None:
+    """Earliest timestamp the decision row's features can depend on (None = keep everything).
+
+    The window needs `length` rows plus one (its first row's gap to the one before); the history
+    features need the last glucose, the last Regular / NPH / UltraLente dose, the last 7 Regular
+    doses in this day part (rolling median) and the last SHARE_WINDOW decision moments of this day
+    part before the window (window edits can only add decision moments inside the window).
+    """
+    if history.empty:
+        return None
+    kind = history["kind"].to_numpy()
+    rows = pd.DataFrame({"t": history["timestamp"].to_numpy(), "glucose": kind == "glucose",
+                         "regular": kind == "regular", "nph": kind == "nph", "ultralente": kind == "ultralente",
+                         "decision": np.isin(kind, ["glucose", "meal", "exercise", "hypo"])})
+    rows = rows.groupby("t", sort=True).max()
+    stamps = rows.index
+    n = len(stamps)
+    if n <= length + 1:
+        return None
+    hours = stamps.hour + stamps.minute / 60.0
+    same_dp = np.asarray(DAY_PARTS)[day_part_of(hours)] == part
+    window_start = n - length
+    needs = [window_start - 1]
+
+    def nth_last(mask: np.ndarray, k: int, before: int = n) -> int:
+        pos = np.flatnonzero(mask[:before])
+        return -1 if len(pos) < k else int(pos[-k])
+
+    needs.append(nth_last(rows["glucose"].to_numpy(), 1, window_start))
+    needs.append(nth_last(rows["regular"].to_numpy(), 1))
+    needs.append(nth_last(rows["nph"].to_numpy(), 1))
+    needs.append(nth_last(rows["ultralente"].to_numpy(), 1))
+    needs.append(nth_last(rows["regular"].to_numpy() & same_dp, 7))
+    needs.append(nth_last(rows["decision"].to_numpy() & same_dp, SHARE_WINDOW, window_start))
+    start = min(needs)
+    return None if start <= 0 else stamps[start]
+
+
+def scenario_events(scenario: Scenario, patient_events: pd.DataFrame, length: int,
+                    bounded: bool = True) -> tuple[pd.DataFrame, pd.Timestamp, int]:
+    """The patient's events edited by the scenario, cut at the decision moment (and, when
+    `bounded`, to the tail that decides the decision row's features); also the moment and the
+    glucose code a new reading now gets."""
+    pid = scenario.patient_id
+    moment, here, history = _moment_of(scenario, patient_events)
+    part = DAY_PARTS[int(day_part_of(np.array([moment.hour + moment.minute / 60.0]))[0])]
+    # The Regular given at the moment is the answer, never an input.
+    here = here[here["kind"] != "regular"]
+    window_stamps = history["timestamp"].drop_duplicates().sort_values().iloc[-length:]
+    for stamp in [*scenario.glucose_readings, *scenario.exercise_earlier]:
+        if len(window_stamps) == 0 or not window_stamps.iloc[0] <= stamp < moment:
+            first = f"{window_stamps.iloc[0]:%Y-%m-%d %H:%M}" if len(window_stamps) else "?"
+            raise ValueError(f"{stamp:%Y-%m-%d %H:%M} is outside the window before the decision moment "
+                             f"({first} up to {moment:%Y-%m-%d %H:%M}); edit readings inside it")
+    code = _habit_glucose_code(history, part)
+    for stamp, value in scenario.glucose_readings.items():
+        history = _replace_glucose(history, pid, stamp, value, code=_habit_glucose_code(
+            history, DAY_PARTS[int(day_part_of(np.array([stamp.hour + stamp.minute / 60.0]))[0])]))
+    for stamp, level in scenario.exercise_earlier.items():
+        history = _replace_level(history, pid, stamp, "exercise", level)
+    if scenario.glucose_now is not None:
+        here = _replace_glucose(here, pid, moment, scenario.glucose_now, code)
+    if scenario.meal_now is not None:
+        here = _replace_level(here, pid, moment, "meal", scenario.meal_now)
+    if scenario.exercise_now is not None:
+        here = _replace_level(here, pid, moment, "exercise", scenario.exercise_now)
+    if scenario.hypo_now is not None:
+        here = here[here["kind"] != "hypo"]
+        if scenario.hypo_now:
+            here = pd.concat([here, pd.DataFrame([_event(pid, moment, HYPO_CODE)])], ignore_index=True)
+    if here.empty:
+        here = pd.DataFrame([_event(pid, moment, SPECIAL_CODE)])
+    if bounded:
+        start = _tail_start(history, part, length)
+        if start is not None:
+            history = history[history["timestamp"] >= start]
+    events = pd.concat([history, here], ignore_index=True)
+    events = events.sort_values(["timestamp", "code"], kind="stable").reset_index(drop=True)
+    return events, moment, code
+
+
+def build(scenario: Scenario, patient_events: pd.DataFrame, bundle: ModelBundle, bounded: bool = True) -> Built:
+    """Apply a scenario: edited events -> build_timeline -> add_features -> the decision window."""
+    from .serving import bundle_experiment
+
+    cfg = bundle_experiment(bundle).window
+    events, moment, code = scenario_events(scenario, patient_events, cfg.length, bounded)
+    features = add_features(build_timeline(events))
+    row = len(features) - 1
+    if row < cfg.length:
+        raise ValueError(f"Patient {scenario.patient_id} has {row} rows of history before "
+                         f"{moment:%Y-%m-%d %H:%M}; the model needs {cfg.length}.")
+    ws = make_windows(features, cfg, rows=np.array([row]))
+    return Built(scenario, moment, str(features["day_part"].iloc[row]), events, features, row, ws, code)
+
+
+def _set_moment(now: np.ndarray, glucose=None, meal=None, exercise=None, hypo=None,
+                new_glucose_slot: str | None = None) -> np.ndarray:
+    """Rows of unscaled now-vectors with the moment's own columns set as add_features computes
+    them from the moment's events (glucose, has_glucose, glucose slot, hypo, meal, exercise).
+    Each argument is None (unchanged) or an array/scalar broadcast over the rows."""
+    now = np.array(now, dtype=np.float32, copy=True)
+    if glucose is not None:
+        had = now[:, _NOW["has_glucose"]] > 0
+        now[:, _NOW["glucose"]] = glucose
+        if new_glucose_slot is not None:
+            for s in GLUCOSE_SLOTS:  # a moment without a reading gets the patient's usual slot
+                now[~had, _NOW[f"slot_{s}"]] = float(s == new_glucose_slot)
+        now[:, _NOW["has_glucose"]] = 1.0
+    if meal is not None:
+        now[:, _NOW["meal"]] = np.vectorize(LEVELS.get)(meal) if not np.isscalar(meal) else LEVELS[meal]
+    if exercise is not None:
+        now[:, _NOW["exercise"]] = LEVELS[exercise]
+    if hypo is not None:
+        now[:, _NOW["hypo"]] = float(bool(hypo))
+    return now
+
+
+# --------------------------------------------------------------------------------------------
+# Conformal intervals
+# --------------------------------------------------------------------------------------------
+
+def _continuous_dose(amount: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return np.where(p > DOSE_THRESHOLD, amount, 0.0)
+
+
+def point_dose(amount: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The dose train.predict gives: amount where P(dose) > 0.5, else 0, rounded half-up."""
+    return np.maximum(np.floor(_continuous_dose(amount, p) + 0.5), 0.0)
+
+
+def _group(dose_cont: np.ndarray) -> np.ndarray:
+    return np.where(dose_cont > 0, "dose", "no_dose")
+
+
+def _quantile(scores: np.ndarray, alpha: float) -> float:
+    """Split-conformal quantile: the ceil((n+1)(1-alpha))-th smallest score (inf when n too small)."""
+    n = len(scores)
+    k = math.ceil((n + 1) * (1 - alpha))
+    return float("inf") if k > n or n == 0 else float(np.sort(scores)[k - 1])
+
+
+def conformal_from_scores(dose_cont: np.ndarray, y: np.ndarray, alpha: float = CONFORMAL_ALPHA) -> dict:
+    """Calibrate on (continuous predicted dose, actual dose): |actual - predicted| per Mondrian group."""
+    dose_cont, y = np.asarray(dose_cont, float), np.asarray(y, float)
+    scores, groups = np.abs(y - dose_cont), _group(dose_cont)
+    pooled = _quantile(scores, alpha)
+    table = {"alpha": alpha, "method": "split conformal, Mondrian by predicted dose vs no dose, "
+             "score |actual - predicted dose (unrounded)|", "n": int(len(y)), "pooled": pooled, "groups": {}}
+    for g in ("no_dose", "dose"):
+        s = scores[groups == g]
+        q = _quantile(s, alpha) if len(s) >= MIN_GROUP else pooled
+        table["groups"][g] = {"q": q, "n": int(len(s)), "pooled_fallback": len(s) < MIN_GROUP}
+    return table
+
+
+def conformal_interval(amount: np.ndarray, p: np.ndarray, table: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dose, low, high) in whole units; [low, high] holds the same whole doses as the continuous
+    conformal interval, and always the point dose."""
+    cont = _continuous_dose(np.asarray(amount, float), np.asarray(p, float))
+    q = np.array([table["groups"][g]["q"] for g in _group(cont)], dtype=float)
+    q = np.where(np.isfinite(q), q, MAX_PLAUSIBLE_DOSE["regular"])
+    dose = point_dose(amount, p)
+    low = np.maximum(np.ceil(cont - q - 1e-9), 0.0)
+    high = np.floor(cont + q + 1e-9)
+    return dose, np.minimum(low, dose), np.maximum(high, dose)
+
+
+def coverage_of(y: np.ndarray, low: np.ndarray, high: np.ndarray) -> dict:
+    y = np.asarray(y, float)
+    inside = (y >= low) & (y <= high)
+    dosed = y > 0
+    return {"coverage": float(inside.mean()) if len(y) else float("nan"),
+            "coverage_dose_rows": float(inside[dosed].mean()) if dosed.any() else float("nan"),
+            "coverage_no_dose_rows": float(inside[~dosed].mean()) if (~dosed).any() else float("nan"),
+            "mean_width_u": float(np.mean(high - low)) if len(y) else float("nan"), "n": int(len(y))}
+
+
+def _raw(model, part: ArrayPart) -> tuple[np.ndarray, np.ndarray]:
+    amount, p = predict_raw(model, part)
+    return amount[:, 0].astype(float), p[:, 0].astype(float)
+
+
+def calibrate_conformal(model, prepared: Prepared, alpha: float = CONFORMAL_ALPHA) -> dict:
+    """Conformal table from the validation part of a prepared experiment (store it as meta['conformal'])."""
+    amount, p = _raw(model, prepared.part(prepared.val_idx))
+    table = conformal_from_scores(_continuous_dose(amount, p), prepared.ws.y[prepared.val_idx, 0], alpha)
+    table["part"] = "val"
+    return table
+
+
+def interval_coverage(model, prepared: Prepared, table: dict, part: str = "test") -> dict:
+    """Share of a part's actual doses inside their intervals (target: 1 - alpha)."""
+    idx = getattr(prepared.split, part)
+    amount, p = _raw(model, prepared.part(idx))
+    _, low, high = conformal_interval(amount, p, table)
+    return {"part": part, "alpha": table["alpha"], **coverage_of(prepared.ws.y[idx, 0], low, high)}
+
+
+def bundle_prepared(bundle: ModelBundle, features: pd.DataFrame) -> Prepared:
+    """The bundle's experiment re-prepared on these features, scaled with the bundle's own scalers."""
+    from .serving import bundle_experiment
+
+    exp = bundle_experiment(bundle)
+    prepared = prepare(features, ExperimentConfig(exp.window, exp.split, exp.patients, exp.exclude_implausible, exp.seed))
+    prepared.seq_scaler, prepared.now_scaler = bundle.seq_scaler, bundle.now_scaler
+    prepared.patient_index = bundle.patient_index
+    return prepared
+
+
+def conformal_for(bundle: ModelBundle, features: pd.DataFrame | None) -> dict:
+    """meta['conformal'] when the bundle has it, else calibrated now on its validation part."""
+    if "conformal" in bundle.meta:
+        return bundle.meta["conformal"]
+    if features is None:
+        raise ValueError("The bundle has no conformal table and no data was given to calibrate one.")
+    table = calibrate_conformal(bundle.model, bundle_prepared(bundle, features))
+    table["computed_on_the_fly"] = True
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+# Predictions, sweeps, flags
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class SafetyFlag:
+    kind: str  # out_of_range | non_monotone | above_history
+    message: str
+
+
+@dataclass
+class Prediction:
+    patient_id: int
+    moment: pd.Timestamp
+    day_part: str
+    dose: float  # units, what train.predict gives
+    low: float
+    high: float
+    p_dose: float
+    amount: float  # the amount head, units (the dose if one is given)
+    unedited_dose: float | None
+    flags: list[SafetyFlag]
+    inputs: dict  # the moment as the model sees it, in domain units
+    scenario: Scenario
+
+    @property
+    def change(self) -> float | None:
+        return None if self.unedited_dose is None else self.dose - self.unedited_dose
+
+    def to_dict(self) -> dict:
+        return {"patient_id": self.patient_id, "moment": str(self.moment), "day_part": self.day_part,
+                "dose": self.dose, "low": self.low, "high": self.high, "p_dose": self.p_dose,
+                "amount": self.amount, "unedited_dose": self.unedited_dose, "change": self.change,
+                "flags": [asdict(f) for f in self.flags], "inputs": self.inputs,
+                "scenario": self.scenario.to_dict()}
+
+
+@dataclass
+class Sweep:
+    variable: str  # glucose | meal
+    values: list  # mg/dL or meal levels
+    dose: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    p_dose: np.ndarray
+    real_doses: pd.DataFrame  # the patient's recorded doses at this day part (chart dots)
+    band_median: np.ndarray  # median recorded dose within +-20 mg/dL (glucose) / at that meal size
+    current: object  # the scenario's own value of the variable
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame({self.variable: self.values, "dose": self.dose, "low": self.low, "high": self.high,
+                             "p_dose": self.p_dose, "recorded_median": self.band_median})
+
+
+def non_monotone_drop(glucose: np.ndarray, dose: np.ndarray) -> tuple[float, float, float]:
+    """Largest fall of the dose as glucose rises: (drop in U, glucose where it was highest, where it fell)."""
+    order = np.argsort(glucose)
+    g, d = np.asarray(glucose)[order], np.asarray(dose, float)[order]
+    running = np.maximum.accumulate(d)
+    at = int(np.argmax(running - d))
+    peak = int(np.argmax(d[:at + 1])) if at else 0
+    return float(running[at] - d[at]), float(g[peak]), float(g[at])
+
+
+def _patient_doses(history: pd.DataFrame) -> pd.DataFrame:
+    doses = history[(history["kind"] == "regular") & ~history["implausible"] & (history["value"] > 0)]
+    hours = doses["timestamp"].dt.hour + doses["timestamp"].dt.minute / 60.0
+    return pd.DataFrame({"timestamp": doses["timestamp"].to_numpy(), "dose": doses["value"].to_numpy(),
+                         "day_part": np.asarray(DAY_PARTS)[day_part_of(hours)]})
+
+
+def above_history_flag(dose: float, history: pd.DataFrame, part: str) -> SafetyFlag | None:
+    """The dose is far above what this patient has recorded (max + 3 U, or 2x the day-part median)."""
+    doses = _patient_doses(history)
+    if doses.empty or dose <= 0:
+        return None
+    top = float(doses["dose"].max())
+    same = doses.loc[doses["day_part"] == part, "dose"]
+    med = float(same.median()) if len(same) else float("nan")
+    reasons = []
+    if dose > top + ABOVE_MAX_U:
+        reasons.append(f"more than {ABOVE_MAX_U:g} U above the largest dose on record ({top:g} U)")
+    if math.isfinite(med) and dose > ABOVE_MEDIAN_FACTOR * med:
+        reasons.append(f"over {ABOVE_MEDIAN_FACTOR:g}x their usual {part} dose (median {med:g} U)")
+    if not reasons:
+        return None
+    return SafetyFlag("above_history", f"{dose:g} U is far above this patient's own history: " + "; ".join(reasons) + ".")
+
+
+def out_of_range_flag(seq_scaled: np.ndarray, now_scaled: np.ndarray, now_features=NOW_FEATURES) -> SafetyFlag | None:
+    """Inputs outside what the model saw in training (scaled beyond [-0.05, 1.05])."""
+    lo, hi = SCALED_RANGE
+    bad_seq = sorted({SEQ_FEATURES[f] for f in np.flatnonzero(((seq_scaled < lo) | (seq_scaled > hi)).any(axis=(0, 1)))})
+    bad_now = [now_features[f] for f in np.flatnonzero(((now_scaled < lo) | (now_scaled > hi)).any(axis=0))]
+    if not bad_seq and not bad_now:
+        return None
+    parts = ([f"now: {', '.join(bad_now)}"] if bad_now else []) + ([f"window: {', '.join(bad_seq)}"] if bad_seq else [])
+    return SafetyFlag("out_of_range", "Inputs outside the range seen in training (" + "; ".join(parts) + ").")
+
+
+def non_monotone_flag(glucose: np.ndarray, dose: np.ndarray, tol: float = MONOTONE_TOLERANCE_U) -> SafetyFlag | None:
+    drop, g_hi, g_lo = non_monotone_drop(glucose, dose)
+    if drop <= tol:
+        return None
+    return SafetyFlag("non_monotone", f"The dose-response is not monotone: the dose falls by {drop:g} U as "
+                      f"glucose rises from {g_hi:.0f} to {g_lo:.0f} mg/dL.")
+
+
+MONOTONE_GRID = np.linspace(*MONOTONE_RANGE, MONOTONE_POINTS)
+
+
+class WhatIf:
+    """What-if engine for one bundle over one cohort's events (and, optionally, its features)."""
+
+    def __init__(self, bundle: ModelBundle, events: pd.DataFrame, features: pd.DataFrame | None = None,
+                 conformal: dict | None = None):
+        self.bundle = bundle
+        self.features = features
+        self._events = {int(p): g.sort_values(["timestamp", "code"], kind="stable").reset_index(drop=True)
+                        for p, g in events.groupby("patient_id")}
+        self._seq_scaler: MinMaxScaler = bundle.seq_scaler
+        self._now_scaler: MinMaxScaler = bundle.now_scaler
+        self._patient_index = bundle.patient_index
+        self._conformal = conformal
+        self._built: dict[tuple, Built] = {}
+        self._unedited: dict[tuple, float] = {}
+        self._timelines: dict[int, pd.DataFrame] = {}
+
+    # -- plumbing ------------------------------------------------------------------------------
+    @property
+    def conformal(self) -> dict:
+        if self._conformal is None:
+            self._conformal = conformal_for(self.bundle, self.features if self.features is not None
+                                            else add_features(build_timeline(pd.concat(self._events.values()))))
+        return self._conformal
+
+    @property
+    def patients(self) -> list[int]:
+        return sorted(self._events)
+
+    def events_of(self, patient_id: int) -> pd.DataFrame:
+        if patient_id not in self._events:
+            raise ValueError(f"Unknown patient {patient_id}; the data has patients {self.patients[0]}-{self.patients[-1]}.")
+        return self._events[patient_id]
+
+    def decision_points(self, patient_id: int) -> pd.Series:
+        ev = self.events_of(patient_id)
+        return ev.loc[ev["kind"].isin(["glucose", "meal", "exercise", "hypo"]), "timestamp"].drop_duplicates().reset_index(drop=True)
+
+    def build(self, scenario: Scenario, bounded: bool = True) -> Built:
+        return build(scenario, self.events_of(scenario.patient_id), self.bundle, bounded)
+
+    def _base(self, scenario: Scenario) -> Built:
+        """The rebuilt history of a scenario (without its moment edits), cached."""
+        key = scenario.key()
+        if key not in self._built:
+            if len(self._built) > 256:
+                self._built.clear()
+            self._built[key] = self.build(scenario.history_only())
+        return self._built[key]
+
+    def _heads(self, seq: np.ndarray, now: np.ndarray, patient_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(amount, P(dose), scaled seq, scaled now) for unscaled (n, L, F) / (n, F) inputs."""
+        seq_s, now_s = self._seq_scaler.transform(seq), self._now_scaler.transform(now)
+        patient = np.full(len(now), self._patient_index.get(int(patient_id), 0), dtype=np.int64)
+        amount, p = _raw(self.bundle.model, ArrayPart(seq_s, now_s, patient, np.zeros((len(now), 1), np.float32)))
+        return amount, p, seq_s, now_s
+
+    def _moment_now(self, base: Built, scenario: Scenario) -> np.ndarray:
+        slot = CODE_TABLE[base.new_glucose_code].detail
+        return _set_moment(base.ws.now, scenario.glucose_now, scenario.meal_now, scenario.exercise_now,
+                           scenario.hypo_now, new_glucose_slot=slot)
+
+    # -- one prediction -------------------------------------------------------------------------
+    def predict(self, scenario: Scenario, rebuild: bool = False, with_unedited: bool = True) -> Prediction:
+        """Dose, conformal interval and safety flags for a scenario.
+
+        `rebuild=True` rebuilds the features from the edited events for this very call; the default
+        reuses the rebuilt history of the scenario's window/time edits and sets the moment's own
+        columns (proved equal in tests), which is what keeps slider moves fast.
+        """
+        if rebuild:
+            built = self.build(scenario)
+            now = built.ws.now
+        else:
+            built = self._base(scenario)
+            now = self._moment_now(built, scenario)
+        # One batch: the scenario itself, then the monotonicity grid over 70-400 mg/dL.
+        grid_now = _set_moment(np.repeat(now, len(MONOTONE_GRID), axis=0), MONOTONE_GRID,
+                               new_glucose_slot=CODE_TABLE[built.new_glucose_code].detail)
+        all_now = np.concatenate([now, grid_now])
+        seq = np.repeat(built.ws.seq, len(all_now), axis=0)
+        amount, p, seq_s, now_s = self._heads(seq, all_now, scenario.patient_id)
+        dose, low, high = conformal_interval(amount, p, self.conformal)
+        history = self.events_of(scenario.patient_id)
+        history = history[history["timestamp"] < built.moment]
+        flags = [f for f in (out_of_range_flag(seq_s[:1], now_s[:1], built.ws.now_features),
+                             non_monotone_flag(MONOTONE_GRID, dose[1:]),
+                             above_history_flag(float(dose[0]), history, built.day_part)) if f is not None]
+        unedited = None
+        if with_unedited:
+            unedited = float(dose[0]) if not scenario.edited else self.unedited_dose(scenario)
+        return Prediction(scenario.patient_id, built.moment, built.day_part, float(dose[0]), float(low[0]),
+                          float(high[0]), float(p[0]), float(amount[0]), unedited, flags,
+                          self._inputs(now[0], built), scenario)
+
+    def unedited_dose(self, scenario: Scenario) -> float:
+        key = (scenario.patient_id, str(scenario.at))
+        if key not in self._unedited:
+            self._unedited[key] = self.predict(scenario.unedited(), with_unedited=False).dose
+        return self._unedited[key]
+
+    def _inputs(self, now: np.ndarray, built: Built) -> dict:
+        def level(v: float) -> str:
+            return LEVEL_NAMES[int(round(v))] if 0 <= v < len(LEVEL_NAMES) else f"{v:g}"
+        return {"glucose_now": float(now[_NOW["glucose"]]) if now[_NOW["has_glucose"]] > 0 else None,
+                "meal_now": level(now[_NOW["meal"]]), "exercise_now": level(now[_NOW["exercise"]]),
+                "hypo_now": bool(now[_NOW["hypo"]] > 0), "time": f"{built.moment:%H:%M}", "day_part": built.day_part}
+
+    # -- sweeps ---------------------------------------------------------------------------------
+    def sweep_glucose(self, scenario: Scenario, values: np.ndarray | None = None, points: int = SWEEP_POINTS) -> Sweep:
+        """Predicted dose over glucose now (default: `points` values over the meter range), one forward pass."""
+        values = (np.linspace(GLUCOSE_METER_MIN, GLUCOSE_METER_MAX, points) if values is None
+                  else np.asarray([check_glucose(v) for v in values], dtype=float))
+        base = self._base(scenario)
+        now = self._moment_now(base, scenario)
+        variants = _set_moment(np.repeat(now, len(values), axis=0), values,
+                               new_glucose_slot=CODE_TABLE[base.new_glucose_code].detail)
+        return self._sweep("glucose", list(map(float, values)), base, variants, scenario)
+
+    def sweep_meal(self, scenario: Scenario) -> Sweep:
+        base = self._base(scenario)
+        now = self._moment_now(base, scenario)
+        variants = _set_moment(np.repeat(now, len(LEVEL_NAMES), axis=0), meal=np.array(LEVEL_NAMES))
+        return self._sweep("meal", list(LEVEL_NAMES), base, variants, scenario)
+
+    def _sweep(self, variable: str, values: list, base: Built, variants: np.ndarray, scenario: Scenario) -> Sweep:
+        seq = np.repeat(base.ws.seq, len(variants), axis=0)
+        amount, p, _, _ = self._heads(seq, variants, scenario.patient_id)
+        dose, low, high = conformal_interval(amount, p, self.conformal)
+        real = self.real_doses(scenario.patient_id, base.day_part, before=base.moment)
+        if variable == "glucose":
+            g = real["glucose"].to_numpy()
+            med = [np.median(real["dose"].to_numpy()[np.abs(g - v) <= SIMILAR_GLUCOSE_MGDL])
+                   if (np.abs(g - v) <= SIMILAR_GLUCOSE_MGDL).any() else np.nan for v in values]
+        else:
+            med = [real.loc[real["meal"] == v, "dose"].median() if (real["meal"] == v).any() else np.nan for v in values]
+        current = self._inputs(self._moment_now(base, scenario)[0], base)[f"{variable}_now"]
+        return Sweep(variable, values, dose, low, high, p, real, np.asarray(med, dtype=float), current)
+
+    def real_doses(self, patient_id: int, day_part: str, before: pd.Timestamp | None = None) -> pd.DataFrame:
+        """The patient's recorded decision moments with a glucose reading in this day part:
+        timestamp, glucose, Regular dose (0 = none), meal size."""
+        if patient_id not in self._timelines:
+            self._timelines[patient_id] = build_timeline(self.events_of(patient_id))
+        tl = self._timelines[patient_id]
+        if before is not None:
+            tl = tl[tl["timestamp"] < before]
+        tl = tl[tl["glucose"].notna() & tl["decision_point"]]
+        hours = tl["timestamp"].dt.hour + tl["timestamp"].dt.minute / 60.0
+        tl = tl[np.asarray(DAY_PARTS)[day_part_of(hours)] == day_part]
+        return pd.DataFrame({"timestamp": tl["timestamp"].to_numpy(), "glucose": tl["glucose"].to_numpy(),
+                             "dose": tl["regular"].clip(upper=MAX_PLAUSIBLE_DOSE["regular"]).to_numpy(),
+                             "meal": np.asarray(LEVEL_NAMES)[tl["meal"].astype(int).to_numpy()]})
+
+    # -- explanation ----------------------------------------------------------------------------
+    def explain(self, scenario: Scenario, top: int = 2) -> "Explanation":
+        base = self._base(scenario)
+        now = self._moment_now(base, scenario)
+        return explain_occlusion(self.bundle, base, now, self._patient_index.get(scenario.patient_id, 0), top)
+
+
+# --------------------------------------------------------------------------------------------
+# Explanation: occlusion
+# --------------------------------------------------------------------------------------------
+
+SEQ_GROUPS = {
+    "glucose": ("glucose", "has_glucose"), "regular": ("regular",), "nph": ("nph",), "ultralente": ("ultralente",),
+    "hypo": ("hypo",), "meal": ("meal",), "exercise": ("exercise",),
+    "timing": ("tod_sin", "tod_cos", *(f"dp_{p}" for p in DAY_PARTS), "log_hours_since_prev", "paper_time"),
+}
+NOW_GROUPS = {
+    "glucose": ("glucose", "has_glucose", *(f"slot_{s}" for s in GLUCOSE_SLOTS)),
+    "meal": ("meal",), "exercise": ("exercise",), "hypo": ("hypo",),
+    "time": ("tod_sin", "tod_cos", *(f"dp_{p}" for p in DAY_PARTS), "log_hours_since_prev", "paper_time"),
+    "recent_glucose": ("glucose_prev", "log_hours_since_glucose"),
+    "routine": ("last_regular_same_dp", "has_last_regular_same_dp", "log_age_last_regular_same_dp",
+                "median3_regular_same_dp", "median7_regular_same_dp", "share_dose_same_dp"),
+    "last_regular": ("last_regular", "log_hours_since_regular"),
+    "basal": ("last_nph", "last_ultralente"),
+}
+
+
+@dataclass
+class Explanation:
+    expected_dose: float  # P(dose) x amount, units: the smooth quantity the attributions explain
+    reference_dose: float  # the same for this patient's average moment (every input occluded)
+    seq: pd.DataFrame  # (window steps x SEQ_FEATURES) attribution in U; index = row timestamps
+    now: pd.Series  # NOW_FEATURES attribution in U
+    groups: pd.DataFrame  # domain groups: where, what, description, attribution (U), sorted by |attribution|
+    sentence: str
+
+
+def _expected(bundle: ModelBundle, seq: np.ndarray, now: np.ndarray, patient: int) -> np.ndarray:
+    part = ArrayPart(bundle.seq_scaler.transform(seq), bundle.now_scaler.transform(now),
+                     np.full(len(now), patient, dtype=np.int64), np.zeros((len(now), 1), np.float32))
+    amount, p = _raw(bundle.model, part)
+    return amount * p
+
+
+def explain_occlusion(bundle: ModelBundle, built: Built, now: np.ndarray, patient: int, top: int = 2) -> Explanation:
+    """Occlusion: attribution of an input = expected dose - expected dose with that input set to
+    this patient's average (over the rebuilt rows before the moment). Single features and domain
+    groups (e.g. a whole glucose reading) are occluded in one batched forward pass."""
+    feats, row = built.features, built.row
+    seq0, now0 = built.ws.seq[0], np.asarray(now, np.float32)[0]
+    L, Fs = seq0.shape
+    hist = feats.iloc[:row]
+    seq_ref = hist[[f"seq_{n}" for n in SEQ_FEATURES]].to_numpy(np.float32).mean(axis=0)
+    dec = hist[hist["decision_point"]]
+    now_ref = (dec if len(dec) else hist)[[f"now_{n}" for n in built.ws.now_features]].to_numpy(np.float32).mean(axis=0)
+
+    seqs, nows, labels = [seq0], [now0], [("all", None, None)]
+    for t in range(L):
+        for f in range(Fs):
+            s = seq0.copy(); s[t, f] = seq_ref[f]; seqs.append(s); nows.append(now0); labels.append(("seq", t, f))
+    for f in range(len(now0)):
+        n = now0.copy(); n[f] = now_ref[f]; seqs.append(seq0); nows.append(n); labels.append(("now", None, f))
+    for t in range(L):
+        for g, names in SEQ_GROUPS.items():
+            idx = [_SEQ[x] for x in names]
+            s = seq0.copy(); s[t, idx] = seq_ref[idx]; seqs.append(s); nows.append(now0); labels.append(("seq_group", t, g))
+    for g, names in NOW_GROUPS.items():
+        idx = [_NOW[x] for x in names]
+        n = now0.copy(); n[idx] = now_ref[idx]; seqs.append(seq0); nows.append(n); labels.append(("now_group", None, g))
+    seqs.append(np.broadcast_to(seq_ref, seq0.shape).copy()); nows.append(now_ref); labels.append(("reference", None, None))
+    out = _expected(bundle, np.stack(seqs), np.stack(nows), patient)
+    full = float(out[0])
+    delta = full - out
+
+    stamps = feats["timestamp"].iloc[row - L:row].to_numpy()
+    seq_attr = np.zeros((L, Fs)); now_attr = np.zeros(len(now0)); rows = []
+    for (kind, t, f), d in zip(labels, delta):
+        if kind == "seq":
+            seq_attr[t, f] = d
+        elif kind == "now":
+            now_attr[f] = d
+        elif kind == "seq_group":
+            rows.append({"where": pd.Timestamp(stamps[t]), "what": f, "attribution": float(d),
+                         "description": _describe_seq(f, feats.iloc[row - L + t], seq0[t])})
+        elif kind == "now_group":
+            rows.append({"where": "now", "what": f, "attribution": float(d),
+                         "description": _describe_now(f, now0, built)})
+    groups = pd.DataFrame(rows)
+    groups = groups.reindex(groups["attribution"].abs().sort_values(ascending=False, kind="stable").index).reset_index(drop=True)
+    sentence = _sentence(full, float(out[-1]), groups, top)
+    return Explanation(full, float(out[-1]), pd.DataFrame(seq_attr, index=pd.DatetimeIndex(stamps), columns=list(SEQ_FEATURES)),
+                       pd.Series(now_attr, index=list(built.ws.now_features)), groups, sentence)
+
+
+def _level_name(v: float) -> str:
+    return LEVEL_NAMES[int(round(v))] if 0 <= round(v) < len(LEVEL_NAMES) else f"{v:g}"
+
+
+def _describe_seq(group: str, row: pd.Series, x: np.ndarray) -> str:
+    when = f"{row['timestamp']:%a %d %b %H:%M}"
+    if group == "glucose":
+        return f"the {x[_SEQ['glucose']]:.0f} mg/dL reading at {when}" if x[_SEQ["has_glucose"]] > 0 else f"no glucose reading at {when}"
+    if group in ("regular", "nph", "ultralente"):
+        name = {"regular": "Regular", "nph": "NPH", "ultralente": "UltraLente"}[group]
+        v = x[_SEQ[group]]
+        return f"the {v:g} U {name} dose at {when}" if v > 0 else f"the missed {name} dose at {when} ({row['day_part']})"
+    if group in ("meal", "exercise"):
+        v = _level_name(x[_SEQ[group]])
+        return f"no {group} recorded at {when}" if v == "none" else f"the {v} {group} at {when}"
+    if group == "hypo":
+        return f"hypoglycemic symptoms at {when}" if x[_SEQ["hypo"]] > 0 else f"no hypoglycemic symptoms at {when}"
+    return f"the timing of the {when} entry"
+
+
+def _describe_now(group: str, now: np.ndarray, built: Built) -> str:
+    def n(name):
+        return float(now[_NOW[name]])
+
+    def ago(log_h):
+        return f"{math.expm1(log_h):.0f} h ago"
+    if group == "glucose":
+        return f"the {n('glucose'):.0f} mg/dL reading now" if n("has_glucose") > 0 else "no glucose reading now"
+    if group in ("meal", "exercise"):
+        v = _level_name(n(group))
+        return f"no {group} now" if v == "none" else f"a {v} {group} now"
+    if group == "hypo":
+        return "hypoglycemic symptoms now" if n("hypo") > 0 else "no hypoglycemic symptoms now"
+    if group == "time":
+        return f"the time of day ({built.moment:%H:%M}, {built.day_part})"
+    if group == "recent_glucose":
+        return f"the previous reading ({n('glucose_prev'):.0f} mg/dL, {ago(n('log_hours_since_glucose'))})"
+    if group == "routine":
+        if n("has_last_regular_same_dp") <= 0:
+            return f"no earlier {built.day_part} Regular dose on record"
+        return (f"their usual {built.day_part} dose (last {n('last_regular_same_dp'):g} U, "
+                f"median {n('median7_regular_same_dp'):g} U)")
+    if group == "last_regular":
+        return f"the last Regular dose ({n('last_regular'):g} U, {ago(n('log_hours_since_regular'))})"
+    return f"the basal insulin (last NPH {n('last_nph'):g} U, UltraLente {n('last_ultralente'):g} U)"
+
+
+def _sentence(expected: float, reference: float, groups: pd.DataFrame, top: int) -> str:
+    if groups.empty or groups["attribution"].abs().max() < 0.05:
+        return (f"Expected dose {expected:.1f} U, close to this patient's average moment ({reference:.1f} U); "
+                "no single input moves it by more than 0.05 U.")
+    picked = groups.head(top)
+    parts = [f"{r.description} ({r.attribution:+.1f} U)" for r in picked.itertuples()]
+    return (f"Expected dose {expected:.1f} U vs {reference:.1f} U for this patient's average moment: mostly "
+            + " and ".join(parts) + ".")
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation: how often is the learned curve non-monotone?
+# --------------------------------------------------------------------------------------------
+
+def nonmonotone_share(bundle: ModelBundle, features: pd.DataFrame, part: str = "test",
+                      max_per_patient: int = 50, tol: float = MONOTONE_TOLERANCE_U) -> dict:
+    """Per patient, the share of their decision points (of one part, up to `max_per_patient`, the
+    latest) whose glucose-now curve over 70-400 mg/dL falls by more than `tol` U, and whether their
+    average curve does; plus the share of patients with a non-monotone average curve."""
+    prepared = bundle_prepared(bundle, features)
+    ws = prepared.ws
+    idx = getattr(prepared.split, part) if part != "all" else np.arange(len(ws))
+    ctx = ws.context.iloc[idx]
+    rows = []
+    for pid, grp in pd.Series(idx, index=ctx["patient_id"].to_numpy()).groupby(level=0):
+        take = grp.to_numpy()[-max_per_patient:]
+        # the slot of a moment without a reading would be the patient's habit; keep only moments with one
+        take = take[ws.now[take, _NOW["has_glucose"]] > 0]
+        if len(take) == 0:
+            continue
+        k, m = len(take), len(MONOTONE_GRID)
+        now = _set_moment(np.repeat(ws.now[take], m, axis=0), np.tile(MONOTONE_GRID, k))
+        part_ = to_part(WindowSet(np.repeat(ws.seq[take], m, axis=0), now, np.zeros((k * m, 1), np.float32),
+                                  pd.DataFrame({"patient_id": np.full(k * m, pid)}), ws.seq_features,
+                                  ws.now_features, ws.targets, ws.config),
+                        np.arange(k * m), bundle.seq_scaler, bundle.now_scaler, bundle.patient_index)
+        amount, p = _raw(bundle.model, part_)
+        dose = point_dose(amount, p).reshape(k, m)
+        drops = np.array([non_monotone_drop(MONOTONE_GRID, d)[0] for d in dose])
+        mean_drop = non_monotone_drop(MONOTONE_GRID, dose.mean(axis=0))[0]
+        rows.append({"patient_id": int(pid), "points": k, "share_non_monotone_points": float((drops > tol).mean()),
+                     "mean_curve_drop_u": mean_drop, "non_monotone": bool(mean_drop > tol)})
+    table = pd.DataFrame(rows)
+    return {"part": part, "tolerance_u": tol, "range_mgdl": list(MONOTONE_RANGE),
+            "patients": int(len(table)),
+            "share_patients_non_monotone": float(table["non_monotone"].mean()) if len(table) else float("nan"),
+            "share_points_non_monotone": float(np.average(table["share_non_monotone_points"], weights=table["points"]))
+            if len(table) else float("nan"),
+            "per_patient": table}
