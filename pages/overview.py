@@ -1,39 +1,108 @@
-"""Overview: data source, cohort summary, data-quality report."""
+"""Overview: pick the data source, see the cohort summary and the data-quality report."""
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
-from ui.state import DISCLAIMER, current_cohort
+from insulin_core.aim94 import patient_id_of
+from insulin_core.download import UCI_URL, download_aim94
+from insulin_core.source import DataSource
+from ui import charts
+from ui.state import cached_cohort, current_cohort, current_source, env_data_dir, new_upload_folder, set_source, shows_errors
 
 st.title("insulin-dash")
-st.warning(DISCLAIMER, icon=":material/warning:")
+st.caption("Predicts a patient's Regular insulin dose from their AIM94 diary with a hybrid LSTM-GRU network.")
+
+SOURCES = {"demo": "Demo cohort (synthetic)", "folder": "A folder of AIM94 files", "upload": "Upload AIM94 files",
+           "download": "Download from UCI"}
+DOWNLOAD_DIR = Path(__file__).resolve().parent.parent / "data" / "aim94"
+
+
+def use(source: DataSource) -> None:
+    """Switch to `source` only when it loads; otherwise keep the current one and say why."""
+    with shows_errors(f"Could not use {source.label}", stop=False):
+        cached_cohort(source)
+        set_source(source)
+        st.success(f"Now using {source.label}.", icon=":material/check_circle:")
+
+
+with st.container(border=True):
+    st.markdown("**:material/database: Data source**")
+    st.session_state.setdefault("source_kind", "demo")
+    st.session_state.setdefault("source_folder", env_data_dir() or "")
+    kind = st.radio("Where the diaries come from", list(SOURCES), format_func=SOURCES.get, key="source_kind",
+                    horizontal=True)
+    if kind == "demo":
+        st.caption("20 synthetic patients in the exact AIM94 format; no real person's data.")
+        if st.button("Use the demo cohort", key="source_use_demo"):
+            use(DataSource("demo"))
+    elif kind == "folder":
+        folder = st.text_input("Folder with data-01 ... data-70", key="source_folder")
+        if st.button("Use this folder", key="source_use_folder"):
+            if not folder.strip():
+                st.error("Type the path of a folder first.", icon=":material/error:")
+            else:
+                use(DataSource("folder", folder.strip()))
+    elif kind == "upload":
+        files = st.file_uploader("AIM94 files named data-01 ... data-70", accept_multiple_files=True,
+                                 key="source_upload")
+        if st.button("Use the uploaded files", key="source_use_upload", disabled=not files):
+            named = [f for f in files if patient_id_of(Path(f.name).name) is not None]
+            if not named:
+                st.error("None of the uploaded files is named like an AIM94 diary (data-01 ... data-70).",
+                         icon=":material/error:")
+            else:
+                folder = new_upload_folder()
+                for f in named:
+                    (folder / Path(f.name).name).write_bytes(f.getvalue())
+                if len(named) < len(files):
+                    st.warning(f"Skipped {len(files) - len(named)} file(s) not named data-NN.")
+                use(DataSource("folder", str(folder)))
+    else:
+        st.caption(f"Fetches {UCI_URL} and keeps the data-NN files in `{DOWNLOAD_DIR}`.")
+        if st.button("Download the AIM94 data set", key="source_download_go"):
+            bar = st.progress(0.0, text="Connecting to UCI...")
+
+            def progress(done: int, total: int | None) -> None:
+                share = done / total if total else 0.0
+                bar.progress(min(share, 1.0), text=f"Downloaded {done / 1e6:.2f} MB" + (f" of {total / 1e6:.2f} MB" if total else ""))
+
+            with shows_errors("Download failed", stop=False):
+                result = download_aim94(DOWNLOAD_DIR, progress=progress)
+                bar.progress(1.0, text=f"{result.files} files, {result.lines:,} lines")
+                use(DataSource("folder", str(result.dest)))
+    st.caption(f"In use: **{current_source().label}**")
 
 cohort = current_cohort()
 if cohort is None:
     st.stop()
 summary = cohort.summary()
 if summary["synthetic"]:
-    st.info(f"Showing the **{summary['source']}**. Point `AIM94_DIR` at the real files to use them.",
+    st.info(f"Showing the **{summary['source']}**. Pick real AIM94 files under *Data source* to use them.",
             icon=":material/science:")
-else:
-    st.caption(f"Source: {summary['source']}")
 
-cols = st.columns(4)
+cols = st.columns(5)
 cols[0].metric("Patients", summary["patients"])
-cols[1].metric("Events", f"{summary['events']:,}")
-cols[2].metric("Decision points", f"{summary['decision_points']:,}")
-cols[3].metric("Regular doses", f"{summary['regular_doses']:,}")
-st.subheader("Events by kind")
-st.dataframe(pd.Series(summary["events_by_kind"], name="events").rename_axis("kind"), width="stretch")
+cols[1].metric("Median days per patient", f"{summary['days_median']:.0f}")
+cols[2].metric("Events", f"{summary['events']:,}")
+cols[3].metric("Decision points", f"{summary['decision_points']:,}")
+cols[4].metric("Regular doses", f"{summary['regular_doses']:,}")
 
+by_kind = pd.DataFrame({"kind": list(summary["events_by_kind"]), "events": list(summary["events_by_kind"].values())})
 report = cohort.report
-st.subheader("Data quality")
-st.write(f"{report.lines:,} lines read, {report.accepted:,} accepted, {report.rejected_total:,} rejected.")
-rejected = pd.DataFrame([{"reason": r, "lines": n} for r, n in report.rejected.items()])
-if len(rejected):
-    st.dataframe(rejected, key="rejected_table", width="stretch", hide_index=True)
-    for reason, examples in report.examples.items():
-        with st.expander(f"{reason}: examples"):
-            st.dataframe(pd.DataFrame(examples), width="stretch", hide_index=True)
-with st.expander("What the loader does with odd values"):
-    for what, action in report.actions.items():
-        st.markdown(f"- **{what}**: {action}")
+left, right = st.columns(2)
+left.altair_chart(charts.counts_bar(by_kind, "kind", "events", "Events by kind"), width="stretch")
+with right:
+    st.subheader("Data quality")
+    st.write(f"{report.lines:,} lines read, {report.accepted:,} accepted, {report.rejected_total:,} rejected.")
+    rejected = pd.DataFrame([{"reason": r, "lines": n} for r, n in report.rejected.items()])
+    if len(rejected):
+        st.dataframe(rejected, key="rejected_table", width="stretch", hide_index=True)
+        for reason, examples in report.examples.items():
+            with st.expander(f"{reason}: examples"):
+                st.dataframe(pd.DataFrame(examples), width="stretch", hide_index=True)
+    else:
+        st.caption("No line was rejected.")
+    with st.expander("What the loader does with odd values"):
+        for what, action in report.actions.items():
+            st.markdown(f"- **{what}**: {action}")

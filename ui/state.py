@@ -1,21 +1,62 @@
-"""Cached access to the core, and the data source the user picked (kept in session state)."""
+"""Session state and caches between the pages and the core.
+
+- The data source and the model a user picked live in `st.session_state`, per session.
+- `st.cache_data` holds cohorts and prediction tables (plain data, shared, keyed by source and by a
+  saved bundle's path + created time); `st.cache_resource` holds loaded saved bundles keyed by
+  path + mtime, so a bundle replaced on disk is read again.
+- A model trained in this session lives only in `st.session_state["session_models"]`: never in a
+  shared cache, so one user's training never replaces what another user sees.
+"""
 from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from insulin_core.dataset import Cohort, load_cohort
+from insulin_core.download import DownloadError
+from insulin_core.registry import DEFAULT_MODELS_DIR, META_FILE, BundleError, ModelBundle, list_bundles, load_bundle
+from insulin_core.serving import bundle_experiment, predictions_table
 from insulin_core.source import DataSource, resolve_source
+from insulin_core.windows import WindowError
 
 DISCLAIMER = (
     "**Research and demo tool, not a dosing device.** Predictions come from a model trained on "
     "1989-1991 records of 70 patients (or on synthetic data). Never use them to choose an insulin dose."
 )
+MODELS_DIR_ENV = "INSULIN_DASH_MODELS_DIR"  # tests and demos point the app at another models folder
+SHIPPED_MODEL = "demo"
+# The fast baselines; the two gradient-boosting ones take seconds each, so they are opt-in.
+DEFAULT_BASELINES = ["previous_row", "last_same_daypart", "sliding_scale", "ridge"]
+TRAIN_KEYS = ("train_patients", "train_window", "train_target", "train_split", "train_lstm_hidden",
+              "train_lstm_layers", "train_gru_hidden", "train_gru_layers", "train_dense", "train_dropout",
+              "train_embedding", "train_epochs", "train_lr", "train_batch", "train_patience", "train_seed",
+              "train_baselines", "train_save_name")
+# Widget values kept across pages (see app.py); buttons and uploaders cannot be set, so never here.
+PERSISTENT_KEYS = (*TRAIN_KEYS, "active_model", "source_kind", "source_folder", "patients_select",
+                   "pred_patient", "pred_part", "pred_baselines", "pred_week",
+                   "whatif_patient", "whatif_point", "whatif_glucose", "whatif_meal")
+# Errors the core raises for bad input; anything else is a bug and is shown as one (see shows_errors).
+CORE_ERRORS = (WindowError, ValueError, BundleError, DownloadError, FileNotFoundError, NotADirectoryError,
+               PermissionError, OSError)
 
 
+@contextmanager
+def shows_errors(what: str, stop: bool = True):
+    """Turn the core's errors into one clear st.error (never a traceback on the page)."""
+    try:
+        yield
+    except CORE_ERRORS as exc:
+        st.error(f"{what}: {exc}", icon=":material/error:")
+        if stop:
+            st.stop()
+
+
+# ---- data ------------------------------------------------------------------------------------
 @st.cache_data(show_spinner="Loading and checking the data...", max_entries=8)
 def cached_cohort(source: DataSource) -> Cohort:
     return load_cohort(source)
@@ -37,17 +78,133 @@ def current_cohort() -> Cohort | None:
     source = current_source()
     try:
         return cached_cohort(source)
-    except (FileNotFoundError, NotADirectoryError, PermissionError, ValueError) as exc:
-        st.error(f"Could not load the data from {source.label}: {exc}")
+    except CORE_ERRORS as exc:
+        st.error(f"Could not load the data from {source.label}: {exc}", icon=":material/error:")
         return None
 
 
-def upload_folder() -> Path:
-    """A per-session folder for uploaded AIM94 files."""
-    if "upload_dir" not in st.session_state:
-        st.session_state["upload_dir"] = tempfile.mkdtemp(prefix="insulin-dash-upload-")
-    return Path(st.session_state["upload_dir"])
+def new_upload_folder() -> Path:
+    """A fresh folder per upload, so the cohort cache (keyed by path) never serves older files."""
+    return Path(tempfile.mkdtemp(prefix="insulin-dash-upload-"))
 
 
 def env_data_dir() -> str | None:
     return os.environ.get("AIM94_DIR") or None
+
+
+# ---- models ----------------------------------------------------------------------------------
+def models_dir() -> Path:
+    return Path(os.environ.get(MODELS_DIR_ENV) or DEFAULT_MODELS_DIR)
+
+
+def saved_models() -> list[dict]:
+    return list_bundles(models_dir())
+
+
+@st.cache_resource(max_entries=16, show_spinner="Loading the model...")
+def _cached_bundle(path: str, mtime: float) -> ModelBundle:
+    return load_bundle(Path(path))
+
+
+def load_saved(name: str) -> ModelBundle:
+    """A saved bundle, read once per (path, mtime); raises BundleError."""
+    path = models_dir() / name
+    meta = path / META_FILE
+    if not meta.is_file():
+        raise BundleError(f"No model bundle named {name!r} in {models_dir()}")
+    return _cached_bundle(str(path), meta.stat().st_mtime)
+
+
+def session_models() -> dict[str, ModelBundle]:
+    return st.session_state.setdefault("session_models", {})
+
+
+def model_refs() -> list[str]:
+    """Every model this session can use: 'saved:NAME' and 'session:NAME'."""
+    refs = [f"saved:{row['name']}" for row in saved_models() if row["ok"]]
+    return refs + [f"session:{name}" for name in session_models()]
+
+
+def model_label(ref: str) -> str:
+    kind, name = ref.split(":", 1)
+    return name if kind == "saved" else f"{name} (trained in this session, not saved)"
+
+
+def active_model_ref() -> str | None:
+    """The model picked in this session (the `active_model` widget key), kept valid."""
+    refs = model_refs()
+    ref = st.session_state.get("active_model")
+    if ref not in refs:
+        ref = f"saved:{SHIPPED_MODEL}" if f"saved:{SHIPPED_MODEL}" in refs else (refs[0] if refs else None)
+        if ref is None:
+            st.session_state.pop("active_model", None)
+        else:
+            st.session_state["active_model"] = ref
+    return ref
+
+
+def set_active_model(ref: str) -> None:
+    st.session_state["active_model"] = ref
+
+
+def bundle_of(ref: str) -> ModelBundle:
+    kind, name = ref.split(":", 1)
+    if kind == "session":
+        if name not in session_models():
+            raise BundleError(f"The model {name!r} trained in this session is gone; train it again.")
+        return session_models()[name]
+    return load_saved(name)
+
+
+def bundle_key(bundle: ModelBundle) -> tuple:
+    """What identifies a bundle's predictions: its path and created time (not its weights' bytes)."""
+    return (str(bundle.path), bundle.meta.get("created", ""), bundle.name)
+
+
+def model_picker(label: str = "Model") -> ModelBundle | None:
+    """The selectbox every model-using page shares (key `active_model`); None with a message."""
+    ref = active_model_ref()
+    if ref is None:
+        st.info("No model yet: train one on the **Train** page, or upload a bundle on **Models**.",
+                icon=":material/model_training:")
+        return None
+    st.selectbox(label, model_refs(), format_func=model_label, key="active_model")
+    try:
+        return bundle_of(st.session_state["active_model"])
+    except BundleError as exc:
+        st.error(f"This model cannot be used: {exc}", icon=":material/error:")
+        return None
+
+
+@st.cache_data(max_entries=16, show_spinner="Predicting every decision point...")
+def _cached_predictions(key: tuple, source: DataSource, baselines: tuple[str, ...], _bundle: ModelBundle,
+                        _cohort: Cohort) -> pd.DataFrame:
+    return predictions_table(_bundle, _cohort, list(baselines))
+
+
+def predictions(bundle: ModelBundle, cohort: Cohort, baselines: list[str]) -> pd.DataFrame:
+    """The predictions table of a bundle on the current cohort (cached; see the module docstring)."""
+    baselines = tuple(sorted(baselines))
+    if bundle.path is not None:
+        return _cached_predictions(bundle_key(bundle), cohort.source, baselines, bundle, cohort)
+    memo = st.session_state.setdefault("session_predictions", {})
+    key = (bundle.name, id(bundle), cohort.source, baselines)
+    if key not in memo:
+        memo.clear()  # one table at a time per session: these can be large
+        with st.spinner("Predicting every decision point..."):
+            memo[key] = predictions_table(bundle, cohort, list(baselines))
+    return memo[key]
+
+
+@st.cache_data(max_entries=16)
+def decision_points(window: tuple, source: DataSource, _cohort: Cohort) -> pd.DataFrame:
+    """The windows' context (one row per decision point) for a window config; cheap to cache."""
+    from insulin_core.windows import WindowConfig, make_windows
+
+    return make_windows(_cohort.features, WindowConfig(*window)).context
+
+
+def window_key(bundle: ModelBundle) -> tuple:
+    w = bundle_experiment(bundle).window
+    return (w.length, w.target, w.multi_output)
+

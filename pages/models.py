@@ -1,0 +1,105 @@
+"""Models: every saved bundle; pick one for the other pages, compare, download, upload, delete."""
+import pandas as pd
+import streamlit as st
+
+from insulin_core.registry import BundleError, delete_bundle, save_bundle
+from insulin_core.serving import check_bundle_fits
+from ui import charts
+from ui.bundles import bundle_from_zip, zip_bundle
+from ui.state import (SHIPPED_MODEL, active_model_ref, current_cohort, load_saved, model_label, models_dir,
+                      saved_models, set_active_model, shows_errors)
+
+st.title("Models")
+rows = saved_models()
+table = pd.DataFrame(rows)
+if table.empty:
+    st.info("No model yet: train one on the **Train** page, or upload a bundle below.", icon=":material/model_training:")
+else:
+    st.dataframe(table.drop(columns=["ok"]), key="models_table", width="stretch", hide_index=True,
+                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("mae", "r2", "mae_dose", "within_1u")})
+    broken = table[~table["ok"]]
+    for _, row in broken.iterrows():
+        st.warning(f"**{row['name']}** cannot be used: {row['error']}", icon=":material/broken_image:")
+names = [r["name"] for r in rows if r["ok"]]
+ref = active_model_ref()
+st.caption(f"In use on Predictions and What-if: **{model_label(ref) if ref else 'none'}**")
+
+tab_use, tab_compare, tab_upload, tab_delete = st.tabs(["Use / download", "Compare", "Upload", "Delete"])
+with tab_use:
+    if names:
+        pick = st.selectbox("Model", names, key="models_pick")
+        with shows_errors(f"{pick} cannot be used", stop=False):
+            bundle = load_saved(pick)
+            meta = bundle.meta
+            left, right = st.columns(2)
+            left.json({"model": meta["model_config"], "window": meta["window"], "split": meta.get("split"),
+                       "training": meta.get("train_config", {}), "data": meta.get("data", {})}, expanded=False)
+            right.write(f"Created {meta.get('created', '?')}; stopped: {meta.get('stop_reason', '?')}, "
+                        f"best epoch {meta.get('best_epoch', '?')}.")
+            if right.button("Use on the other pages", key="models_use", icon=":material/check:"):
+                set_active_model(f"saved:{pick}")
+                right.success(f"**{pick}** is now used on Predictions and What-if.", icon=":material/check_circle:")
+            right.download_button("Download (zip)", zip_bundle(bundle.path), file_name=f"{pick}.zip",
+                                  mime="application/zip", key="models_download", icon=":material/download:")
+
+with tab_compare:
+    st.session_state.setdefault("models_compare", names[:3])
+    st.session_state["models_compare"] = [n for n in st.session_state["models_compare"] if n in names]
+    chosen = st.multiselect("Models to compare", names, key="models_compare")
+    metric_rows = []
+    for name in chosen:
+        with shows_errors(f"{name} cannot be compared", stop=False):
+            for metric_name, values in load_saved(name).meta.get("metrics", {}).items():
+                metric_rows.append({"model": name, "scored": metric_name, **values})
+    if not chosen:
+        st.info("Pick one or more models.", icon=":material/info:")
+    elif metric_rows:
+        metrics = pd.DataFrame(metric_rows)
+        model_only = metrics[metrics["scored"] == "model"]
+        st.dataframe(model_only.drop(columns="scored"), key="models_compare_table", width="stretch", hide_index=True)
+        long = model_only.melt(id_vars=["model"], value_vars=["mae", "rmse", "r2", "within_1u"], var_name="metric")
+        st.altair_chart(charts.compare_models(long), width="stretch")
+        with st.expander("Each model beside the baselines it was scored with"):
+            st.dataframe(metrics, width="stretch", hide_index=True)
+
+with tab_upload:
+    upload = st.file_uploader("A bundle zip (as downloaded here)", type=["zip"], key="models_upload")
+    if upload is not None:
+        with shows_errors("This bundle cannot be used", stop=False):
+            bundle = bundle_from_zip(upload.getvalue())
+            cohort = current_cohort()
+            if cohort is not None:
+                for note in check_bundle_fits(bundle, cohort):
+                    st.warning(note, icon=":material/warning:")
+            st.success(f"Valid bundle **{bundle.name}** ({bundle.meta['window']['target']} target, "
+                       f"window {bundle.meta['window']['length']}).", icon=":material/verified:")
+            st.session_state.setdefault("models_upload_name", bundle.name)
+            new_name = st.text_input("Add it under the name", key="models_upload_name")
+            if st.button("Add to the models", key="models_add", icon=":material/add:"):
+                path = save_bundle(bundle.model, bundle.meta, new_name.strip(), models_dir())
+                set_active_model(f"saved:{path.name}")
+                st.success(f"Added **{path.name}**; it is now used on Predictions and What-if.",
+                           icon=":material/check_circle:")
+
+with tab_delete:
+    deletable = [n for n in names if n != SHIPPED_MODEL]
+    st.caption(f"The shipped **{SHIPPED_MODEL}** bundle cannot be deleted here: it is what a new user sees first.")
+    if deletable:
+        doomed = st.selectbox("Model to delete", deletable, key="models_delete_name")
+        if st.button("Delete...", key="models_delete", icon=":material/delete:"):
+            st.session_state["models_delete_pending"] = doomed
+        if st.session_state.get("models_delete_pending") == doomed:
+            st.warning(f"Delete **{doomed}** for every user of this app? This cannot be undone.", icon=":material/warning:")
+            yes, no = st.columns(2)
+            if yes.button("Yes, delete it", key="models_delete_confirm", type="primary"):
+                with shows_errors(f"Could not delete {doomed}", stop=False):
+                    delete_bundle(doomed, models_dir())
+                    st.session_state.pop("models_delete_pending")
+                    if st.session_state.get("active_model") == f"saved:{doomed}":
+                        st.session_state.pop("active_model")
+                    st.rerun()
+            if no.button("Cancel", key="models_delete_cancel"):
+                st.session_state.pop("models_delete_pending")
+                st.rerun()
+    else:
+        st.info("No model to delete.", icon=":material/info:")

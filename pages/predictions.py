@@ -1,0 +1,63 @@
+"""Predictions: a model's Regular dose beside the actual one, week by week, with the baselines."""
+import streamlit as st
+
+from insulin_core.baselines import BASELINES
+from insulin_core.serving import check_bundle_fits, metrics_of, per_patient_of
+from ui import charts
+from ui.state import DEFAULT_BASELINES, current_cohort, model_picker, predictions, shows_errors
+
+st.title("Predictions")
+cohort = current_cohort()
+if cohort is None:
+    st.stop()
+pick_col, patient_col, part_col = st.columns([2, 1, 1])
+with pick_col:
+    bundle = model_picker()
+if bundle is None:
+    st.stop()
+with shows_errors("This model does not fit the data in use"):
+    for note in check_bundle_fits(bundle, cohort):
+        st.info(note, icon=":material/info:")
+
+st.session_state.setdefault("pred_baselines", DEFAULT_BASELINES[:2])
+st.session_state.setdefault("pred_part", "test")
+baselines = st.multiselect("Baselines on the charts", list(BASELINES), key="pred_baselines",
+                           help="The gradient-boosting baselines take a few seconds each the first time.")
+with shows_errors("Could not predict with this model"):
+    table = predictions(bundle, cohort, baselines)
+
+patients = sorted(int(p) for p in table["patient_id"].unique())
+if st.session_state.get("pred_patient") not in patients:
+    st.session_state["pred_patient"] = patients[0]
+patient = patient_col.selectbox("Patient", patients, key="pred_patient", format_func=lambda p: f"patient {p}")
+part = part_col.selectbox("Windows scored", ["test", "val", "train", "all"], key="pred_part",
+                          help="The model's own split: test windows were never used in training.")
+
+rows = table[table["patient_id"] == patient]
+weeks = sorted(rows["week"].dt.date.unique())
+if st.session_state.get("pred_week") not in weeks:  # new patient: start at their first test week
+    test_weeks = sorted(rows.loc[rows["part"] == "test", "week"].dt.date.unique())
+    st.session_state["pred_week"] = test_weeks[0] if test_weeks else weeks[0]
+week = st.select_slider("Week starting", weeks, key="pred_week", format_func=lambda d: d.strftime("%Y-%m-%d"))
+in_week = rows[rows["week"].dt.date == week]
+st.caption(f"Patient {patient}, week of {week:%d %b %Y}: {len(in_week)} decision points "
+           f"({', '.join(f'{n} {p}' for p, n in in_week['part'].value_counts().items())}).")
+st.altair_chart(charts.actual_vs_predicted(in_week, ["predicted", *baselines]), width="stretch")
+
+scored = rows if part == "all" else rows[rows["part"] == part]
+if scored.empty:
+    st.info(f"Patient {patient} has no {part} windows with this model's split.", icon=":material/info:")
+else:
+    left, right = st.columns(2)
+    left.altair_chart(charts.predicted_scatter(scored), width="stretch")
+    right.altair_chart(charts.residuals(scored), width="stretch")
+    st.dataframe(metrics_of(scored, "all"), key="pred_patient_metrics", width="stretch", hide_index=True)
+
+st.subheader(f"Every patient ({part} windows)")
+per_patient = per_patient_of(table, part)
+st.dataframe(per_patient, key="pred_per_patient", width="stretch", hide_index=True,
+             column_config={c: st.column_config.NumberColumn(format="%.3f")
+                            for c in per_patient.columns if per_patient[c].dtype.kind == "f"})
+st.download_button("Download the predictions (CSV)", table.to_csv(index=False).encode(),
+                   file_name=f"predictions-{bundle.name}.csv", mime="text/csv", key="pred_csv",
+                   icon=":material/download:")

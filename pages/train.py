@@ -1,0 +1,136 @@
+"""Train: choose data, window and network sizes; watch the loss per epoch; compare with the baselines; save."""
+import pandas as pd
+import streamlit as st
+
+from insulin_core.baselines import BASELINES
+from insulin_core.pipeline import ExperimentConfig, bundle_meta, run_experiment
+from insulin_core.registry import BundleError, ModelBundle, save_bundle
+from insulin_core.splits import SPLITS
+from insulin_core.train import TrainConfig
+from insulin_core.windows import TARGETS, WindowConfig
+from ui import charts
+from ui.state import (DEFAULT_BASELINES, current_cohort, models_dir, session_models, set_active_model,
+                      shows_errors)
+from ui.training import LiveTraining
+
+DEFAULTS = {
+    "train_patients": [], "train_window": 10, "train_target": "decision-point", "train_split": "chrono",
+    "train_lstm_hidden": 64, "train_lstm_layers": 1, "train_gru_hidden": 32, "train_gru_layers": 1,
+    "train_dense": "64, 32", "train_dropout": 0.1, "train_embedding": 8, "train_epochs": 30,
+    "train_lr": 3e-3, "train_batch": 256, "train_patience": 8, "train_seed": 0,
+    "train_baselines": DEFAULT_BASELINES, "train_save_name": "",
+}
+WIDTHS = [4, 8, 16, 32, 64, 128, 256]
+
+st.title("Train a model")
+cohort = current_cohort()
+if cohort is None:
+    st.stop()
+for key, value in DEFAULTS.items():
+    st.session_state.setdefault(key, value)
+st.session_state["train_patients"] = [p for p in st.session_state["train_patients"] if p in cohort.patients]
+
+with st.form("train_form", border=True):
+    data_col, net_col, fit_col = st.columns(3)
+    with data_col:
+        st.markdown("**Data**")
+        st.multiselect("Patients (none picked = all)", cohort.patients, key="train_patients",
+                       format_func=lambda p: f"patient {p}")
+        st.slider("Window length (diary rows before the decision)", 1, 512, key="train_window")
+        st.selectbox("Target", TARGETS, key="train_target",
+                     help="decision-point: the dose at a moment with a reading or meal, from what is known then. "
+                          "next-row: the seed's formulation (flatters the score, see docs).")
+        st.selectbox("Split", SPLITS, key="train_split",
+                     help="chrono: each patient's last days are the test part; patients: unseen patients; random.")
+        st.number_input("Seed", 0, 2**31 - 1, step=1, key="train_seed")
+    with net_col:
+        st.markdown("**Network**")
+        st.select_slider("LSTM hidden units", WIDTHS, key="train_lstm_hidden")
+        st.slider("LSTM layers", 1, 4, key="train_lstm_layers")
+        st.select_slider("GRU hidden units", WIDTHS, key="train_gru_hidden")
+        st.slider("GRU layers", 1, 4, key="train_gru_layers")
+        st.text_input("Dense layers (widths, comma separated)", key="train_dense")
+        st.slider("Dropout", 0.0, 0.9, step=0.05, key="train_dropout")
+        st.select_slider("Patient embedding (0 = pooled model)", [0, 2, 4, 8, 16, 32], key="train_embedding")
+    with fit_col:
+        st.markdown("**Fitting**")
+        st.slider("Epochs (at most)", 1, 300, key="train_epochs")
+        st.slider("Early-stopping patience (epochs)", 1, 50, key="train_patience")
+        st.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2], key="train_lr",
+                         format_func=lambda v: f"{v:g}")
+        st.select_slider("Batch size", [16, 32, 64, 128, 256, 512, 1024], key="train_batch")
+        st.multiselect("Baselines to compare with", list(BASELINES), key="train_baselines",
+                       help="The gradient-boosting baselines take a few seconds each.")
+    submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", key="train_go")
+
+if submitted:
+    s = st.session_state
+    with shows_errors("These settings cannot be used"):
+        try:
+            dense = tuple(int(w) for w in s["train_dense"].replace(" ", "").split(",") if w)
+        except ValueError:
+            raise ValueError(f"dense layers must be whole numbers separated by commas, got {s['train_dense']!r}") from None
+        exp = ExperimentConfig(WindowConfig(s["train_window"], s["train_target"]), s["train_split"],
+                               tuple(s["train_patients"]), seed=int(s["train_seed"]))
+        sizes = dict(lstm_hidden=s["train_lstm_hidden"], lstm_layers=s["train_lstm_layers"],
+                     gru_hidden=s["train_gru_hidden"], gru_layers=s["train_gru_layers"], dense=dense,
+                     dropout=float(s["train_dropout"]), patient_embedding=s["train_embedding"])
+        # One thread: on a small shared CPU, torch's default threads make this model far slower.
+        train_cfg = TrainConfig(epochs=s["train_epochs"], patience=s["train_patience"], batch=s["train_batch"],
+                                lr=float(s["train_lr"]), seed=int(s["train_seed"]), threads=1)
+    st.button("Stop", key="train_stop", icon=":material/stop_circle:",
+              help="Stops after the current epoch and keeps the best weights so far.")
+    live = LiveTraining(train_cfg.epochs)
+    with shows_errors("Training could not run"):
+        result = run_experiment(cohort.features, exp, sizes, train_cfg, live, baselines=list(s["train_baselines"]))
+    number = s.get("train_runs", 0) + 1
+    s["train_runs"] = number
+    name = f"session-{number}"
+    meta = bundle_meta(result, exp, train_cfg, cohort.source.label, cohort.fingerprint)
+    session_models()[name] = ModelBundle(name, result.training.model, meta)
+    s["train_result"] = {"name": name, "history": pd.DataFrame(live.history), "epochs": train_cfg.epochs,
+                         "metrics": result.evaluation.metrics, "message": result.training.message,
+                         "stop_reason": result.training.stop_reason, "seconds": result.seconds, "sizes": meta["sizes"]}
+    live.finish()  # a click during training (e.g. Stop) now reruns the page as usual
+
+last = st.session_state.get("train_result")
+if last is None:
+    st.info("Set the options and press **Train**. A tiny model (hidden 8, a few epochs) trains in seconds.",
+            icon=":material/model_training:")
+    st.stop()
+
+st.subheader(f"Result: {last['name']}")
+stopped = last["stop_reason"] == "stopped_by_user"
+(st.warning if stopped or last["stop_reason"] == "diverged" else st.success)(last["message"], icon=":material/flag:")
+st.caption(f"Windows: {last['sizes']['train']:,} train, {last['sizes']['val']:,} validation, {last['sizes']['test']:,} test. "
+           f"Seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in last["seconds"].items()))
+metrics = last["metrics"]
+headline = metrics[metrics["rows"] == "all"].drop(columns="rows")
+cols = st.columns(4)
+model_row = headline[headline["name"] == "model"].iloc[0]
+cols[0].metric("MAE (units)", f"{model_row['mae']:.2f}")
+cols[1].metric("RMSE (units)", f"{model_row['rmse']:.2f}")
+cols[2].metric("R²", f"{model_row['r2']:.2f}")
+cols[3].metric("Within ±1 U", f"{model_row['within_1u']:.0%}")
+left, right = st.columns(2)
+left.altair_chart(charts.loss_curve(last["history"], last["epochs"]), width="stretch")
+right.altair_chart(charts.metric_bars(headline, "mae"), width="stretch")
+st.dataframe(headline, key="train_metrics_table", width="stretch", hide_index=True,
+             column_config={c: st.column_config.NumberColumn(format="%.3f") for c in headline.columns if c != "name"})
+
+with st.container(border=True):
+    st.markdown("**Keep this model**")
+    name_col, save_col, use_col = st.columns([3, 1, 2], vertical_alignment="bottom")
+    name_col.text_input("Save under the name", key="train_save_name", placeholder="e.g. lstm64-window10")
+    if save_col.button("Save", key="train_save", icon=":material/save:"):
+        bundle = session_models().get(last["name"])
+        with shows_errors("Could not save the model", stop=False):
+            if bundle is None:
+                raise BundleError("this session's model is gone; train it again")
+            path = save_bundle(bundle.model, bundle.meta, st.session_state["train_save_name"].strip(), models_dir())
+            set_active_model(f"saved:{path.name}")
+            st.success(f"Saved as **{path.name}** and picked for the Predictions and What-if pages.",
+                       icon=":material/check_circle:")
+    if use_col.button("Use unsaved on the other pages", key="train_use"):
+        set_active_model(f"session:{last['name']}")
+        st.success("Picked for the Predictions and What-if pages (this session only).", icon=":material/check_circle:")
