@@ -172,6 +172,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub) -> None:
+    from .pipeline import DEFAULT_SIZES as D
     from .registry import DEFAULT_MODELS_DIR
     from .splits import SPLITS
     from .windows import TARGETS
@@ -180,13 +181,14 @@ def _add_train(sub) -> None:
     train.add_argument("--data-dir")
     train.add_argument("--patients", type=_patients, default=(), help="all, or numbers like 1,5,9")
     train.add_argument("--window", type=_positive_int, default=10)
-    train.add_argument("--lstm", type=_positive_int, default=64)
-    train.add_argument("--lstm-layers", type=_positive_int, default=1)
-    train.add_argument("--gru", type=_positive_int, default=32)
-    train.add_argument("--gru-layers", type=_positive_int, default=1)
-    train.add_argument("--dense", type=_dense, default=(64, 32))
-    train.add_argument("--dropout", type=float, default=0.1)
-    train.add_argument("--embedding", type=int, default=8, help="patient embedding size (0 = pooled model)")
+    train.add_argument("--lstm", type=_positive_int, default=D["lstm_hidden"])
+    train.add_argument("--lstm-layers", type=_positive_int, default=D["lstm_layers"])
+    train.add_argument("--gru", type=_positive_int, default=D["gru_hidden"])
+    train.add_argument("--gru-layers", type=_positive_int, default=D["gru_layers"])
+    train.add_argument("--dense", type=_dense, default=D["dense"])
+    train.add_argument("--dropout", type=float, default=D["dropout"])
+    train.add_argument("--embedding", type=int, default=D["patient_embedding"],
+                       help="patient embedding size (0 = pooled model)")
     train.add_argument("--epochs", type=_positive_int, default=60)
     train.add_argument("--patience", type=_positive_int, default=8)
     train.add_argument("--batch", type=_positive_int, default=256)
@@ -209,6 +211,80 @@ def _add_train(sub) -> None:
     evaluate.set_defaults(run=cmd_evaluate)
 
 
+def _glucose_arg(text: str) -> float:
+    from .whatif import check_glucose
+
+    try:
+        return check_glucose(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .registry import BundleError, load_bundle
+    from .serving import check_bundle_fits
+    from .whatif import Scenario, WhatIf
+
+    try:
+        bundle = load_bundle(Path(args.models_dir) / args.model)
+    except BundleError as exc:
+        raise CliError(str(exc)) from None
+    cohort = _load_cohort(args.data_dir)
+    for note in check_bundle_fits(bundle, cohort):
+        print(f"note: {note}", file=sys.stderr)
+    try:
+        scenario = Scenario(args.patient, args.at, glucose_now=args.glucose,
+                            meal_now=args.meal, exercise_now=args.exercise)
+        engine = WhatIf(bundle, cohort.events, cohort.features)
+        pred = engine.predict(scenario)
+        sweep = None
+        if args.sweep == "glucose":
+            sweep = engine.sweep_glucose(scenario, points=args.points)
+        elif args.sweep == "meal":
+            sweep = engine.sweep_meal(scenario)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if args.json:
+        out = pred.to_dict()
+        if sweep is not None:
+            out["sweep"] = {"variable": sweep.variable,
+                            "curve": json.loads(sweep.table().to_json(orient="records"))}
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    inputs = pred.inputs
+    glucose = "none" if inputs["glucose_now"] is None else f"{inputs['glucose_now']:g} mg/dL"
+    print(f"Patient {pred.patient_id} at {pred.moment:%Y-%m-%d %H:%M} ({pred.day_part}); glucose {glucose}, "
+          f"meal {inputs['meal_now']}, exercise {inputs['exercise_now']}")
+    print(f"Regular dose: {pred.dose:g} U  (90% interval {pred.low:g}-{pred.high:g} U, P(dose) {pred.p_dose:.2f})")
+    print(f"Unedited: {pred.unedited_dose:g} U  (change {pred.change:+g} U)")
+    for flag in pred.flags:
+        print(f"FLAG {flag.kind}: {flag.message}")
+    if not pred.flags:
+        print("No safety flags.")
+    if sweep is not None:
+        print(sweep.table().to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    return 0
+
+
+def _add_predict(sub) -> None:
+    from .registry import DEFAULT_MODELS_DIR
+    from .whatif import LEVEL_NAMES
+
+    predict = sub.add_parser("predict", help="what-if dose for a patient's decision moment")
+    predict.add_argument("--model", required=True)
+    predict.add_argument("--patient", type=int, required=True)
+    predict.add_argument("--at", default="next", help="a decision point's timestamp (e.g. 1991-03-05 12:30), or next")
+    predict.add_argument("--glucose", type=_glucose_arg, help="glucose now, mg/dL")
+    predict.add_argument("--meal", choices=LEVEL_NAMES)
+    predict.add_argument("--exercise", choices=LEVEL_NAMES)
+    predict.add_argument("--sweep", choices=("glucose", "meal"))
+    predict.add_argument("--points", type=_positive_int, default=25, help="points of a glucose sweep")
+    predict.add_argument("--json", action="store_true")
+    predict.add_argument("--data-dir")
+    predict.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
+    predict.set_defaults(run=cmd_predict)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m insulin_core", description="insulin-dash core: data, models, what-if.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -225,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--dest", required=True)
     download.set_defaults(run=cmd_download_data)
     _add_train(sub)
+    _add_predict(sub)
     return parser
 
 

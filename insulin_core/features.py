@@ -34,6 +34,7 @@ NOW_FEATURES = (
     "last_regular_same_dp", "has_last_regular_same_dp", "log_age_last_regular_same_dp",
     "median3_regular_same_dp", "median7_regular_same_dp", "share_dose_same_dp",
     "last_regular", "log_hours_since_regular", "last_nph", "last_ultralente",
+    "last_regular_same_band", "median5_regular_same_band", "share_dose_same_band", "has_same_band",
 )
 
 
@@ -145,6 +146,7 @@ def _history_features(tl: pd.DataFrame, doses: dict[str, pd.Series]) -> dict[str
 
     same_dp = [pid, dp]
     last_dose_same_dp_at = _last_before(given_at, same_dp)
+    band = _personal_scale(tl, regular)
     return {
         "glucose_prev": _last_before(tl["glucose"], [pid]),
         "log_hours_since_glucose": _log_hours(stamp_h - _last_before(glucose_at, [pid])),
@@ -158,7 +160,25 @@ def _history_features(tl: pd.DataFrame, doses: dict[str, pd.Series]) -> dict[str
         "log_hours_since_regular": _log_hours(stamp_h - _last_before(given_at, [pid])),
         "last_nph": _last_before(doses["nph"].where(doses["nph"] > 0), [pid]),
         "last_ultralente": _last_before(doses["ultralente"].where(doses["ultralente"] > 0), [pid]),
+        **band,
     }
+
+
+def _personal_scale(tl: pd.DataFrame, regular: pd.Series) -> dict[str, pd.Series]:
+    """The patient's own sliding scale so far: what they did before at a glucose in the same
+    40 mg/dL band and day part (last dose, median of the last 5 moments, share with a dose)."""
+    dec = tl.index[tl["decision_point"] & tl["glucose"].notna()]
+    keys = [tl.loc[dec, "patient_id"], tl.loc[dec, "day_part"], (tl.loc[dec, "glucose"] // GLUCOSE_BAND_MGDL)]
+    dose = regular[dec]  # 0 = the patient chose no dose at that glucose: part of their scale
+    seen = pd.Series(1.0, index=dec)
+    last = _last_before(dose, keys)
+    med = _last_before(dose.groupby(keys).rolling(5, min_periods=1).median().droplevel([0, 1, 2]).reindex(dec), keys)
+    share = _last_before((dose > 0).astype(float).groupby(keys).rolling(SHARE_WINDOW, min_periods=1).mean()
+                         .droplevel([0, 1, 2]).reindex(dec), keys)
+    has = _last_before(seen, keys)
+    return {name: values.reindex(tl.index) for name, values in {
+        "last_regular_same_band": last, "median5_regular_same_band": med,
+        "share_dose_same_band": share, "has_same_band": has}.items()}
 
 
 def seq_columns() -> list[str]:

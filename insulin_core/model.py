@@ -121,6 +121,9 @@ class DoseNet(nn.Module):
         self.mlp = nn.Sequential(*layers)
         self.amount = nn.Linear(width, cfg.n_targets)
         self.dose = nn.Linear(width, cfg.n_targets)
+        # P(dose) above which a dose is predicted; tuned on the validation part after training
+        # (train.tune_threshold) and saved with the weights.
+        self.register_buffer("dose_threshold", torch.full((cfg.n_targets,), 0.5))
 
     def forward(self, seq: torch.Tensor, now: torch.Tensor | None = None,
                 patient: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,7 +147,7 @@ class DoseNet(nn.Module):
 
     @torch.no_grad()
     def predict_dose(self, seq: torch.Tensor, now: torch.Tensor | None = None,
-                     patient: torch.Tensor | None = None, threshold: float = 0.5,
+                     patient: torch.Tensor | None = None, threshold: float | None = None,
                      round_units: bool = True) -> torch.Tensor:
         """Dose in units (batch, n_targets): amount where P(dose) > threshold, else 0.
 
@@ -152,10 +155,11 @@ class DoseNet(nn.Module):
         current mode: call `.eval()` first for deterministic predictions.
         """
         amount, dose_logit = self(seq, now, patient)
+        threshold = self.dose_threshold if threshold is None else threshold
         return dose_from_heads(amount, dose_logit, threshold, round_units)
 
 
-def dose_from_heads(amount: torch.Tensor, dose_logit: torch.Tensor, threshold: float = 0.5,
+def dose_from_heads(amount: torch.Tensor, dose_logit: torch.Tensor, threshold: float | torch.Tensor = 0.5,
                     round_units: bool = True) -> torch.Tensor:
     """Combine the two heads into a dose: amount where sigmoid(logit) > threshold, else 0."""
     dose = torch.where(torch.sigmoid(dose_logit) > threshold, amount, torch.zeros_like(amount))

@@ -23,6 +23,11 @@ from .train import ArrayPart, EpochLog, TrainConfig, TrainData, TrainResult, pre
 from .windows import WindowConfig, WindowSet, make_windows
 
 
+# The default model sizes (everything in ModelConfig that the data does not fix).
+DEFAULT_SIZES = {"lstm_hidden": 64, "lstm_layers": 1, "gru_hidden": 32, "gru_layers": 1,
+                 "dense": (128, 64), "dropout": 0.1, "patient_embedding": 16}
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     window: WindowConfig = field(default_factory=WindowConfig)
@@ -98,7 +103,7 @@ def model_config_for(prepared: Prepared, **sizes) -> ModelConfig:
     ws = prepared.ws
     return ModelConfig(n_seq_features=ws.seq.shape[2], n_now_features=ws.now.shape[1],
                        n_patients=len(prepared.patient_index), window=ws.config.length,
-                       n_targets=len(ws.targets), **sizes)
+                       n_targets=len(ws.targets), **{**DEFAULT_SIZES, **sizes})
 
 
 @dataclass

@@ -91,6 +91,7 @@ def save_bundle(model: DoseNet, meta: dict, name: str, models_dir: Path = DEFAUL
             "model_config": model.cfg.to_dict(), "versions": library_versions(),
             "created": meta.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds")}
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=models_dir))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared
     try:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         torch.save(state, tmp / WEIGHTS_FILE)

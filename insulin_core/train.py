@@ -37,6 +37,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     patient_dropout: float = 0.1  # P(training row's patient -> 0 = unknown) per batch
+    huber_beta: float = 1.0  # small beta -> an L1-like amount loss, i.e. aims at MAE
+    select_on: str = "val_loss"  # which validation figure picks the best epoch: val_loss | val_mae
+    tune_threshold: bool = True  # pick the P(dose) threshold that minimises validation MAE
     # CPU threads for this run (restored afterwards); 0 = leave torch's default. With 2 cores
     # shared by other work, 1 thread is far faster for models this small (see train_model).
     threads: int = 0
@@ -67,6 +70,9 @@ class TrainConfig:
         number("weight_decay", 0.0, 1.0)
         number("clip", 0.0, 1e6)
         number("patient_dropout", 0.0, 1.0)
+        number("huber_beta", 0.0, 100.0, lo_open=True)
+        if self.select_on not in ("val_loss", "val_mae"):
+            raise ValueError(f"select_on must be 'val_loss' or 'val_mae', got {self.select_on!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
 
@@ -147,7 +153,7 @@ class TrainResult:
 
 
 def dose_loss(amount: torch.Tensor, dose_logit: torch.Tensor, y: torch.Tensor,
-              reduce: bool = True):
+              reduce: bool = True, beta: float = 1.0):
     """BCE(dose head, y > 0) + Huber(amount, y) on dose rows, summed over targets.
 
     With reduce=False returns per-target sums and counts (bce_sum, huber_sum, n_rows, n_doses)
@@ -155,7 +161,7 @@ def dose_loss(amount: torch.Tensor, dose_logit: torch.Tensor, y: torch.Tensor,
     """
     given = (y > 0).float()
     bce = F.binary_cross_entropy_with_logits(dose_logit, given, reduction="none").sum(0)
-    huber = (F.smooth_l1_loss(amount, y, reduction="none", beta=1.0) * given).sum(0)
+    huber = (F.smooth_l1_loss(amount, y, reduction="none", beta=beta) * given).sum(0)
     n_doses = given.sum(0)
     if not reduce:
         return bce, huber, y.shape[0], n_doses
@@ -163,7 +169,7 @@ def dose_loss(amount: torch.Tensor, dose_logit: torch.Tensor, y: torch.Tensor,
 
 
 @torch.inference_mode()
-def _evaluate(model: DoseNet, tensors, chunk: int = 8192) -> tuple[float, float]:
+def _evaluate(model: DoseNet, tensors, chunk: int = 8192, beta: float = 1.0) -> tuple[float, float]:
     """(val loss, val MAE in units of the rounded dose vs y[:, 0]) over a whole part."""
     model.eval()
     seq, now, patient, y = tensors
@@ -172,7 +178,7 @@ def _evaluate(model: DoseNet, tensors, chunk: int = 8192) -> tuple[float, float]
     for i in range(0, len(y), chunk):
         amount, logit = model(seq[i:i + chunk], now[i:i + chunk], patient[i:i + chunk])
         yb = y[i:i + chunk]
-        b, h, _, d = dose_loss(amount, logit, yb, reduce=False)
+        b, h, _, d = dose_loss(amount, logit, yb, reduce=False, beta=beta)
         bce, huber, n_doses = bce + b, huber + h, n_doses + d
         abs_err += (dose_from_heads(amount, logit)[:, 0] - yb[:, 0]).abs().sum().item()
     loss = (bce / len(y) + huber / torch.as_tensor(n_doses).clamp_min(1.0)).sum().item()
@@ -263,7 +269,7 @@ def _train(model_cfg, cfg: TrainConfig, data: TrainData, callback, device) -> Tr
                 drop = (torch.rand(len(idx), generator=gen) < cfg.patient_dropout).to(device)
                 pb = torch.where(drop, torch.zeros_like(pb), pb)
             amount, logit = model(seq[idx], now[idx], pb)
-            loss = dose_loss(amount, logit, y[idx])
+            loss = dose_loss(amount, logit, y[idx], beta=cfg.huber_beta)
             if not torch.isfinite(loss):
                 finite = False
                 break
@@ -274,7 +280,7 @@ def _train(model_cfg, cfg: TrainConfig, data: TrainData, callback, device) -> Tr
             opt.step()
             total += loss.item() * len(idx)
         train_loss = total / n if finite else float("nan")
-        val_loss, val_mae = _evaluate(model, val) if finite else (float("nan"), float("nan"))
+        val_loss, val_mae = _evaluate(model, val, beta=cfg.huber_beta) if finite else (float("nan"), float("nan"))
         log = EpochLog(epoch, train_loss, val_loss, val_mae, time.perf_counter() - start, lr)
         history.append(log)
         if first_val is None and math.isfinite(val_loss):
@@ -284,8 +290,9 @@ def _train(model_cfg, cfg: TrainConfig, data: TrainData, callback, device) -> Tr
         exploded = math.isfinite(val_loss) and (
             val_loss > DIVERGED_ABS
             or (first_val is not None and val_loss > max(DIVERGED_RATIO * first_val, 1.0)))
-        if not (diverged or exploded) and val_loss < best_val:
-            best_val, best_epoch = val_loss, epoch
+        score = val_mae if cfg.select_on == "val_mae" else val_loss
+        if not (diverged or exploded) and score < best_val:
+            best_val, best_epoch = score, epoch
             best_state = copy.deepcopy(model.state_dict())
         user_stop = bool(callback(log)) if callback is not None else False
 
@@ -320,6 +327,8 @@ def _train(model_cfg, cfg: TrainConfig, data: TrainData, callback, device) -> Tr
 
     model.load_state_dict(best_state)
     model.to("cpu").eval()
+    if cfg.tune_threshold and best_epoch:
+        tune_threshold(model, data.val)
     return TrainResult(model, history, stop_reason, best_epoch, time.perf_counter() - start,
                        message, best_val)
 
@@ -345,11 +354,36 @@ def predict_raw(model: DoseNet, part: ArrayPart, batch: int = 4096
     return np.concatenate(amounts), np.concatenate(probs)
 
 
-def predict(model: DoseNet, part: ArrayPart, batch: int = 4096, threshold: float = 0.5,
+def predict(model: DoseNet, part: ArrayPart, batch: int = 4096, threshold: float | None = None,
             round_units: bool = True) -> np.ndarray:
-    """Doses (n, T) in units: amount where P(dose) > threshold else 0, rounded to whole units."""
+    """Doses (n, T) in units: amount where P(dose) > threshold else 0, rounded to whole units.
+    The threshold defaults to the model's own (tuned on validation)."""
     amount, p = predict_raw(model, part, batch)
+    if threshold is None:
+        threshold = model.dose_threshold.cpu().numpy()
     dose = np.where(p > threshold, amount, 0.0)
     if round_units:
         dose = np.floor(dose + 0.5)
     return np.maximum(dose, 0.0).astype(np.float32)
+
+
+THRESHOLD_GRID = np.round(np.arange(0.3, 0.701, 0.05), 2)  # a small validation part overfits wider grids
+
+
+def tune_threshold(model: DoseNet, val: ArrayPart) -> np.ndarray:
+    """Per target, the P(dose) threshold with the lowest validation MAE (ties: nearest 0.5).
+
+    Some decision moments carry no dose because it was written down minutes later on a row of
+    its own; how sure the model must be before it suggests a dose is a property of the data that
+    the validation part can measure, not a constant.
+    """
+    amount, p = predict_raw(model, val)
+    dose = np.floor(amount + 0.5)
+    best = np.full(amount.shape[1], 0.5, dtype=np.float32)
+    for t in range(amount.shape[1]):
+        maes = [np.abs(np.where(p[:, t] > th, dose[:, t], 0.0) - val.y[:, t]).mean() for th in THRESHOLD_GRID]
+        order = np.lexsort((np.abs(THRESHOLD_GRID - 0.5), np.round(maes, 6)))
+        best[t] = THRESHOLD_GRID[order[0]]
+    with torch.no_grad():
+        model.dose_threshold.copy_(torch.as_tensor(best))
+    return best
