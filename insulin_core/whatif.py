@@ -30,7 +30,8 @@ import torch
 
 from .codes import (CODE_TABLE, DAY_PARTS, EXERCISE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS,
                     MAX_PLAUSIBLE_DOSE, MEAL_CODES)
-from .features import GLUCOSE_SLOTS, NOW_FEATURES, SEQ_FEATURES, SHARE_WINDOW, add_features, build_timeline, day_part_of
+from .features import (GLUCOSE_BAND_MGDL, GLUCOSE_SLOTS, NOW_FEATURES, SEQ_FEATURES, SHARE_WINDOW, add_features,
+                       build_timeline, day_part_of, now_columns)
 from .pipeline import ExperimentConfig, Prepared, prepare, to_part
 from .registry import ModelBundle
 from .scaling import MinMaxScaler
@@ -187,6 +188,7 @@ class Built:
     row: int  # the decision row in `features` (its last row)
     ws: WindowSet  # one window
     new_glucose_code: int  # the code a glucose reading now would get (the patient's habit)
+    band_now: np.ndarray | None = None  # band_variants(), filled on first use
 
 
 def _event(pid: int, stamp: pd.Timestamp, code: int, value: float = 0.0, paper: bool = False) -> dict:
@@ -275,9 +277,11 @@ def _tail_start(history: pd.DataFrame, part: str, length: int) -> pd.Timestamp |
         return None
     kind = history["kind"].to_numpy()
     rows = pd.DataFrame({"t": history["timestamp"].to_numpy(), "glucose": kind == "glucose",
+                         "glucose_value": history["value"].where(kind == "glucose").to_numpy(dtype=float),
                          "regular": kind == "regular", "nph": kind == "nph", "ultralente": kind == "ultralente",
                          "decision": np.isin(kind, ["glucose", "meal", "exercise", "hypo"])})
-    rows = rows.groupby("t", sort=True).max()
+    rows = rows.groupby("t", sort=True).agg({"glucose": "max", "glucose_value": "mean", "regular": "max",
+                                             "nph": "max", "ultralente": "max", "decision": "max"})
     stamps = rows.index
     n = len(stamps)
     if n <= length + 1:
@@ -288,8 +292,9 @@ def _tail_start(history: pd.DataFrame, part: str, length: int) -> pd.Timestamp |
     needs = [window_start - 1]
 
     def nth_last(mask: np.ndarray, k: int, before: int = n) -> int:
+        # with fewer than k such rows the rolling figures use all of them: keep from the first
         pos = np.flatnonzero(mask[:before])
-        return -1 if len(pos) < k else int(pos[-k])
+        return n if len(pos) == 0 else int(pos[-min(k, len(pos))])
 
     needs.append(nth_last(rows["glucose"].to_numpy(), 1, window_start))
     needs.append(nth_last(rows["regular"].to_numpy(), 1))
@@ -297,6 +302,12 @@ def _tail_start(history: pd.DataFrame, part: str, length: int) -> pd.Timestamp |
     needs.append(nth_last(rows["ultralente"].to_numpy(), 1))
     needs.append(nth_last(rows["regular"].to_numpy() & same_dp, 7))
     needs.append(nth_last(rows["decision"].to_numpy() & same_dp, SHARE_WINDOW, window_start))
+    # The patient's own sliding scale (moments with a reading in the same glucose band and day
+    # part): every band, since a sweep or a glucose edit can land in any of them.
+    band = np.floor(rows["glucose_value"].to_numpy() / GLUCOSE_BAND_MGDL)
+    with_glucose = rows["decision"].to_numpy() & same_dp & ~np.isnan(band)
+    for b in np.unique(band[with_glucose]):
+        needs.append(nth_last(with_glucose & (band == b), SHARE_WINDOW, window_start))
     start = min(needs)
     return None if start <= 0 else stamps[start]
 
@@ -359,19 +370,40 @@ def build(scenario: Scenario, patient_events: pd.DataFrame, bundle: ModelBundle,
     return Built(scenario, moment, str(features["day_part"].iloc[row]), events, features, row, ws, code)
 
 
+N_BANDS = int(GLUCOSE_METER_MAX // GLUCOSE_BAND_MGDL) + 1
+
+
+def band_variants(base: Built, length: int) -> np.ndarray:
+    """(N_BANDS, n_now) now-vectors of the decision moment with a glucose reading in each 40 mg/dL
+    band, rebuilt by build_timeline + add_features in ONE call: the edited events are stacked as
+    one copy per band under stand-in patient ids, and every feature is computed per patient."""
+    rep = np.clip(np.arange(N_BANDS) * GLUCOSE_BAND_MGDL + GLUCOSE_BAND_MGDL / 2, GLUCOSE_METER_MIN, GLUCOSE_METER_MAX)
+    pid = base.scenario.patient_id
+    copies = [_replace_glucose(base.events, pid, base.moment, float(g), base.new_glucose_code).assign(patient_id=-1 - b)
+              for b, g in enumerate(rep)]
+    feats = add_features(build_timeline(pd.concat(copies, ignore_index=True)))
+    last = feats.groupby("patient_id").tail(1)  # the decision row of each copy
+    order = np.argsort(-last["patient_id"].to_numpy())  # -1 (band 0), -2 (band 1), ...
+    return last[list(now_columns())].to_numpy(dtype=np.float32)[order]
+
+
 def _set_moment(now: np.ndarray, glucose=None, meal=None, exercise=None, hypo=None,
-                new_glucose_slot: str | None = None) -> np.ndarray:
-    """Rows of unscaled now-vectors with the moment's own columns set as add_features computes
-    them from the moment's events (glucose, has_glucose, glucose slot, hypo, meal, exercise).
+                band_now: np.ndarray | None = None) -> np.ndarray:
+    """Rows of unscaled now-vectors with the moment's own edits applied.
+
+    Meal, exercise and hypoglycemia now only set their own columns (add_features reads the
+    moment's own events for them). A glucose now also decides the glucose slot and the patient's
+    same-band history: those come from `band_now` (rebuilt per band), then the value itself is set.
     Each argument is None (unchanged) or an array/scalar broadcast over the rows."""
     now = np.array(now, dtype=np.float32, copy=True)
     if glucose is not None:
-        had = now[:, _NOW["has_glucose"]] > 0
-        now[:, _NOW["glucose"]] = glucose
-        if new_glucose_slot is not None:
-            for s in GLUCOSE_SLOTS:  # a moment without a reading gets the patient's usual slot
-                now[~had, _NOW[f"slot_{s}"]] = float(s == new_glucose_slot)
-        now[:, _NOW["has_glucose"]] = 1.0
+        g = np.broadcast_to(np.asarray(glucose, dtype=float), (len(now),))
+        band = np.clip(np.floor(g / GLUCOSE_BAND_MGDL).astype(int), 0, N_BANDS - 1)
+        local = [_NOW[c] for c in ("meal", "exercise", "hypo")]
+        kept = now[:, local]
+        now = np.array(band_now[band], dtype=np.float32, copy=True)
+        now[:, _NOW["glucose"]] = g
+        now[:, local] = kept
     if meal is not None:
         now[:, _NOW["meal"]] = np.vectorize(LEVELS.get)(meal) if not np.isscalar(meal) else LEVELS[meal]
     if exercise is not None:
@@ -385,13 +417,19 @@ def _set_moment(now: np.ndarray, glucose=None, meal=None, exercise=None, hypo=No
 # Conformal intervals
 # --------------------------------------------------------------------------------------------
 
-def _continuous_dose(amount: np.ndarray, p: np.ndarray) -> np.ndarray:
-    return np.where(p > DOSE_THRESHOLD, amount, 0.0)
+def dose_threshold(model) -> float:
+    """The model's own P(dose) threshold for Regular (tuned on validation when it has one)."""
+    t = getattr(model, "dose_threshold", None)
+    return DOSE_THRESHOLD if t is None else float(torch.as_tensor(t).reshape(-1)[0])
 
 
-def point_dose(amount: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """The dose train.predict gives: amount where P(dose) > 0.5, else 0, rounded half-up."""
-    return np.maximum(np.floor(_continuous_dose(amount, p) + 0.5), 0.0)
+def _continuous_dose(amount: np.ndarray, p: np.ndarray, threshold: float = DOSE_THRESHOLD) -> np.ndarray:
+    return np.where(p > threshold, amount, 0.0)
+
+
+def point_dose(amount: np.ndarray, p: np.ndarray, threshold: float = DOSE_THRESHOLD) -> np.ndarray:
+    """The dose train.predict gives: amount where P(dose) > threshold, else 0, rounded half-up."""
+    return np.maximum(np.floor(_continuous_dose(amount, p, threshold) + 0.5), 0.0)
 
 
 def _group(dose_cont: np.ndarray) -> np.ndarray:
@@ -419,13 +457,14 @@ def conformal_from_scores(dose_cont: np.ndarray, y: np.ndarray, alpha: float = C
     return table
 
 
-def conformal_interval(amount: np.ndarray, p: np.ndarray, table: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def conformal_interval(amount: np.ndarray, p: np.ndarray, table: dict, threshold: float = DOSE_THRESHOLD
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dose, low, high) in whole units; [low, high] holds the same whole doses as the continuous
     conformal interval, and always the point dose."""
-    cont = _continuous_dose(np.asarray(amount, float), np.asarray(p, float))
+    cont = _continuous_dose(np.asarray(amount, float), np.asarray(p, float), threshold)
     q = np.array([table["groups"][g]["q"] for g in _group(cont)], dtype=float)
     q = np.where(np.isfinite(q), q, MAX_PLAUSIBLE_DOSE["regular"])
-    dose = point_dose(amount, p)
+    dose = point_dose(amount, p, threshold)
     low = np.maximum(np.ceil(cont - q - 1e-9), 0.0)
     high = np.floor(cont + q + 1e-9)
     return dose, np.minimum(low, dose), np.maximum(high, dose)
@@ -449,7 +488,8 @@ def _raw(model, part: ArrayPart) -> tuple[np.ndarray, np.ndarray]:
 def calibrate_conformal(model, prepared: Prepared, alpha: float = CONFORMAL_ALPHA) -> dict:
     """Conformal table from the validation part of a prepared experiment (store it as meta['conformal'])."""
     amount, p = _raw(model, prepared.part(prepared.val_idx))
-    table = conformal_from_scores(_continuous_dose(amount, p), prepared.ws.y[prepared.val_idx, 0], alpha)
+    table = conformal_from_scores(_continuous_dose(amount, p, dose_threshold(model)),
+                                  prepared.ws.y[prepared.val_idx, 0], alpha)
     table["part"] = "val"
     return table
 
@@ -458,7 +498,7 @@ def interval_coverage(model, prepared: Prepared, table: dict, part: str = "test"
     """Share of a part's actual doses inside their intervals (target: 1 - alpha)."""
     idx = getattr(prepared.split, part)
     amount, p = _raw(model, prepared.part(idx))
-    _, low, high = conformal_interval(amount, p, table)
+    _, low, high = conformal_interval(amount, p, table, dose_threshold(model))
     return {"part": part, "alpha": table["alpha"], **coverage_of(prepared.ws.y[idx, 0], low, high)}
 
 
@@ -652,10 +692,15 @@ class WhatIf:
         amount, p = _raw(self.bundle.model, ArrayPart(seq_s, now_s, patient, np.zeros((len(now), 1), np.float32)))
         return amount, p, seq_s, now_s
 
+    def _bands(self, base: Built) -> np.ndarray:
+        if base.band_now is None:
+            base.band_now = band_variants(base, base.ws.config.length)
+        return base.band_now
+
     def _moment_now(self, base: Built, scenario: Scenario) -> np.ndarray:
-        slot = CODE_TABLE[base.new_glucose_code].detail
+        bands = self._bands(base) if scenario.glucose_now is not None else None
         return _set_moment(base.ws.now, scenario.glucose_now, scenario.meal_now, scenario.exercise_now,
-                           scenario.hypo_now, new_glucose_slot=slot)
+                           scenario.hypo_now, band_now=bands)
 
     # -- one prediction -------------------------------------------------------------------------
     def predict(self, scenario: Scenario, rebuild: bool = False, with_unedited: bool = True) -> Prediction:
@@ -673,11 +718,11 @@ class WhatIf:
             now = self._moment_now(built, scenario)
         # One batch: the scenario itself, then the monotonicity grid over 70-400 mg/dL.
         grid_now = _set_moment(np.repeat(now, len(MONOTONE_GRID), axis=0), MONOTONE_GRID,
-                               new_glucose_slot=CODE_TABLE[built.new_glucose_code].detail)
+                               band_now=self._bands(built if not rebuild else self._base(scenario)))
         all_now = np.concatenate([now, grid_now])
         seq = np.repeat(built.ws.seq, len(all_now), axis=0)
         amount, p, seq_s, now_s = self._heads(seq, all_now, scenario.patient_id)
-        dose, low, high = conformal_interval(amount, p, self.conformal)
+        dose, low, high = conformal_interval(amount, p, self.conformal, dose_threshold(self.bundle.model))
         history = self.events_of(scenario.patient_id)
         history = history[history["timestamp"] < built.moment]
         flags = [f for f in (out_of_range_flag(seq_s[:1], now_s[:1], built.ws.now_features),
@@ -710,8 +755,7 @@ class WhatIf:
                   else np.asarray([check_glucose(v) for v in values], dtype=float))
         base = self._base(scenario)
         now = self._moment_now(base, scenario)
-        variants = _set_moment(np.repeat(now, len(values), axis=0), values,
-                               new_glucose_slot=CODE_TABLE[base.new_glucose_code].detail)
+        variants = _set_moment(np.repeat(now, len(values), axis=0), values, band_now=self._bands(base))
         return self._sweep("glucose", list(map(float, values)), base, variants, scenario)
 
     def sweep_meal(self, scenario: Scenario) -> Sweep:
@@ -723,7 +767,7 @@ class WhatIf:
     def _sweep(self, variable: str, values: list, base: Built, variants: np.ndarray, scenario: Scenario) -> Sweep:
         seq = np.repeat(base.ws.seq, len(variants), axis=0)
         amount, p, _, _ = self._heads(seq, variants, scenario.patient_id)
-        dose, low, high = conformal_interval(amount, p, self.conformal)
+        dose, low, high = conformal_interval(amount, p, self.conformal, dose_threshold(self.bundle.model))
         real = self.real_doses(scenario.patient_id, base.day_part, before=base.moment)
         if variable == "glucose":
             g = real["glucose"].to_numpy()
@@ -905,33 +949,26 @@ def _sentence(expected: float, reference: float, groups: pd.DataFrame, top: int)
 # Evaluation: how often is the learned curve non-monotone?
 # --------------------------------------------------------------------------------------------
 
-def nonmonotone_share(bundle: ModelBundle, features: pd.DataFrame, part: str = "test",
-                      max_per_patient: int = 50, tol: float = MONOTONE_TOLERANCE_U) -> dict:
-    """Per patient, the share of their decision points (of one part, up to `max_per_patient`, the
-    latest) whose glucose-now curve over 70-400 mg/dL falls by more than `tol` U, and whether their
-    average curve does; plus the share of patients with a non-monotone average curve."""
+def nonmonotone_share(bundle: ModelBundle, events: pd.DataFrame, features: pd.DataFrame | None = None,
+                      part: str = "test", max_per_patient: int = 3, tol: float = MONOTONE_TOLERANCE_U) -> dict:
+    """Per patient, the share of their decision points (the latest `max_per_patient` with a glucose
+    reading, of one part) whose glucose-now curve over 70-400 mg/dL falls by more than `tol` U,
+    and whether their average curve does; plus the share of patients with a non-monotone curve."""
+    features = add_features(build_timeline(events)) if features is None else features
     prepared = bundle_prepared(bundle, features)
     ws = prepared.ws
     idx = getattr(prepared.split, part) if part != "all" else np.arange(len(ws))
-    ctx = ws.context.iloc[idx]
+    idx = idx[ws.now[idx, _NOW["has_glucose"]] > 0]
+    engine = WhatIf(bundle, events, features, conformal={"alpha": CONFORMAL_ALPHA, "groups": {
+        "dose": {"q": 0.0}, "no_dose": {"q": 0.0}}})  # intervals are not needed here
     rows = []
-    for pid, grp in pd.Series(idx, index=ctx["patient_id"].to_numpy()).groupby(level=0):
+    for pid, grp in pd.Series(idx, index=ws.context["patient_id"].to_numpy()[idx]).groupby(level=0):
         take = grp.to_numpy()[-max_per_patient:]
-        # the slot of a moment without a reading would be the patient's habit; keep only moments with one
-        take = take[ws.now[take, _NOW["has_glucose"]] > 0]
-        if len(take) == 0:
-            continue
-        k, m = len(take), len(MONOTONE_GRID)
-        now = _set_moment(np.repeat(ws.now[take], m, axis=0), np.tile(MONOTONE_GRID, k))
-        part_ = to_part(WindowSet(np.repeat(ws.seq[take], m, axis=0), now, np.zeros((k * m, 1), np.float32),
-                                  pd.DataFrame({"patient_id": np.full(k * m, pid)}), ws.seq_features,
-                                  ws.now_features, ws.targets, ws.config),
-                        np.arange(k * m), bundle.seq_scaler, bundle.now_scaler, bundle.patient_index)
-        amount, p = _raw(bundle.model, part_)
-        dose = point_dose(amount, p).reshape(k, m)
+        dose = np.stack([engine.sweep_glucose(Scenario(int(pid), ws.context["timestamp"].iloc[i]), MONOTONE_GRID).dose
+                         for i in take])
         drops = np.array([non_monotone_drop(MONOTONE_GRID, d)[0] for d in dose])
         mean_drop = non_monotone_drop(MONOTONE_GRID, dose.mean(axis=0))[0]
-        rows.append({"patient_id": int(pid), "points": k, "share_non_monotone_points": float((drops > tol).mean()),
+        rows.append({"patient_id": int(pid), "points": len(take), "share_non_monotone_points": float((drops > tol).mean()),
                      "mean_curve_drop_u": mean_drop, "non_monotone": bool(mean_drop > tol)})
     table = pd.DataFrame(rows)
     return {"part": part, "tolerance_u": tol, "range_mgdl": list(MONOTONE_RANGE),

@@ -1,0 +1,405 @@
+"""What-if: scenario edits on events, exactness of the rebuilt features, sweeps, conformal
+intervals, occlusion explanations, safety flags, bounds and the `predict` command."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from insulin_core import whatif as W
+from insulin_core.cli import main
+from insulin_core.dataset import load_cohort
+from insulin_core.features import NOW_FEATURES, SEQ_FEATURES
+from insulin_core.model import DoseNet, ModelConfig
+from insulin_core.pipeline import ExperimentConfig, bundle_meta, run_experiment
+from insulin_core.registry import ModelBundle, save_bundle
+from insulin_core.serving import predict_windows
+from insulin_core.source import DataSource
+from insulin_core.train import TrainConfig
+from insulin_core.windows import WindowConfig
+
+L = 6
+NOW = {n: i for i, n in enumerate(NOW_FEATURES)}
+SEQ = {n: i for i, n in enumerate(SEQ_FEATURES)}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def setup(one_thread):
+    """A tiny model trained for 3 epochs on the 5-patient demo cohort, as an in-memory bundle."""
+    cohort = load_cohort(DataSource("demo", demo_patients=5))
+    exp = ExperimentConfig(WindowConfig(length=L))
+    train_cfg = TrainConfig(epochs=3, batch=128, lr=1e-2, threads=1)
+    sizes = dict(lstm_hidden=8, gru_hidden=8, dense=(16,), patient_embedding=2, dropout=0.0)
+    result = run_experiment(cohort.features, exp, sizes, train_cfg, baselines=[])
+    meta = bundle_meta(result, exp, train_cfg, cohort.source.label, cohort.fingerprint)
+    meta["model_config"] = result.training.model.cfg.to_dict()
+    meta["conformal"] = W.calibrate_conformal(result.training.model, result.prepared)
+    bundle = ModelBundle("tiny", result.training.model, meta)
+    return cohort, result, bundle, W.WhatIf(bundle, cohort.events, cohort.features)
+
+
+def sample_windows(result, n=25, seed=0):
+    ws = result.prepared.ws
+    return ws, np.random.default_rng(seed).choice(len(ws), n, replace=False)
+
+
+def scenario_at(ws, i, **edits):
+    ctx = ws.context.iloc[i]
+    return W.Scenario(int(ctx["patient_id"]), ctx["timestamp"], **edits)
+
+
+# -- exactness -------------------------------------------------------------------------------
+
+def test_bounded_tail_gives_the_full_history_features(setup):
+    cohort, result, bundle, engine = setup
+    ws, idx = sample_windows(result, 10)
+    scenarios = [scenario_at(ws, i) for i in idx]
+    scenarios += [scenario_at(ws, i, time_of_day=t) for i, t in zip(idx[:4], ["06:30", "12:00", "19:45", "23:10"])]
+    scenarios += [scenario_at(ws, idx[5], glucose_now=530.0), W.Scenario(1, "next", time_of_day="07:30")]
+    for s in scenarios:
+        tail, full = engine.build(s), engine.build(s, bounded=False)
+        assert len(tail.events) <= len(full.events)
+        assert np.array_equal(tail.ws.seq, full.ws.seq), s
+        assert np.array_equal(tail.ws.now, full.ws.now), s
+        assert tail.moment == full.moment
+
+
+def test_unedited_scenario_reproduces_the_pipeline_prediction(setup):
+    cohort, result, bundle, engine = setup
+    ws, idx = sample_windows(result, 12, seed=1)
+    expected = predict_windows(bundle, ws, idx)
+    for i, want in zip(idx, expected):
+        s = scenario_at(ws, i)
+        built = engine.build(s)
+        assert np.array_equal(built.ws.seq, ws.seq[i:i + 1]) and np.array_equal(built.ws.now, ws.now[i:i + 1])
+        assert engine.predict(s, rebuild=True).dose == want
+        pred = engine.predict(s)
+        assert pred.dose == want and pred.unedited_dose == want and pred.low <= pred.dose <= pred.high
+
+
+def test_the_regular_dose_at_the_moment_is_never_an_input(setup):
+    cohort, result, bundle, engine = setup
+    ws = result.prepared.ws
+    i = int(np.flatnonzero(ws.y[:, 0] > 0)[5])
+    built = engine.build(scenario_at(ws, i))
+    at = built.events[built.events["timestamp"] == built.moment]
+    assert not (at["kind"] == "regular").any()
+
+
+def changed(a: np.ndarray, b: np.ndarray, names) -> set:
+    diff = (a != b).reshape(-1, len(names)).any(axis=0)
+    return {names[j] for j in np.flatnonzero(diff)}
+
+
+def test_each_edit_changes_exactly_its_features(setup):
+    cohort, result, bundle, engine = setup
+    ws = result.prepared.ws
+    # a decision point with a glucose reading, no hypo, a typical-or-no meal, no exercise now
+    i = next(i for i in range(200, len(ws)) if ws.now[i, NOW["has_glucose"]] > 0 and ws.now[i, NOW["hypo"]] == 0
+             and ws.now[i, NOW["exercise"]] == 0 and ws.now[i, NOW["meal"]] == 0)
+    base = engine.build(scenario_at(ws, i))
+    # glucose now also moves the patient's same-band history when features.py has it
+    band = {n for n in NOW_FEATURES if n.endswith("_same_band")}
+    cases = {"glucose_now": (dict(glucose_now=333.0), {"glucose"} | band),
+             "meal_now": (dict(meal_now="more"), {"meal"}),
+             "exercise_now": (dict(exercise_now="less"), {"exercise"}),
+             "hypo_now": (dict(hypo_now=True), {"hypo"})}
+    for name, (edit, want) in cases.items():
+        b = engine.build(scenario_at(ws, i, **edit))
+        got = changed(b.ws.now, base.ws.now, NOW_FEATURES)
+        assert "glucose" in got if name == "glucose_now" else got == want, name
+        assert got <= want, name
+        assert np.array_equal(b.ws.seq, base.ws.seq), name
+    # an earlier reading in the window that is not the latest one: only that step's glucose moves
+    stamps = base.features["timestamp"].iloc[base.row - L:base.row].reset_index(drop=True)
+    has_g = base.ws.seq[0, :, SEQ["has_glucose"]] > 0
+    t = int(np.flatnonzero(has_g)[0])
+    assert has_g[t + 1:].any(), "need a later reading in the window"
+    b = engine.build(scenario_at(ws, i, glucose_readings={stamps[t]: 77.0}))
+    assert np.array_equal(b.ws.now, base.ws.now)
+    assert np.argwhere(b.ws.seq != base.ws.seq).tolist() == [[0, t, SEQ["glucose"]]]
+    assert b.ws.seq[0, t, SEQ["glucose"]] == 77.0
+    # exercise earlier on a window row that already is a decision moment
+    b = engine.build(scenario_at(ws, i, exercise_earlier={stamps[t]: "more"}))
+    assert np.array_equal(b.ws.now, base.ws.now)
+    assert np.argwhere(b.ws.seq != base.ws.seq).tolist() == [[0, t, SEQ["exercise"]]]
+    # time of day moves the moment within its day and recomputes its time features
+    b = engine.build(scenario_at(ws, i, time_of_day="03:15"))
+    assert b.moment == base.moment.normalize() + pd.Timedelta("3h15min") and b.day_part == "night"
+
+
+def test_moment_edits_on_the_cached_history_equal_a_rebuild(setup):
+    cohort, result, bundle, engine = setup
+    ws, idx = sample_windows(result, 6, seed=2)
+    edits = [dict(glucose_now=45.0), dict(glucose_now=280.0, meal_now="none"), dict(meal_now="less", hypo_now=True),
+             dict(exercise_now="more", hypo_now=False), dict(glucose_now=600.0, meal_now="typical", exercise_now="none")]
+    scenarios = [scenario_at(ws, i, **e) for i, e in zip(idx, edits)]
+    scenarios += [W.Scenario(2, "next", glucose_now=190.0, meal_now="typical"), W.Scenario(3, "next", hypo_now=True),
+                  scenario_at(ws, idx[0], time_of_day="18:30", glucose_now=150.0)]
+    for s in scenarios:
+        fast_now = engine._moment_now(engine._base(s), s)
+        assert np.array_equal(fast_now, engine.build(s).ws.now), s
+        fast, slow = engine.predict(s), engine.predict(s, rebuild=True)
+        assert (fast.dose, fast.low, fast.high) == (slow.dose, slow.low, slow.high)
+        assert fast.amount == pytest.approx(slow.amount, abs=1e-6)
+
+
+def test_sweeps_match_one_by_one_predictions(setup):
+    cohort, result, bundle, engine = setup
+    ws, idx = sample_windows(result, 2, seed=3)
+    for s in (scenario_at(ws, idx[0], meal_now="typical"), W.Scenario(4, "next")):
+        values = [40.0, 95.0, 150.0, 222.0, 310.0, 480.0]
+        sweep = engine.sweep_glucose(s, values)
+        one = [engine.predict(replace(s, glucose_now=v), rebuild=True) for v in values]
+        assert sweep.dose.tolist() == [p.dose for p in one]
+        assert sweep.low.tolist() == [p.low for p in one] and sweep.high.tolist() == [p.high for p in one]
+        meals = engine.sweep_meal(s)
+        assert meals.dose.tolist() == [engine.predict(replace(s, meal_now=m), rebuild=True).dose for m in W.LEVEL_NAMES]
+    full = engine.sweep_glucose(s)
+    assert len(full.values) == W.SWEEP_POINTS and full.values[0] == 10.0 and full.values[-1] == 600.0
+
+
+def test_sweep_returns_the_patients_real_doses_for_the_chart(setup):
+    cohort, result, bundle, engine = setup
+    ws, idx = sample_windows(result, 1, seed=4)
+    s = scenario_at(ws, idx[0])
+    sweep = engine.sweep_glucose(s, [100.0, 200.0])
+    real = sweep.real_doses
+    assert set(real.columns) >= {"timestamp", "glucose", "dose", "meal"} and len(real) > 0
+    assert (real["timestamp"] < s.at).all()
+    near = real.loc[(real["glucose"] - 200).abs() <= 20, "dose"]
+    assert sweep.band_median[1] == (near.median() if len(near) else np.nan) or np.isnan(sweep.band_median[1])
+
+
+# -- intervals -------------------------------------------------------------------------------
+
+def test_conformal_covers_the_target_share_on_a_set_with_known_noise():
+    rng = np.random.default_rng(0)
+
+    def synthetic(n):
+        amount = rng.uniform(2, 12, n)
+        p = rng.uniform(0, 1, n)
+        dosed = p > 0.5
+        noise = rng.normal(0, 1.5, n)  # doses scatter around the prediction with sd 1.5 U
+        y = np.where(dosed, np.maximum(np.round(amount + noise), 0), np.where(rng.random(n) < 0.15, np.round(amount), 0))
+        return amount, p, y
+
+    amount, p, y = synthetic(4000)
+    table = W.conformal_from_scores(np.where(p > 0.5, amount, 0.0), y, alpha=0.1)
+    assert table["groups"]["dose"]["q"] == pytest.approx(1.645 * 1.5, abs=0.5)
+    amount, p, y = synthetic(20000)
+    dose, low, high = W.conformal_interval(amount, p, table)
+    cov = W.coverage_of(y, low, high)
+    assert 0.87 <= cov["coverage"] <= 0.95
+    given = p > 0.5  # Mondrian: the guarantee holds within each group
+    assert 0.87 <= W.coverage_of(y[given], low[given], high[given])["coverage"] <= 0.93
+    assert ((low <= dose) & (dose <= high)).all() and (low >= 0).all()
+
+
+def test_calibration_on_the_bundle_and_coverage_on_the_test_part(setup):
+    cohort, result, bundle, engine = setup
+    table = bundle.meta["conformal"]
+    assert table["part"] == "val" and set(table["groups"]) == {"no_dose", "dose"}
+    cov = W.interval_coverage(bundle.model, result.prepared, table)
+    assert cov["n"] == len(result.prepared.split.test) and 0 <= cov["coverage"] <= 1
+    # a bundle without the table calibrates one on the fly, from its own validation part
+    bare = ModelBundle("bare", bundle.model, {k: v for k, v in bundle.meta.items() if k != "conformal"})
+    fly = W.conformal_for(bare, cohort.features)
+    assert fly["computed_on_the_fly"] and fly["groups"] == table["groups"]
+
+
+# -- explanation -----------------------------------------------------------------------------
+
+def glucose_only_model(sign: float = 1.0, dose_bias: float = 10.0, amount_bias: float = 0.0) -> DoseNet:
+    """A DoseNet that reads only the glucose now: amount = softplus(4 * sign * g_scaled + bias)."""
+    cfg = ModelConfig(n_seq_features=len(SEQ_FEATURES), n_now_features=len(NOW_FEATURES), n_patients=5, window=L,
+                      lstm_hidden=4, gru_hidden=4, dense=(2,), dropout=0.0, patient_embedding=2)
+    model = DoseNet(cfg)
+    with torch.no_grad():
+        for prm in model.parameters():
+            prm.zero_()
+        w = model.mlp[0].weight  # (2, gru_hidden + n_now + emb)
+        g = cfg.gru_hidden + NOW["glucose"]
+        if sign > 0:
+            w[0, g] = 1.0
+        else:  # relu(1 - g): falls as glucose rises
+            w[0, g], model.mlp[0].bias[0] = -1.0, 1.0
+        model.amount.weight[0, 0] = 4.0
+        model.amount.bias[0] = amount_bias
+        model.dose.bias[0] = dose_bias
+    return model.eval()
+
+
+def test_explanation_finds_the_only_input_that_drives_the_output(setup):
+    cohort, result, bundle, engine = setup
+    model = glucose_only_model()
+    b = ModelBundle("glucose-only", model, bundle.meta)
+    eng = W.WhatIf(b, cohort.events, conformal=bundle.meta["conformal"])
+    s = W.Scenario(1, "next", glucose_now=240.0, meal_now="typical")
+    ex = eng.explain(s)
+    assert (ex.seq.to_numpy() == 0).all(), "the model ignores the window"
+    nonzero = set(ex.now.index[ex.now.to_numpy() != 0])
+    assert nonzero == {"glucose"}  # has_glucose, slots, meal... carry no weight: occluding them changes nothing
+    assert ex.groups.iloc[0]["where"] == "now" and ex.groups.iloc[0]["what"] == "glucose"
+    assert "240 mg/dL reading now" in ex.sentence
+    assert ex.seq.shape == (L, len(SEQ_FEATURES))
+
+
+def test_explanation_on_the_trained_model(setup):
+    cohort, result, bundle, engine = setup
+    ws, idx = sample_windows(result, 1, seed=5)
+    ex = engine.explain(scenario_at(ws, idx[0], glucose_now=250.0))
+    assert ex.seq.shape == (L, len(SEQ_FEATURES)) and len(ex.now) == len(NOW_FEATURES)
+    assert ex.sentence.startswith("Expected dose") and np.isfinite(ex.seq.to_numpy()).all()
+    # an input already at its reference value cannot move the prediction
+    built = engine._base(scenario_at(ws, idx[0]))
+    assert (ex.groups["attribution"].abs().diff().dropna() <= 1e-12).all()  # sorted by size
+    assert built.row == len(built.features) - 1
+
+
+# -- safety flags ----------------------------------------------------------------------------
+
+def test_out_of_range_flag(setup):
+    cohort, result, bundle, engine = setup
+    seq, now = np.full((1, L, len(SEQ_FEATURES)), 0.5), np.full((1, len(NOW_FEATURES)), 0.5)
+    assert W.out_of_range_flag(seq, now) is None
+    now[0, NOW["glucose"]] = 1.2
+    seq[0, 2, SEQ["regular"]] = -0.3
+    flag = W.out_of_range_flag(seq, now)
+    assert flag.kind == "out_of_range" and "glucose" in flag.message and "regular" in flag.message
+    # through a prediction: a bundle whose training never saw glucose above 200 mg/dL
+    meta = json.loads(json.dumps(bundle.meta))
+    meta["scalers"]["now"]["high"][NOW["glucose"]] = 200.0
+    eng = W.WhatIf(ModelBundle("narrow", bundle.model, meta), cohort.events, conformal=meta["conformal"])
+    ws, idx = sample_windows(result, 1, seed=6)
+    kinds = lambda p: {f.kind for f in p.flags}  # noqa: E731
+    assert "out_of_range" in kinds(eng.predict(scenario_at(ws, idx[0], glucose_now=400.0)))
+    assert "out_of_range" not in kinds(eng.predict(scenario_at(ws, idx[0], glucose_now=150.0)))
+
+
+def test_non_monotone_flag_and_share(setup):
+    cohort, result, bundle, engine = setup
+    g = W.MONOTONE_GRID
+    assert W.non_monotone_flag(g, np.round(g / 50)) is None
+    assert W.non_monotone_flag(g, np.where(g > 300, 2.0, 6.0)).kind == "non_monotone"
+    assert W.non_monotone_flag(g, np.where(g > 300, 5.5, 6.0)) is None  # within the 1 U tolerance
+    falling = ModelBundle("falling", glucose_only_model(sign=-1.0, amount_bias=2.0), bundle.meta)
+    eng = W.WhatIf(falling, cohort.events, conformal=bundle.meta["conformal"])
+    ws, idx = sample_windows(result, 1, seed=7)
+    pred = eng.predict(scenario_at(ws, idx[0]))
+    assert "non_monotone" in {f.kind for f in pred.flags}
+    rising = ModelBundle("rising", glucose_only_model(sign=1.0), bundle.meta)
+    assert "non_monotone" not in {f.kind for f in W.WhatIf(rising, cohort.events, conformal=bundle.meta["conformal"])
+                                  .predict(scenario_at(ws, idx[0])).flags}
+    share = W.nonmonotone_share(falling, cohort.events, cohort.features, max_per_patient=2)
+    assert share["share_patients_non_monotone"] == 1.0 and share["patients"] == 5
+    assert W.nonmonotone_share(rising, cohort.events, cohort.features, max_per_patient=2)["share_patients_non_monotone"] == 0.0
+
+
+def test_above_history_flag(setup):
+    cohort, result, bundle, engine = setup
+    history = cohort.events[cohort.events["patient_id"] == 1]
+    doses = history.loc[(history["kind"] == "regular") & ~history["implausible"], "value"]
+    assert W.above_history_flag(float(doses.median()), history, "morning") is None
+    flag = W.above_history_flag(float(doses.max()) + 4, history, "morning")
+    assert flag.kind == "above_history" and "largest dose on record" in flag.message
+    # through a prediction: a model that always says about 35 U
+    big = ModelBundle("big", glucose_only_model(amount_bias=35.0), bundle.meta)
+    pred = W.WhatIf(big, cohort.events, conformal=bundle.meta["conformal"]).predict(W.Scenario(1, "next", glucose_now=120.0))
+    assert pred.dose >= 35 and "above_history" in {f.kind for f in pred.flags}
+
+
+# -- bounds ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(glucose_now=900), "glucose 900 mg/dL is outside the meter range 10-600"),
+    (dict(glucose_now=5), "glucose 5 mg/dL is outside the meter range 10-600"),
+    (dict(glucose_now="abc"), "must be a number"),
+    (dict(glucose_readings={"1991-01-10 08:00": 700}), "outside the meter range"),
+    (dict(meal_now="huge"), "meal now must be one of none, less, typical, more"),
+    (dict(exercise_earlier={"1991-01-10 08:00": "lots"}), "exercise must be one of"),
+    (dict(time_of_day="25:00"), "time_of_day must be HH:MM"),
+    (dict(hypo_now="yes"), "hypo_now must be True, False or None"),
+    (dict(at="not a time"), "is not a date and time"),
+])
+def test_bounds_refuse_bad_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        W.Scenario(1, **kwargs)
+
+
+def test_moments_and_window_edits_are_checked_against_the_data(setup):
+    cohort, result, bundle, engine = setup
+    with pytest.raises(ValueError, match="Unknown patient 99"):
+        engine.predict(W.Scenario(99))
+    ev = engine.events_of(1)
+    dose_only = ev.groupby("timestamp")["kind"].agg(set)
+    stamp = dose_only[dose_only.apply(lambda k: k <= {"regular", "nph", "ultralente"})].index
+    at = stamp[0] if len(stamp) else ev["timestamp"].iloc[0] + pd.Timedelta(minutes=1)
+    with pytest.raises(ValueError, match="is not a decision point of patient 1"):
+        engine.predict(W.Scenario(1, at))
+    with pytest.raises(ValueError, match="outside the window"):
+        engine.predict(W.Scenario(1, "next", glucose_readings={ev["timestamp"].iloc[0]: 100.0}))
+
+
+# -- command line ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def saved(setup, tmp_path_factory):
+    from insulin_core.demo import DemoConfig, write_cohort
+
+    cohort, result, bundle, engine = setup
+    root = tmp_path_factory.mktemp("cli")
+    write_cohort(root / "data", DemoConfig(patients=5, seed=0))
+    save_bundle(bundle.model, bundle.meta, "tiny", root / "models")
+    return root
+
+
+def run_cli(capsys, *args):
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_predict_happy_path(saved, capsys, setup):
+    base = ["predict", "--model", "tiny", "--data-dir", str(saved / "data"), "--models-dir", str(saved / "models")]
+    code, out, err = run_cli(capsys, *base, "--patient", "2", "--glucose", "250", "--meal", "typical")
+    assert code == 0, err
+    assert "Regular dose:" in out and "90% interval" in out and "Unedited:" in out
+    code, out, err = run_cli(capsys, *base, "--patient", "2", "--json", "--sweep", "glucose", "--points", "5")
+    assert code == 0, err
+    data = json.loads(out)
+    assert {"dose", "low", "high", "unedited_dose", "flags"} <= set(data) and len(data["sweep"]["curve"]) == 5
+    ws = setup[1].prepared.ws
+    at = str(ws.context["timestamp"][ws.context["patient_id"] == 3].iloc[10])
+    code, out, err = run_cli(capsys, *base, "--patient", "3", "--at", at, "--sweep", "meal")
+    assert code == 0 and "typical" in out, err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--patient", "1", "--glucose", "900"], "outside the meter range 10-600"),
+    (["--patient", "1", "--meal", "huge"], "invalid choice"),
+    (["--patient", "77"], "Unknown patient 77"),
+    (["--patient", "1", "--at", "1991-01-01 03:00"], "not a decision point"),
+])
+def test_cli_predict_errors_are_one_line_exit_2(saved, capsys, extra, message):
+    base = ["predict", "--model", "tiny", "--data-dir", str(saved / "data"), "--models-dir", str(saved / "models")]
+    code, out, err = run_cli(capsys, *base, *extra)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_predict_unknown_model(saved, capsys):
+    code, out, err = run_cli(capsys, "predict", "--model", "nope", "--patient", "1", "--models-dir", str(saved / "models"),
+                             "--data-dir", str(saved / "data"))
+    assert code == 2 and "No model bundle" in err
