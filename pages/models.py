@@ -6,10 +6,10 @@ from insulin_core.registry import BundleError, delete_bundle, save_bundle
 from insulin_core.serving import check_bundle_fits
 from ui import charts
 from ui.bundles import bundle_from_zip, zip_bundle
-from ui.state import (SHIPPED_MODEL, active_model_ref, current_cohort, load_saved, model_label, models_dir,
+from ui.state import (page_header, SHIPPED_MODEL, active_model_ref, current_cohort, load_saved, model_label, models_dir,
                       saved_models, set_active_model, shows_errors)
 
-st.title("Models")
+page_header("Models")
 rows = saved_models()
 table = pd.DataFrame(rows)
 if table.empty:
@@ -45,7 +45,7 @@ with tab_use:
 with tab_compare:
     st.session_state.setdefault("models_compare", names[:3])
     st.session_state["models_compare"] = [n for n in st.session_state["models_compare"] if n in names]
-    chosen = st.multiselect("Models to compare", names, key="models_compare")
+    chosen = st.multiselect("Models to compare", names, key="models_compare", persist_state="session")
     metric_rows = []
     for name in chosen:
         with shows_errors(f"{name} cannot be compared", stop=False):

@@ -8,10 +8,9 @@ from insulin_core.aim94 import patient_id_of
 from insulin_core.download import UCI_URL, download_aim94
 from insulin_core.source import DataSource
 from ui import charts
-from ui.state import cached_cohort, current_cohort, current_source, env_data_dir, new_upload_folder, set_source, shows_errors
+from ui.state import page_header, cached_cohort, current_cohort, current_source, env_data_dir, new_upload_folder, set_source, shows_errors
 
-st.title("insulin-dash")
-st.caption("Predicts a patient's Regular insulin dose from their AIM94 diary with a hybrid LSTM-GRU network.")
+page_header("insulin-dash", "Predicts a patient's Regular insulin dose from their AIM94 diary with a hybrid LSTM-GRU network.")
 
 SOURCES = {"demo": "Demo cohort (synthetic)", "folder": "A folder of AIM94 files", "upload": "Upload AIM94 files",
            "download": "Download from UCI"}
@@ -30,14 +29,14 @@ with st.container(border=True):
     st.markdown("**:material/database: Data source**")
     st.session_state.setdefault("source_kind", "demo")
     st.session_state.setdefault("source_folder", env_data_dir() or "")
-    kind = st.radio("Where the diaries come from", list(SOURCES), format_func=SOURCES.get, key="source_kind",
+    kind = st.radio("Where the diaries come from", list(SOURCES), format_func=SOURCES.get, key="source_kind", persist_state="session",
                     horizontal=True)
     if kind == "demo":
         st.caption("20 synthetic patients in the exact AIM94 format; no real person's data.")
         if st.button("Use the demo cohort", key="source_use_demo"):
             use(DataSource("demo"))
     elif kind == "folder":
-        folder = st.text_input("Folder with data-01 ... data-70", key="source_folder")
+        folder = st.text_input("Folder with data-01 ... data-70", key="source_folder", persist_state="session")
         if st.button("Use this folder", key="source_use_folder"):
             if not folder.strip():
                 st.error("Type the path of a folder first.", icon=":material/error:")

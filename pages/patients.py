@@ -4,9 +4,9 @@ import datetime as dt
 import streamlit as st
 
 from ui import charts
-from ui.state import current_cohort
+from ui.state import page_header, current_cohort
 
-st.title("Patients")
+page_header("Patients")
 cohort = current_cohort()
 if cohort is None:
     st.stop()
@@ -15,7 +15,7 @@ patients = cohort.patients
 if any(p not in patients for p in st.session_state.get("patients_select", [])):
     del st.session_state["patients_select"]  # another data source: the old picks do not exist here
 st.session_state.setdefault("patients_select", patients[:1])
-chosen = st.multiselect("Patients", patients, key="patients_select", format_func=lambda p: f"patient {p}")
+chosen = st.multiselect("Patients", patients, key="patients_select", persist_state="session", format_func=lambda p: f"patient {p}")
 if not chosen:
     st.warning("Pick at least one patient.", icon=":material/person_search:")
     st.stop()

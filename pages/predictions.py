@@ -4,9 +4,9 @@ import streamlit as st
 from insulin_core.baselines import BASELINES
 from insulin_core.serving import check_bundle_fits, metrics_of, per_patient_of
 from ui import charts
-from ui.state import DEFAULT_BASELINES, current_cohort, model_picker, predictions, shows_errors
+from ui.state import page_header, DEFAULT_BASELINES, current_cohort, model_picker, predictions, shows_errors
 
-st.title("Predictions")
+page_header("Predictions")
 cohort = current_cohort()
 if cohort is None:
     st.stop()
@@ -21,7 +21,7 @@ with shows_errors("This model does not fit the data in use"):
 
 st.session_state.setdefault("pred_baselines", DEFAULT_BASELINES[:2])
 st.session_state.setdefault("pred_part", "test")
-baselines = st.multiselect("Baselines on the charts", list(BASELINES), key="pred_baselines",
+baselines = st.multiselect("Baselines on the charts", list(BASELINES), key="pred_baselines", persist_state="session",
                            help="The gradient-boosting baselines take a few seconds each the first time.")
 with shows_errors("Could not predict with this model"):
     table = predictions(bundle, cohort, baselines)
@@ -29,8 +29,8 @@ with shows_errors("Could not predict with this model"):
 patients = sorted(int(p) for p in table["patient_id"].unique())
 if st.session_state.get("pred_patient") not in patients:
     st.session_state["pred_patient"] = patients[0]
-patient = patient_col.selectbox("Patient", patients, key="pred_patient", format_func=lambda p: f"patient {p}")
-part = part_col.selectbox("Windows scored", ["test", "val", "train", "all"], key="pred_part",
+patient = patient_col.selectbox("Patient", patients, key="pred_patient", persist_state="session", format_func=lambda p: f"patient {p}")
+part = part_col.selectbox("Windows scored", ["test", "val", "train", "all"], key="pred_part", persist_state="session",
                           help="The model's own split: test windows were never used in training.")
 
 rows = table[table["patient_id"] == patient]
@@ -38,7 +38,7 @@ weeks = sorted(rows["week"].dt.date.unique())
 if st.session_state.get("pred_week") not in weeks:  # new patient: start at their first test week
     test_weeks = sorted(rows.loc[rows["part"] == "test", "week"].dt.date.unique())
     st.session_state["pred_week"] = test_weeks[0] if test_weeks else weeks[0]
-week = st.select_slider("Week starting", weeks, key="pred_week", format_func=lambda d: d.strftime("%Y-%m-%d"))
+week = st.select_slider("Week starting", weeks, key="pred_week", persist_state="session", format_func=lambda d: d.strftime("%Y-%m-%d"))
 in_week = rows[rows["week"].dt.date == week]
 st.caption(f"Patient {patient}, week of {week:%d %b %Y}: {len(in_week)} decision points "
            f"({', '.join(f'{n} {p}' for p, n in in_week['part'].value_counts().items())}).")

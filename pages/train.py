@@ -9,7 +9,7 @@ from insulin_core.splits import SPLITS
 from insulin_core.train import TrainConfig
 from insulin_core.windows import TARGETS, WindowConfig
 from ui import charts
-from ui.state import (DEFAULT_BASELINES, current_cohort, models_dir, session_models, set_active_model,
+from ui.state import (page_header, DEFAULT_BASELINES, current_cohort, models_dir, session_models, set_active_model,
                       shows_errors)
 from ui.training import LiveTraining
 
@@ -22,7 +22,7 @@ DEFAULTS = {
 }
 WIDTHS = [4, 8, 16, 32, 64, 128, 256]
 
-st.title("Train a model")
+page_header("Train a model")
 cohort = current_cohort()
 if cohort is None:
     st.stop()
@@ -34,32 +34,32 @@ with st.form("train_form", border=True):
     data_col, net_col, fit_col = st.columns(3)
     with data_col:
         st.markdown("**Data**")
-        st.multiselect("Patients (none picked = all)", cohort.patients, key="train_patients",
+        st.multiselect("Patients (none picked = all)", cohort.patients, key="train_patients", persist_state="session",
                        format_func=lambda p: f"patient {p}")
-        st.slider("Window length (diary rows before the decision)", 1, 512, key="train_window")
-        st.selectbox("Target", TARGETS, key="train_target",
+        st.slider("Window length (diary rows before the decision)", 1, 512, key="train_window", persist_state="session")
+        st.selectbox("Target", TARGETS, key="train_target", persist_state="session",
                      help="decision-point: the dose at a moment with a reading or meal, from what is known then. "
                           "next-row: the seed's formulation (flatters the score, see docs).")
-        st.selectbox("Split", SPLITS, key="train_split",
+        st.selectbox("Split", SPLITS, key="train_split", persist_state="session",
                      help="chrono: each patient's last days are the test part; patients: unseen patients; random.")
-        st.number_input("Seed", 0, 2**31 - 1, step=1, key="train_seed")
+        st.number_input("Seed", 0, 2**31 - 1, step=1, key="train_seed", persist_state="session")
     with net_col:
         st.markdown("**Network**")
-        st.select_slider("LSTM hidden units", WIDTHS, key="train_lstm_hidden")
-        st.slider("LSTM layers", 1, 4, key="train_lstm_layers")
-        st.select_slider("GRU hidden units", WIDTHS, key="train_gru_hidden")
-        st.slider("GRU layers", 1, 4, key="train_gru_layers")
-        st.text_input("Dense layers (widths, comma separated)", key="train_dense")
-        st.slider("Dropout", 0.0, 0.9, step=0.05, key="train_dropout")
-        st.select_slider("Patient embedding (0 = pooled model)", [0, 2, 4, 8, 16, 32], key="train_embedding")
+        st.select_slider("LSTM hidden units", WIDTHS, key="train_lstm_hidden", persist_state="session")
+        st.slider("LSTM layers", 1, 4, key="train_lstm_layers", persist_state="session")
+        st.select_slider("GRU hidden units", WIDTHS, key="train_gru_hidden", persist_state="session")
+        st.slider("GRU layers", 1, 4, key="train_gru_layers", persist_state="session")
+        st.text_input("Dense layers (widths, comma separated)", key="train_dense", persist_state="session")
+        st.slider("Dropout", 0.0, 0.9, step=0.05, key="train_dropout", persist_state="session")
+        st.select_slider("Patient embedding (0 = pooled model)", [0, 2, 4, 8, 16, 32], key="train_embedding", persist_state="session")
     with fit_col:
         st.markdown("**Fitting**")
-        st.slider("Epochs (at most)", 1, 300, key="train_epochs")
-        st.slider("Early-stopping patience (epochs)", 1, 50, key="train_patience")
-        st.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2], key="train_lr",
+        st.slider("Epochs (at most)", 1, 300, key="train_epochs", persist_state="session")
+        st.slider("Early-stopping patience (epochs)", 1, 50, key="train_patience", persist_state="session")
+        st.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2], key="train_lr", persist_state="session",
                          format_func=lambda v: f"{v:g}")
-        st.select_slider("Batch size", [16, 32, 64, 128, 256, 512, 1024], key="train_batch")
-        st.multiselect("Baselines to compare with", list(BASELINES), key="train_baselines",
+        st.select_slider("Batch size", [16, 32, 64, 128, 256, 512, 1024], key="train_batch", persist_state="session")
+        st.multiselect("Baselines to compare with", list(BASELINES), key="train_baselines", persist_state="session",
                        help="The gradient-boosting baselines take a few seconds each.")
     submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", key="train_go")
 
@@ -121,7 +121,7 @@ st.dataframe(headline, key="train_metrics_table", width="stretch", hide_index=Tr
 with st.container(border=True):
     st.markdown("**Keep this model**")
     name_col, save_col, use_col = st.columns([3, 1, 2], vertical_alignment="bottom")
-    name_col.text_input("Save under the name", key="train_save_name", placeholder="e.g. lstm64-window10")
+    name_col.text_input("Save under the name", key="train_save_name", persist_state="session", placeholder="e.g. lstm64-window10")
     if save_col.button("Save", key="train_save", icon=":material/save:"):
         bundle = session_models().get(last["name"])
         with shows_errors("Could not save the model", stop=False):

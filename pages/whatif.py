@@ -10,10 +10,9 @@ import streamlit as st
 from insulin_core.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS
 from insulin_core.serving import bundle_experiment, check_bundle_fits, predict_windows, windows_for
 from ui import charts
-from ui.state import current_cohort, decision_points, model_picker, shows_errors, window_key
+from ui.state import page_header, current_cohort, decision_points, model_picker, shows_errors, window_key
 
-st.title("What if?")
-st.caption("Change what was known at one decision moment and see how the model's dose answer moves.")
+page_header("What if?", "Change what was known at one decision moment and see how the model's dose answer moves.")
 cohort = current_cohort()
 if cohort is None:
     st.stop()
@@ -32,7 +31,7 @@ patients = sorted(int(p) for p in points["patient_id"].unique())
 if st.session_state.get("whatif_patient") not in patients:
     st.session_state["whatif_patient"] = patients[0]
 left, right = st.columns([1, 3])
-patient = left.selectbox("Patient", patients, key="whatif_patient", format_func=lambda p: f"patient {p}")
+patient = left.selectbox("Patient", patients, key="whatif_patient", persist_state="session", format_func=lambda p: f"patient {p}")
 mine = points[points["patient_id"] == patient]
 rows = mine["row"].tolist()
 labels = {int(r): f"{t:%Y-%m-%d %H:%M} ({d})" for r, t, d in zip(mine["row"], mine["timestamp"], mine["day_part"])}
@@ -48,13 +47,13 @@ def reset_to_recorded() -> None:
 if st.session_state.get("whatif_point") not in rows:
     st.session_state["whatif_point"] = rows[len(rows) // 2]
     reset_to_recorded()
-point = right.select_slider("Decision point", rows, key="whatif_point", format_func=labels.get,
+point = right.select_slider("Decision point", rows, key="whatif_point", persist_state="session", format_func=labels.get,
                             on_change=reset_to_recorded)
 
 g_col, m_col = st.columns(2)
 glucose = g_col.slider("Glucose at this moment (mg/dL)", int(GLUCOSE_METER_MIN), int(GLUCOSE_METER_MAX),
-                       key="whatif_glucose")
-meal = m_col.select_slider("Meal", list(LEVELS), key="whatif_meal")
+                       key="whatif_glucose", persist_state="session")
+meal = m_col.select_slider("Meal", list(LEVELS), key="whatif_meal", persist_state="session")
 
 with shows_errors("Could not predict"):
     ws = windows_for(bundle, cohort.features, np.array([point]))
@@ -76,5 +75,6 @@ cols[0].metric("Predicted Regular dose", f"{doses[0]:.0f} U", delta=f"{doses[0] 
 cols[1].metric("Predicted as recorded", f"{recorded:.0f} U",
                help=f"glucose {at['glucose_now']:.0f} mg/dL" if pd.notna(at["glucose_now"]) else "no glucose recorded")
 cols[2].metric("Actually given", f"{actual:.0f} U")
+st.caption(f"Scenario: glucose {glucose} mg/dL, meal {meal} -> the model says {doses[0]:.0f} U of Regular.")
 sweep = pd.DataFrame({"glucose": grid, "predicted": doses[1:]})
 st.altair_chart(charts.dose_response(sweep, glucose), width="stretch")

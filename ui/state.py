@@ -32,14 +32,6 @@ MODELS_DIR_ENV = "INSULIN_DASH_MODELS_DIR"  # tests and demos point the app at a
 SHIPPED_MODEL = "demo"
 # The fast baselines; the two gradient-boosting ones take seconds each, so they are opt-in.
 DEFAULT_BASELINES = ["previous_row", "last_same_daypart", "sliding_scale", "ridge"]
-TRAIN_KEYS = ("train_patients", "train_window", "train_target", "train_split", "train_lstm_hidden",
-              "train_lstm_layers", "train_gru_hidden", "train_gru_layers", "train_dense", "train_dropout",
-              "train_embedding", "train_epochs", "train_lr", "train_batch", "train_patience", "train_seed",
-              "train_baselines", "train_save_name")
-# Widget values kept across pages (see app.py); buttons and uploaders cannot be set, so never here.
-PERSISTENT_KEYS = (*TRAIN_KEYS, "active_model", "source_kind", "source_folder", "patients_select",
-                   "pred_patient", "pred_part", "pred_baselines", "pred_week",
-                   "whatif_patient", "whatif_point", "whatif_glucose", "whatif_meal")
 # Errors the core raises for bad input; anything else is a bug and is shown as one (see shows_errors).
 CORE_ERRORS = (WindowError, ValueError, BundleError, DownloadError, FileNotFoundError, NotADirectoryError,
                PermissionError, OSError)
@@ -54,6 +46,14 @@ def shows_errors(what: str, stop: bool = True):
         st.error(f"{what}: {exc}", icon=":material/error:")
         if stop:
             st.stop()
+
+
+def page_header(title: str, caption: str | None = None) -> None:
+    """Every page starts here: its title and the research-tool disclaimer."""
+    st.title(title)
+    st.warning(DISCLAIMER, icon=":material/health_and_safety:")
+    if caption:
+        st.caption(caption)
 
 
 # ---- data ------------------------------------------------------------------------------------
@@ -168,7 +168,7 @@ def model_picker(label: str = "Model") -> ModelBundle | None:
         st.info("No model yet: train one on the **Train** page, or upload a bundle on **Models**.",
                 icon=":material/model_training:")
         return None
-    st.selectbox(label, model_refs(), format_func=model_label, key="active_model")
+    st.selectbox(label, model_refs(), format_func=model_label, key="active_model", persist_state="session")
     try:
         return bundle_of(st.session_state["active_model"])
     except BundleError as exc:

@@ -1,0 +1,280 @@
+"""Every dashboard page through Streamlit's AppTest: renders, main widgets exist (by key), sliders
+change what is shown, a tiny model trains through the form, bad input shows as a message.
+
+The app reads its models from a temporary folder ($INSULIN_DASH_MODELS_DIR) holding one tiny
+bundle named like the shipped one, trained here on the demo cohort, so the tests neither depend on
+nor touch `models/`.
+"""
+from __future__ import annotations
+
+import datetime
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from insulin_core.dataset import load_cohort
+from insulin_core.demo import DemoConfig, generate_cohort
+from insulin_core.pipeline import ExperimentConfig, bundle_meta, run_experiment
+from insulin_core.registry import save_bundle
+from insulin_core.source import DataSource
+from insulin_core.train import TrainConfig
+from ui.bundles import zip_bundle
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+PAGES = ["overview", "patients", "train", "models", "predictions", "whatif"]
+TINY = dict(lstm_hidden=8, gru_hidden=8, dense=(8,), patient_embedding=2)
+
+torch.set_num_threads(1)
+
+
+def make_models_dir(folder: Path) -> Path:
+    """A models folder with one tiny bundle called 'demo', trained on the demo cohort."""
+    cohort = load_cohort(DataSource("demo"))
+    exp, cfg = ExperimentConfig(), TrainConfig(epochs=3, threads=1)
+    result = run_experiment(cohort.features, exp, TINY, cfg, baselines=["previous_row"])
+    save_bundle(result.training.model, bundle_meta(result, exp, cfg, cohort.source.label, cohort.fingerprint),
+                "demo", folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> Path:
+    return make_models_dir(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def models_dir(tiny_models, tmp_path, monkeypatch) -> Path:
+    """A fresh copy per test, so saving and deleting in one test never leaks into another."""
+    import shutil
+
+    folder = tmp_path / "models"
+    shutil.copytree(tiny_models, folder)
+    monkeypatch.setenv("INSULIN_DASH_MODELS_DIR", str(folder))
+    monkeypatch.delenv("AIM94_DIR", raising=False)
+    return folder
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.run()
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def frame_with(at: AppTest, *columns: str):
+    """The first table showing all these columns (st.dataframe keys are not visible to AppTest)."""
+    for frame in at.dataframe:
+        if set(columns) <= set(frame.value.columns):
+            return frame.value
+    raise AssertionError(f"no table with columns {columns}")
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+# ---- every page -----------------------------------------------------------------------------
+MAIN_WIDGETS = {
+    "overview": {"radio": ["source_kind"], "button": ["source_use_demo"]},
+    "patients": {"multiselect": ["patients_select"], "slider": ["patients_range"]},
+    "train": {"slider": ["train_window", "train_epochs", "train_dropout"], "multiselect": ["train_patients"],
+              "select_slider": ["train_lstm_hidden", "train_lr"], "text_input": ["train_dense"]},
+    "models": {"selectbox": ["models_pick"], "multiselect": ["models_compare"], "file_uploader": ["models_upload"],
+               "button": ["models_use"], "download_button": ["models_download"]},
+    "predictions": {"selectbox": ["active_model", "pred_patient", "pred_part"], "multiselect": ["pred_baselines"],
+                    "select_slider": ["pred_week"], "download_button": ["pred_csv"]},
+    "whatif": {"selectbox": ["active_model", "whatif_patient"], "select_slider": ["whatif_point", "whatif_meal"],
+               "slider": ["whatif_glucose"]},
+}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_with_its_widgets_and_the_disclaimer(page, models_dir):
+    at = open_page(page)
+    no_errors(at)
+    for kind, keys in MAIN_WIDGETS[page].items():
+        for key in keys:
+            assert getattr(at, kind)(key=key) is not None
+    assert "not a dosing device" in texts(at.warning)
+
+
+def test_only_the_declared_pages_exist():
+    """st.navigation declares the pages; the pages/ folder must hold exactly those (nothing else
+    that an automatic page scan could ever pick up)."""
+    declared = set(re.findall(r'st\.Page\("pages/(\w+)\.py"', (ROOT / "app.py").read_text()))
+    on_disk = {p.stem for p in (ROOT / "pages").glob("*.py")}
+    assert declared == on_disk == set(PAGES)
+
+
+# ---- overview -------------------------------------------------------------------------------
+def test_overview_bad_folder_is_a_message(models_dir, tmp_path):
+    at = open_page("overview")
+    at.radio(key="source_kind").set_value("folder").run()
+    at.text_input(key="source_folder").set_value(str(tmp_path / "nowhere")).run()
+    at.button(key="source_use_folder").click().run()
+    assert not at.exception
+    assert "not found" in texts(at.error)
+    assert at.session_state["data_source"].kind == "demo"  # the bad folder did not replace the data
+
+
+def test_overview_upload_bad_then_good_files(models_dir):
+    at = open_page("overview")
+    at.radio(key="source_kind").set_value("upload").run()
+    at.file_uploader(key="source_upload").set_value(("notes.txt", b"hello", "text/plain")).run()
+    at.button(key="source_use_upload").click().run()
+    assert "None of the uploaded files" in texts(at.error)
+
+    diaries = generate_cohort(DemoConfig(patients=3, seed=1))
+    at.file_uploader(key="source_upload").set_value(
+        [(name, text.encode(), "text/plain") for name, text in diaries.items()]).run()
+    at.button(key="source_use_upload").click().run()
+    no_errors(at)
+    assert "Now using" in texts(at.success)
+    assert at.metric[0].value == "3"  # patients
+
+
+# ---- patients -------------------------------------------------------------------------------
+def test_patients_range_slider_changes_what_is_shown(models_dir):
+    at = open_page("patients")
+    before = texts(at.caption)
+    start, end = at.slider(key="patients_range").value
+    at.slider(key="patients_range").set_value((start, start)).run()
+    no_errors(at)
+    assert texts(at.caption) != before
+    at.multiselect(key="patients_select").set_value([]).run()
+    assert "Pick at least one patient" in texts(at.warning)
+
+
+# ---- train ----------------------------------------------------------------------------------
+def set_tiny_form(at: AppTest, epochs: int = 2) -> None:
+    at.multiselect(key="train_patients").set_value([1, 2, 3])
+    at.select_slider(key="train_lstm_hidden").set_value(8)
+    at.select_slider(key="train_gru_hidden").set_value(8)
+    at.text_input(key="train_dense").set_value("8")
+    at.select_slider(key="train_embedding").set_value(2)
+    at.slider(key="train_epochs").set_value(epochs)
+    at.multiselect(key="train_baselines").set_value(["previous_row", "last_same_daypart"])
+
+
+def test_train_a_tiny_model_then_save_it(models_dir):
+    at = open_page("train")
+    set_tiny_form(at)
+    at.button(key="train_go").click().run()
+    no_errors(at)
+    assert at.subheader[0].value.startswith("Result: session-1")
+    assert {m.label for m in at.metric} >= {"MAE (units)", "RMSE (units)", "R²", "Within ±1 U"}
+    metrics = frame_with(at, "name", "mae")
+    assert set(metrics["name"]) == {"model", "previous_row", "last_same_daypart"}
+    assert "Reached the maximum of 2 epochs" in texts(at.success)
+
+    at.text_input(key="train_save_name").set_value("tiny-test").run()
+    at.button(key="train_save").click().run()
+    no_errors(at)
+    assert (models_dir / "tiny-test" / "bundle.json").is_file()
+    assert at.session_state["active_model"] == "saved:tiny-test"
+
+    # the settings survive a visit to another page
+    at.switch_page("pages/models.py").run()
+    assert "tiny-test" in set(frame_with(at, "name", "created")["name"])
+    at.switch_page("pages/train.py").run()
+    assert at.slider(key="train_epochs").value == 2
+    assert at.text_input(key="train_dense").value == "8"
+
+
+def test_train_errors_are_messages(models_dir):
+    at = open_page("train")
+    set_tiny_form(at)
+    at.slider(key="train_window").set_value(512)
+    at.button(key="train_go").click().run()
+    assert not at.exception
+    assert "window of 512 rows" in texts(at.error)
+
+    at.slider(key="train_window").set_value(10)
+    at.text_input(key="train_dense").set_value("eight")
+    at.button(key="train_go").click().run()
+    assert not at.exception
+    assert "dense layers must be whole numbers" in texts(at.error)
+
+
+# ---- models ---------------------------------------------------------------------------------
+def test_models_upload_bad_and_good_bundles(models_dir):
+    at = open_page("models")
+    at.file_uploader(key="models_upload").set_value(("model.zip", b"not a zip", "application/zip")).run()
+    assert not at.exception
+    assert "not a zip file" in texts(at.error)
+
+    only_meta = io.BytesIO()
+    with zipfile.ZipFile(only_meta, "w") as z:
+        z.writestr("x/bundle.json", (models_dir / "demo" / "bundle.json").read_text())
+    at.file_uploader(key="models_upload").set_value(("x.zip", only_meta.getvalue(), "application/zip")).run()
+    assert "lacks weights.pt" in texts(at.error)
+
+    at.file_uploader(key="models_upload").set_value(("demo.zip", zip_bundle(models_dir / "demo"), "application/zip")).run()
+    no_errors(at)
+    assert "Valid bundle" in texts(at.success)
+    at.text_input(key="models_upload_name").set_value("uploaded-copy").run()
+    at.button(key="models_add").click().run()
+    no_errors(at)
+    assert (models_dir / "uploaded-copy" / "weights.pt").is_file()
+
+
+def test_models_delete_asks_first(models_dir):
+    import shutil
+
+    shutil.copytree(models_dir / "demo", models_dir / "spare")
+    at = open_page("models")
+    at.selectbox(key="models_delete_name").set_value("spare")
+    at.button(key="models_delete").click().run()
+    assert "cannot be undone" in texts(at.warning)
+    assert (models_dir / "spare").is_dir()
+    at.button(key="models_delete_confirm").click().run()
+    no_errors(at)
+    assert not (models_dir / "spare").exists()
+
+
+def test_no_model_yet_says_train_one(models_dir):
+    import shutil
+
+    shutil.rmtree(models_dir / "demo")
+    for page in ("predictions", "whatif"):
+        at = open_page(page)
+        no_errors(at)
+        assert "No model yet" in texts(at.info)
+
+
+# ---- predictions ----------------------------------------------------------------------------
+def test_predictions_week_slider_and_baselines(models_dir):
+    at = open_page("predictions")
+    no_errors(at)
+    before = texts(at.caption)
+    week = at.select_slider(key="pred_week").value
+    at.select_slider(key="pred_week").set_value(week - datetime.timedelta(days=7)).run()
+    assert texts(at.caption) != before
+    at.multiselect(key="pred_baselines").set_value(["sliding_scale"]).run()
+    no_errors(at)
+    assert list(frame_with(at, "name", "mae")["name"]) == ["model", "sliding_scale"]
+    table = frame_with(at, "patient_id")
+    assert len(table) == 20
+
+
+# ---- what-if --------------------------------------------------------------------------------
+def test_whatif_glucose_slider_updates_the_scenario(models_dir):
+    at = open_page("whatif")
+    no_errors(at)
+    at.slider(key="whatif_glucose").set_value(350).run()
+    no_errors(at)
+    assert "350 mg/dL" in texts(at.caption)
+    at.select_slider(key="whatif_meal").set_value("more").run()
+    assert "meal more" in texts(at.caption)
