@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import time as dtime
 
 import numpy as np
@@ -265,7 +265,7 @@ def _moment_of(scenario: Scenario, patient_events: pd.DataFrame) -> tuple[pd.Tim
     return moment, here.assign(timestamp=moment), history
 
 
-def _tail_start(history: pd.DataFrame, part: str, length: int) -> pd.Timestamp | None:
+def _tail_start(history: pd.DataFrame, part: str, length: int, glucose_now: float | None) -> pd.Timestamp | None:
     """Earliest timestamp the decision row's features can depend on (None = keep everything).
 
     The window needs `length` rows plus one (its first row's gap to the one before); the history
@@ -302,12 +302,12 @@ def _tail_start(history: pd.DataFrame, part: str, length: int) -> pd.Timestamp |
     needs.append(nth_last(rows["ultralente"].to_numpy(), 1))
     needs.append(nth_last(rows["regular"].to_numpy() & same_dp, 7))
     needs.append(nth_last(rows["decision"].to_numpy() & same_dp, SHARE_WINDOW, window_start))
-    # The patient's own sliding scale (moments with a reading in the same glucose band and day
-    # part): every band, since a sweep or a glucose edit can land in any of them.
-    band = np.floor(rows["glucose_value"].to_numpy() / GLUCOSE_BAND_MGDL)
-    with_glucose = rows["decision"].to_numpy() & same_dp & ~np.isnan(band)
-    for b in np.unique(band[with_glucose]):
-        needs.append(nth_last(with_glucose & (band == b), SHARE_WINDOW, window_start))
+    # The patient's own sliding scale: earlier moments with a reading in the same 40 mg/dL band
+    # and day part as the glucose now.
+    if glucose_now is not None and not np.isnan(glucose_now):
+        band = np.floor(rows["glucose_value"].to_numpy() / GLUCOSE_BAND_MGDL)
+        same_band = rows["decision"].to_numpy() & same_dp & (band == np.floor(glucose_now / GLUCOSE_BAND_MGDL))
+        needs.append(nth_last(same_band, SHARE_WINDOW, window_start))
     start = min(needs)
     return None if start <= 0 else stamps[start]
 
@@ -347,7 +347,8 @@ def scenario_events(scenario: Scenario, patient_events: pd.DataFrame, length: in
     if here.empty:
         here = pd.DataFrame([_event(pid, moment, SPECIAL_CODE)])
     if bounded:
-        start = _tail_start(history, part, length)
+        g = here.loc[here["kind"] == "glucose", "value"]
+        start = _tail_start(history, part, length, float(g.mean()) if len(g) else None)
         if start is not None:
             history = history[history["timestamp"] >= start]
     events = pd.concat([history, here], ignore_index=True)
@@ -373,14 +374,14 @@ def build(scenario: Scenario, patient_events: pd.DataFrame, bundle: ModelBundle,
 N_BANDS = int(GLUCOSE_METER_MAX // GLUCOSE_BAND_MGDL) + 1
 
 
-def band_variants(base: Built, length: int) -> np.ndarray:
+def band_variants(base: Built, patient_events: pd.DataFrame, length: int) -> np.ndarray:
     """(N_BANDS, n_now) now-vectors of the decision moment with a glucose reading in each 40 mg/dL
-    band, rebuilt by build_timeline + add_features in ONE call: the edited events are stacked as
-    one copy per band under stand-in patient ids, and every feature is computed per patient."""
+    band. Each band's scenario is applied to the events exactly as `build` would (its own bounded
+    tail); the copies are stacked under stand-in patient ids and rebuilt by build_timeline +
+    add_features in ONE call, which is exact because every feature is computed per patient."""
     rep = np.clip(np.arange(N_BANDS) * GLUCOSE_BAND_MGDL + GLUCOSE_BAND_MGDL / 2, GLUCOSE_METER_MIN, GLUCOSE_METER_MAX)
-    pid = base.scenario.patient_id
-    copies = [_replace_glucose(base.events, pid, base.moment, float(g), base.new_glucose_code).assign(patient_id=-1 - b)
-              for b, g in enumerate(rep)]
+    copies = [scenario_events(replace(base.scenario, glucose_now=float(g)), patient_events, length)[0]
+              .assign(patient_id=-1 - b) for b, g in enumerate(rep)]
     feats = add_features(build_timeline(pd.concat(copies, ignore_index=True)))
     last = feats.groupby("patient_id").tail(1)  # the decision row of each copy
     order = np.argsort(-last["patient_id"].to_numpy())  # -1 (band 0), -2 (band 1), ...
@@ -694,7 +695,7 @@ class WhatIf:
 
     def _bands(self, base: Built) -> np.ndarray:
         if base.band_now is None:
-            base.band_now = band_variants(base, base.ws.config.length)
+            base.band_now = band_variants(base, self.events_of(base.scenario.patient_id), base.ws.config.length)
         return base.band_now
 
     def _moment_now(self, base: Built, scenario: Scenario) -> np.ndarray:
