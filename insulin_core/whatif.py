@@ -265,7 +265,19 @@ def _moment_of(scenario: Scenario, patient_events: pd.DataFrame) -> tuple[pd.Tim
     return moment, here.assign(timestamp=moment), history
 
 
-def _tail_start(history: pd.DataFrame, part: str, length: int, glucose_now: float | None) -> pd.Timestamp | None:
+def _history_rows(history: pd.DataFrame) -> pd.DataFrame:
+    """One row per timestamp of the history: what the tail bound needs to know about it."""
+    kind = history["kind"].to_numpy()
+    rows = pd.DataFrame({"t": history["timestamp"].to_numpy(), "glucose": kind == "glucose",
+                         "glucose_value": history["value"].where(kind == "glucose").to_numpy(dtype=float),
+                         "regular": kind == "regular", "nph": kind == "nph", "ultralente": kind == "ultralente",
+                         "decision": np.isin(kind, ["glucose", "meal", "exercise", "hypo"])})
+    return rows.groupby("t", sort=True).agg({"glucose": "max", "glucose_value": "mean", "regular": "max",
+                                             "nph": "max", "ultralente": "max", "decision": "max"})
+
+
+def _tail_start(history: pd.DataFrame, part: str, length: int, glucose_now: float | None,
+                rows: pd.DataFrame | None = None) -> pd.Timestamp | None:
     """Earliest timestamp the decision row's features can depend on (None = keep everything).
 
     The window needs `length` rows plus one (its first row's gap to the one before); the history
@@ -275,13 +287,7 @@ def _tail_start(history: pd.DataFrame, part: str, length: int, glucose_now: floa
     """
     if history.empty:
         return None
-    kind = history["kind"].to_numpy()
-    rows = pd.DataFrame({"t": history["timestamp"].to_numpy(), "glucose": kind == "glucose",
-                         "glucose_value": history["value"].where(kind == "glucose").to_numpy(dtype=float),
-                         "regular": kind == "regular", "nph": kind == "nph", "ultralente": kind == "ultralente",
-                         "decision": np.isin(kind, ["glucose", "meal", "exercise", "hypo"])})
-    rows = rows.groupby("t", sort=True).agg({"glucose": "max", "glucose_value": "mean", "regular": "max",
-                                             "nph": "max", "ultralente": "max", "decision": "max"})
+    rows = _history_rows(history) if rows is None else rows
     stamps = rows.index
     n = len(stamps)
     if n <= length + 1:
@@ -376,12 +382,20 @@ N_BANDS = int(GLUCOSE_METER_MAX // GLUCOSE_BAND_MGDL) + 1
 
 def band_variants(base: Built, patient_events: pd.DataFrame, length: int) -> np.ndarray:
     """(N_BANDS, n_now) now-vectors of the decision moment with a glucose reading in each 40 mg/dL
-    band. Each band's scenario is applied to the events exactly as `build` would (its own bounded
-    tail); the copies are stacked under stand-in patient ids and rebuilt by build_timeline +
-    add_features in ONE call, which is exact because every feature is computed per patient."""
+    band. Each band's events are what `scenario_events` gives for that glucose now (the edited
+    events, cut to that band's own bounded tail); the copies are stacked under stand-in patient
+    ids and rebuilt by build_timeline + add_features in ONE call, exact because every feature is
+    computed per patient. Tests check each band against a one-by-one rebuild."""
     rep = np.clip(np.arange(N_BANDS) * GLUCOSE_BAND_MGDL + GLUCOSE_BAND_MGDL / 2, GLUCOSE_METER_MIN, GLUCOSE_METER_MAX)
-    copies = [scenario_events(replace(base.scenario, glucose_now=float(g)), patient_events, length)[0]
-              .assign(patient_id=-1 - b) for b, g in enumerate(rep)]
+    full, moment, _ = scenario_events(replace(base.scenario, glucose_now=float(rep[0])), patient_events, length, bounded=False)
+    history = full[full["timestamp"] < moment]
+    rows = _history_rows(history)
+    glucose_now = ((full["timestamp"] == moment) & (full["kind"] == "glucose")).to_numpy()
+    copies = []
+    for b, g in enumerate(rep):
+        start = _tail_start(history, base.day_part, length, float(g), rows)
+        ev = full if start is None else full[full["timestamp"] >= start]
+        copies.append(ev.assign(patient_id=-1 - b, value=np.where(glucose_now, g, full["value"])[full.index.isin(ev.index)]))
     feats = add_features(build_timeline(pd.concat(copies, ignore_index=True)))
     last = feats.groupby("patient_id").tail(1)  # the decision row of each copy
     order = np.argsort(-last["patient_id"].to_numpy())  # -1 (band 0), -2 (band 1), ...

@@ -64,7 +64,7 @@ def scenario_at(ws, i, **edits):
 
 def test_bounded_tail_gives_the_full_history_features(setup):
     cohort, result, bundle, engine = setup
-    ws, idx = sample_windows(result, 10)
+    ws, idx = sample_windows(result, 6)
     scenarios = [scenario_at(ws, i) for i in idx]
     scenarios += [scenario_at(ws, i, time_of_day=t) for i, t in zip(idx[:4], ["06:30", "12:00", "19:45", "23:10"])]
     scenarios += [scenario_at(ws, idx[5], glucose_now=530.0), W.Scenario(1, "next", time_of_day="07:30")]
@@ -78,7 +78,7 @@ def test_bounded_tail_gives_the_full_history_features(setup):
 
 def test_unedited_scenario_reproduces_the_pipeline_prediction(setup):
     cohort, result, bundle, engine = setup
-    ws, idx = sample_windows(result, 12, seed=1)
+    ws, idx = sample_windows(result, 8, seed=1)
     expected = predict_windows(bundle, ws, idx)
     for i, want in zip(idx, expected):
         s = scenario_at(ws, i)
@@ -160,7 +160,7 @@ def test_sweeps_match_one_by_one_predictions(setup):
     cohort, result, bundle, engine = setup
     ws, idx = sample_windows(result, 2, seed=3)
     for s in (scenario_at(ws, idx[0], meal_now="typical"), W.Scenario(4, "next")):
-        values = [40.0, 95.0, 150.0, 222.0, 310.0, 480.0]
+        values = [40.0, 150.0, 222.0, 480.0]
         sweep = engine.sweep_glucose(s, values)
         one = [engine.predict(replace(s, glucose_now=v), rebuild=True) for v in values]
         assert sweep.dose.tolist() == [p.dose for p in one]
@@ -303,9 +303,9 @@ def test_non_monotone_flag_and_share(setup):
     rising = ModelBundle("rising", glucose_only_model(sign=1.0), bundle.meta)
     assert "non_monotone" not in {f.kind for f in W.WhatIf(rising, cohort.events, conformal=bundle.meta["conformal"])
                                   .predict(scenario_at(ws, idx[0])).flags}
-    share = W.nonmonotone_share(falling, cohort.events, cohort.features, max_per_patient=2)
+    share = W.nonmonotone_share(falling, cohort.events, cohort.features, max_per_patient=1)
     assert share["share_patients_non_monotone"] == 1.0 and share["patients"] == 5
-    assert W.nonmonotone_share(rising, cohort.events, cohort.features, max_per_patient=2)["share_patients_non_monotone"] == 0.0
+    assert W.nonmonotone_share(rising, cohort.events, cohort.features, max_per_patient=1)["share_patients_non_monotone"] == 0.0
 
 
 def test_above_history_flag(setup):
@@ -403,3 +403,14 @@ def test_cli_predict_unknown_model(saved, capsys):
     code, out, err = run_cli(capsys, "predict", "--model", "nope", "--patient", "1", "--models-dir", str(saved / "models"),
                              "--data-dir", str(saved / "data"))
     assert code == 2 and "No model bundle" in err
+
+
+def test_band_variants_equal_one_rebuild_per_band(setup):
+    cohort, result, bundle, engine = setup
+    ws, idx = sample_windows(result, 1, seed=8)
+    s = scenario_at(ws, idx[0], glucose_readings={})
+    base = engine._base(s)
+    bands = engine._bands(base)
+    for b in (0, 3, 6, 9, W.N_BANDS - 1):
+        g = float(min(b * 40 + 20, 600))
+        assert np.array_equal(bands[b], engine.build(replace(s, glucose_now=g)).ws.now[0]), b
