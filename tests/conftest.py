@@ -42,3 +42,17 @@ def real_cohort(real_data_dir):
     from insulin_core.source import DataSource
 
     return load_cohort(DataSource("folder", str(real_data_dir)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread_per_library():
+    """Tests share 2 cores with each other and with anything else running: OpenMP pools of torch
+    and scikit-learn that wait on each other make small fits 10-100x slower, so use one thread."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        yield
+    torch.set_num_threads(threads)

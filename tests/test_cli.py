@@ -1,0 +1,90 @@
+"""The command line: each command's happy path, and one line + exit code 2 for every user error."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from insulin_core.cli import main
+from insulin_core.demo import DemoConfig, generate_cohort
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def demo_dir(tmp_path):
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    for name, text in generate_cohort(DemoConfig(patients=4, days=40)).items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def test_check_data_json_has_the_contract_keys(capsys, demo_dir):
+    code, out, _ = run(capsys, "check-data", "--data-dir", str(demo_dir), "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert {"files", "lines", "accepted", "rejected", "patients", "events"} <= set(report)
+    assert report["files"] == 4 and report["patients"] == 4
+    assert report["accepted"] + sum(report["rejected"].values()) == report["lines"]
+
+
+def test_check_data_text_lists_reasons_with_examples(capsys, demo_dir):
+    code, out, _ = run(capsys, "check-data", "--data-dir", str(demo_dir))
+    assert code == 0 and "accepted" in out and "e.g. data-" in out
+
+
+def test_check_data_uses_the_demo_cohort_without_a_folder(capsys, monkeypatch):
+    monkeypatch.delenv("AIM94_DIR", raising=False)
+    code, out, _ = run(capsys, "check-data")
+    assert code == 0 and "SYNTHETIC" in out
+
+
+def test_demo_data_writes_a_labelled_cohort(capsys, tmp_path):
+    code, out, _ = run(capsys, "demo-data", "--dest", str(tmp_path / "d"), "--patients", "3", "--seed", "2")
+    assert code == 0 and "SYNTHETIC" in out
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["README.md", "data-01", "data-02", "data-03"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["check-data", "--data-dir", "/no/such/folder"], "not found"),
+    (["demo-data", "--dest", "x", "--patients", "0"], "--patients"),
+    (["demo-data", "--dest", "x", "--patients", "many"], "--patients"),
+    (["train", "--name", "x", "--window", "-3"], "--window"),
+    (["train", "--name", "../evil"], "Invalid model name"),
+    (["train", "--name", "x", "--dense", "64,abc"], "--dense"),
+    (["train", "--name", "x", "--split", "moon"], "--split"),
+    (["train", "--name", "x", "--lstm", "0"], "--lstm"),
+    (["evaluate", "--model", "nope", "--models-dir", "/tmp/definitely-not-here"], "No model bundle"),
+    (["frobnicate"], "invalid choice"),
+    ([], "required"),
+])
+def test_user_errors_are_one_line_and_exit_2(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_train_then_evaluate_round_trip(capsys, demo_dir, tmp_path):
+    models = tmp_path / "models"
+    code, out, _ = run(capsys, "train", "--data-dir", str(demo_dir), "--name", "tiny", "--models-dir", str(models),
+                       "--lstm", "8", "--gru", "8", "--dense", "8", "--embedding", "2", "--epochs", "2",
+                       "--window", "5", "--threads", "1")
+    assert code == 0
+    assert out.count("epoch ") >= 2 and "two_stage_gbm" in out and (models / "tiny" / "bundle.json").is_file()
+    predictions = tmp_path / "p.csv"
+    code, out, _ = run(capsys, "evaluate", "--model", "tiny", "--data-dir", str(demo_dir),
+                       "--models-dir", str(models), "--json", "--predictions", str(predictions))
+    assert code == 0
+    result = json.loads(out)
+    assert [m["name"] for m in result["metrics"]][:2] == ["model", "previous_row"]
+    header = predictions.read_text().splitlines()[0].split(",")
+    assert header[:5] == ["patient_id", "timestamp", "split", "actual", "predicted"] and "two_stage_gbm" in header
+    code, _, err = run(capsys, "train", "--data-dir", str(demo_dir), "--name", "tiny", "--models-dir", str(models),
+                       "--epochs", "1", "--window", "5")
+    assert code == 2 and "already exists" in err

@@ -1,0 +1,94 @@
+"""The experiment pipeline: honest splits and scalers, evaluation beside every baseline."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from insulin_core.baselines import BASELINES
+from insulin_core.dataset import load_cohort
+from insulin_core.pipeline import (
+    DEFAULT_SIZES, ExperimentConfig, bundle_meta, model_config_for, prepare, run_experiment, select_patients,
+)
+from insulin_core.registry import load_bundle, save_bundle
+from insulin_core.serving import check_bundle_fits, metrics_of, predictions_table
+from insulin_core.source import DataSource
+from insulin_core.train import TrainConfig
+from insulin_core.windows import WindowConfig
+
+TINY = {"lstm_hidden": 8, "gru_hidden": 8, "dense": (8,), "patient_embedding": 2}
+FAST = TrainConfig(epochs=3, patience=2, batch=256, threads=1)
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return load_cohort(DataSource("demo", demo_patients=5))
+
+
+def test_scalers_are_fit_on_the_training_part_only(cohort):
+    prepared = prepare(cohort.features, ExperimentConfig())
+    train = prepared.ws.now[prepared.train_idx]
+    assert np.allclose(prepared.now_scaler.low, train.min(axis=0))
+    assert np.allclose(prepared.now_scaler.high, train.max(axis=0))
+    everything = prepared.ws.now
+    assert not np.allclose(prepared.now_scaler.high, everything.max(axis=0)) or \
+        np.allclose(train.max(axis=0), everything.max(axis=0))
+
+
+def test_implausible_targets_are_left_out_of_training_but_kept_in_test(cohort):
+    features = cohort.features.copy()
+    rows = prepare(features, ExperimentConfig()).ws.context["row"].to_numpy()
+    features.loc[rows[::50], "regular"] = 344.0  # typing errors spread over time
+    prepared = prepare(features, ExperimentConfig())
+    implausible = prepared.ws.context["implausible"].to_numpy()
+    assert implausible.sum() > 5
+    assert not implausible[prepared.train_idx].any() and not implausible[prepared.val_idx].any()
+    assert implausible[prepared.split.test].any()
+    kept = prepare(features, ExperimentConfig(exclude_implausible=False))
+    assert implausible[kept.train_idx].any()
+
+
+def test_patients_split_maps_unseen_patients_to_unknown(cohort):
+    prepared = prepare(cohort.features, ExperimentConfig(split="patients"))
+    test_part = prepared.part(prepared.split.test)
+    assert (test_part.patient == 0).all()
+    assert (prepared.part(prepared.train_idx).patient > 0).all()
+
+
+def test_model_config_takes_its_data_fields_from_the_windows(cohort):
+    prepared = prepare(cohort.features, ExperimentConfig(WindowConfig(length=6)))
+    cfg = model_config_for(prepared, lstm_hidden=12)
+    assert cfg.window == 6 and cfg.lstm_hidden == 12 and cfg.gru_hidden == DEFAULT_SIZES["gru_hidden"]
+    assert cfg.n_seq_features == prepared.ws.seq.shape[2] and cfg.n_now_features == prepared.ws.now.shape[1]
+    assert cfg.n_patients == 5
+
+
+def test_unknown_patients_are_refused(cohort):
+    with pytest.raises(ValueError, match="Unknown patient"):
+        select_patients(cohort.features, (1, 99))
+
+
+def test_run_experiment_reports_the_model_beside_every_baseline(cohort, tmp_path):
+    exp = ExperimentConfig(patients=(1, 2, 3))
+    result = run_experiment(cohort.features, exp, TINY, FAST)
+    names = set(result.evaluation.metrics["name"])
+    assert names == {"model", *BASELINES}
+    assert set(result.evaluation.metrics["rows"]) == {"all", "without implausible"}
+    preds = result.evaluation.predictions
+    assert len(preds) == len(result.prepared.split.test) and set(preds["patient_id"]) <= {1, 2, 3}
+    assert (preds["predicted"] >= 0).all() and (preds["predicted"] == preds["predicted"].round()).all()
+
+    meta = bundle_meta(result, exp, FAST, cohort.source.label, cohort.fingerprint)
+    bundle = load_bundle(save_bundle(result.training.model, meta, "t", tmp_path))
+    assert check_bundle_fits(bundle, cohort)[0].startswith("Patients the model never saw (4, 5)")
+    table = predictions_table(bundle, cohort, baselines=["previous_row"])
+    test = table[(table["part"] == "test") & table["patient_id"].isin([1, 2, 3])]
+    assert np.array_equal(test["predicted"].to_numpy(), preds["predicted"].to_numpy())  # same model, same rows
+    assert list(metrics_of(table)["name"]) == ["model", "previous_row"]
+
+
+def test_same_seed_same_numbers(cohort):
+    torch.set_num_threads(1)
+    a = run_experiment(cohort.features, ExperimentConfig(patients=(1, 2)), TINY, FAST, baselines=[])
+    b = run_experiment(cohort.features, ExperimentConfig(patients=(1, 2)), TINY, FAST, baselines=[])
+    assert a.evaluation.metrics.equals(b.evaluation.metrics)
