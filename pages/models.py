@@ -33,7 +33,7 @@ with tab_use:
             meta = bundle.meta
             left, right = st.columns(2)
             left.json({"model": meta["model_config"], "window": meta["window"], "split": meta.get("split"),
-                       "training": meta.get("train_config", {}), "data": meta.get("data", {})}, expanded=False)
+                       "training": meta.get("train_config", {}), "data": meta.get("data", {})}, expanded=1)
             right.write(f"Created {meta.get('created', '?')}; stopped: {meta.get('stop_reason', '?')}, "
                         f"best epoch {meta.get('best_epoch', '?')}.")
             if right.button("Use on the other pages", key="models_use", icon=":material/check:"):

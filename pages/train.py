@@ -11,7 +11,7 @@ from insulin_core.windows import TARGETS, WindowConfig
 from ui import charts
 from ui.state import (page_header, DEFAULT_BASELINES, current_cohort, models_dir, session_models, set_active_model,
                       shows_errors)
-from ui.training import LiveTraining
+from ui.training import LiveTraining, training_store, wait_for_training
 
 DEFAULTS = {
     "train_patients": [], "train_window": 10, "train_target": "decision-point", "train_split": "chrono",
@@ -80,20 +80,30 @@ if submitted:
                                 lr=float(s["train_lr"]), seed=int(s["train_seed"]), threads=1)
     st.button("Stop", key="train_stop", icon=":material/stop_circle:",
               help="Stops after the current epoch and keeps the best weights so far.")
+    # Everything below until live.finish() touches only plain objects fetched here: after a click,
+    # any Streamlit call would raise again before the result is kept (see ui/training.py).
+    store, models = training_store(), session_models()
     live = LiveTraining(train_cfg.epochs)
-    with shows_errors("Training could not run"):
-        result = run_experiment(cohort.features, exp, sizes, train_cfg, live, baselines=list(s["train_baselines"]))
-    number = s.get("train_runs", 0) + 1
-    s["train_runs"] = number
-    name = f"session-{number}"
-    meta = bundle_meta(result, exp, train_cfg, cohort.source.label, cohort.fingerprint)
-    session_models()[name] = ModelBundle(name, result.training.model, meta)
-    s["train_result"] = {"name": name, "history": pd.DataFrame(live.history), "epochs": train_cfg.epochs,
-                         "metrics": result.evaluation.metrics, "message": result.training.message,
-                         "stop_reason": result.training.stop_reason, "seconds": result.seconds, "sizes": meta["sizes"]}
-    live.finish()  # a click during training (e.g. Stop) now reruns the page as usual
+    store["running"] = True
+    try:
+        with shows_errors("Training could not run"):
+            result = run_experiment(cohort.features, exp, sizes, train_cfg, live,
+                                    baselines=list(s["train_baselines"]))
+        store["runs"] = store.get("runs", 0) + 1
+        name = f"session-{store['runs']}"
+        meta = bundle_meta(result, exp, train_cfg, cohort.source.label, cohort.fingerprint)
+        models[name] = ModelBundle(name, result.training.model, meta)
+        store["result"] = {"name": name, "history": pd.DataFrame(live.history), "epochs": train_cfg.epochs,
+                           "metrics": result.evaluation.metrics, "message": result.training.message,
+                           "stop_reason": result.training.stop_reason, "seconds": result.seconds,
+                           "sizes": meta["sizes"]}
+    finally:
+        store["running"] = False
+    live.finish()  # a click during training (e.g. Stop) now goes on as usual
+elif training_store().get("running"):
+    wait_for_training()
 
-last = st.session_state.get("train_result")
+last = training_store().get("result")
 if last is None:
     st.info("Set the options and press **Train**. A tiny model (hidden 8, a few epochs) trains in seconds.",
             icon=":material/model_training:")
@@ -113,10 +123,11 @@ cols[1].metric("RMSE (units)", f"{model_row['rmse']:.2f}")
 cols[2].metric("R²", f"{model_row['r2']:.2f}")
 cols[3].metric("Within ±1 U", f"{model_row['within_1u']:.0%}")
 left, right = st.columns(2)
-left.altair_chart(charts.loss_curve(last["history"], last["epochs"]), width="stretch")
+left.altair_chart(charts.loss_curve(last["history"]), width="stretch")
 right.altair_chart(charts.metric_bars(headline, "mae"), width="stretch")
 st.dataframe(headline, key="train_metrics_table", width="stretch", hide_index=True,
-             column_config={c: st.column_config.NumberColumn(format="%.3f") for c in headline.columns if c != "name"})
+             column_config={c: st.column_config.NumberColumn(format="%.3f")
+                            for c in headline.columns if headline[c].dtype.kind == "f" and not c.startswith("n")})
 
 with st.container(border=True):
     st.markdown("**Keep this model**")

@@ -15,6 +15,8 @@ import pandas as pd
 alt.data_transformers.disable_max_rows()
 
 INSULIN_COLOURS = {"regular": "#1f77b4", "nph": "#2ca02c", "ultralente": "#9467bd"}
+# actual (orange diamonds), the model (blue), then the baselines: readable on light and dark themes
+SERIES_COLOURS = ["#f58518", "#1f6feb", "#8c8c8c", "#54a24b", "#b279a2", "#9d755d", "#e45756", "#72b7b2"]
 MARKER_COLOURS = {"meal": "#ff7f0e", "exercise": "#17becf", "hypo": "#d62728"}
 
 
@@ -143,7 +145,8 @@ def loss_curve(history: pd.DataFrame, total_epochs: int | None = None) -> alt.Ch
     long = history.melt(id_vars=["epoch"], value_vars=["train_loss", "val_loss"], var_name="series",
                         value_name="loss").replace({"series": {"train_loss": "train", "val_loss": "validation"}})
     pick = _legend_toggle("series", "loss_legend")
-    x_scale = alt.Scale(domain=[1, max(total_epochs or 1, int(history["epoch"].max() if len(history) else 1))])
+    # while training, the axis spans every planned epoch so the curve grows into it
+    x_scale = alt.Scale(domain=[1, max(total_epochs or 1, int(history["epoch"].max() if len(history) else 1), 2)])
     return alt.Chart(long, height=260, title="Loss per epoch").mark_line(point=True).encode(
         x=alt.X("epoch:Q", title="epoch", scale=x_scale, axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
@@ -155,7 +158,7 @@ def loss_curve(history: pd.DataFrame, total_epochs: int | None = None) -> alt.Ch
 def metric_bars(metrics: pd.DataFrame, metric: str = "mae") -> alt.Chart:
     """One bar per model/baseline (the `name` column); the model stands out."""
     d = metrics.assign(kind=np.where(metrics["name"].str.startswith("model"), "model", "baseline"))
-    return alt.Chart(d, height=max(120, 28 * len(d)), title=f"{metric} on the test part (lower is better)"
+    return alt.Chart(d, height=max(200, 36 * len(d)), title=f"{metric} on the test part (lower is better)"
                      if metric in ("mae", "rmse", "mae_dose") else f"{metric} on the test part").mark_bar().encode(
         x=alt.X(f"{metric}:Q", title=metric), y=alt.Y("name:N", sort="x", title=None),
         color=alt.Color("kind:N", title=None, scale=alt.Scale(domain=["model", "baseline"], range=["#1f6feb", "#9aa4b2"])),
@@ -179,19 +182,22 @@ def actual_vs_predicted(week: pd.DataFrame, series: list[str]) -> alt.LayerChart
     long = week.melt(id_vars=["timestamp", "day_part", "glucose_now"], value_vars=["actual", *series],
                      var_name="series", value_name="units")
     long["series"] = long["series"].replace({"predicted": "model"})
+    names = ["actual", "model", *[s for s in series if s != "predicted"]]
+    top = float(long["units"].max()) if len(long) else 1.0
     pick = _legend_toggle("series", "avp_legend")
     base = alt.Chart(long).encode(
         x=alt.X("timestamp:T", title=None, axis=alt.Axis(format="%a %d %b")),
-        y=alt.Y("units:Q", title="Regular insulin (units)"),
-        color=alt.Color("series:N", title="Series", sort=["actual", "model"]),
+        y=alt.Y("units:Q", title="Regular insulin (units)", scale=alt.Scale(domain=[0, top * 1.1 + 0.5])),
+        color=alt.Color("series:N", title="Series", sort=names,
+                        scale=alt.Scale(domain=names, range=SERIES_COLOURS[:len(names)])),
         opacity=_faded(pick),
         tooltip=["series:N", alt.Tooltip("timestamp:T", format="%a %Y-%m-%d %H:%M"), "day_part:N",
                  alt.Tooltip("glucose_now:Q", title="glucose", format=".0f"), alt.Tooltip("units:Q", format=".1f")],
     )
     lines = base.transform_filter(alt.datum.series != "actual").mark_line(point=True, strokeWidth=1.5, clip=True)
-    actual = base.transform_filter(alt.datum.series == "actual").mark_point(size=70, filled=True, shape="diamond",
+    actual = base.transform_filter(alt.datum.series == "actual").mark_point(size=90, filled=True, shape="diamond",
                                                                              clip=True)
-    return (actual + lines).add_params(pick, _zoom_x("avp_zoom")).properties(height=320)
+    return (lines + actual).add_params(pick, _zoom_x("avp_zoom")).properties(height=320)
 
 
 def predicted_scatter(table: pd.DataFrame) -> alt.LayerChart:

@@ -1,13 +1,18 @@
 """Live training in the page script: a per-epoch callback that draws progress and the loss curve,
 and turns a click on Stop (or any other click) into a clean stop that keeps the best weights.
 
-How Stop works: while the script runs, a click makes Streamlit ask for a rerun, which it delivers
-as a `RerunException` raised from the next `st.*` call, here the progress update inside the
-callback. Left alone, that exception would unwind through the training loop and lose the model.
-The callback catches it, tells the loop to stop (returns True: `stopped_by_user`), and the page
-re-raises it once the result is stored in the session, so the click is still handled normally.
+How Stop works: a click while the script runs interrupts the run at its next `st.*` call, here the
+progress update inside the callback: with `runner.fastReruns` (the default) as a `StopException`
+while a new run starts at once in another thread; without it as a `RerunException`. Left alone,
+either would unwind through the training loop and lose the model. The callback catches it and
+tells the loop to stop (returns True: `stopped_by_user`); the page stores the result (best weights,
+metrics) in `training_store()`, a plain dict, since any further Streamlit call (session state
+included) would raise again, and then re-raises it. The new run, meanwhile, sees the store's
+`running` flag and waits for that result (`wait_for_training`) instead of showing the page without it.
 """
 from __future__ import annotations
+
+import time
 
 import pandas as pd
 import streamlit as st
@@ -44,3 +49,20 @@ class LiveTraining:
         """Re-deliver a click that arrived during training (after the result is stored)."""
         if self.interrupt is not None:
             raise self.interrupt
+
+
+def training_store() -> dict:
+    """This session's training state, one plain dict (running flag, run counter, last result).
+    The page holds it by reference, so the training run can update it without a Streamlit call."""
+    return st.session_state.setdefault("train_store", {})
+
+
+def wait_for_training(timeout_s: float = 180.0) -> None:
+    """Called by a run that started while another run of this session is still training: wait
+    until that run has stopped after its epoch and stored its result."""
+    store = training_store()
+    deadline = time.monotonic() + timeout_s
+    with st.spinner("Stopping after the current epoch, then scoring the model and the baselines..."):
+        while store.get("running") and time.monotonic() < deadline:
+            time.sleep(0.2)
+    store["running"] = False

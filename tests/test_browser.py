@@ -1,0 +1,196 @@
+"""End to end in a real browser: the real `streamlit run` server and Debian's headless Chromium.
+
+Visits every page (timing each load, saving a screenshot to docs/screenshots/), moves a slider,
+trains a tiny model and stops it with the Stop button, and checks that no page ever shows an
+exception or an error. Page load times go to docs/page_load_times.md.
+
+Run: .venv/bin/python -m pytest tests/test_browser.py -q -s   (needs /usr/bin/chromium; `make browser`)
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "docs" / "screenshots"
+TIMES = ROOT / "docs" / "page_load_times.md"
+# (url path, title shown on the page, screenshot name)
+PAGES = [("", "insulin-dash", "overview"), ("patients", "Patients", "patients"), ("train", "Train a model", "train"),
+         ("models", "Models", "models"), ("predictions", "Predictions", "predictions"), ("whatif", "What if?", "whatif")]
+NAV_TITLES = ["Overview", "Patients", "Train", "Models", "Predictions", "What-if"]
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update"]
+
+USED: dict[str, str] = {}  # what the run used, for docs/page_load_times.md
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (install it with `make browser`)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def models_for_screenshots(folder: Path) -> str:
+    """The shipped models/demo bundle when it loads and fits the demo cohort (the screenshots then
+    show what a new user sees), else a tiny one trained here. Either way a copy: nothing in
+    models/ is touched."""
+    from insulin_core.dataset import load_cohort
+    from insulin_core.registry import BundleError, load_bundle
+    from insulin_core.serving import check_bundle_fits
+    from insulin_core.source import DataSource
+    from tests.test_app import make_models_dir
+
+    shipped = ROOT / "models" / "demo"
+    try:
+        check_bundle_fits(load_bundle(shipped), load_cohort(DataSource("demo")))
+    except (BundleError, ValueError) as exc:
+        make_models_dir(folder)
+        return f"tiny bundle trained by the test (shipped one unusable: {exc})"
+    shutil.copytree(shipped, folder / "demo")
+    return "the shipped models/demo bundle"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app as users run it, on a free port, reading models from a temporary folder."""
+    models = tmp_path_factory.mktemp("browser-models")
+    USED["models"] = models_for_screenshots(models)
+    port = free_port()
+    env = {**os.environ, "INSULIN_DASH_MODELS_DIR": str(models), "OMP_NUM_THREADS": "1"}
+    env.pop("AIM94_DIR", None)
+    log = open(tmp_path_factory.mktemp("server") / "streamlit.log", "w+")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "streamlit"), "run", "app.py", "--server.port", str(port),
+                             "--server.headless", "true"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                pytest.fail(f"streamlit did not start:\n{log.read()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def tab(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        tab = context.new_page()
+        tab.set_default_timeout(60_000)
+        yield tab
+        browser.close()
+
+
+def wait_idle(page, title: str) -> None:
+    """The page's title is shown and the script has finished its run."""
+    page.get_by_role("heading", name=title, exact=True).first.wait_for()
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+    # charts and tables are drawn after the run ends: wait until each visible one has its canvas or
+    # svg (tables in closed expanders and hidden tabs are only drawn when opened)
+    page.wait_for_function("""() => [...document.querySelectorAll(
+            '[data-testid="stVegaLiteChart"], [data-testid="stDataFrame"]')]
+        .filter(e => e.checkVisibility()).every(e => e.querySelector('canvas, svg'))""")
+    page.wait_for_timeout(300)
+
+
+def screenshot(page, name: str) -> None:
+    """The whole page: Streamlit scrolls inside its main block, so grow the viewport to fit it."""
+    size = page.viewport_size
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": min(max(height, size["height"]), 4000)})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    page.set_viewport_size(size)
+
+
+def assert_clean(page, where: str) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {where}"
+    errors = page.locator('[data-testid="stAlertContentError"]')
+    assert errors.count() == 0, f"error on {where}: {errors.all_inner_texts()}"
+
+
+def test_every_page_slider_and_training(server, tab):
+    page = tab
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    times = {}
+    for path, title, shot in PAGES:
+        start = time.perf_counter()
+        page.goto(f"{server}/{path}")
+        wait_idle(page, title)
+        times[shot] = time.perf_counter() - start
+        assert_clean(page, shot)
+        screenshot(page, shot)
+
+    # st.navigation declares exactly six pages, whatever else sits in pages/
+    links = page.locator('[data-testid="stSidebarNavLink"]')
+    assert [text.split()[-1] for text in links.all_inner_texts()] == NAV_TITLES  # icon ligature, title
+
+    # a slider: the What-if glucose slider moves the scenario
+    caption = page.get_by_text("Scenario: glucose")
+    before = caption.inner_text()
+    page.get_by_role("slider", name="Glucose at this moment (mg/dL)").focus()
+    for _ in range(5):
+        page.keyboard.press("PageUp")
+    page.wait_for_function("b => !document.body.innerText.includes(b)", arg=before)
+    wait_idle(page, "What if?")
+    assert caption.inner_text() != before
+    assert_clean(page, "what-if after moving the slider")
+
+    # train a tiny model through the form (same session: use the sidebar link), stop it with Stop
+    page.locator('[data-testid="stSidebarNavLink"]', has_text="Train").click()
+    wait_idle(page, "Train a model")
+    for label in ("LSTM hidden units", "GRU hidden units"):
+        page.get_by_role("slider", name=label).focus()
+        page.keyboard.press("Home")  # the smallest width, 4
+    page.get_by_label("Dense layers (widths, comma separated)").fill("8")
+    for label in ("Epochs (at most)", "Early-stopping patience (epochs)"):
+        page.get_by_role("slider", name=label).focus()
+        page.keyboard.press("End")  # 300 epochs, patience 50: only Stop ends this run early
+    page.locator(".st-key-train_go button").first.click()
+    page.wait_for_function("() => /Epoch ([3-9]|\\d\\d+)\\/300/.test(document.body.innerText)", timeout=90_000)
+    page.get_by_text("Loss per epoch").first.wait_for()  # the live curve is drawn while training runs
+    page.locator(".st-key-train_stop button").first.click()  # ours, not the toolbar's own "Stop"
+    page.get_by_text("Stopped by the user after epoch").wait_for(timeout=90_000)
+    wait_idle(page, "Train a model")
+    assert page.get_by_text("MAE (units)").count() >= 1
+    assert_clean(page, "train after Stop")
+    screenshot(page, "train-result")
+
+    lines = ["# Page load times", "",
+             "Measured by `tests/test_browser.py` (headless Chromium, the real `streamlit run` server, demo cohort, "
+             f"models: {USED.get('models', '?')}; 2 shared CPU cores): from navigation to the script's run finished and the charts drawn. "
+             "The first page also pays for loading the cohort; later pages use the cache.", "",
+             "| page | seconds |", "| --- | --- |"]
+    lines += [f"| {name} | {seconds:.2f} |" for name, seconds in times.items()]
+    TIMES.write_text("\n".join(lines) + "\n")
+    print("\npage load times (s):", {k: round(v, 2) for k, v in times.items()})
