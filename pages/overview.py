@@ -22,7 +22,8 @@ def use(source: DataSource) -> None:
     with shows_errors(f"Could not use {source.label}", stop=False):
         cached_cohort(source)
         set_source(source)
-        st.success(f"Now using {source.label}.", icon=":material/check_circle:")
+        st.toast(f"Now using {source.label}.", icon=":material/check_circle:")
+        st.rerun()  # so the sidebar and every count below show the new data
 
 
 with st.container(border=True):
