@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from insulin_core.baselines import BASELINES
-from insulin_core.pipeline import ExperimentConfig, bundle_meta, run_experiment
+from insulin_core.pipeline import DEFAULT_SIZES, ExperimentConfig, bundle_meta, run_experiment
 from insulin_core.registry import BundleError, ModelBundle, save_bundle
 from insulin_core.splits import SPLITS
 from insulin_core.train import TrainConfig
@@ -15,8 +15,9 @@ from ui.training import LiveTraining, training_store, wait_for_training
 
 DEFAULTS = {
     "train_patients": [], "train_window": 10, "train_target": "decision-point", "train_split": "chrono",
-    "train_lstm_hidden": 64, "train_lstm_layers": 1, "train_gru_hidden": 32, "train_gru_layers": 1,
-    "train_dense": "64, 32", "train_dropout": 0.1, "train_embedding": 8, "train_epochs": 30,
+    **{f"train_{k}": v for k, v in DEFAULT_SIZES.items() if k not in ("dense", "patient_embedding")},
+    "train_dense": ", ".join(map(str, DEFAULT_SIZES["dense"])), "train_embedding": DEFAULT_SIZES["patient_embedding"],
+    "train_epochs": 30,
     "train_lr": 3e-3, "train_batch": 256, "train_patience": 8, "train_seed": 0,
     "train_baselines": DEFAULT_BASELINES, "train_save_name": "",
 }
