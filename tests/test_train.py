@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from insulin_core.model import ModelConfig
+from insulin_core.model import DoseNet, ModelConfig
 from insulin_core.train import (ArrayPart, EpochLog, TrainConfig, TrainData, _evaluate, predict,
                                 predict_raw, train_model)
 
@@ -261,3 +261,22 @@ def test_train_config_json_round_trip():
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     with pytest.raises(ValueError, match="unknown TrainConfig keys"):
         TrainConfig.from_dict(cfg.to_dict() | {"epoch": 3})
+
+
+def test_tune_threshold_picks_the_lowest_validation_mae_and_saves_it_with_the_weights():
+    from insulin_core.train import THRESHOLD_GRID, predict, predict_raw, tune_threshold
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_seq_features=3, n_now_features=2, n_patients=2, window=4, lstm_hidden=4, gru_hidden=4,
+                      dense=(4,), patient_embedding=2)
+    model = DoseNet(cfg).eval()
+    rng = np.random.default_rng(0)
+    part = ArrayPart(rng.random((200, 4, 3), dtype=np.float32), rng.random((200, 2), dtype=np.float32),
+                     rng.integers(0, 3, 200), (rng.random((200, 1)) > 0.5).astype(np.float32) * 3)
+    best = tune_threshold(model, part)
+    amount, p = predict_raw(model, part)
+    mae = {round(float(th), 2): np.abs(np.where(p > th, np.floor(amount + 0.5), 0) - part.y).mean()
+           for th in THRESHOLD_GRID}
+    assert mae[round(float(best[0]), 2)] == pytest.approx(min(mae.values()))
+    assert float(model.state_dict()["dose_threshold"][0]) == pytest.approx(float(best[0]))
+    assert np.abs(predict(model, part) - part.y).mean() == pytest.approx(min(mae.values()))
