@@ -29,7 +29,8 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -rs -m "not slow and not browser"
 
 bench: $(STAMP)
-	$(PY) bench/speed.py
+	$(PY) bench/features_speed.py
+	$(PY) bench/whatif_speed.py
 	$(PY) bench/accuracy.py
 
 clean-venv:
