@@ -50,63 +50,113 @@ def day_part_of(hours: np.ndarray | pd.Series) -> np.ndarray:
 
 
 def build_timeline(events: pd.DataFrame) -> pd.DataFrame:
-    """Pivot events to one row per (patient, timestamp); doses summed, glucose averaged."""
-    keys = ["patient_id", "timestamp"]
-    ev = events.assign(
-        glucose=events["value"].where(events["kind"] == "glucose"),
-        **{k: events["value"].where(events["kind"] == k, 0.0) for k in ("regular", "nph", "ultralente")},
-        hypo=(events["kind"] == "hypo").astype(float),
-        meal=_level(events, "meal"),
-        exercise=_level(events, "exercise"),
-        special=(events["kind"] == "special").astype(float),
-        glucose_slot=events["detail"].where(events["kind"] == "glucose", ""),
-        censored=events["censored"].where(events["censored"] != "", None),
-    )
-    timeline = ev.groupby(keys, sort=True).agg(
-        glucose=("glucose", "mean"), glucose_slot=("glucose_slot", "max"),
-        regular=("regular", "sum"), nph=("nph", "sum"), ultralente=("ultralente", "sum"),
-        hypo=("hypo", "max"), meal=("meal", "max"), exercise=("exercise", "max"),
-        special=("special", "max"), paper_time=("paper_time", "max"),
-        censored=("censored", "first"), implausible=("implausible", "max"),
-    ).reset_index()
-    timeline["censored"] = timeline["censored"].fillna("")
+    """Pivot events to one row per (patient, timestamp); doses summed, glucose averaged.
+
+    Rows are sorted by (patient, timestamp) with a stable sort (events keep their order inside a
+    moment, which decides the `censored` first) and each column is reduced over the moment's run
+    of rows with `ufunc.reduceat`: a pandas groupby-agg costs ~10 ms even for one patient."""
+    pid = events["patient_id"].to_numpy()
+    stamp = events["timestamp"].to_numpy()
+    order = np.lexsort((stamp, pid))
+    pid, stamp = pid[order], stamp[order]
+    new_moment = np.ones(len(order), dtype=bool)
+    new_moment[1:] = (pid[1:] != pid[:-1]) | (stamp[1:] != stamp[:-1])
+    starts = np.flatnonzero(new_moment)
+    kind = events["kind"].to_numpy(dtype=object)[order]
+    value = events["value"].to_numpy(dtype=float)[order]
+    detail = events["detail"].to_numpy(dtype=object)[order]
+    is_glucose = kind == "glucose"
+
+    def total(x: np.ndarray) -> np.ndarray:  # NaN-skipping sum per moment, as pandas' sum
+        return _per_moment(np.add, np.where(np.isnan(x), 0.0, x), starts)
+
+    def highest(x: np.ndarray) -> np.ndarray:  # NaN-skipping max per moment (fmax ignores NaN)
+        return _per_moment(np.fmax, x, starts)
+
+    glucose = np.where(is_glucose, value, np.nan)
+    readings = total((~np.isnan(glucose)).astype(float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_glucose = np.where(readings > 0, total(glucose) / readings, np.nan)
+    columns = {
+        "patient_id": pid[starts], "timestamp": stamp[starts], "glucose": mean_glucose,
+        "glucose_slot": pd.array(_last_name(np.where(is_glucose, detail, ""), starts), dtype=events["detail"].dtype),
+        **{k: total(np.where(kind == k, value, 0.0)) for k in ("regular", "nph", "ultralente")},
+        "hypo": highest((kind == "hypo").astype(float)),
+        "meal": highest(_level(kind, detail, "meal")), "exercise": highest(_level(kind, detail, "exercise")),
+        "special": highest((kind == "special").astype(float)),
+        "paper_time": highest(events["paper_time"].to_numpy()[order]),
+        "censored": pd.array(_first_given(events["censored"].to_numpy(dtype=object)[order], starts),
+                             dtype=events["censored"].dtype),
+        "implausible": highest(events["implausible"].to_numpy()[order]),
+    }
     # A decision point is a moment with something other than insulin on record: a row that exists
     # only because insulin was written down would give its answer away by existing.
-    timeline["decision_point"] = (
-        timeline["glucose"].notna() | (timeline["meal"] > 0) | (timeline["exercise"] > 0) | (timeline["hypo"] > 0)
+    columns["decision_point"] = (
+        (readings > 0) | (columns["meal"] > 0) | (columns["exercise"] > 0) | (columns["hypo"] > 0)
     )
-    return timeline[TIMELINE_COLUMNS]
+    return pd.DataFrame({name: columns[name] for name in TIMELINE_COLUMNS})
 
 
-def _level(events: pd.DataFrame, kind: str) -> pd.Series:
-    return events["detail"].map(LEVELS).where(events["kind"] == kind, 0.0).astype(float)
+def _per_moment(ufunc: np.ufunc, x: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """`ufunc` reduced over each moment's run of sorted rows (reduceat refuses zero rows)."""
+    return ufunc.reduceat(x, starts) if len(starts) else x[:0]
+
+
+def _level(kind: np.ndarray, detail: np.ndarray, which: str) -> np.ndarray:
+    """Meal / exercise level of each event of that kind (NaN for an unknown word), 0 for other kinds."""
+    out = np.zeros(len(kind))
+    rows = np.flatnonzero(kind == which)
+    out[rows] = [LEVELS.get(d, np.nan) for d in detail[rows]]
+    return out
+
+
+def _last_name(names: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per moment the alphabetically last name (what pandas' max of strings gives)."""
+    uniques, codes = np.unique(names.astype(str), return_inverse=True)
+    return uniques.astype(object)[_per_moment(np.maximum, codes, starts)]
+
+
+def _first_given(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per moment the first value that is neither missing nor empty, else "" (pandas' `first`)."""
+    n = len(values)
+    given = pd.notna(values) & (values != "")
+    first = _per_moment(np.minimum, np.where(given, np.arange(n), n), starts)
+    return np.append(values, "")[first]  # position n = none given
 
 
 def add_features(timeline: pd.DataFrame) -> pd.DataFrame:
     """Add SEQ_FEATURES and NOW_FEATURES columns (prefixed `seq_` / `now_`)."""
     tl = timeline.reset_index(drop=True)
-    out: dict[str, np.ndarray] = {}
-    hours = (tl["timestamp"].dt.hour + tl["timestamp"].dt.minute / 60.0).to_numpy()
+    stamp = tl["timestamp"]
+    t = stamp.to_numpy()
+    minutes = (t - t.astype("datetime64[D]")).astype("timedelta64[m]").astype(np.int64)
+    hours = minutes // 60 + (minutes % 60) / 60.0  # as dt.hour + dt.minute / 60.0
     part = day_part_of(hours)
-    tl = tl.assign(day_part=np.asarray(DAY_PARTS)[part])
-    doses = {k: tl[k].clip(upper=MAX_PLAUSIBLE_DOSE[k]) for k in ("regular", "nph", "ultralente")}
+    doses = {k: np.minimum(tl[k].to_numpy(dtype=float), MAX_PLAUSIBLE_DOSE[k])
+             for k in ("regular", "nph", "ultralente")}
+    glucose = tl["glucose"].to_numpy(dtype=float)
+    by_patient = _Groups(tl["patient_id"].to_numpy())
 
     moment = {
-        "glucose": tl["glucose"].fillna(0.0), "has_glucose": tl["glucose"].notna().astype(float),
+        "glucose": np.nan_to_num(glucose), "has_glucose": (~np.isnan(glucose)).astype(float),
         "hypo": tl["hypo"], "meal": tl["meal"], "exercise": tl["exercise"],
         "tod_sin": np.sin(2 * np.pi * hours / 24), "tod_cos": np.cos(2 * np.pi * hours / 24),
         **{f"dp_{p}": (part == i).astype(float) for i, p in enumerate(DAY_PARTS)},
-        "log_hours_since_prev": _log_hours(_hours_since_prev_row(tl)),
+        "log_hours_since_prev": _log_hours(_hours_since_prev_row(t, by_patient)),
         "paper_time": tl["paper_time"].astype(float),
     }
-    for name in SEQ_FEATURES:
-        out[f"seq_{name}"] = np.asarray(doses[name] if name in doses else moment[name], dtype=float)
-    history = _history_features(tl, doses)
-    slots = {f"slot_{s}": (tl["glucose_slot"] == s).astype(float) for s in GLUCOSE_SLOTS}
-    for name in NOW_FEATURES:
-        source = moment.get(name, slots.get(name, history.get(name)))
-        out[f"now_{name}"] = np.nan_to_num(np.asarray(source, dtype=float))
-    return pd.concat([tl, pd.DataFrame(out, index=tl.index)], axis=1)
+    history = _history_features(tl, doses, part, by_patient)
+    slot = tl["glucose_slot"].to_numpy(dtype=object)
+    slots = {f"slot_{s}": (slot == s).astype(float) for s in GLUCOSE_SLOTS}
+    now = {**history, **slots, **moment}
+    # One float block for all feature columns: a frame from 53 separate arrays costs more than the
+    # features themselves on a few hundred rows.
+    values = np.column_stack([np.asarray(doses[n] if n in doses else moment[n], dtype=float) for n in SEQ_FEATURES]
+                             + [np.asarray(now[n], dtype=float) for n in NOW_FEATURES])
+    values[:, len(SEQ_FEATURES):] = np.nan_to_num(values[:, len(SEQ_FEATURES):])
+    features = pd.DataFrame(values, index=tl.index, columns=seq_columns() + now_columns())
+    # day_part joins last: reading columns of a frame just assigned to makes pandas consolidate it.
+    return pd.concat([tl.assign(day_part=np.asarray(DAY_PARTS)[part]), features], axis=1)
 
 
 def _log_hours(hours: pd.Series | np.ndarray) -> np.ndarray:
@@ -115,70 +165,131 @@ def _log_hours(hours: pd.Series | np.ndarray) -> np.ndarray:
     return np.log1p(np.clip(h, 0.0, MAX_GAP_HOURS))
 
 
-def _hours_since_prev_row(tl: pd.DataFrame) -> pd.Series:
-    return tl.groupby("patient_id")["timestamp"].diff().dt.total_seconds() / 3600.0
+def _hours_since_prev_row(t: np.ndarray, by_patient: "_Groups") -> np.ndarray:
+    """Gap to the patient's previous row (NaN on their first); pandas' total_seconds keeps it
+    bit-for-bit what a groupby diff gave."""
+    prev = by_patient.previous_row()
+    gap = np.where(prev >= 0, t - t[prev], np.timedelta64("NaT"))
+    return pd.to_timedelta(gap).total_seconds().to_numpy() / 3600.0
 
 
-def _last_before(values: pd.Series, keys: list[pd.Series]) -> pd.Series:
-    """Per group, the last non-NaN value on a row strictly before each row."""
-    return values.groupby(keys).shift(1).groupby(keys).ffill()
+class _Groups:
+    """Rows of one grouping (e.g. patient and day part), with the row order inside each group kept.
+
+    Per-group history then is plain numpy on rows sorted by group: a row's earlier group members
+    are the sorted rows between its group's first row and itself. Results come back in row order."""
+
+    def __init__(self, *keys: np.ndarray):
+        self.order = np.lexsort(keys[::-1])  # stable: rows keep their order inside a group
+        n = len(self.order)
+        new_group = np.zeros(n, dtype=bool)
+        new_group[:1] = True
+        for key in keys:
+            k = key[self.order]
+            new_group[1:] |= k[1:] != k[:-1]
+        # sorted position of the first row of each sorted row's group
+        self.start = np.maximum.accumulate(np.where(new_group, np.arange(n), 0))
+
+    def previous_row(self) -> np.ndarray:
+        """Row index of the previous row of the same group, -1 on a group's first row."""
+        pos = np.arange(len(self.order))
+        prev = np.where(pos > self.start, self.order[pos - 1], -1)
+        return self._unsort(prev)
+
+    def last_values_before(self, values: np.ndarray, k: int) -> np.ndarray:
+        """(rows, k): the last k non-NaN values of each row's group on rows strictly before it,
+        most recent first; NaN where the group has fewer."""
+        v = np.asarray(values, dtype=float)[self.order]
+        counted = ~np.isnan(v)
+        pool = np.append(v[counted], np.nan)  # counted values in group order; index -1 = none
+        before = np.cumsum(counted) - counted  # counted values on sorted rows strictly before
+        idx = before[:, None] - 1 - np.arange(k)
+        idx[idx < before[self.start][:, None]] = -1  # reaches into an earlier group: none
+        return self._unsort(pool[idx])
+
+    def last_before(self, values: np.ndarray) -> np.ndarray:
+        """Per group, the last non-NaN value on a row strictly before each row (NaN if none)."""
+        return self.last_values_before(values, 1)[:, 0]
+
+    def _unsort(self, sorted_values: np.ndarray) -> np.ndarray:
+        out = np.empty_like(sorted_values)
+        out[self.order] = sorted_values
+        return out
 
 
-def _history_features(tl: pd.DataFrame, doses: dict[str, pd.Series]) -> dict[str, pd.Series]:
-    pid, dp = tl["patient_id"], tl["day_part"]
-    stamp_h = (tl["timestamp"] - pd.Timestamp("1980-01-01")).dt.total_seconds() / 3600.0
+def _median_of_rows(values: np.ndarray) -> np.ndarray:
+    """Row-wise median ignoring NaN (NaN if none), with the arithmetic of pandas' rolling median:
+    the middle value, or the mean of the two middle ones (np.nanmedian goes through masked
+    arrays for this shape and is several times slower)."""
+    ordered = np.sort(values, axis=1)  # NaN sort last
+    count = (~np.isnan(values)).sum(axis=1)
+    rows = np.arange(len(values))
+    middle = (ordered[rows, (count - 1) // 2] + ordered[rows, count // 2]) / 2
+    return np.where(count > 0, middle, np.nan)
+
+
+def _mean_of_rows(values: np.ndarray) -> np.ndarray:
+    """Row-wise mean ignoring NaN (NaN if none); on 0/1 values exactly what a rolling mean gave."""
+    count = (~np.isnan(values)).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, np.nansum(values, axis=1) / count, np.nan)
+
+
+def _history_features(tl: pd.DataFrame, doses: dict[str, np.ndarray], part: np.ndarray,
+                      by_patient: _Groups) -> dict[str, np.ndarray]:
+    pid = tl["patient_id"].to_numpy()
+    stamp_h = ((tl["timestamp"] - pd.Timestamp("1980-01-01")).dt.total_seconds() / 3600.0).to_numpy()
     regular = doses["regular"]
-    given = regular.where(regular > 0)
-    given_at = stamp_h.where(regular > 0)
-    glucose_at = stamp_h.where(tl["glucose"].notna())
+    dosed = regular > 0
+    given = np.where(dosed, regular, np.nan)
+    given_at = np.where(dosed, stamp_h, np.nan)
+    glucose = tl["glucose"].to_numpy(dtype=float)
+    glucose_at = np.where(np.isnan(glucose), np.nan, stamp_h)
+    same_dp = _Groups(pid, part)
 
-    # Rolling medians over the patient's doses in this day part, up to and including each dose;
-    # `_last_before` then hands each row the value as of the last dose strictly before it.
-    dose_rows = given.dropna()
-    dose_keys = [pid[dose_rows.index], dp[dose_rows.index]]
-    med = {w: dose_rows.groupby(dose_keys).rolling(w, min_periods=1).median().droplevel([0, 1])
-           for w in (3, 7)}
-    # Share of earlier decision moments in this day part that carried a Regular dose.
-    dec = tl["decision_point"]
-    dosed = (regular > 0).astype(float)[dec]
-    dec_keys = [pid[dec], dp[dec]]
-    share = dosed.groupby(dec_keys).rolling(SHARE_WINDOW, min_periods=1).mean().droplevel([0, 1])
-
-    same_dp = [pid, dp]
-    last_dose_same_dp_at = _last_before(given_at, same_dp)
-    band = _personal_scale(tl, regular)
+    # Medians over the last 3/7 doses in this day part before each row (what a rolling median as
+    # of the last dose strictly before it gives), and the share of the last SHARE_WINDOW decision
+    # moments in this day part before it that carried a Regular dose.
+    last7 = same_dp.last_values_before(given, 7)
+    decided = np.where(tl["decision_point"].to_numpy(dtype=bool), dosed.astype(float), np.nan)
+    last_given_same_dp = last7[:, 0]
     return {
-        "glucose_prev": _last_before(tl["glucose"], [pid]),
-        "log_hours_since_glucose": _log_hours(stamp_h - _last_before(glucose_at, [pid])),
-        "last_regular_same_dp": _last_before(given, same_dp),
-        "has_last_regular_same_dp": _last_before(given, same_dp).notna().astype(float),
-        "log_age_last_regular_same_dp": _log_hours(stamp_h - last_dose_same_dp_at),
-        "median3_regular_same_dp": _last_before(med[3].reindex(tl.index), same_dp),
-        "median7_regular_same_dp": _last_before(med[7].reindex(tl.index), same_dp),
-        "share_dose_same_dp": _last_before(share.reindex(tl.index), same_dp),
-        "last_regular": _last_before(given, [pid]),
-        "log_hours_since_regular": _log_hours(stamp_h - _last_before(given_at, [pid])),
-        "last_nph": _last_before(doses["nph"].where(doses["nph"] > 0), [pid]),
-        "last_ultralente": _last_before(doses["ultralente"].where(doses["ultralente"] > 0), [pid]),
-        **band,
+        "glucose_prev": by_patient.last_before(glucose),
+        "log_hours_since_glucose": _log_hours(stamp_h - by_patient.last_before(glucose_at)),
+        "last_regular_same_dp": last_given_same_dp,
+        "has_last_regular_same_dp": (~np.isnan(last_given_same_dp)).astype(float),
+        "log_age_last_regular_same_dp": _log_hours(stamp_h - same_dp.last_before(given_at)),
+        "median3_regular_same_dp": _median_of_rows(last7[:, :3]),
+        "median7_regular_same_dp": _median_of_rows(last7),
+        "share_dose_same_dp": _mean_of_rows(same_dp.last_values_before(decided, SHARE_WINDOW)),
+        "last_regular": by_patient.last_before(given),
+        "log_hours_since_regular": _log_hours(stamp_h - by_patient.last_before(given_at)),
+        "last_nph": by_patient.last_before(np.where(doses["nph"] > 0, doses["nph"], np.nan)),
+        "last_ultralente": by_patient.last_before(np.where(doses["ultralente"] > 0, doses["ultralente"], np.nan)),
+        **_personal_scale(pid, part, glucose, tl["decision_point"].to_numpy(dtype=bool), regular),
     }
 
 
-def _personal_scale(tl: pd.DataFrame, regular: pd.Series) -> dict[str, pd.Series]:
+def _personal_scale(pid: np.ndarray, part: np.ndarray, glucose: np.ndarray, decision: np.ndarray,
+                    regular: np.ndarray) -> dict[str, np.ndarray]:
     """The patient's own sliding scale so far: what they did before at a glucose in the same
-    40 mg/dL band and day part (last dose, median of the last 5 moments, share with a dose)."""
-    dec = tl.index[tl["decision_point"] & tl["glucose"].notna()]
-    keys = [tl.loc[dec, "patient_id"], tl.loc[dec, "day_part"], (tl.loc[dec, "glucose"] // GLUCOSE_BAND_MGDL)]
-    dose = regular[dec]  # 0 = the patient chose no dose at that glucose: part of their scale
-    seen = pd.Series(1.0, index=dec)
-    last = _last_before(dose, keys)
-    med = _last_before(dose.groupby(keys).rolling(5, min_periods=1).median().droplevel([0, 1, 2]).reindex(dec), keys)
-    share = _last_before((dose > 0).astype(float).groupby(keys).rolling(SHARE_WINDOW, min_periods=1).mean()
-                         .droplevel([0, 1, 2]).reindex(dec), keys)
-    has = _last_before(seen, keys)
-    return {name: values.reindex(tl.index) for name, values in {
-        "last_regular_same_band": last, "median5_regular_same_band": med,
-        "share_dose_same_band": share, "has_same_band": has}.items()}
+    40 mg/dL band and day part (last dose, median of the last 5 moments, share with a dose).
+    Only decision moments with a glucose take part; other rows get NaN (0 once finished)."""
+    rows = np.flatnonzero(decision & ~np.isnan(glucose))
+    same_band = _Groups(pid[rows], part[rows], glucose[rows] // GLUCOSE_BAND_MGDL)
+    dose = regular[rows]  # 0 = the patient chose no dose at that glucose: part of their scale
+    earlier = same_band.last_values_before(dose, SHARE_WINDOW)
+    found = {
+        "last_regular_same_band": earlier[:, 0],
+        "median5_regular_same_band": _median_of_rows(earlier[:, :5]),
+        "share_dose_same_band": _mean_of_rows(np.where(np.isnan(earlier), np.nan, earlier > 0)),
+        "has_same_band": np.where(np.isnan(earlier[:, 0]), np.nan, 1.0),
+    }
+    everywhere = {}
+    for name, values in found.items():
+        everywhere[name] = np.full(len(glucose), np.nan)
+        everywhere[name][rows] = values
+    return everywhere
 
 
 def seq_columns() -> list[str]:

@@ -125,3 +125,76 @@ def test_real_data_share_of_insulin_only_rows_with_a_dose(real_cohort):
     # The reason decision points exclude insulin-only rows: 88% of them carry a Regular dose.
     assert (insulin_only["regular"] > 0).mean() == pytest.approx(0.88, abs=0.01)
     assert np.isfinite(tl[seq_columns() + now_columns()].to_numpy()).all()
+
+
+# --- the numpy implementation equals the pandas groupby one it replaced (tests/reference_features.py)
+
+def assert_same_as_reference(events: pd.DataFrame) -> None:
+    """build_timeline and add_features equal the reference exactly: columns, order, dtypes, values."""
+    from .reference_features import add_features as ref_features, build_timeline as ref_timeline
+
+    timeline = build_timeline(events)
+    pd.testing.assert_frame_equal(timeline, ref_timeline(events), check_exact=True)
+    pd.testing.assert_frame_equal(add_features(timeline), ref_features(timeline), check_exact=True)
+
+
+def tails(events: pd.DataFrame, sizes=(300, 600)):
+    """Single-patient tails the size the what-if explorer rebuilds, for a few patients."""
+    counts = events["patient_id"].value_counts()
+    for pid in [counts.index[0], counts.index[len(counts) // 2], counts.index[-1]]:
+        mine = events[events["patient_id"] == pid]
+        for size in sizes:
+            yield mine.tail(size)
+
+
+@pytest.fixture(scope="module")
+def demo_events() -> pd.DataFrame:
+    from insulin_core.demo import DemoConfig, generate_cohort
+
+    return load_texts(generate_cohort(DemoConfig(patients=8, days=90)), "demo").events
+
+
+def test_same_as_reference_on_demo_cohort(demo_events):
+    assert_same_as_reference(demo_events)
+
+
+def test_same_as_reference_on_single_patient_tails(demo_events):
+    for tail in tails(demo_events):
+        assert_same_as_reference(tail)
+
+
+def test_same_as_reference_on_stacked_copies_and_any_row_order(demo_events):
+    """What-if band variants stack copies under negative stand-in ids; rows may come in any order."""
+    tail = demo_events[demo_events["patient_id"] == demo_events["patient_id"].iloc[0]].tail(400)
+    stacked = pd.concat([tail.assign(patient_id=-1 - b) for b in range(3)], ignore_index=True)
+    assert_same_as_reference(stacked)
+    assert_same_as_reference(stacked.sample(frac=1.0, random_state=0))
+    from .reference_features import add_features as ref_features
+
+    shuffled = build_timeline(stacked).sample(frac=1.0, random_state=1)
+    pd.testing.assert_frame_equal(add_features(shuffled), ref_features(shuffled), check_exact=True)
+
+
+def test_same_as_reference_on_fixture_rows_and_edge_cases():
+    events = load_texts({"data-03": aim94_text(*ROWS), "data-04": aim94_text(*ROWS[:5])}, "t").events
+    assert_same_as_reference(events)
+    assert_same_as_reference(events.iloc[:0])  # no events at all
+    assert_same_as_reference(events.iloc[:1])  # one event
+    # Conflicts inside one moment: two glucose readings with different slots, a censored reading
+    # after an uncensored one, an unknown meal word, a dose without a value.
+    odd = events.copy()
+    first = odd["timestamp"] == odd["timestamp"].min()
+    extra = odd[first & (odd["kind"] == "glucose")].assign(value=171.0, detail="unspecified", censored="high")
+    meal = odd[first].iloc[[0]].assign(kind="meal", detail="huge", value=0.0)
+    nan_dose = odd[first & (odd["kind"] == "regular")].assign(value=np.nan)
+    assert_same_as_reference(pd.concat([odd, extra, meal, nan_dose], ignore_index=True))
+
+
+@pytest.mark.realdata
+def test_same_as_reference_on_real_data(real_data_dir):
+    from insulin_core.source import DataSource, load_source
+
+    events = load_source(DataSource("folder", str(real_data_dir))).events
+    assert_same_as_reference(events)
+    for tail in tails(events):
+        assert_same_as_reference(tail)
