@@ -1,22 +1,76 @@
-"""What-if (minimum): one decision point, its glucose and meal changed, the predicted dose updating.
+"""What-if: change what was known at one decision moment and see how the model's dose answer moves.
 
-The decision-moment features of the chosen window are edited (glucose, meal) and the model asked
-again. The what-if work (insulin_core/whatif.py: scenarios, sweeps, intervals) replaces these calls.
+A thin page over `insulin_core.whatif.WhatIf`: pick a model, a patient and a decision point (the
+list or a click on the timeline), move the moment's inputs and see the dose, its 90% conformal
+interval, P(dose), the change from the unedited prediction, the safety flags, the dose-response
+curves and an occlusion explanation. The inputs and results sit in one `st.fragment`, so a slider
+move reruns only that part; moment edits use the engine's `rebuild=False` fast path.
+
+The engine is shared with `st.cache_resource` for a saved bundle: it holds only memoised data
+derived from (bundle, cohort) (rebuilt histories, unedited doses, timelines), no per-user state.
+A model trained in this session keeps its engine in this session's state.
 """
-import numpy as np
+from __future__ import annotations
+
+import datetime as dt
+
 import pandas as pd
 import streamlit as st
 
 from insulin_core.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS
-from insulin_core.serving import bundle_experiment, check_bundle_fits, predict_windows, windows_for
+from insulin_core.registry import ModelBundle
+from insulin_core.serving import bundle_experiment, check_bundle_fits
+from insulin_core.whatif import NEXT, Scenario, WhatIf, check_glucose
 from ui import charts
-from ui.state import page_header, current_cohort, decision_points, model_picker, shows_errors, window_key
+from ui.state import (CORE_ERRORS, bundle_key, current_cohort, decision_points, model_picker, page_header,
+                      shows_errors, window_key)
 
+LEVEL_NAMES = list(LEVELS)
+NEXT_LABEL = "next (after their last entry)"
+GLUCOSE_WITHOUT_READING = 150  # where the glucose slider starts when nothing was measured
+FLAG_TITLES = {"out_of_range": "Outside the training data", "non_monotone": "Dose-response not monotone",
+               "above_history": "Far above their own history"}
+WINDOW_SHOWN = ["timestamp", "day_part", "glucose", "regular", "nph", "ultralente", "meal", "exercise", "hypo"]
+
+
+@st.cache_resource(max_entries=4, show_spinner="Preparing the what-if engine...")
+def _shared_engine(bundle_id: tuple, fingerprint: str, _bundle: ModelBundle, _cohort) -> WhatIf:
+    return WhatIf(_bundle, _cohort.events, _cohort.features)
+
+
+def engine_for(bundle: ModelBundle, cohort) -> WhatIf:
+    if bundle.path is not None:
+        return _shared_engine(bundle_key(bundle), cohort.fingerprint, bundle, cohort)
+    key = (bundle.name, id(bundle), cohort.fingerprint)
+    held = st.session_state.get("whatif_session_engine")
+    if held is None or held[0] != key:
+        held = st.session_state["whatif_session_engine"] = (key, WhatIf(bundle, cohort.events, cohort.features))
+    return held[1]
+
+
+def level_name(value: float) -> str:
+    return LEVEL_NAMES[int(value)] if 0 <= value < len(LEVEL_NAMES) else "none"
+
+
+def restore(values: dict) -> None:
+    """Every what-if widget back to the recorded data (also the reset button's callback)."""
+    st.session_state.update(values)
+
+
+def pick_from_timeline() -> None:
+    picked = st.session_state["whatif_timeline"]["selection"].get("timeline_pick") or []
+    if picked and picked[0].get("point"):
+        st.session_state["whatif_point"] = picked[0]["point"]
+
+
+# ---- model, patient, decision point -------------------------------------------------------------
 page_header("What if?", "Change what was known at one decision moment and see how the model's dose answer moves.")
 cohort = current_cohort()
 if cohort is None:
     st.stop()
-bundle = model_picker()
+model_col, patient_col, point_col = st.columns([2, 1, 2])
+with model_col:
+    bundle = model_picker()
 if bundle is None:
     st.stop()
 if bundle_experiment(bundle).window.target != "decision-point":
@@ -24,57 +78,217 @@ if bundle_experiment(bundle).window.target != "decision-point":
             "pick a decision-point model.", icon=":material/info:")
     st.stop()
 with shows_errors("This model does not fit the data in use"):
-    check_bundle_fits(bundle, cohort)
+    for note in check_bundle_fits(bundle, cohort):
+        st.info(note, icon=":material/info:")
     points = decision_points(window_key(bundle), cohort.source, cohort)
+    engine = engine_for(bundle, cohort)
+length = bundle_experiment(bundle).window.length
 
 patients = sorted(int(p) for p in points["patient_id"].unique())
 if st.session_state.get("whatif_patient") not in patients:
     st.session_state["whatif_patient"] = patients[0]
-left, right = st.columns([1, 3])
-patient = left.selectbox("Patient", patients, key="whatif_patient", persist_state="session", format_func=lambda p: f"patient {p}")
-mine = points[points["patient_id"] == patient]
-rows = mine["row"].tolist()
-labels = {int(r): f"{t:%Y-%m-%d %H:%M} ({d})" for r, t, d in zip(mine["row"], mine["timestamp"], mine["day_part"])}
+patient = patient_col.selectbox("Patient", patients, key="whatif_patient", persist_state="session",
+                                format_func=lambda p: f"patient {p}")
+mine = points[points["patient_id"] == patient].sort_values("timestamp", ascending=False)
+mine = mine.assign(point=mine["timestamp"].dt.strftime("%Y-%m-%d %H:%M"),
+                   actual=cohort.features["regular"].to_numpy()[mine["row"].to_numpy()])
+options = [NEXT, *mine["point"]]
+day_parts = dict(zip(mine["point"], mine["day_part"]))
+if st.session_state.get("whatif_point") not in options:
+    st.session_state["whatif_point"] = options[1] if len(options) > 1 else NEXT
+point = point_col.selectbox(
+    "Decision point (newest first)", options, key="whatif_point", persist_state="session",
+    format_func=lambda p: NEXT_LABEL if p == NEXT else f"{p} ({day_parts[p]})")
+at = NEXT if point == NEXT else pd.Timestamp(point)
+
+st.altair_chart(charts.decision_timeline(mine[["point", "timestamp", "day_part", "glucose_now", "actual"]], point),
+                key="whatif_timeline", on_select=pick_from_timeline, selection_mode="timeline_pick", width="stretch")
+
+# ---- the actual window and dose -----------------------------------------------------------------
+patient_rows = cohort.features.index[cohort.features["patient_id"] == patient]
+if at == NEXT:
+    window = cohort.features.loc[patient_rows[-length:], WINDOW_SHOWN]
+    actual_dose = None
+else:
+    row = int(mine.loc[mine["point"] == point, "row"].iloc[0])
+    window = cohort.features.iloc[row - length:row + 1][WINDOW_SHOWN]
+    actual_dose = float(cohort.features["regular"].iloc[row])
+shown = window.assign(**{c: window[c].map(level_name) for c in ("meal", "exercise")}, hypo=window["hypo"] > 0)
+window_col, dose_col = st.columns([4, 1])
+window_col.caption(f"The {length} entries the model reads" + ("" if at == NEXT else ", then the decision point itself (last row)"))
+window_col.dataframe(shown, key="whatif_window", hide_index=True, height=35 * (len(shown) + 1) + 3, width="stretch",
+                     column_config={"timestamp": st.column_config.DatetimeColumn("time", format="ddd DD MMM YYYY HH:mm"),
+                                    "glucose": st.column_config.NumberColumn(format="%.0f")})
+dose_col.metric("Regular actually given here", "not yet" if actual_dose is None else f"{actual_dose:.0f} U",
+                help="The next moment has not happened: there is no recorded dose." if actual_dose is None else None)
+
+with shows_errors("Could not rebuild this decision point"):
+    recorded = engine.predict(Scenario(patient, at))
+history = window.iloc[:length] if at != NEXT else window
+readings = [(i, ts, float(g)) for i, (ts, g) in enumerate(zip(history["timestamp"], history["glucose"])) if pd.notna(g)]
+rec = recorded.inputs
+recorded_widgets = {
+    "whatif_glucose_on": rec["glucose_now"] is not None,
+    "whatif_glucose": int(round(rec["glucose_now"])) if rec["glucose_now"] is not None else GLUCOSE_WITHOUT_READING,
+    "whatif_meal": rec["meal_now"], "whatif_exercise": rec["exercise_now"], "whatif_hypo": rec["hypo_now"],
+    "whatif_time": dt.time.fromisoformat(rec["time"]),
+    **{f"whatif_reading_{i}": g for i, _, g in readings},
+}
+moment_key = (patient, point, length)
+if st.session_state.get("whatif_recorded_for") != moment_key or any(k not in st.session_state for k in recorded_widgets):
+    restore(recorded_widgets)
+    st.session_state["whatif_recorded_for"] = moment_key
 
 
-def reset_to_recorded() -> None:
-    """A new decision point starts from what was recorded there."""
-    at = mine[mine["row"] == st.session_state["whatif_point"]].iloc[0]
-    st.session_state["whatif_glucose"] = int(at["glucose_now"]) if pd.notna(at["glucose_now"]) else 150
-    st.session_state["whatif_meal"] = {v: k for k, v in LEVELS.items()}.get(float(at["meal_now"]), "none")
+# ---- the scenario: inputs and results rerun alone -------------------------------------------------
+def edits_of(recorded_widgets: dict, readings: list) -> tuple[dict, list[str]]:
+    """Scenario edits from the widgets (only what differs from the record) and refused values."""
+    refused = []
+
+    def now(key):  # a widget not rendered in this run keeps its recorded value
+        return st.session_state.get(key, recorded_widgets[key])
+
+    def changed(key):
+        return now(key) if now(key) != recorded_widgets[key] else None
+    glucose = now("whatif_glucose") if now("whatif_glucose_on") else None
+    edits = {
+        "glucose_now": float(glucose) if glucose is not None and (
+            not recorded_widgets["whatif_glucose_on"] or glucose != recorded_widgets["whatif_glucose"]) else None,
+        "meal_now": changed("whatif_meal"), "exercise_now": changed("whatif_exercise"), "hypo_now": changed("whatif_hypo"),
+        "time_of_day": f"{now('whatif_time'):%H:%M}" if changed("whatif_time") is not None else None,
+        "glucose_readings": {},
+    }
+    for i, ts, g in readings:
+        value = now(f"whatif_reading_{i}")
+        if value is None or value == g:
+            continue
+        try:
+            edits["glucose_readings"][ts] = check_glucose(value, f"the {ts:%a %d %b %H:%M} reading")
+        except ValueError as exc:
+            refused.append(f"Refused: {exc}. The model uses the recorded {g:.0f} mg/dL.")
+    return edits, refused
 
 
-if st.session_state.get("whatif_point") not in rows:
-    st.session_state["whatif_point"] = rows[len(rows) // 2]
-    reset_to_recorded()
-point = right.select_slider("Decision point", rows, key="whatif_point", persist_state="session", format_func=labels.get,
-                            on_change=reset_to_recorded)
+def describe(p, actual_dose: float | None) -> str:
+    i = p.inputs
+    glucose = f"glucose {i['glucose_now']:.0f} mg/dL" if i["glucose_now"] is not None else "no glucose reading"
+    parts = [glucose, f"meal {i['meal_now']}", f"exercise {i['exercise_now']}",
+             "hypoglycemic symptoms" if i["hypo_now"] else "no hypo", f"{i['time']} ({i['day_part']})"]
+    if p.scenario.glucose_readings:
+        parts.append(f"{len(p.scenario.glucose_readings)} window reading(s) edited")
+    change = "" if p.change is None else f"; unedited {p.unedited_dose:.0f} U (change {p.change:+.0f} U)"
+    actual = "" if actual_dose is None else f"; actually given {actual_dose:.0f} U"
+    return (f"Scenario: {', '.join(parts)} -> {p.dose:.0f} U of Regular (90% interval {p.low:.0f}-{p.high:.0f} U), "
+            f"P(dose) {p.p_dose:.0%}{change}{actual}.")
 
-g_col, m_col = st.columns(2)
-glucose = g_col.slider("Glucose at this moment (mg/dL)", int(GLUCOSE_METER_MIN), int(GLUCOSE_METER_MAX),
-                       key="whatif_glucose", persist_state="session")
-meal = m_col.select_slider("Meal", list(LEVELS), key="whatif_meal", persist_state="session")
 
-with shows_errors("Could not predict"):
-    ws = windows_for(bundle, cohort.features, np.array([point]))
-    recorded = float(predict_windows(bundle, ws)[0])
-    now = list(ws.now_features)
-    grid = np.arange(40, 401, 10, dtype=np.float32)
-    # One batch: the edited moment first, then the same moment over a glucose grid for the curve.
-    batch = ws.subset(np.zeros(len(grid) + 1, dtype=int))
-    batch.now[:, now.index("glucose")] = np.concatenate([[glucose], grid])
-    batch.now[:, now.index("has_glucose")] = 1.0
-    batch.now[:, now.index("meal")] = LEVELS[meal]
-    doses = predict_windows(bundle, batch)
+def edits_text(scenario: Scenario) -> str:
+    e = {k: v for k, v in scenario.moment_edits.items() if v is not None}
+    e.update({"time": scenario.time_of_day} if scenario.time_of_day else {})
+    e.update({f"reading {t:%d %b %H:%M}": v for t, v in scenario.glucose_readings.items()})
+    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in e.items()) or "as recorded"
 
-at = mine[mine["row"] == point].iloc[0]
-actual = float(cohort.features["regular"].iloc[point])
-cols = st.columns(3)
-cols[0].metric("Predicted Regular dose", f"{doses[0]:.0f} U", delta=f"{doses[0] - recorded:+.0f} U vs as recorded",
-               delta_color="off")
-cols[1].metric("Predicted as recorded", f"{recorded:.0f} U",
-               help=f"glucose {at['glucose_now']:.0f} mg/dL" if pd.notna(at["glucose_now"]) else "no glucose recorded")
-cols[2].metric("Actually given", f"{actual:.0f} U")
-st.caption(f"Scenario: glucose {glucose} mg/dL, meal {meal} -> the model says {doses[0]:.0f} U of Regular.")
-sweep = pd.DataFrame({"glucose": grid, "predicted": doses[1:]})
-st.altair_chart(charts.dose_response(sweep, glucose), width="stretch")
+
+@st.fragment
+def scenario_panel(engine: WhatIf, model_name: str, patient: int, at, recorded_widgets: dict, readings: list,
+                   actual_dose: float | None) -> None:
+    st.subheader("Change the moment")
+    g_col, time_col = st.columns([3, 2])
+    with g_col:
+        if not recorded_widgets["whatif_glucose_on"]:
+            st.toggle("Add a glucose reading now (none was recorded)", key="whatif_glucose_on", persist_state="session")
+        st.slider("Glucose now (mg/dL)", int(GLUCOSE_METER_MIN), int(GLUCOSE_METER_MAX), key="whatif_glucose",
+                  persist_state="session", disabled=not st.session_state["whatif_glucose_on"],
+                  help=f"The meter range, {GLUCOSE_METER_MIN:g}-{GLUCOSE_METER_MAX:g} mg/dL.")
+    time_col.slider("Time of day", dt.time(0, 0), dt.time(23, 59), key="whatif_time", step=dt.timedelta(minutes=5),
+                    persist_state="session", help="Moves the decision moment within its day (rebuilds the window).")
+    meal_col, ex_col, hypo_col = st.columns([2, 2, 2], vertical_alignment="bottom")
+    meal_col.segmented_control("Meal now", LEVEL_NAMES, key="whatif_meal", required=True, persist_state="session")
+    ex_col.segmented_control("Exercise now", LEVEL_NAMES, key="whatif_exercise", required=True, persist_state="session")
+    hypo_col.toggle("Hypo symptoms now", key="whatif_hypo", persist_state="session",
+                    help="Hypoglycemic symptoms recorded at this moment (AIM94 code 65).")
+    if readings:
+        with st.expander(f"Glucose readings in the window ({len(readings)})"):
+            cols = st.columns(min(len(readings), 5))
+            for n, (i, ts, _) in enumerate(readings):
+                cols[n % len(cols)].number_input(f"{ts:%a %d %b %H:%M} (mg/dL)", key=f"whatif_reading_{i}", step=1.0,
+                                                 format="%.0f", persist_state="session")
+
+    edits, refused = edits_of(recorded_widgets, readings)
+    for message in refused:
+        st.error(message, icon=":material/block:")
+    try:
+        scenario = Scenario(patient, at, **edits)
+        prediction = engine.predict(scenario, rebuild=False)
+        glucose_sweep = engine.sweep_glucose(scenario, points=100)
+        meal_sweep = engine.sweep_meal(scenario)
+        explanation = engine.explain(scenario)
+    except CORE_ERRORS as exc:
+        st.error(f"Could not predict this scenario: {exc}", icon=":material/error:")
+        return
+
+    p = prediction
+    m = st.columns(4)
+    m[0].metric("Predicted Regular dose", f"{p.dose:.0f} U", delta=f"{p.change:+.0f} U vs unedited", delta_color="off")
+    m[1].metric("90% interval", f"{p.low:.0f}-{p.high:.0f} U", help="Split-conformal, calibrated on the validation part.")
+    m[2].metric("P(dose)", f"{p.p_dose:.0%}", help="The model's probability that a Regular dose is given now.")
+    m[3].metric("Unedited prediction", f"{p.unedited_dose:.0f} U")
+    st.caption(describe(p, actual_dose))
+    for flag in p.flags:
+        st.warning(f"**{FLAG_TITLES.get(flag.kind, flag.kind)}.** {flag.message}", icon=":material/warning:")
+    if not p.flags:
+        st.caption(":material/verified: No safety flag: inputs inside the training range, the curve rises with "
+                   "glucose, the dose is within their own history.")
+
+    curve_col, meal_chart_col = st.columns([3, 2])
+    current = None if p.inputs["glucose_now"] is None else {
+        "glucose": p.inputs["glucose_now"], "dose": p.dose, "low": p.low, "high": p.high}
+    curve_col.altair_chart(charts.dose_response(glucose_sweep.table(), glucose_sweep.real_doses, current), width="stretch")
+    meal_chart_col.altair_chart(charts.meal_response(meal_sweep.table(), p.inputs["meal_now"]), width="stretch")
+
+    heat_col, why_col = st.columns([3, 2])
+    heat_col.altair_chart(charts.attribution_heatmap(explanation.seq), width="stretch")
+    with why_col:
+        st.markdown(f"**Why.** {explanation.sentence}")
+        top = explanation.groups.head(6).assign(where=lambda d: d["where"].map(
+            lambda w: w if w == "now" else f"{w:%a %d %b %H:%M}"))
+        st.dataframe(top[["where", "description", "attribution"]], key="whatif_reasons", hide_index=True, width="stretch",
+                     column_config={"attribution": st.column_config.NumberColumn("U", format="%+.2f")})
+        st.caption("Occlusion: each input replaced by this patient's average; the change in the expected dose "
+                   "(P(dose) x amount).")
+
+    st.button("Reset to the recorded data", key="whatif_reset", on_click=restore, args=(recorded_widgets,),
+              icon=":material/restart_alt:")
+    saved_panel(p, model_name)
+
+
+def saved_panel(p, model_name: str) -> None:
+    """Name and save the current scenario; compare the saved ones (table, chart, CSV)."""
+    saved: list[dict] = st.session_state.setdefault("whatif_saved", [])
+    st.subheader("Saved scenarios")
+    name_col, save_col = st.columns([3, 1], vertical_alignment="bottom")
+    name = name_col.text_input("Scenario name", key="whatif_save_name", placeholder=f"scenario {len(saved) + 1}")
+    if save_col.button("Save this scenario", key="whatif_save", icon=":material/bookmark_add:"):
+        name = name.strip() or f"scenario {len(saved) + 1}"
+        row = {"name": name, "model": model_name, "patient": p.patient_id, "moment": f"{p.moment:%Y-%m-%d %H:%M}",
+               "day_part": p.day_part, "edits": edits_text(p.scenario), "dose": p.dose, "low": p.low, "high": p.high,
+               "p_dose": round(p.p_dose, 3), "unedited": p.unedited_dose, "change": p.change,
+               "flags": "; ".join(f.kind for f in p.flags)}
+        saved[:] = [s for s in saved if s["name"] != name] + [row]  # a name saved again replaces the old one
+    if not saved:
+        st.caption("Nothing saved yet: name the current scenario and save it to compare it with others.")
+        return
+    table = pd.DataFrame(saved)
+    st.dataframe(table, key="whatif_compare", hide_index=True, width="stretch",
+                 column_config={"p_dose": st.column_config.NumberColumn("P(dose)", format="%.2f")})
+    chart_col, buttons_col = st.columns([3, 1])
+    chart_col.altair_chart(charts.scenario_comparison(table), width="stretch")
+    buttons_col.download_button("Download the comparison (CSV)", table.to_csv(index=False).encode(),
+                                file_name="whatif-scenarios.csv", mime="text/csv", key="whatif_csv",
+                                icon=":material/download:")
+    if buttons_col.button("Clear the saved scenarios", key="whatif_clear"):
+        saved.clear()
+        st.rerun(scope="fragment")
+
+
+scenario_panel(engine, bundle.name, patient, at, recorded_widgets, readings, actual_dose)

@@ -225,12 +225,102 @@ def residuals(table: pd.DataFrame) -> alt.Chart:
 
 
 # ---- what-if --------------------------------------------------------------------------------
-def dose_response(sweep: pd.DataFrame, glucose: float) -> alt.LayerChart:
-    """Predicted dose against glucose (columns glucose, predicted) with the chosen glucose marked."""
-    line = alt.Chart(sweep).mark_line(point=True, interpolate="step-after").encode(
-        x=alt.X("glucose:Q", title="glucose at the decision point (mg/dL)"),
-        y=alt.Y("predicted:Q", title="predicted Regular dose (units)"),
-        tooltip=[alt.Tooltip("glucose:Q", format=".0f"), alt.Tooltip("predicted:Q", format=".0f")],
+WHATIF_COLOURS = {"model": "#1f6feb", "recorded": "#f58518", "current": "#d62728"}
+LEVEL_ORDER = ["none", "less", "typical", "more"]
+
+
+def decision_timeline(points: pd.DataFrame, selected: str | None) -> alt.LayerChart:
+    """One mark per decision point (columns point, timestamp, day_part, glucose_now, actual): click one
+    to pick it (selection `timeline_pick`, field `point`); drag to pan, scroll to zoom in time."""
+    pick = alt.selection_point(fields=["point"], on="click", name="timeline_pick", clear=False)
+    base = alt.Chart(points).encode(
+        x=alt.X("timestamp:T", title=None, axis=alt.Axis(format="%d %b")),
+        y=alt.Y("day_part:N", title=None, sort=["morning", "afternoon", "evening", "night"]),
     )
-    rule = alt.Chart(pd.DataFrame({"glucose": [glucose]})).mark_rule(color="#d62728", strokeWidth=2).encode(x="glucose:Q")
-    return (line + rule).add_params(_zoom_xy("whatif_zoom")).properties(height=260, title="Dose response at this moment")
+    dots = base.mark_circle(size=40, opacity=0.85).encode(
+        color=alt.Color("glucose_now:Q", title="glucose", scale=alt.Scale(scheme="redyellowblue", reverse=True,
+                                                                          domain=[40, 400], clamp=True)),
+        tooltip=[alt.Tooltip("timestamp:T", format="%a %Y-%m-%d %H:%M"), "day_part:N",
+                 alt.Tooltip("glucose_now:Q", title="glucose (mg/dL)", format=".0f"),
+                 alt.Tooltip("actual:Q", title="Regular given (U)", format=".0f")],
+    ).add_params(pick, _zoom_x("timeline_zoom"))
+    ring = base.transform_filter(alt.datum.point == (selected or "")).mark_point(
+        size=220, strokeWidth=2.5, color=WHATIF_COLOURS["current"], filled=False)
+    # discrete y: a step per row (a fixed height is squeezed by st.altair_chart's own sizing)
+    return (dots + ring).properties(height=alt.Step(22), width="container",
+                                    title="Decision points: click one to pick it (drag to pan, scroll to zoom)")
+
+
+def dose_response(curve: pd.DataFrame, real: pd.DataFrame, current: dict | None) -> alt.LayerChart:
+    """The model's dose over glucose now (columns glucose, dose, low, high) with its 90% band, the
+    patient's recorded doses at this day part as dots (columns glucose, dose, timestamp) and the
+    scenario's own point (`current`: glucose, dose, low, high; None when there is no reading now)."""
+    x = alt.X("glucose:Q", title="glucose now (mg/dL)", scale=alt.Scale(domain=[0, 600]))
+    band = alt.Chart(curve).mark_area(opacity=0.2, interpolate="step-after", color=WHATIF_COLOURS["model"]).encode(
+        x=x, y=alt.Y("low:Q", title="Regular dose (units)"), y2="high:Q")
+    line = alt.Chart(curve).mark_line(interpolate="step-after", color=WHATIF_COLOURS["model"], strokeWidth=2).encode(
+        x=x, y="dose:Q",
+        tooltip=[alt.Tooltip("glucose:Q", format=".0f"), alt.Tooltip("dose:Q", title="model dose", format=".0f"),
+                 alt.Tooltip("low:Q", title="90% low", format=".0f"), alt.Tooltip("high:Q", title="90% high", format=".0f")])
+    dots = alt.Chart(real).mark_circle(size=28, opacity=0.55, color=WHATIF_COLOURS["recorded"]).encode(
+        x=x, y="dose:Q",
+        tooltip=[alt.Tooltip("timestamp:T", format="%a %Y-%m-%d %H:%M"), alt.Tooltip("glucose:Q", format=".0f"),
+                 alt.Tooltip("dose:Q", title="Regular given (U)", format=".0f"), "meal:N"])
+    layers = [band, line, dots]
+    if current is not None:
+        here = pd.DataFrame([current])
+        layers += [
+            alt.Chart(here).mark_rule(color=WHATIF_COLOURS["current"], strokeDash=[4, 3]).encode(x=x),
+            alt.Chart(here).mark_rule(color=WHATIF_COLOURS["current"], strokeWidth=3).encode(x=x, y="low:Q", y2="high:Q"),
+            alt.Chart(here).mark_point(size=160, filled=True, shape="diamond", color=WHATIF_COLOURS["current"]).encode(
+                x=x, y="dose:Q", tooltip=[alt.Tooltip("glucose:Q", title="this scenario", format=".0f"),
+                                          alt.Tooltip("dose:Q", format=".0f"), alt.Tooltip("low:Q", format=".0f"),
+                                          alt.Tooltip("high:Q", format=".0f")]),
+        ]
+    return alt.layer(*layers).add_params(_zoom_xy("whatif_zoom")).properties(
+        height=280, title="Dose response: model (line, 90% band) and their recorded doses (dots)")
+
+
+def meal_response(table: pd.DataFrame, current: str | None) -> alt.LayerChart:
+    """Predicted dose per meal size now (columns meal, dose, low, high, recorded_median); the
+    scenario's own meal size stands out; the recorded median at that meal size is a tick."""
+    d = table.assign(this=np.where(table["meal"] == current, "this scenario", "other"))
+    x = alt.X("meal:N", title="meal now", sort=LEVEL_ORDER)
+    bars = alt.Chart(d).mark_bar(size=28).encode(
+        x=x, y=alt.Y("dose:Q", title="Regular dose (units)"),
+        color=alt.Color("this:N", title=None, scale=alt.Scale(domain=["this scenario", "other"],
+                                                              range=[WHATIF_COLOURS["current"], WHATIF_COLOURS["model"]])),
+        tooltip=["meal:N", alt.Tooltip("dose:Q", format=".0f"), alt.Tooltip("low:Q", title="90% low", format=".0f"),
+                 alt.Tooltip("high:Q", title="90% high", format=".0f"),
+                 alt.Tooltip("recorded_median:Q", title="their median dose", format=".1f")])
+    whiskers = alt.Chart(d).mark_rule(strokeWidth=2, color="gray").encode(x=x, y="low:Q", y2="high:Q")
+    median = alt.Chart(d.dropna(subset=["recorded_median"])).mark_tick(
+        thickness=3, size=34, color=WHATIF_COLOURS["recorded"]).encode(x=x, y="recorded_median:Q")
+    return (bars + whiskers + median).properties(height=280, title="By meal size (tick: their median dose)")
+
+
+def attribution_heatmap(seq: pd.DataFrame) -> alt.Chart:
+    """Occlusion attributions (rows: the window's time steps, columns: features), in units of
+    expected dose; red pushes the dose up, blue pulls it down."""
+    long = seq.rename_axis("step").reset_index().melt(id_vars="step", var_name="feature", value_name="units")
+    top = max(float(long["units"].abs().max()), 0.05)
+    return alt.Chart(long).mark_rect().encode(
+        x=alt.X("feature:N", title=None, sort=list(seq.columns), axis=alt.Axis(labelAngle=-40, labelOverlap=False)),
+        y=alt.Y("step:O", title=None, timeUnit="yearmonthdatehoursminutes",
+                axis=alt.Axis(format="%a %d %b %H:%M", labelOverlap=False)),
+        color=alt.Color("units:Q", title="U", scale=alt.Scale(scheme="redblue", reverse=True, domain=[-top, top])),
+        tooltip=[alt.Tooltip("step:T", title="entry", format="%a %Y-%m-%d %H:%M"), "feature:N",
+                 alt.Tooltip("units:Q", format="+.2f")],
+    ).properties(height=alt.Step(20),
+                 title="What moved the expected dose (window steps x features)")
+
+
+def scenario_comparison(table: pd.DataFrame) -> alt.LayerChart:
+    """Saved scenarios side by side (columns name, dose, low, high): bar = dose, whisker = 90% interval."""
+    y = alt.Y("name:N", title=None, sort=list(table["name"]))
+    bars = alt.Chart(table).mark_bar(color=WHATIF_COLOURS["model"], opacity=0.8).encode(
+        x=alt.X("dose:Q", title="predicted Regular dose (units)"), y=y,
+        tooltip=["name:N", alt.Tooltip("dose:Q", format=".0f"), alt.Tooltip("low:Q", title="90% low", format=".0f"),
+                 alt.Tooltip("high:Q", title="90% high", format=".0f")])
+    whiskers = alt.Chart(table).mark_rule(strokeWidth=2, color="#444").encode(x="low:Q", x2="high:Q", y=y)
+    return (bars + whiskers).properties(height=alt.Step(30), title="Saved scenarios: dose and 90% interval")
