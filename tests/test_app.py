@@ -95,8 +95,9 @@ MAIN_WIDGETS = {
                "button": ["models_use"], "download_button": ["models_download"]},
     "predictions": {"selectbox": ["active_model", "pred_patient", "pred_part"], "multiselect": ["pred_baselines"],
                     "select_slider": ["pred_week"], "download_button": ["pred_csv"]},
-    "whatif": {"selectbox": ["active_model", "whatif_patient"], "select_slider": ["whatif_point", "whatif_meal"],
-               "slider": ["whatif_glucose"]},
+    "whatif": {"selectbox": ["active_model", "whatif_patient", "whatif_point"],
+               "slider": ["whatif_glucose", "whatif_time"], "segmented_control": ["whatif_meal", "whatif_exercise"],
+               "toggle": ["whatif_hypo"], "button": ["whatif_reset", "whatif_save"], "text_input": ["whatif_save_name"]},
 }
 
 
@@ -270,11 +271,103 @@ def test_predictions_week_slider_and_baselines(models_dir):
 
 
 # ---- what-if --------------------------------------------------------------------------------
-def test_whatif_glucose_slider_updates_the_scenario(models_dir):
+def scenario_line(at: AppTest) -> str:
+    return next(c.value for c in at.caption if c.value.startswith("Scenario:"))
+
+
+def reading_keys(at: AppTest) -> list[str]:
+    return [w.key for w in at.number_input if w.key and w.key.startswith("whatif_reading_")]
+
+
+@pytest.fixture
+def whatif(models_dir) -> AppTest:
     at = open_page("whatif")
     no_errors(at)
-    at.slider(key="whatif_glucose").set_value(350).run()
+    return at
+
+
+def test_whatif_shows_the_recorded_moment_and_its_prediction(whatif):
+    at = whatif
+    labels = {m.label for m in at.metric}
+    assert {"Predicted Regular dose", "90% interval", "P(dose)", "Unedited prediction",
+            "Regular actually given here"} <= labels
+    assert "change +0 U" in scenario_line(at)  # nothing edited yet
+    assert at.selectbox(key="whatif_point").options[0] == "next (after their last entry)"
+    window = frame_with(at, "timestamp", "glucose", "regular", "meal")
+    assert len(window) == 11  # the 10-row window and the decision row
+
+
+def test_whatif_glucose_slider_moves_the_dose_and_interval(whatif):
+    at = whatif
+    before = scenario_line(at)
+    for glucose in (40, 560):
+        at.slider(key="whatif_glucose").set_value(glucose).run()
+        no_errors(at)
+        line = scenario_line(at)
+        assert f"glucose {glucose} mg/dL" in line and "90% interval" in line
+        assert line != before
+        before = line
+    at.segmented_control(key="whatif_meal").set_value("more").run()
     no_errors(at)
-    assert "350 mg/dL" in texts(at.caption)
-    at.select_slider(key="whatif_meal").set_value("more").run()
-    assert "meal more" in texts(at.caption)
+    assert "meal more" in scenario_line(at)
+
+
+def test_whatif_out_of_range_reading_is_refused(whatif):
+    at = whatif
+    key = reading_keys(at)[0]
+    recorded_line = scenario_line(at)
+    at.number_input(key=key).set_value(900).run()
+    assert not at.exception
+    assert "outside the meter range" in texts(at.error) and "Refused" in texts(at.error)
+    assert scenario_line(at) == recorded_line  # the refused value was not used
+    at.number_input(key=key).set_value(300).run()
+    no_errors(at)
+    assert "1 window reading(s) edited" in scenario_line(at)
+
+
+def test_whatif_save_two_scenarios_compare_and_reset(whatif):
+    at = whatif
+    recorded = {k: at.session_state[k] for k in ("whatif_glucose", "whatif_meal", "whatif_exercise", "whatif_hypo",
+                                                  "whatif_time", *reading_keys(at))}
+    at.slider(key="whatif_glucose").set_value(300).run()
+    at.text_input(key="whatif_save_name").set_value("high glucose").run()
+    at.button(key="whatif_save").click().run()
+    at.segmented_control(key="whatif_meal").set_value("more")
+    at.toggle(key="whatif_hypo").set_value(True)
+    at.number_input(key=reading_keys(at)[-1]).set_value(45)
+    at.text_input(key="whatif_save_name").set_value("big meal, hypo").run()
+    at.button(key="whatif_save").click().run()
+    no_errors(at)
+    table = frame_with(at, "name", "dose", "low", "high", "edits")
+    assert list(table["name"]) == ["high glucose", "big meal, hypo"]
+    assert "glucose_now 300" in table["edits"].iloc[0]
+    assert at.get("download_button")[0].proto.label == "Download the comparison (CSV)"
+
+    at.button(key="whatif_reset").click().run()
+    no_errors(at)
+    assert {k: at.session_state[k] for k in recorded} == recorded
+    assert "change +0 U" in scenario_line(at)
+    assert len(frame_with(at, "name", "dose", "edits")) == 2  # saved scenarios survive a reset
+
+
+def test_whatif_next_moment_and_other_points(whatif):
+    at = whatif
+    at.selectbox(key="whatif_point").set_value("next").run()
+    no_errors(at)
+    assert any(m.label == "Regular actually given here" and m.value == "not yet" for m in at.metric)
+    assert "no glucose reading" in scenario_line(at)
+    at.toggle(key="whatif_glucose_on").set_value(True).run()
+    at.slider(key="whatif_glucose").set_value(320).run()
+    no_errors(at)
+    assert "glucose 320 mg/dL" in scenario_line(at)
+    # safety flags are shown as warnings with their text (here: the "next" moment's timing features
+    # lie outside the training range for the tiny model)
+    flags = [w.value for w in at.warning if "not a dosing device" not in w.value]
+    assert flags and all(f.startswith("**") and len(f) > 40 for f in flags)
+    # a new patient starts from their own recorded values
+    at.selectbox(key="whatif_patient").set_value(2).run()
+    no_errors(at)
+    assert "change +0 U" in scenario_line(at)
+    at.slider(key="whatif_time").set_value(datetime.time(7, 30)).run()
+    no_errors(at)
+    assert "07:30" in scenario_line(at)
