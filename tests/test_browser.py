@@ -139,6 +139,16 @@ def assert_clean(page, where: str) -> None:
     assert errors.count() == 0, f"error on {where}: {errors.all_inner_texts()}"
 
 
+def test_a_first_visit_straight_to_a_page_sees_the_declared_pages(server, tab):
+    """Runs first, on the fresh server: a link to /whatif must not open Streamlit's legacy
+    pages/-folder app (files listed by name, no wide layout)."""
+    tab.goto(f"{server}/whatif")
+    wait_idle(tab, "What if?")
+    links = tab.locator('[data-testid="stSidebarNavLink"]')
+    assert [text.split()[-1] for text in links.all_inner_texts()] == NAV_TITLES
+    assert_clean(tab, "a first visit to /whatif")
+
+
 def test_every_page_slider_and_training(server, tab):
     page = tab
     SHOTS.mkdir(parents=True, exist_ok=True)

@@ -48,8 +48,21 @@ def shows_errors(what: str, stop: bool = True):
             st.stop()
 
 
+def leave_legacy_pages_mode() -> None:
+    """Streamlit treats a `pages/` folder next to the entry script as a legacy multipage app until
+    the first `st.navigation` call of the server's life: a first visit straight to /whatif would run
+    that file alone, with the files listed by name in the sidebar. Switch the flag off and rerun, so
+    app.py's declared pages take over (streamlit/runtime/pages_manager.py, Streamlit 1.67)."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def page_header(title: str, caption: str | None = None) -> None:
     """Every page starts here: its title and the research-tool disclaimer."""
+    leave_legacy_pages_mode()
     st.title(title)
     st.warning(DISCLAIMER, icon=":material/health_and_safety:")
     if caption:
