@@ -1,5 +1,6 @@
-"""What-if scenarios on a saved model: counterfactual doses, dose-response sweeps, conformal
-intervals, occlusion explanations and safety flags.
+"""What-if scenarios on a saved model: counterfactual doses and dose-response sweeps, with the
+conformal intervals of `intervals.py`, the safety flags of `safety.py` and the occlusion
+explanations of `explain.py`.
 
 A `Scenario` edits a patient's EVENTS (the table `aim94.py` produces) at one decision moment and in
 the window before it; the features are then rebuilt by the one code path training used
@@ -12,10 +13,6 @@ exactly the pipeline's prediction, and that the fast paths below equal a full re
   (glucose / meal / exercise / hypoglycemia now) change only the moment's own NOW_FEATURES columns
   (`_set_moment`), so they reuse one rebuilt history and run as one batched forward pass;
 - edits inside the window or of the time of day always rebuild.
-
-Intervals are split-conformal (Vovk et al. 2005; Lei et al. 2018), Mondrian by "the model gives a
-dose" vs "no dose", calibrated on the bundle's validation part. Explanations are occlusion
-(Zeiler & Fergus 2014) against this patient's average moment, on the expected dose P(dose) x amount.
 """
 from __future__ import annotations
 
@@ -26,16 +23,20 @@ from datetime import time as dtime
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .codes import (CODE_TABLE, DAY_PARTS, EXERCISE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS,
                     MAX_PLAUSIBLE_DOSE, MEAL_CODES)
-from .features import (GLUCOSE_BAND_MGDL, GLUCOSE_SLOTS, NOW_FEATURES, SEQ_FEATURES, SHARE_WINDOW, add_features,
-                       build_timeline, day_part_of, now_columns)
-from .pipeline import ExperimentConfig, Prepared, prepare, to_part
+from .explain import Explanation, explain_occlusion
+from .features import (GLUCOSE_BAND_MGDL, NOW_FEATURES, SHARE_WINDOW, add_features, build_timeline, day_part_of,
+                       now_columns)
+from .intervals import (CONFORMAL_ALPHA, conformal_from_part, conformal_interval, coverage_of_part, dose_threshold,
+                        regular_heads)
+from .pipeline import ExperimentConfig, Prepared, prepare
 from .registry import ModelBundle
+from .safety import (MONOTONE_GRID, MONOTONE_TOLERANCE_U, SafetyFlag, above_history_flag, non_monotone_flag,
+                     nonmonotone_summary, out_of_range_flag)
 from .scaling import MinMaxScaler
-from .train import ArrayPart, predict_raw
+from .train import ArrayPart
 from .windows import WindowSet, make_windows
 
 NEXT = "next"
@@ -44,25 +45,10 @@ LEVEL_NAMES = tuple(LEVELS)  # none, less, typical, more
 HYPO_CODE, SPECIAL_CODE, UNSPECIFIED_GLUCOSE_CODE = 65, 72, 57
 # A moment with nothing on record would have no timeline row; an "unspecified special event" marks
 # it. No feature reads `special`, so the marker changes nothing the model sees.
-DOSE_THRESHOLD = 0.5
 SWEEP_POINTS = 100
 SIMILAR_GLUCOSE_MGDL = 20.0
-# Safety-flag thresholds.
-SCALED_RANGE = (-0.05, 1.05)
-MONOTONE_RANGE = (70.0, 400.0)  # physiological range over which more glucose must not mean less insulin
-MONOTONE_POINTS = 34  # 10 mg/dL steps over MONOTONE_RANGE
-MONOTONE_TOLERANCE_U = 1.0
-ABOVE_MAX_U = 3.0
-ABOVE_MEDIAN_FACTOR = 2.0
-CONFORMAL_ALPHA = 0.1
-MIN_GROUP = 20  # a Mondrian group smaller than this uses the pooled quantile
 
 _NOW = {name: i for i, name in enumerate(NOW_FEATURES)}
-_SEQ = {name: i for i, name in enumerate(SEQ_FEATURES)}
-_SLOT_CODE = {}
-for _code, _c in sorted(CODE_TABLE.items(), reverse=True):
-    if _c.kind == "glucose":
-        _SLOT_CODE[_c.detail] = _code  # lowest code per slot (57 for "unspecified")
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,28 +304,34 @@ def _tail_start(history: pd.DataFrame, part: str, length: int, glucose_now: floa
     return None if start <= 0 else stamps[start]
 
 
-def scenario_events(scenario: Scenario, patient_events: pd.DataFrame, length: int,
-                    bounded: bool = True) -> tuple[pd.DataFrame, pd.Timestamp, int]:
-    """The patient's events edited by the scenario, cut at the decision moment (and, when
-    `bounded`, to the tail that decides the decision row's features); also the moment and the
-    glucose code a new reading now gets."""
-    pid = scenario.patient_id
-    moment, here, history = _moment_of(scenario, patient_events)
-    part = DAY_PARTS[int(day_part_of(np.array([moment.hour + moment.minute / 60.0]))[0])]
-    # The Regular given at the moment is the answer, never an input.
-    here = here[here["kind"] != "regular"]
+def _day_part_at(stamp: pd.Timestamp) -> str:
+    return DAY_PARTS[int(day_part_of(np.array([stamp.hour + stamp.minute / 60.0]))[0])]
+
+
+def _check_window_edits(scenario: Scenario, history: pd.DataFrame, moment: pd.Timestamp, length: int) -> None:
     window_stamps = history["timestamp"].drop_duplicates().sort_values().iloc[-length:]
     for stamp in [*scenario.glucose_readings, *scenario.exercise_earlier]:
         if len(window_stamps) == 0 or not window_stamps.iloc[0] <= stamp < moment:
             first = f"{window_stamps.iloc[0]:%Y-%m-%d %H:%M}" if len(window_stamps) else "?"
             raise ValueError(f"{stamp:%Y-%m-%d %H:%M} is outside the window before the decision moment "
                              f"({first} up to {moment:%Y-%m-%d %H:%M}); edit readings inside it")
-    code = _habit_glucose_code(history, part)
+
+
+def _edit_window(scenario: Scenario, history: pd.DataFrame) -> pd.DataFrame:
+    """The history with the scenario's earlier glucose readings and exercise applied."""
+    pid = scenario.patient_id
     for stamp, value in scenario.glucose_readings.items():
-        history = _replace_glucose(history, pid, stamp, value, code=_habit_glucose_code(
-            history, DAY_PARTS[int(day_part_of(np.array([stamp.hour + stamp.minute / 60.0]))[0])]))
+        history = _replace_glucose(history, pid, stamp, value, code=_habit_glucose_code(history, _day_part_at(stamp)))
     for stamp, level in scenario.exercise_earlier.items():
         history = _replace_level(history, pid, stamp, "exercise", level)
+    return history
+
+
+def _edit_moment(scenario: Scenario, here: pd.DataFrame, moment: pd.Timestamp, code: int) -> pd.DataFrame:
+    """The moment's own events with the scenario's edits of the moment applied."""
+    pid = scenario.patient_id
+    # The Regular given at the moment is the answer, never an input.
+    here = here[here["kind"] != "regular"]
     if scenario.glucose_now is not None:
         here = _replace_glucose(here, pid, moment, scenario.glucose_now, code)
     if scenario.meal_now is not None:
@@ -352,6 +344,20 @@ def scenario_events(scenario: Scenario, patient_events: pd.DataFrame, length: in
             here = pd.concat([here, pd.DataFrame([_event(pid, moment, HYPO_CODE)])], ignore_index=True)
     if here.empty:
         here = pd.DataFrame([_event(pid, moment, SPECIAL_CODE)])
+    return here
+
+
+def scenario_events(scenario: Scenario, patient_events: pd.DataFrame, length: int,
+                    bounded: bool = True) -> tuple[pd.DataFrame, pd.Timestamp, int]:
+    """The patient's events edited by the scenario, cut at the decision moment (and, when
+    `bounded`, to the tail that decides the decision row's features); also the moment and the
+    glucose code a new reading now gets."""
+    moment, here, history = _moment_of(scenario, patient_events)
+    part = _day_part_at(moment)
+    _check_window_edits(scenario, history, moment, length)
+    code = _habit_glucose_code(history, part)
+    history = _edit_window(scenario, history)
+    here = _edit_moment(scenario, here, moment, code)
     if bounded:
         g = here.loc[here["kind"] == "glucose", "value"]
         start = _tail_start(history, part, length, float(g.mean()) if len(g) else None)
@@ -429,92 +435,18 @@ def _set_moment(now: np.ndarray, glucose=None, meal=None, exercise=None, hypo=No
 
 
 # --------------------------------------------------------------------------------------------
-# Conformal intervals
+# Intervals of a bundle (the arithmetic is in intervals.py)
 # --------------------------------------------------------------------------------------------
-
-def dose_threshold(model) -> float:
-    """The model's own P(dose) threshold for Regular (tuned on validation when it has one)."""
-    t = getattr(model, "dose_threshold", None)
-    return DOSE_THRESHOLD if t is None else float(torch.as_tensor(t).reshape(-1)[0])
-
-
-def _continuous_dose(amount: np.ndarray, p: np.ndarray, threshold: float = DOSE_THRESHOLD) -> np.ndarray:
-    return np.where(p > threshold, amount, 0.0)
-
-
-def point_dose(amount: np.ndarray, p: np.ndarray, threshold: float = DOSE_THRESHOLD) -> np.ndarray:
-    """The dose train.predict gives: amount where P(dose) > threshold, else 0, rounded half-up."""
-    return np.maximum(np.floor(_continuous_dose(amount, p, threshold) + 0.5), 0.0)
-
-
-def _group(dose_cont: np.ndarray) -> np.ndarray:
-    return np.where(dose_cont > 0, "dose", "no_dose")
-
-
-def _quantile(scores: np.ndarray, alpha: float) -> float:
-    """Split-conformal quantile: the ceil((n+1)(1-alpha))-th smallest score (inf when n too small)."""
-    n = len(scores)
-    k = math.ceil((n + 1) * (1 - alpha))
-    return float("inf") if k > n or n == 0 else float(np.sort(scores)[k - 1])
-
-
-def conformal_from_scores(dose_cont: np.ndarray, y: np.ndarray, alpha: float = CONFORMAL_ALPHA) -> dict:
-    """Calibrate on (continuous predicted dose, actual dose): |actual - predicted| per Mondrian group."""
-    dose_cont, y = np.asarray(dose_cont, float), np.asarray(y, float)
-    scores, groups = np.abs(y - dose_cont), _group(dose_cont)
-    pooled = _quantile(scores, alpha)
-    table = {"alpha": alpha, "method": "split conformal, Mondrian by predicted dose vs no dose, "
-             "score |actual - predicted dose (unrounded)|", "n": int(len(y)), "pooled": pooled, "groups": {}}
-    for g in ("no_dose", "dose"):
-        s = scores[groups == g]
-        q = _quantile(s, alpha) if len(s) >= MIN_GROUP else pooled
-        table["groups"][g] = {"q": q, "n": int(len(s)), "pooled_fallback": len(s) < MIN_GROUP}
-    return table
-
-
-def conformal_interval(amount: np.ndarray, p: np.ndarray, table: dict, threshold: float = DOSE_THRESHOLD
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dose, low, high) in whole units; [low, high] holds the same whole doses as the continuous
-    conformal interval, and always the point dose."""
-    cont = _continuous_dose(np.asarray(amount, float), np.asarray(p, float), threshold)
-    q = np.array([table["groups"][g]["q"] for g in _group(cont)], dtype=float)
-    q = np.where(np.isfinite(q), q, MAX_PLAUSIBLE_DOSE["regular"])
-    dose = point_dose(amount, p, threshold)
-    low = np.maximum(np.ceil(cont - q - 1e-9), 0.0)
-    high = np.floor(cont + q + 1e-9)
-    return dose, np.minimum(low, dose), np.maximum(high, dose)
-
-
-def coverage_of(y: np.ndarray, low: np.ndarray, high: np.ndarray) -> dict:
-    y = np.asarray(y, float)
-    inside = (y >= low) & (y <= high)
-    dosed = y > 0
-    return {"coverage": float(inside.mean()) if len(y) else float("nan"),
-            "coverage_dose_rows": float(inside[dosed].mean()) if dosed.any() else float("nan"),
-            "coverage_no_dose_rows": float(inside[~dosed].mean()) if (~dosed).any() else float("nan"),
-            "mean_width_u": float(np.mean(high - low)) if len(y) else float("nan"), "n": int(len(y))}
-
-
-def _raw(model, part: ArrayPart) -> tuple[np.ndarray, np.ndarray]:
-    amount, p = predict_raw(model, part)
-    return amount[:, 0].astype(float), p[:, 0].astype(float)
-
 
 def calibrate_conformal(model, prepared: Prepared, alpha: float = CONFORMAL_ALPHA) -> dict:
     """Conformal table from the validation part of a prepared experiment (store it as meta['conformal'])."""
-    amount, p = _raw(model, prepared.part(prepared.val_idx))
-    table = conformal_from_scores(_continuous_dose(amount, p, dose_threshold(model)),
-                                  prepared.ws.y[prepared.val_idx, 0], alpha)
-    table["part"] = "val"
-    return table
+    return conformal_from_part(model, prepared.part(prepared.val_idx), prepared.ws.y[prepared.val_idx, 0], alpha)
 
 
 def interval_coverage(model, prepared: Prepared, table: dict, part: str = "test") -> dict:
     """Share of a part's actual doses inside their intervals (target: 1 - alpha)."""
     idx = getattr(prepared.split, part)
-    amount, p = _raw(model, prepared.part(idx))
-    _, low, high = conformal_interval(amount, p, table, dose_threshold(model))
-    return {"part": part, "alpha": table["alpha"], **coverage_of(prepared.ws.y[idx, 0], low, high)}
+    return {"part": part, **coverage_of_part(model, prepared.part(idx), prepared.ws.y[idx, 0], table)}
 
 
 def bundle_prepared(bundle: ModelBundle, features: pd.DataFrame) -> Prepared:
@@ -540,14 +472,8 @@ def conformal_for(bundle: ModelBundle, features: pd.DataFrame | None) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-# Predictions, sweeps, flags
+# Predictions, sweeps
 # --------------------------------------------------------------------------------------------
-
-@dataclass
-class SafetyFlag:
-    kind: str  # out_of_range | non_monotone | above_history
-    message: str
-
 
 @dataclass
 class Prediction:
@@ -591,63 +517,6 @@ class Sweep:
     def table(self) -> pd.DataFrame:
         return pd.DataFrame({self.variable: self.values, "dose": self.dose, "low": self.low, "high": self.high,
                              "p_dose": self.p_dose, "recorded_median": self.band_median})
-
-
-def non_monotone_drop(glucose: np.ndarray, dose: np.ndarray) -> tuple[float, float, float]:
-    """Largest fall of the dose as glucose rises: (drop in U, glucose where it was highest, where it fell)."""
-    order = np.argsort(glucose)
-    g, d = np.asarray(glucose)[order], np.asarray(dose, float)[order]
-    running = np.maximum.accumulate(d)
-    at = int(np.argmax(running - d))
-    peak = int(np.argmax(d[:at + 1])) if at else 0
-    return float(running[at] - d[at]), float(g[peak]), float(g[at])
-
-
-def _patient_doses(history: pd.DataFrame) -> pd.DataFrame:
-    doses = history[(history["kind"] == "regular") & ~history["implausible"] & (history["value"] > 0)]
-    hours = doses["timestamp"].dt.hour + doses["timestamp"].dt.minute / 60.0
-    return pd.DataFrame({"timestamp": doses["timestamp"].to_numpy(), "dose": doses["value"].to_numpy(),
-                         "day_part": np.asarray(DAY_PARTS)[day_part_of(hours)]})
-
-
-def above_history_flag(dose: float, history: pd.DataFrame, part: str) -> SafetyFlag | None:
-    """The dose is far above what this patient has recorded (max + 3 U, or 2x the day-part median)."""
-    doses = _patient_doses(history)
-    if doses.empty or dose <= 0:
-        return None
-    top = float(doses["dose"].max())
-    same = doses.loc[doses["day_part"] == part, "dose"]
-    med = float(same.median()) if len(same) else float("nan")
-    reasons = []
-    if dose > top + ABOVE_MAX_U:
-        reasons.append(f"more than {ABOVE_MAX_U:g} U above the largest dose on record ({top:g} U)")
-    if math.isfinite(med) and dose > ABOVE_MEDIAN_FACTOR * med:
-        reasons.append(f"over {ABOVE_MEDIAN_FACTOR:g}x their usual {part} dose (median {med:g} U)")
-    if not reasons:
-        return None
-    return SafetyFlag("above_history", f"{dose:g} U is far above this patient's own history: " + "; ".join(reasons) + ".")
-
-
-def out_of_range_flag(seq_scaled: np.ndarray, now_scaled: np.ndarray, now_features=NOW_FEATURES) -> SafetyFlag | None:
-    """Inputs outside what the model saw in training (scaled beyond [-0.05, 1.05])."""
-    lo, hi = SCALED_RANGE
-    bad_seq = sorted({SEQ_FEATURES[f] for f in np.flatnonzero(((seq_scaled < lo) | (seq_scaled > hi)).any(axis=(0, 1)))})
-    bad_now = [now_features[f] for f in np.flatnonzero(((now_scaled < lo) | (now_scaled > hi)).any(axis=0))]
-    if not bad_seq and not bad_now:
-        return None
-    parts = ([f"now: {', '.join(bad_now)}"] if bad_now else []) + ([f"window: {', '.join(bad_seq)}"] if bad_seq else [])
-    return SafetyFlag("out_of_range", "Inputs outside the range seen in training (" + "; ".join(parts) + ").")
-
-
-def non_monotone_flag(glucose: np.ndarray, dose: np.ndarray, tol: float = MONOTONE_TOLERANCE_U) -> SafetyFlag | None:
-    drop, g_hi, g_lo = non_monotone_drop(glucose, dose)
-    if drop <= tol:
-        return None
-    return SafetyFlag("non_monotone", f"The dose-response is not monotone: the dose falls by {drop:g} U as "
-                      f"glucose rises from {g_hi:.0f} to {g_lo:.0f} mg/dL.")
-
-
-MONOTONE_GRID = np.linspace(*MONOTONE_RANGE, MONOTONE_POINTS)
 
 
 class WhatIf:
@@ -704,7 +573,7 @@ class WhatIf:
         """(amount, P(dose), scaled seq, scaled now) for unscaled (n, L, F) / (n, F) inputs."""
         seq_s, now_s = self._seq_scaler.transform(seq), self._now_scaler.transform(now)
         patient = np.full(len(now), self._patient_index.get(int(patient_id), 0), dtype=np.int64)
-        amount, p = _raw(self.bundle.model, ArrayPart(seq_s, now_s, patient, np.zeros((len(now), 1), np.float32)))
+        amount, p = regular_heads(self.bundle.model, ArrayPart(seq_s, now_s, patient, np.zeros((len(now), 1), np.float32)))
         return amount, p, seq_s, now_s
 
     def _bands(self, base: Built) -> np.ndarray:
@@ -809,155 +678,11 @@ class WhatIf:
                              "meal": np.asarray(LEVEL_NAMES)[tl["meal"].astype(int).to_numpy()]})
 
     # -- explanation ----------------------------------------------------------------------------
-    def explain(self, scenario: Scenario, top: int = 2) -> "Explanation":
+    def explain(self, scenario: Scenario, top: int = 2) -> Explanation:
         base = self._base(scenario)
         now = self._moment_now(base, scenario)
-        return explain_occlusion(self.bundle, base, now, self._patient_index.get(scenario.patient_id, 0), top)
-
-
-# --------------------------------------------------------------------------------------------
-# Explanation: occlusion
-# --------------------------------------------------------------------------------------------
-
-SEQ_GROUPS = {
-    "glucose": ("glucose", "has_glucose"), "regular": ("regular",), "nph": ("nph",), "ultralente": ("ultralente",),
-    "hypo": ("hypo",), "meal": ("meal",), "exercise": ("exercise",),
-    "timing": ("tod_sin", "tod_cos", *(f"dp_{p}" for p in DAY_PARTS), "log_hours_since_prev", "paper_time"),
-}
-NOW_GROUPS = {
-    "glucose": ("glucose", "has_glucose", *(f"slot_{s}" for s in GLUCOSE_SLOTS)),
-    "meal": ("meal",), "exercise": ("exercise",), "hypo": ("hypo",),
-    "time": ("tod_sin", "tod_cos", *(f"dp_{p}" for p in DAY_PARTS), "log_hours_since_prev", "paper_time"),
-    "recent_glucose": ("glucose_prev", "log_hours_since_glucose"),
-    "routine": ("last_regular_same_dp", "has_last_regular_same_dp", "log_age_last_regular_same_dp",
-                "median3_regular_same_dp", "median7_regular_same_dp", "share_dose_same_dp"),
-    "last_regular": ("last_regular", "log_hours_since_regular"),
-    "basal": ("last_nph", "last_ultralente"),
-}
-
-
-@dataclass
-class Explanation:
-    expected_dose: float  # P(dose) x amount, units: the smooth quantity the attributions explain
-    reference_dose: float  # the same for this patient's average moment (every input occluded)
-    seq: pd.DataFrame  # (window steps x SEQ_FEATURES) attribution in U; index = row timestamps
-    now: pd.Series  # NOW_FEATURES attribution in U
-    groups: pd.DataFrame  # domain groups: where, what, description, attribution (U), sorted by |attribution|
-    sentence: str
-
-
-def _expected(bundle: ModelBundle, seq: np.ndarray, now: np.ndarray, patient: int) -> np.ndarray:
-    part = ArrayPart(bundle.seq_scaler.transform(seq), bundle.now_scaler.transform(now),
-                     np.full(len(now), patient, dtype=np.int64), np.zeros((len(now), 1), np.float32))
-    amount, p = _raw(bundle.model, part)
-    return amount * p
-
-
-def explain_occlusion(bundle: ModelBundle, built: Built, now: np.ndarray, patient: int, top: int = 2) -> Explanation:
-    """Occlusion: attribution of an input = expected dose - expected dose with that input set to
-    this patient's average (over the rebuilt rows before the moment). Single features and domain
-    groups (e.g. a whole glucose reading) are occluded in one batched forward pass."""
-    feats, row = built.features, built.row
-    seq0, now0 = built.ws.seq[0], np.asarray(now, np.float32)[0]
-    L, Fs = seq0.shape
-    hist = feats.iloc[:row]
-    seq_ref = hist[[f"seq_{n}" for n in SEQ_FEATURES]].to_numpy(np.float32).mean(axis=0)
-    dec = hist[hist["decision_point"]]
-    now_ref = (dec if len(dec) else hist)[[f"now_{n}" for n in built.ws.now_features]].to_numpy(np.float32).mean(axis=0)
-
-    seqs, nows, labels = [seq0], [now0], [("all", None, None)]
-    for t in range(L):
-        for f in range(Fs):
-            s = seq0.copy(); s[t, f] = seq_ref[f]; seqs.append(s); nows.append(now0); labels.append(("seq", t, f))
-    for f in range(len(now0)):
-        n = now0.copy(); n[f] = now_ref[f]; seqs.append(seq0); nows.append(n); labels.append(("now", None, f))
-    for t in range(L):
-        for g, names in SEQ_GROUPS.items():
-            idx = [_SEQ[x] for x in names]
-            s = seq0.copy(); s[t, idx] = seq_ref[idx]; seqs.append(s); nows.append(now0); labels.append(("seq_group", t, g))
-    for g, names in NOW_GROUPS.items():
-        idx = [_NOW[x] for x in names]
-        n = now0.copy(); n[idx] = now_ref[idx]; seqs.append(seq0); nows.append(n); labels.append(("now_group", None, g))
-    seqs.append(np.broadcast_to(seq_ref, seq0.shape).copy()); nows.append(now_ref); labels.append(("reference", None, None))
-    out = _expected(bundle, np.stack(seqs), np.stack(nows), patient)
-    full = float(out[0])
-    delta = full - out
-
-    stamps = feats["timestamp"].iloc[row - L:row].to_numpy()
-    seq_attr = np.zeros((L, Fs)); now_attr = np.zeros(len(now0)); rows = []
-    for (kind, t, f), d in zip(labels, delta):
-        if kind == "seq":
-            seq_attr[t, f] = d
-        elif kind == "now":
-            now_attr[f] = d
-        elif kind == "seq_group":
-            rows.append({"where": pd.Timestamp(stamps[t]), "what": f, "attribution": float(d),
-                         "description": _describe_seq(f, feats.iloc[row - L + t], seq0[t])})
-        elif kind == "now_group":
-            rows.append({"where": "now", "what": f, "attribution": float(d),
-                         "description": _describe_now(f, now0, built)})
-    groups = pd.DataFrame(rows)
-    groups = groups.reindex(groups["attribution"].abs().sort_values(ascending=False, kind="stable").index).reset_index(drop=True)
-    sentence = _sentence(full, float(out[-1]), groups, top)
-    return Explanation(full, float(out[-1]), pd.DataFrame(seq_attr, index=pd.DatetimeIndex(stamps), columns=list(SEQ_FEATURES)),
-                       pd.Series(now_attr, index=list(built.ws.now_features)), groups, sentence)
-
-
-def _level_name(v: float) -> str:
-    return LEVEL_NAMES[int(round(v))] if 0 <= round(v) < len(LEVEL_NAMES) else f"{v:g}"
-
-
-def _describe_seq(group: str, row: pd.Series, x: np.ndarray) -> str:
-    when = f"{row['timestamp']:%a %d %b %H:%M}"
-    if group == "glucose":
-        return f"the {x[_SEQ['glucose']]:.0f} mg/dL reading at {when}" if x[_SEQ["has_glucose"]] > 0 else f"no glucose reading at {when}"
-    if group in ("regular", "nph", "ultralente"):
-        name = {"regular": "Regular", "nph": "NPH", "ultralente": "UltraLente"}[group]
-        v = x[_SEQ[group]]
-        return f"the {v:g} U {name} dose at {when}" if v > 0 else f"the missed {name} dose at {when} ({row['day_part']})"
-    if group in ("meal", "exercise"):
-        v = _level_name(x[_SEQ[group]])
-        return f"no {group} recorded at {when}" if v == "none" else f"the {v} {group} at {when}"
-    if group == "hypo":
-        return f"hypoglycemic symptoms at {when}" if x[_SEQ["hypo"]] > 0 else f"no hypoglycemic symptoms at {when}"
-    return f"the timing of the {when} entry"
-
-
-def _describe_now(group: str, now: np.ndarray, built: Built) -> str:
-    def n(name):
-        return float(now[_NOW[name]])
-
-    def ago(log_h):
-        return f"{math.expm1(log_h):.0f} h ago"
-    if group == "glucose":
-        return f"the {n('glucose'):.0f} mg/dL reading now" if n("has_glucose") > 0 else "no glucose reading now"
-    if group in ("meal", "exercise"):
-        v = _level_name(n(group))
-        return f"no {group} now" if v == "none" else f"a {v} {group} now"
-    if group == "hypo":
-        return "hypoglycemic symptoms now" if n("hypo") > 0 else "no hypoglycemic symptoms now"
-    if group == "time":
-        return f"the time of day ({built.moment:%H:%M}, {built.day_part})"
-    if group == "recent_glucose":
-        return f"the previous reading ({n('glucose_prev'):.0f} mg/dL, {ago(n('log_hours_since_glucose'))})"
-    if group == "routine":
-        if n("has_last_regular_same_dp") <= 0:
-            return f"no earlier {built.day_part} Regular dose on record"
-        return (f"their usual {built.day_part} dose (last {n('last_regular_same_dp'):g} U, "
-                f"median {n('median7_regular_same_dp'):g} U)")
-    if group == "last_regular":
-        return f"the last Regular dose ({n('last_regular'):g} U, {ago(n('log_hours_since_regular'))})"
-    return f"the basal insulin (last NPH {n('last_nph'):g} U, UltraLente {n('last_ultralente'):g} U)"
-
-
-def _sentence(expected: float, reference: float, groups: pd.DataFrame, top: int) -> str:
-    if groups.empty or groups["attribution"].abs().max() < 0.05:
-        return (f"Expected dose {expected:.1f} U, close to this patient's average moment ({reference:.1f} U); "
-                "no single input moves it by more than 0.05 U.")
-    picked = groups.head(top)
-    parts = [f"{r.description} ({r.attribution:+.1f} U)" for r in picked.itertuples()]
-    return (f"Expected dose {expected:.1f} U vs {reference:.1f} U for this patient's average moment: mostly "
-            + " and ".join(parts) + ".")
+        return explain_occlusion(self.bundle, base.features, base.row, base.ws, now,
+                                 self._patient_index.get(scenario.patient_id, 0), top)
 
 
 # --------------------------------------------------------------------------------------------
@@ -976,19 +701,9 @@ def nonmonotone_share(bundle: ModelBundle, events: pd.DataFrame, features: pd.Da
     idx = idx[ws.now[idx, _NOW["has_glucose"]] > 0]
     engine = WhatIf(bundle, events, features, conformal={"alpha": CONFORMAL_ALPHA, "groups": {
         "dose": {"q": 0.0}, "no_dose": {"q": 0.0}}})  # intervals are not needed here
-    rows = []
+    curves = {}
     for pid, grp in pd.Series(idx, index=ws.context["patient_id"].to_numpy()[idx]).groupby(level=0):
         take = grp.to_numpy()[-max_per_patient:]
-        dose = np.stack([engine.sweep_glucose(Scenario(int(pid), ws.context["timestamp"].iloc[i]), MONOTONE_GRID).dose
-                         for i in take])
-        drops = np.array([non_monotone_drop(MONOTONE_GRID, d)[0] for d in dose])
-        mean_drop = non_monotone_drop(MONOTONE_GRID, dose.mean(axis=0))[0]
-        rows.append({"patient_id": int(pid), "points": len(take), "share_non_monotone_points": float((drops > tol).mean()),
-                     "mean_curve_drop_u": mean_drop, "non_monotone": bool(mean_drop > tol)})
-    table = pd.DataFrame(rows)
-    return {"part": part, "tolerance_u": tol, "range_mgdl": list(MONOTONE_RANGE),
-            "patients": int(len(table)),
-            "share_patients_non_monotone": float(table["non_monotone"].mean()) if len(table) else float("nan"),
-            "share_points_non_monotone": float(np.average(table["share_non_monotone_points"], weights=table["points"]))
-            if len(table) else float("nan"),
-            "per_patient": table}
+        curves[int(pid)] = np.stack([engine.sweep_glucose(Scenario(int(pid), ws.context["timestamp"].iloc[i]),
+                                                          MONOTONE_GRID).dose for i in take])
+    return nonmonotone_summary(curves, part, tol)

@@ -1,5 +1,6 @@
-"""What-if: scenario edits on events, exactness of the rebuilt features, sweeps, conformal
-intervals, occlusion explanations, safety flags, bounds and the `predict` command."""
+"""What-if: scenario edits on events, exactness of the rebuilt features, sweeps, the intervals and
+explanations of a bundle through the engine, bounds and the `predict` command. Intervals, safety
+flags and explanations on their own: test_intervals.py, test_safety.py, test_explain.py."""
 from __future__ import annotations
 
 import json
@@ -8,56 +9,14 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from insulin_core import whatif as W
 from insulin_core.cli import main
-from insulin_core.dataset import load_cohort
-from insulin_core.features import NOW_FEATURES, SEQ_FEATURES
-from insulin_core.model import DoseNet, ModelConfig
-from insulin_core.pipeline import ExperimentConfig, bundle_meta, run_experiment
+from insulin_core.features import NOW_FEATURES
 from insulin_core.registry import ModelBundle, save_bundle
 from insulin_core.serving import predict_windows
-from insulin_core.source import DataSource
-from insulin_core.train import TrainConfig
-from insulin_core.windows import WindowConfig
 
-L = 6
-NOW = {n: i for i, n in enumerate(NOW_FEATURES)}
-SEQ = {n: i for i, n in enumerate(SEQ_FEATURES)}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def setup(one_thread):
-    """A tiny model trained for 3 epochs on the 5-patient demo cohort, as an in-memory bundle."""
-    cohort = load_cohort(DataSource("demo", demo_patients=5))
-    exp = ExperimentConfig(WindowConfig(length=L))
-    train_cfg = TrainConfig(epochs=3, batch=128, lr=1e-2, threads=1)
-    sizes = dict(lstm_hidden=8, gru_hidden=8, dense=(16,), patient_embedding=2, dropout=0.0)
-    result = run_experiment(cohort.features, exp, sizes, train_cfg, baselines=[])
-    meta = bundle_meta(result, exp, train_cfg, cohort.source.label, cohort.fingerprint)
-    meta["model_config"] = result.training.model.cfg.to_dict()
-    meta["conformal"] = W.calibrate_conformal(result.training.model, result.prepared)
-    bundle = ModelBundle("tiny", result.training.model, meta)
-    return cohort, result, bundle, W.WhatIf(bundle, cohort.events, cohort.features)
-
-
-def sample_windows(result, n=25, seed=0):
-    ws = result.prepared.ws
-    return ws, np.random.default_rng(seed).choice(len(ws), n, replace=False)
-
-
-def scenario_at(ws, i, **edits):
-    ctx = ws.context.iloc[i]
-    return W.Scenario(int(ctx["patient_id"]), ctx["timestamp"], **edits)
+from .whatif_fixtures import L, NOW, SEQ, one_thread, sample_windows, scenario_at, setup  # noqa: F401 (fixtures)
 
 
 # -- exactness -------------------------------------------------------------------------------
@@ -185,28 +144,6 @@ def test_sweep_returns_the_patients_real_doses_for_the_chart(setup):
 
 # -- intervals -------------------------------------------------------------------------------
 
-def test_conformal_covers_the_target_share_on_a_set_with_known_noise():
-    rng = np.random.default_rng(0)
-
-    def synthetic(n):
-        amount = rng.uniform(2, 12, n)
-        p = rng.uniform(0, 1, n)
-        dosed = p > 0.5
-        noise = rng.normal(0, 1.5, n)  # doses scatter around the prediction with sd 1.5 U
-        y = np.where(dosed, np.maximum(np.round(amount + noise), 0), np.where(rng.random(n) < 0.15, np.round(amount), 0))
-        return amount, p, y
-
-    amount, p, y = synthetic(4000)
-    table = W.conformal_from_scores(np.where(p > 0.5, amount, 0.0), y, alpha=0.1)
-    assert table["groups"]["dose"]["q"] == pytest.approx(1.645 * 1.5, abs=0.5)
-    amount, p, y = synthetic(20000)
-    dose, low, high = W.conformal_interval(amount, p, table)
-    cov = W.coverage_of(y, low, high)
-    assert 0.87 <= cov["coverage"] <= 0.95
-    given = p > 0.5  # Mondrian: the guarantee holds within each group
-    assert 0.87 <= W.coverage_of(y[given], low[given], high[given])["coverage"] <= 0.93
-    assert ((low <= dose) & (dose <= high)).all() and (low >= 0).all()
-
 
 def test_calibration_on_the_bundle_and_coverage_on_the_test_part(setup):
     cohort, result, bundle, engine = setup
@@ -218,107 +155,6 @@ def test_calibration_on_the_bundle_and_coverage_on_the_test_part(setup):
     bare = ModelBundle("bare", bundle.model, {k: v for k, v in bundle.meta.items() if k != "conformal"})
     fly = W.conformal_for(bare, cohort.features)
     assert fly["computed_on_the_fly"] and fly["groups"] == table["groups"]
-
-
-# -- explanation -----------------------------------------------------------------------------
-
-def glucose_only_model(sign: float = 1.0, dose_bias: float = 10.0, amount_bias: float = 0.0) -> DoseNet:
-    """A DoseNet that reads only the glucose now: amount = softplus(4 * sign * g_scaled + bias)."""
-    cfg = ModelConfig(n_seq_features=len(SEQ_FEATURES), n_now_features=len(NOW_FEATURES), n_patients=5, window=L,
-                      lstm_hidden=4, gru_hidden=4, dense=(2,), dropout=0.0, patient_embedding=2)
-    model = DoseNet(cfg)
-    with torch.no_grad():
-        for prm in model.parameters():
-            prm.zero_()
-        w = model.mlp[0].weight  # (2, gru_hidden + n_now + emb)
-        g = cfg.gru_hidden + NOW["glucose"]
-        if sign > 0:
-            w[0, g] = 1.0
-        else:  # relu(1 - g): falls as glucose rises
-            w[0, g], model.mlp[0].bias[0] = -1.0, 1.0
-        model.amount.weight[0, 0] = 4.0
-        model.amount.bias[0] = amount_bias
-        model.dose.bias[0] = dose_bias
-    return model.eval()
-
-
-def test_explanation_finds_the_only_input_that_drives_the_output(setup):
-    cohort, result, bundle, engine = setup
-    model = glucose_only_model()
-    b = ModelBundle("glucose-only", model, bundle.meta)
-    eng = W.WhatIf(b, cohort.events, conformal=bundle.meta["conformal"])
-    s = W.Scenario(1, "next", glucose_now=240.0, meal_now="typical")
-    ex = eng.explain(s)
-    assert (ex.seq.to_numpy() == 0).all(), "the model ignores the window"
-    nonzero = set(ex.now.index[ex.now.to_numpy() != 0])
-    assert nonzero == {"glucose"}  # has_glucose, slots, meal... carry no weight: occluding them changes nothing
-    assert ex.groups.iloc[0]["where"] == "now" and ex.groups.iloc[0]["what"] == "glucose"
-    assert "240 mg/dL reading now" in ex.sentence
-    assert ex.seq.shape == (L, len(SEQ_FEATURES))
-
-
-def test_explanation_on_the_trained_model(setup):
-    cohort, result, bundle, engine = setup
-    ws, idx = sample_windows(result, 1, seed=5)
-    ex = engine.explain(scenario_at(ws, idx[0], glucose_now=250.0))
-    assert ex.seq.shape == (L, len(SEQ_FEATURES)) and len(ex.now) == len(NOW_FEATURES)
-    assert ex.sentence.startswith("Expected dose") and np.isfinite(ex.seq.to_numpy()).all()
-    # an input already at its reference value cannot move the prediction
-    built = engine._base(scenario_at(ws, idx[0]))
-    assert (ex.groups["attribution"].abs().diff().dropna() <= 1e-12).all()  # sorted by size
-    assert built.row == len(built.features) - 1
-
-
-# -- safety flags ----------------------------------------------------------------------------
-
-def test_out_of_range_flag(setup):
-    cohort, result, bundle, engine = setup
-    seq, now = np.full((1, L, len(SEQ_FEATURES)), 0.5), np.full((1, len(NOW_FEATURES)), 0.5)
-    assert W.out_of_range_flag(seq, now) is None
-    now[0, NOW["glucose"]] = 1.2
-    seq[0, 2, SEQ["regular"]] = -0.3
-    flag = W.out_of_range_flag(seq, now)
-    assert flag.kind == "out_of_range" and "glucose" in flag.message and "regular" in flag.message
-    # through a prediction: a bundle whose training never saw glucose above 200 mg/dL
-    meta = json.loads(json.dumps(bundle.meta))
-    meta["scalers"]["now"]["high"][NOW["glucose"]] = 200.0
-    eng = W.WhatIf(ModelBundle("narrow", bundle.model, meta), cohort.events, conformal=meta["conformal"])
-    ws, idx = sample_windows(result, 1, seed=6)
-    kinds = lambda p: {f.kind for f in p.flags}  # noqa: E731
-    assert "out_of_range" in kinds(eng.predict(scenario_at(ws, idx[0], glucose_now=400.0)))
-    assert "out_of_range" not in kinds(eng.predict(scenario_at(ws, idx[0], glucose_now=150.0)))
-
-
-def test_non_monotone_flag_and_share(setup):
-    cohort, result, bundle, engine = setup
-    g = W.MONOTONE_GRID
-    assert W.non_monotone_flag(g, np.round(g / 50)) is None
-    assert W.non_monotone_flag(g, np.where(g > 300, 2.0, 6.0)).kind == "non_monotone"
-    assert W.non_monotone_flag(g, np.where(g > 300, 5.5, 6.0)) is None  # within the 1 U tolerance
-    falling = ModelBundle("falling", glucose_only_model(sign=-1.0, amount_bias=2.0), bundle.meta)
-    eng = W.WhatIf(falling, cohort.events, conformal=bundle.meta["conformal"])
-    ws, idx = sample_windows(result, 1, seed=7)
-    pred = eng.predict(scenario_at(ws, idx[0]))
-    assert "non_monotone" in {f.kind for f in pred.flags}
-    rising = ModelBundle("rising", glucose_only_model(sign=1.0), bundle.meta)
-    assert "non_monotone" not in {f.kind for f in W.WhatIf(rising, cohort.events, conformal=bundle.meta["conformal"])
-                                  .predict(scenario_at(ws, idx[0])).flags}
-    share = W.nonmonotone_share(falling, cohort.events, cohort.features, max_per_patient=1)
-    assert share["share_patients_non_monotone"] == 1.0 and share["patients"] == 5
-    assert W.nonmonotone_share(rising, cohort.events, cohort.features, max_per_patient=1)["share_patients_non_monotone"] == 0.0
-
-
-def test_above_history_flag(setup):
-    cohort, result, bundle, engine = setup
-    history = cohort.events[cohort.events["patient_id"] == 1]
-    doses = history.loc[(history["kind"] == "regular") & ~history["implausible"], "value"]
-    assert W.above_history_flag(float(doses.median()), history, "morning") is None
-    flag = W.above_history_flag(float(doses.max()) + 4, history, "morning")
-    assert flag.kind == "above_history" and "largest dose on record" in flag.message
-    # through a prediction: a model that always says about 35 U
-    big = ModelBundle("big", glucose_only_model(amount_bias=35.0), bundle.meta)
-    pred = W.WhatIf(big, cohort.events, conformal=bundle.meta["conformal"]).predict(W.Scenario(1, "next", glucose_now=120.0))
-    assert pred.dose >= 35 and "above_history" in {f.kind for f in pred.flags}
 
 
 # -- bounds ----------------------------------------------------------------------------------

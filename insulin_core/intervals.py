@@ -1,0 +1,105 @@
+"""Split-conformal intervals around the predicted Regular dose, on plain arrays.
+
+Split conformal (Vovk et al. 2005; Lei et al. 2018): the score of a calibration row is
+|actual dose - predicted dose (unrounded)|, and the interval is the prediction +- the
+ceil((n+1)(1-alpha))-th smallest score. Mondrian by "the model gives a dose" vs "no dose", so the
+guarantee holds within each group; a group smaller than MIN_GROUP uses the pooled quantile.
+Calibrate on the validation part (`conformal_from_part`), check on another (`coverage_of_part`).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .codes import MAX_PLAUSIBLE_DOSE
+from .train import ArrayPart, predict_raw
+
+DOSE_THRESHOLD = 0.5
+CONFORMAL_ALPHA = 0.1
+MIN_GROUP = 20  # a Mondrian group smaller than this uses the pooled quantile
+
+
+def dose_threshold(model) -> float:
+    """The model's own P(dose) threshold for Regular (tuned on validation when it has one)."""
+    t = getattr(model, "dose_threshold", None)
+    return DOSE_THRESHOLD if t is None else float(torch.as_tensor(t).reshape(-1)[0])
+
+
+def continuous_dose(amount: np.ndarray, p: np.ndarray, threshold: float = DOSE_THRESHOLD) -> np.ndarray:
+    return np.where(p > threshold, amount, 0.0)
+
+
+def point_dose(amount: np.ndarray, p: np.ndarray, threshold: float = DOSE_THRESHOLD) -> np.ndarray:
+    """The dose train.predict gives: amount where P(dose) > threshold, else 0, rounded half-up."""
+    return np.maximum(np.floor(continuous_dose(amount, p, threshold) + 0.5), 0.0)
+
+
+def _group(dose_cont: np.ndarray) -> np.ndarray:
+    return np.where(dose_cont > 0, "dose", "no_dose")
+
+
+def _quantile(scores: np.ndarray, alpha: float) -> float:
+    """Split-conformal quantile: the ceil((n+1)(1-alpha))-th smallest score (inf when n too small)."""
+    n = len(scores)
+    k = math.ceil((n + 1) * (1 - alpha))
+    return float("inf") if k > n or n == 0 else float(np.sort(scores)[k - 1])
+
+
+def conformal_from_scores(dose_cont: np.ndarray, y: np.ndarray, alpha: float = CONFORMAL_ALPHA) -> dict:
+    """Calibrate on (continuous predicted dose, actual dose): |actual - predicted| per Mondrian group."""
+    dose_cont, y = np.asarray(dose_cont, float), np.asarray(y, float)
+    scores, groups = np.abs(y - dose_cont), _group(dose_cont)
+    pooled = _quantile(scores, alpha)
+    table = {"alpha": alpha, "method": "split conformal, Mondrian by predicted dose vs no dose, "
+             "score |actual - predicted dose (unrounded)|", "n": int(len(y)), "pooled": pooled, "groups": {}}
+    for g in ("no_dose", "dose"):
+        s = scores[groups == g]
+        q = _quantile(s, alpha) if len(s) >= MIN_GROUP else pooled
+        table["groups"][g] = {"q": q, "n": int(len(s)), "pooled_fallback": len(s) < MIN_GROUP}
+    return table
+
+
+def conformal_interval(amount: np.ndarray, p: np.ndarray, table: dict, threshold: float = DOSE_THRESHOLD
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dose, low, high) in whole units; [low, high] holds the same whole doses as the continuous
+    conformal interval, and always the point dose."""
+    cont = continuous_dose(np.asarray(amount, float), np.asarray(p, float), threshold)
+    q = np.array([table["groups"][g]["q"] for g in _group(cont)], dtype=float)
+    q = np.where(np.isfinite(q), q, MAX_PLAUSIBLE_DOSE["regular"])
+    dose = point_dose(amount, p, threshold)
+    low = np.maximum(np.ceil(cont - q - 1e-9), 0.0)
+    high = np.floor(cont + q + 1e-9)
+    return dose, np.minimum(low, dose), np.maximum(high, dose)
+
+
+def coverage_of(y: np.ndarray, low: np.ndarray, high: np.ndarray) -> dict:
+    y = np.asarray(y, float)
+    inside = (y >= low) & (y <= high)
+    dosed = y > 0
+    return {"coverage": float(inside.mean()) if len(y) else float("nan"),
+            "coverage_dose_rows": float(inside[dosed].mean()) if dosed.any() else float("nan"),
+            "coverage_no_dose_rows": float(inside[~dosed].mean()) if (~dosed).any() else float("nan"),
+            "mean_width_u": float(np.mean(high - low)) if len(y) else float("nan"), "n": int(len(y))}
+
+
+def regular_heads(model, part: ArrayPart) -> tuple[np.ndarray, np.ndarray]:
+    """(amount in units, P(dose)) of the Regular target for a scaled part."""
+    amount, p = predict_raw(model, part)
+    return amount[:, 0].astype(float), p[:, 0].astype(float)
+
+
+def conformal_from_part(model, val_part: ArrayPart, y: np.ndarray, alpha: float = CONFORMAL_ALPHA) -> dict:
+    """Conformal table of `model` calibrated on the validation part (y: its actual Regular doses)."""
+    amount, p = regular_heads(model, val_part)
+    table = conformal_from_scores(continuous_dose(amount, p, dose_threshold(model)), y, alpha)
+    table["part"] = "val"
+    return table
+
+
+def coverage_of_part(model, part: ArrayPart, y: np.ndarray, table: dict) -> dict:
+    """Share of a part's actual Regular doses `y` inside their intervals (target: 1 - alpha)."""
+    amount, p = regular_heads(model, part)
+    _, low, high = conformal_interval(amount, p, table, dose_threshold(model))
+    return {"alpha": table["alpha"], **coverage_of(y, low, high)}

@@ -1,0 +1,64 @@
+"""Safety flags: inputs outside the training range, non-monotone dose-response (and how often
+curves are), doses far above the patient's history; each alone and through a prediction."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from insulin_core.features import NOW_FEATURES, SEQ_FEATURES
+from insulin_core.registry import ModelBundle
+from insulin_core.safety import MONOTONE_GRID, above_history_flag, non_monotone_flag, out_of_range_flag
+from insulin_core.whatif import Scenario, WhatIf, nonmonotone_share
+
+from .whatif_fixtures import L, NOW, SEQ, glucose_only_model, one_thread, sample_windows, scenario_at, setup  # noqa: F401 (fixtures)
+
+
+def test_out_of_range_flag(setup):
+    cohort, result, bundle, engine = setup
+    seq, now = np.full((1, L, len(SEQ_FEATURES)), 0.5), np.full((1, len(NOW_FEATURES)), 0.5)
+    assert out_of_range_flag(seq, now) is None
+    now[0, NOW["glucose"]] = 1.2
+    seq[0, 2, SEQ["regular"]] = -0.3
+    flag = out_of_range_flag(seq, now)
+    assert flag.kind == "out_of_range" and "glucose" in flag.message and "regular" in flag.message
+    # through a prediction: a bundle whose training never saw glucose above 200 mg/dL
+    meta = json.loads(json.dumps(bundle.meta))
+    meta["scalers"]["now"]["high"][NOW["glucose"]] = 200.0
+    eng = WhatIf(ModelBundle("narrow", bundle.model, meta), cohort.events, conformal=meta["conformal"])
+    ws, idx = sample_windows(result, 1, seed=6)
+    kinds = lambda p: {f.kind for f in p.flags}  # noqa: E731
+    assert "out_of_range" in kinds(eng.predict(scenario_at(ws, idx[0], glucose_now=400.0)))
+    assert "out_of_range" not in kinds(eng.predict(scenario_at(ws, idx[0], glucose_now=150.0)))
+
+
+def test_non_monotone_flag_and_share(setup):
+    cohort, result, bundle, engine = setup
+    g = MONOTONE_GRID
+    assert non_monotone_flag(g, np.round(g / 50)) is None
+    assert non_monotone_flag(g, np.where(g > 300, 2.0, 6.0)).kind == "non_monotone"
+    assert non_monotone_flag(g, np.where(g > 300, 5.5, 6.0)) is None  # within the 1 U tolerance
+    falling = ModelBundle("falling", glucose_only_model(sign=-1.0, amount_bias=2.0), bundle.meta)
+    eng = WhatIf(falling, cohort.events, conformal=bundle.meta["conformal"])
+    ws, idx = sample_windows(result, 1, seed=7)
+    pred = eng.predict(scenario_at(ws, idx[0]))
+    assert "non_monotone" in {f.kind for f in pred.flags}
+    rising = ModelBundle("rising", glucose_only_model(sign=1.0), bundle.meta)
+    assert "non_monotone" not in {f.kind for f in WhatIf(rising, cohort.events, conformal=bundle.meta["conformal"])
+                                  .predict(scenario_at(ws, idx[0])).flags}
+    share = nonmonotone_share(falling, cohort.events, cohort.features, max_per_patient=1)
+    assert share["share_patients_non_monotone"] == 1.0 and share["patients"] == 5
+    assert nonmonotone_share(rising, cohort.events, cohort.features, max_per_patient=1)["share_patients_non_monotone"] == 0.0
+
+
+def test_above_history_flag(setup):
+    cohort, result, bundle, engine = setup
+    history = cohort.events[cohort.events["patient_id"] == 1]
+    doses = history.loc[(history["kind"] == "regular") & ~history["implausible"], "value"]
+    assert above_history_flag(float(doses.median()), history, "morning") is None
+    flag = above_history_flag(float(doses.max()) + 4, history, "morning")
+    assert flag.kind == "above_history" and "largest dose on record" in flag.message
+    # through a prediction: a model that always says about 35 U
+    big = ModelBundle("big", glucose_only_model(amount_bias=35.0), bundle.meta)
+    pred = WhatIf(big, cohort.events, conformal=bundle.meta["conformal"]).predict(Scenario(1, "next", glucose_now=120.0))
+    assert pred.dose >= 35 and "above_history" in {f.kind for f in pred.flags}
