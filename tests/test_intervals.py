@@ -1,10 +1,19 @@
-"""Split-conformal intervals: coverage on a set with known noise (intervals.py)."""
+"""Split-conformal intervals: coverage on a set with known noise (intervals.py), and the table
+and test-part coverage the pipeline stores in a bundle."""
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
 from insulin_core.intervals import conformal_from_scores, conformal_interval, coverage_of
+from insulin_core.pipeline import ExperimentConfig, bundle_meta
+from insulin_core.train import TrainConfig
+from insulin_core.whatif import calibrate_conformal, interval_coverage
+from insulin_core.windows import WindowConfig
+
+from .whatif_fixtures import L, one_thread, setup  # noqa: F401 (fixtures)
 
 
 def test_conformal_covers_the_target_share_on_a_set_with_known_noise():
@@ -29,3 +38,13 @@ def test_conformal_covers_the_target_share_on_a_set_with_known_noise():
     assert 0.87 <= coverage_of(y[given], low[given], high[given])["coverage"] <= 0.93
     assert ((low <= dose) & (dose <= high)).all() and (low >= 0).all()
 
+
+def test_bundle_meta_stores_the_validation_table_and_the_test_coverage(setup):
+    cohort, result, bundle, engine = setup
+    exp = ExperimentConfig(WindowConfig(length=L))
+    meta = bundle_meta(result, exp, TrainConfig(epochs=3), cohort.source.label, cohort.fingerprint)
+    table = calibrate_conformal(result.training.model, result.prepared)
+    assert meta["conformal"] == table and meta["conformal"]["part"] == "val"
+    coverage = interval_coverage(result.training.model, result.prepared, table, "test")
+    assert json.dumps(meta["metrics_extra"]["interval_coverage"]) == json.dumps(coverage)
+    assert json.dumps(result.evaluation.coverage) == json.dumps(coverage)
