@@ -41,6 +41,9 @@ def run(features, split: str, sizes: dict, label: str | None = None, baselines=N
     print(f"  {split}: trained in {result.seconds['train']:.1f} s ({result.training.stop_reason}, "
           f"best epoch {result.training.best_epoch}); baselines and evaluation {result.seconds['evaluate']:.1f} s",
           flush=True)
+    cov = result.evaluation.coverage
+    print(f"  {split}: {1 - cov['alpha']:.0%} interval coverage on the test part {cov['coverage']:.3f} "
+          f"(rows with a dose {cov['coverage_dose_rows']:.3f}), mean width {cov['mean_width_u']:.1f} U", flush=True)
     return table[COLUMNS]
 
 
