@@ -29,6 +29,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -rs -m "not slow and not browser"
 
 bench: $(STAMP)
+	$(PY) bench/load_speed.py
 	$(PY) bench/features_speed.py
 	$(PY) bench/whatif_speed.py
 	$(PY) bench/accuracy.py
