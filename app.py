@@ -4,7 +4,7 @@ ui.state.page_header (title + research-tool disclaimer); widgets that must survi
 use `persist_state="session"`."""
 import streamlit as st
 
-from ui.state import active_model_ref, current_source, model_label
+from ui.state import DECLARED_PAGES_KEY, active_model_ref, current_source, model_label
 
 st.set_page_config(page_title="insulin-dash", page_icon=":material/vaccines:", layout="wide")
 
@@ -18,6 +18,7 @@ PAGES = [
 ]
 
 navigation = st.navigation(PAGES)
+st.session_state[DECLARED_PAGES_KEY] = True
 with st.sidebar:
     st.caption(f":material/database: {current_source().label}")
     ref = active_model_ref()

@@ -112,7 +112,8 @@ class Evaluation:
     metrics: pd.DataFrame  # one row per model/baseline; columns from dose_metrics, plus `rows`
     predictions: pd.DataFrame  # one row per test decision point
     per_patient: pd.DataFrame  # the model's per-patient metrics
-    coverage: dict = field(default_factory=dict)  # the model's conformal interval on this part (intervals.py)
+    conformal: dict = field(default_factory=dict)  # interval table calibrated on the validation part
+    coverage: dict = field(default_factory=dict)  # how often that interval holds the actual dose here
 
     def headline(self, name: str = "model") -> dict:
         row = self.metrics[(self.metrics["name"] == name) & (self.metrics["rows"] == "all")]
@@ -141,7 +142,7 @@ def evaluate(model: DoseNet, prepared: Prepared, baselines: list[str] | None = N
     conformal = conformal_from_part(model, prepared.part(prepared.val_idx), ws.y[prepared.val_idx, 0])
     coverage = {"part": part, **coverage_of_part(model, prepared.part(idx), y, conformal)}
     return Evaluation(pd.DataFrame(rows), predictions,
-                      per_patient_metrics(ctx["patient_id"].to_numpy(), y, preds["model"]), coverage)
+                      per_patient_metrics(ctx["patient_id"].to_numpy(), y, preds["model"]), conformal, coverage)
 
 
 @dataclass
@@ -182,7 +183,7 @@ def bundle_meta(result: ExperimentResult, exp: ExperimentConfig, train_cfg: Trai
         "history": [asdict(h) for h in result.training.history],
         "stop_reason": result.training.stop_reason, "best_epoch": result.training.best_epoch,
         "metrics": metrics, "seconds": result.seconds,
-        "conformal": conformal_from_part(result.training.model, p.part(p.val_idx), p.ws.y[p.val_idx, 0]),
+        "conformal": ev.conformal,
         "metrics_extra": {"interval_coverage": ev.coverage},
         "sizes": {"train": int(len(p.train_idx)), "val": int(len(p.val_idx)), "test": int(len(p.split.test))},
         "data": {"source": source_label, "fingerprint": fingerprint},

@@ -48,16 +48,22 @@ def shows_errors(what: str, stop: bool = True):
             st.stop()
 
 
+DECLARED_PAGES_KEY = "declared_pages_seen"
+
+
 def leave_legacy_pages_mode() -> None:
     """Streamlit treats a `pages/` folder next to the entry script as a legacy multipage app until
     the first `st.navigation` call of the server's life: a first visit straight to /whatif would run
-    that file alone, with the files listed by name in the sidebar. Switch the flag off and rerun, so
-    app.py's declared pages take over (streamlit/runtime/pages_manager.py, Streamlit 1.67)."""
+    that file alone, with the files listed by name in the sidebar. Switch the flag off and, if this
+    session has never run app.py's navigation, rerun so its declared pages take over
+    (streamlit/runtime/pages_manager.py, Streamlit 1.67). AppTest resets the flag on every run, so
+    rerunning only once per session also keeps its widget events."""
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        if not st.session_state.get(DECLARED_PAGES_KEY):
+            st.rerun()
 
 
 def page_header(title: str, caption: str | None = None) -> None:
