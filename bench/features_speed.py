@@ -11,7 +11,6 @@ medians of --runs runs after a warm-up; the two outputs are checked equal first.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,22 +20,12 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.timing import median_ms  # noqa: E402
 from insulin_core import features as after  # noqa: E402
 from insulin_core.source import load_source, resolve_source  # noqa: E402
 from tests import reference_features as before  # noqa: E402
 
 TARGET_MS = 15.0
-
-
-def median_ms(fn, runs: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
 
 
 def features_of(module, events: pd.DataFrame) -> pd.DataFrame:

@@ -11,7 +11,6 @@ after warm-up, with torch on one thread (the page's setting on a shared 2-core C
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.timing import median_ms  # noqa: E402
 from insulin_core import whatif as W  # noqa: E402
 from insulin_core.dataset import load_cohort  # noqa: E402
 from insulin_core.pipeline import ExperimentConfig, bundle_meta, run_experiment  # noqa: E402
@@ -29,17 +29,6 @@ from insulin_core.source import resolve_source  # noqa: E402
 from insulin_core.train import TrainConfig  # noqa: E402
 
 BUDGET_MS = {"update": 50.0, "sweep": 100.0}
-
-
-def median_ms(fn, runs: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
 
 
 def get_bundle(name: str, cohort, epochs: int) -> tuple[ModelBundle, str]:

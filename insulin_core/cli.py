@@ -145,9 +145,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def _bundle_and_cohort(args: argparse.Namespace):
+    """The saved bundle --model and the cohort it is used on; notes about the fit go to stderr."""
     from .registry import BundleError, load_bundle
-    from .serving import check_bundle_fits, metrics_of, predictions_table
+    from .serving import check_bundle_fits
 
     try:
         bundle = load_bundle(Path(args.models_dir) / args.model)
@@ -156,6 +157,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cohort = _load_cohort(args.data_dir)
     for note in check_bundle_fits(bundle, cohort):
         print(f"note: {note}", file=sys.stderr)
+    return bundle, cohort
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .serving import metrics_of, predictions_table
+
+    bundle, cohort = _bundle_and_cohort(args)
     table = predictions_table(bundle, cohort)
     test = table[table["part"] == "test"]
     metrics = metrics_of(table, "test")
@@ -221,17 +229,9 @@ def _glucose_arg(text: str) -> float:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .registry import BundleError, load_bundle
-    from .serving import check_bundle_fits
     from .whatif import Scenario, WhatIf
 
-    try:
-        bundle = load_bundle(Path(args.models_dir) / args.model)
-    except BundleError as exc:
-        raise CliError(str(exc)) from None
-    cohort = _load_cohort(args.data_dir)
-    for note in check_bundle_fits(bundle, cohort):
-        print(f"note: {note}", file=sys.stderr)
+    bundle, cohort = _bundle_and_cohort(args)
     try:
         scenario = Scenario(args.patient, args.at, glucose_now=args.glucose,
                             meal_now=args.meal, exercise_now=args.exercise)

@@ -13,7 +13,7 @@ from insulin_core.train import TrainConfig
 from insulin_core.whatif import calibrate_conformal, interval_coverage
 from insulin_core.windows import WindowConfig
 
-from .whatif_fixtures import L, one_thread, setup  # noqa: F401 (fixtures)
+from .whatif_fixtures import L, setup  # noqa: F401 (fixtures)
 
 
 def test_conformal_covers_the_target_share_on_a_set_with_known_noise():

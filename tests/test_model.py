@@ -8,15 +8,6 @@ import torch
 from insulin_core.model import DoseNet, ModelConfig, dose_from_heads, pick_device
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: 1 thread is fastest and immune to other processes on a shared 2-core CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_inputs(cfg: ModelConfig, b: int = 5, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     seq = torch.randn(b, cfg.window, cfg.n_seq_features, generator=g)

@@ -11,7 +11,7 @@ from insulin_core.registry import ModelBundle
 from insulin_core.safety import MONOTONE_GRID, above_history_flag, non_monotone_flag, out_of_range_flag
 from insulin_core.whatif import Scenario, WhatIf, nonmonotone_share
 
-from .whatif_fixtures import L, NOW, SEQ, glucose_only_model, one_thread, sample_windows, scenario_at, setup  # noqa: F401 (fixtures)
+from .whatif_fixtures import L, NOW, SEQ, glucose_only_model, sample_windows, scenario_at, setup  # noqa: F401 (fixtures)
 
 
 def test_out_of_range_flag(setup):

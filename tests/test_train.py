@@ -10,14 +10,6 @@ from insulin_core.train import (ArrayPart, EpochLog, TrainConfig, TrainData, _ev
                                 predict_raw, train_model)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: 1 thread is fastest and immune to other processes on a shared 2-core CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 L, FS, FN, NP = 4, 3, 2, 3
 
 

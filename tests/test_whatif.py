@@ -16,7 +16,7 @@ from insulin_core.features import NOW_FEATURES
 from insulin_core.registry import ModelBundle, save_bundle
 from insulin_core.serving import predict_windows
 
-from .whatif_fixtures import L, NOW, SEQ, one_thread, sample_windows, scenario_at, setup  # noqa: F401 (fixtures)
+from .whatif_fixtures import L, NOW, SEQ, sample_windows, scenario_at, setup  # noqa: F401 (fixtures)
 
 
 # -- exactness -------------------------------------------------------------------------------

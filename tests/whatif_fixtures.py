@@ -21,16 +21,8 @@ NOW = {n: i for i, n in enumerate(NOW_FEATURES)}
 SEQ = {n: i for i, n in enumerate(SEQ_FEATURES)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
-def setup(one_thread):
+def setup():
     """A tiny model trained for 3 epochs on the 5-patient demo cohort, as an in-memory bundle."""
     cohort = load_cohort(DataSource("demo", demo_patients=5))
     exp = ExperimentConfig(WindowConfig(length=L))
