@@ -563,11 +563,13 @@ class WhatIf:
     def _base(self, scenario: Scenario) -> Built:
         """The rebuilt history of a scenario (without its moment edits), cached."""
         key = scenario.key()
-        if key not in self._built:
+        built = self._built.get(key)
+        if built is None:  # the engine may be shared by sessions: never read back what another may clear
+            built = self.build(scenario.history_only())
             if len(self._built) > 256:
                 self._built.clear()
-            self._built[key] = self.build(scenario.history_only())
-        return self._built[key]
+            self._built[key] = built
+        return built
 
     def _heads(self, seq: np.ndarray, now: np.ndarray, patient_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(amount, P(dose), scaled seq, scaled now) for unscaled (n, L, F) / (n, F) inputs."""
