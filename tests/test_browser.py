@@ -139,6 +139,22 @@ def assert_clean(page, where: str) -> None:
     assert errors.count() == 0, f"error on {where}: {errors.all_inner_texts()}"
 
 
+def save_scenario(page, name: str, attempts: int = 3) -> None:
+    """Click Save until the scenario shows up: a click that lands while the fragment of the
+    previous edit is still rerunning can be swallowed by that rerun (seen once in ~10 runs)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(attempts):
+        page.locator(".st-key-whatif_save button").first.click()
+        try:
+            page.get_by_text(name).first.wait_for(state="attached", timeout=15_000)
+            wait_idle(page, "What if?")
+            return
+        except PlaywrightTimeout:
+            wait_idle(page, "What if?")
+    raise AssertionError(f"saving the scenario {name!r} never showed it")
+
+
 def test_a_first_visit_straight_to_a_page_sees_the_declared_pages(server, tab):
     """Runs first, on the fresh server: a link to /whatif must not open Streamlit's legacy
     pages/-folder app (files listed by name, no wide layout)."""
@@ -188,8 +204,7 @@ def test_every_page_slider_and_training(server, tab):
         page.locator(".st-key-whatif_save_name input").fill(name)
         page.keyboard.press("Enter")
         wait_idle(page, "What if?")
-        page.locator(".st-key-whatif_save button").first.click()
-        wait_idle(page, "What if?")
+        save_scenario(page, name)
     page.get_by_text("Download the comparison (CSV)").wait_for()
     assert page.get_by_text("and a big meal").count() >= 1
     wait_idle(page, "What if?")
