@@ -65,13 +65,16 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_download_data(args: argparse.Namespace) -> int:
-    from .download import DownloadError, download_aim94
+    from .download import UCI_URL, DownloadError, download_aim94
 
     try:
-        result = download_aim94(Path(args.dest))
+        result = download_aim94(Path(args.dest), url=args.url or UCI_URL)
     except DownloadError as exc:
         raise CliError(str(exc)) from None
-    print(result)
+    print(f"Downloaded {result.files} AIM94 files ({result.lines:,} lines) from {result.url} into {result.dest}")
+    for note in (*result.notes, *(f"refused archive member {m}" for m in result.refused)):
+        print(f"  note: {note}")
+    print(f"Use them with --data-dir {result.dest} or AIM94_DIR={result.dest}")
     return 0
 
 
@@ -299,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=cmd_demo_data)
     download = sub.add_parser("download-data", help="download the real AIM94 set from UCI")
     download.add_argument("--dest", required=True)
+    download.add_argument("--url", help="another address of the same archive (default: the UCI one)")
     download.set_defaults(run=cmd_download_data)
     _add_train(sub)
     _add_predict(sub)

@@ -184,3 +184,25 @@ def test_existing_files_in_dest_are_replaced_only_after_verification(serve, tmp_
     good = serve("good.zip", zip_bytes({"data-01": GOOD}))
     download_aim94(dest, url=good, timeout=5)
     assert (dest / "data-01").read_text() == GOOD
+
+
+def test_cli_download_data_reports_what_it_fetched(serve, tmp_path, capsys):
+    from insulin_core.cli import main
+
+    url = serve("diabetes.zip", zip_bytes({"diabetes/data-01": GOOD, "diabetes/data-02": GOOD}))
+    code = main(["download-data", "--dest", str(tmp_path / "aim94"), "--url", url])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Downloaded 2 AIM94 files" in out and f"AIM94_DIR={tmp_path / 'aim94'}" in out
+    assert sorted(p.name for p in (tmp_path / "aim94").iterdir()) == ["data-01", "data-02"]
+
+
+def test_cli_download_data_without_network_is_one_line_and_exit_2(tmp_path, capsys):
+    from insulin_core.cli import main
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = main(["download-data", "--dest", str(tmp_path / "x"), "--url", f"http://127.0.0.1:{port}/d.zip"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: Could not reach") and len(err.strip().splitlines()) == 1
