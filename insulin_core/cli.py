@@ -117,7 +117,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         check_name(args.name)
-        exp = ExperimentConfig(WindowConfig(args.window, args.target), args.split, args.patients, seed=args.seed)
+        exp = ExperimentConfig(WindowConfig(args.window, args.target, args.multi_output), args.split, args.patients,
+                               seed=args.seed)
         train_cfg = TrainConfig(epochs=args.epochs, patience=args.patience, batch=args.batch, lr=args.lr,
                                 seed=args.seed, threads=args.threads)
         sizes = {"lstm_hidden": args.lstm, "lstm_layers": args.lstm_layers, "gru_hidden": args.gru,
@@ -207,6 +208,8 @@ def _add_train(sub) -> None:
     train.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     train.add_argument("--target", choices=TARGETS, default="decision-point")
     train.add_argument("--split", choices=SPLITS, default="chrono")
+    train.add_argument("--multi-output", action="store_true",
+                       help="predict Regular, NPH and UltraLente together (metrics stay on Regular)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--name", required=True)
     train.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))

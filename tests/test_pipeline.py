@@ -13,7 +13,7 @@ from insulin_core.pipeline import (
 from insulin_core.registry import load_bundle, save_bundle
 from insulin_core.serving import check_bundle_fits, metrics_of, predictions_table
 from insulin_core.source import DataSource
-from insulin_core.train import TrainConfig
+from insulin_core.train import TrainConfig, predict
 from insulin_core.windows import WindowConfig
 
 TINY = {"lstm_hidden": 8, "gru_hidden": 8, "dense": (8,), "patient_embedding": 2}
@@ -92,3 +92,14 @@ def test_same_seed_same_numbers(cohort):
     a = run_experiment(cohort.features, ExperimentConfig(patients=(1, 2)), TINY, FAST, baselines=[])
     b = run_experiment(cohort.features, ExperimentConfig(patients=(1, 2)), TINY, FAST, baselines=[])
     assert a.evaluation.metrics.equals(b.evaluation.metrics)
+
+
+def test_multi_output_predicts_three_doses_and_reports_regular(cohort, tmp_path):
+    exp = ExperimentConfig(WindowConfig(multi_output=True), patients=(1, 2, 3))
+    result = run_experiment(cohort.features, exp, TINY, FAST, baselines=["previous_row"])
+    assert result.training.model.cfg.n_targets == 3
+    test_part = result.prepared.part(result.prepared.split.test)
+    assert predict(result.training.model, test_part).shape == (len(test_part.y), 3)
+    assert list(result.evaluation.predictions["actual"]) == list(result.prepared.ws.y[result.prepared.split.test, 0])
+    meta = bundle_meta(result, exp, FAST, cohort.source.label, cohort.fingerprint)
+    assert load_bundle(save_bundle(result.training.model, meta, "multi", tmp_path)).model.cfg.n_targets == 3
