@@ -111,21 +111,25 @@ class Baseline:
         raise NotImplementedError
 
 
-class PreviousRow(Baseline):
-    name = "previous_row"
-    description = "The Regular dose of the timeline row just before the target (0 if none)."
+class _ContextColumn(Baseline):
+    """A baseline that is one column of the windows' context, read as it is."""
+    column = ""
 
     def _predict(self, ws, idx):
-        return ws.context["prev_row_regular"].to_numpy(dtype=float)[idx]
+        return ws.context[self.column].to_numpy(dtype=float)[idx]
 
 
-class LastSameDaypart(Baseline):
+class PreviousRow(_ContextColumn):
+    name = "previous_row"
+    description = "The Regular dose of the timeline row just before the target (0 if none)."
+    column = "prev_row_regular"
+
+
+class LastSameDaypart(_ContextColumn):
     name = "last_same_daypart"
     description = ("The patient's last recorded Regular dose in the same day part, strictly before "
                    "the target (0 if none): 'do what I did last time at this time of day'.")
-
-    def _predict(self, ws, idx):
-        return ws.context["last_regular_same_daypart"].to_numpy(dtype=float)[idx]
+    column = "last_regular_same_daypart"
 
 
 class SlidingScale(Baseline):

@@ -41,6 +41,14 @@ def _check_int(name: str, value, lo: int, hi: int) -> None:
         raise ValueError(f"{name} must be between {lo} and {hi}, got {value}")
 
 
+def check_keys(config_class, d: dict) -> None:
+    """A config read from JSON must not carry keys the dataclass does not know (typos, other versions)."""
+    known = {f.name for f in fields(config_class)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown {config_class.__name__} keys {unknown}; known keys: {sorted(known)}")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     n_seq_features: int
@@ -90,10 +98,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown ModelConfig keys {unknown}; known keys: {sorted(known)}")
+        check_keys(cls, d)
         d = dict(d)
         if "dense" in d and isinstance(d["dense"], (list, tuple)):
             d["dense"] = tuple(d["dense"])

@@ -2,6 +2,8 @@
 and the baselines beside them, for charts, tables and CSV downloads."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -42,7 +44,8 @@ def predictions_table(bundle: ModelBundle, cohort: Cohort, baselines: list[str] 
     """Every window of the cohort: part (train/val/test by the bundle's own split), actual dose,
     model prediction and each baseline (fit on the training part of that split)."""
     exp = bundle_experiment(bundle)
-    prepared: Prepared = prepare(cohort.features, ExperimentConfig(exp.window, exp.split, (), exp.exclude_implausible, exp.seed))
+    # Every patient of this cohort gets predictions, not only those the bundle was trained on.
+    prepared: Prepared = prepare(cohort.features, replace(exp, patients=()))
     ws = prepared.ws
     table = ws.context[["patient_id", "timestamp", "day_part", "glucose_now"]].copy()
     table["part"] = prepared.split.part_of(len(ws))

@@ -12,14 +12,14 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .model import DoseNet, ModelConfig, dose_from_heads, pick_device
+from .model import DoseNet, ModelConfig, check_keys, dose_from_heads, pick_device
 
 STOP_REASONS = ("early_stopping", "max_epochs", "stopped_by_user", "diverged")
 DIVERGED_ABS = 1e6  # val loss above this is divergence
@@ -84,10 +84,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig keys {unknown}; known keys: {sorted(known)}")
+        check_keys(cls, d)
         return cls(**d)
 
 

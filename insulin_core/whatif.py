@@ -31,7 +31,7 @@ from .features import (GLUCOSE_BAND_MGDL, NOW_FEATURES, SHARE_WINDOW, add_featur
                        now_columns)
 from .intervals import (CONFORMAL_ALPHA, conformal_from_part, conformal_interval, coverage_of_part, dose_threshold,
                         regular_heads)
-from .pipeline import ExperimentConfig, Prepared, prepare
+from .pipeline import Prepared, prepare
 from .registry import ModelBundle
 from .safety import (MONOTONE_GRID, MONOTONE_TOLERANCE_U, SafetyFlag, above_history_flag, non_monotone_flag,
                      nonmonotone_summary, out_of_range_flag)
@@ -454,7 +454,7 @@ def bundle_prepared(bundle: ModelBundle, features: pd.DataFrame) -> Prepared:
     from .serving import bundle_experiment
 
     exp = bundle_experiment(bundle)
-    prepared = prepare(features, ExperimentConfig(exp.window, exp.split, exp.patients, exp.exclude_implausible, exp.seed))
+    prepared = prepare(features, exp)
     prepared.seq_scaler, prepared.now_scaler = bundle.seq_scaler, bundle.now_scaler
     prepared.patient_index = bundle.patient_index
     return prepared
