@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .aim94 import LoadResult, QualityReport
-from .features import add_features, build_timeline
+from .features import TIMELINE_COLUMNS, add_features, build_timeline, fold_summary
 from .source import DataSource, load_source
 
 
@@ -37,6 +37,7 @@ class Cohort:
             "days_median": float(days.median()) if len(days) else 0.0,
             "first": str(tl["timestamp"].min()) if len(tl) else "", "last": str(tl["timestamp"].max()) if len(tl) else "",
             "events_by_kind": {k: int(n) for k, n in self.events["kind"].value_counts().items()},
+            "decision_doses": fold_summary(tl[TIMELINE_COLUMNS], int(tl["dose_window"].iloc[0]) if len(tl) else 60),
         }
 
 

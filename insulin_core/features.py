@@ -5,6 +5,13 @@ Two feature families, both computed here so the app, training and what-if share 
 - NOW_FEATURES describe a decision moment: what a person deciding a dose knows then (the glucose
   just measured, the time, meal/exercise/hypo, the patient's recent routine), never the insulin
   given at that moment. History summaries use only rows strictly before the moment.
+
+The decision dose: many patients wrote the Regular dose on an insulin-only row a few minutes after
+the glucose reading (device logging). The dose decided at a decision point is therefore the Regular
+recorded at that moment plus the Regular on insulin-only rows up to `dose_window` minutes after it,
+stopping at the next decision point (`fold_doses`). Those folded doses are the target of their
+decision point and never its input; later moments see them in their history, counted as part of
+the decision dose they belong to.
 """
 from __future__ import annotations
 
@@ -17,11 +24,19 @@ GLUCOSE_SLOTS = tuple(dict.fromkeys(c.detail for c in CODE_TABLE.values() if c.k
 GLUCOSE_BAND_MGDL = 40
 SHARE_WINDOW = 10  # decision moments looked back on for "how often does this patient dose now"
 MAX_GAP_HOURS = 24.0 * 14  # gaps beyond two weeks say nothing more than "long ago"
+# Minutes after a decision point within which Regular written on an insulin-only row belongs to
+# that decision (0 = only the dose written at the moment itself, the earlier definition).
+DEFAULT_DOSE_WINDOW_MIN = 60
+MAX_DOSE_WINDOW_MIN = 24 * 60
+# What makes a moment a decision point: anything on record other than insulin.
+DECISION_KINDS = ("glucose", "meal", "exercise", "hypo")
 
 TIMELINE_COLUMNS = [
     "patient_id", "timestamp", "glucose", "glucose_slot", "regular", "nph", "ultralente",
     "hypo", "meal", "exercise", "special", "paper_time", "censored", "implausible", "decision_point",
 ]
+# Added by add_features: the decision dose and how each insulin-only Regular was counted.
+DOSE_COLUMNS = ["decision_dose", "dose_implausible", "folded_regular", "dose_window"]
 
 SEQ_FEATURES = (
     "glucose", "has_glucose", "regular", "nph", "ultralente", "hypo", "meal", "exercise",
@@ -124,9 +139,80 @@ def _first_given(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return np.append(values, "")[first]  # position n = none given
 
 
-def add_features(timeline: pd.DataFrame) -> pd.DataFrame:
-    """Add SEQ_FEATURES and NOW_FEATURES columns (prefixed `seq_` / `now_`)."""
+def check_dose_window(minutes) -> int:
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, np.integer)) or not 0 <= minutes <= MAX_DOSE_WINDOW_MIN:
+        raise ValueError(f"The dose window must be a whole number of minutes from 0 to {MAX_DOSE_WINDOW_MIN}, "
+                         f"got {minutes!r}.")
+    return int(minutes)
+
+
+def fold_doses(pid: np.ndarray, minutes: np.ndarray, decision: np.ndarray, regular: np.ndarray,
+               dose_window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(decision dose per row, folded mask) for rows sorted by (patient, time).
+
+    An insulin-only row's Regular is folded into the patient's last decision point at or before
+    it when it lies at most `dose_window` minutes after it; rows in between are insulin-only by
+    construction, so folding stops at the next decision point. The decision dose is 0 on rows that
+    are not decision points; a Regular that is not folded stays alone (history only)."""
+    n = len(pid)
+    pos = np.arange(n)
+    last_dp = np.maximum.accumulate(np.where(decision, pos, -1)) if n else pos
+    has_dp = (last_dp >= 0) & (pid == pid[np.maximum(last_dp, 0)]) if n else decision
+    gap = minutes - minutes[np.maximum(last_dp, 0)] if n else minutes
+    folded = ~decision & (regular > 0) & has_dp & (gap <= dose_window) & (dose_window > 0)
+    dose = np.where(decision, regular, 0.0)
+    np.add.at(dose, last_dp[folded], regular[folded])
+    return dose, folded
+
+
+def add_decision_doses(timeline: pd.DataFrame, dose_window: int = DEFAULT_DOSE_WINDOW_MIN) -> pd.DataFrame:
+    """The timeline (sorted by patient and time) with DOSE_COLUMNS: the decision dose of each
+    decision point, whether any of its parts is an implausible (typing-error) dose, and which
+    insulin-only rows were folded into one."""
     tl = timeline.reset_index(drop=True)
+    dose_window = check_dose_window(dose_window)
+    pid, decision = tl["patient_id"].to_numpy(), tl["decision_point"].to_numpy(dtype=bool)
+    minutes = _minutes(tl["timestamp"].to_numpy())
+    regular = np.nan_to_num(tl["regular"].to_numpy(dtype=float))
+    dose, folded = fold_doses(pid, minutes, decision, regular, dose_window)
+    typo = (regular > MAX_PLAUSIBLE_DOSE["regular"]).astype(float)
+    bad, _ = fold_doses(pid, minutes, decision, typo, dose_window)
+    return tl.assign(decision_dose=dose, dose_implausible=bad > 0, folded_regular=folded,
+                     dose_window=np.full(len(tl), dose_window, dtype=np.int64))
+
+
+def _minutes(t: np.ndarray) -> np.ndarray:
+    return t.astype("datetime64[m]").astype(np.int64).astype(float)
+
+
+def fold_summary(timeline: pd.DataFrame, dose_window: int = DEFAULT_DOSE_WINDOW_MIN) -> dict:
+    """How the insulin-only Regular doses were counted: folded into a decision point, or alone."""
+    tl = add_decision_doses(timeline, dose_window)
+    insulin_only = ~tl["decision_point"] & (tl["regular"] > 0)
+    folded = tl["folded_regular"]
+    per_patient = tl.groupby("patient_id").agg(
+        doses=("decision_dose", lambda d: int((d > 0).sum())),
+        folded_into=("folded_regular", "sum"),
+    )
+    dosed_by_fold = tl.loc[folded].groupby("patient_id").size()
+    fed = tl["decision_point"] & (tl["decision_dose"] > np.nan_to_num(tl["regular"].to_numpy(dtype=float)))
+    return {
+        "dose_window_min": int(dose_window),
+        "insulin_only_regular": int(insulin_only.sum()),
+        "folded": int(folded.sum()),
+        "alone": int((insulin_only & ~folded).sum()),
+        "decision_points_with_folded_dose": int(fed.sum()),
+        "of_them_without_own_dose": int((fed & ~(tl["regular"] > 0)).sum()),
+        "patients_mostly_late": int((dosed_by_fold.reindex(per_patient.index, fill_value=0)
+                                     > 0.5 * per_patient["doses"].clip(lower=1)).sum()),
+    }
+
+
+def add_features(timeline: pd.DataFrame, dose_window: int = DEFAULT_DOSE_WINDOW_MIN) -> pd.DataFrame:
+    """Add the decision dose (DOSE_COLUMNS) and SEQ_FEATURES and NOW_FEATURES columns (prefixed
+    `seq_` / `now_`). History summaries count decision doses, so a late-logging patient's routine
+    is seen; `dose_window=0` gives the earlier, moment-only definition."""
+    tl = add_decision_doses(timeline, dose_window)
     stamp = tl["timestamp"]
     t = stamp.to_numpy()
     minutes = (t - t.astype("datetime64[D]")).astype("timedelta64[m]").astype(np.int64)
@@ -145,7 +231,7 @@ def add_features(timeline: pd.DataFrame) -> pd.DataFrame:
         "log_hours_since_prev": _log_hours(_hours_since_prev_row(t, by_patient)),
         "paper_time": tl["paper_time"].astype(float),
     }
-    history = _history_features(tl, doses, part, by_patient)
+    history = _history_features(tl, doses, _history_doses(tl), part, by_patient)
     slot = tl["glucose_slot"].to_numpy(dtype=object)
     slots = {f"slot_{s}": (slot == s).astype(float) for s in GLUCOSE_SLOTS}
     now = {**history, **slots, **moment}
@@ -235,11 +321,25 @@ def _mean_of_rows(values: np.ndarray) -> np.ndarray:
         return np.where(count > 0, np.nansum(values, axis=1) / count, np.nan)
 
 
-def _history_features(tl: pd.DataFrame, doses: dict[str, np.ndarray], part: np.ndarray,
+def _history_doses(tl: pd.DataFrame) -> np.ndarray:
+    """The Regular each row adds to the patient's history: its decision dose on a decision point,
+    its own dose on an insulin-only row that stayed alone, 0 on a folded row (counted at its
+    decision point). Each part capped at the plausible limit, as every dose input is."""
+    cap = MAX_PLAUSIBLE_DOSE["regular"]
+    capped = np.minimum(np.nan_to_num(tl["regular"].to_numpy(dtype=float)), cap)
+    decision = tl["decision_point"].to_numpy(dtype=bool)
+    folded = tl["folded_regular"].to_numpy(dtype=bool)
+    if not folded.any():
+        return capped
+    dose, _ = fold_doses(tl["patient_id"].to_numpy(), _minutes(tl["timestamp"].to_numpy()), decision,
+                         capped, int(tl["dose_window"].iloc[0]))
+    return np.where(decision, dose, np.where(folded, 0.0, capped))
+
+
+def _history_features(tl: pd.DataFrame, doses: dict[str, np.ndarray], regular: np.ndarray, part: np.ndarray,
                       by_patient: _Groups) -> dict[str, np.ndarray]:
     pid = tl["patient_id"].to_numpy()
     stamp_h = ((tl["timestamp"] - pd.Timestamp("1980-01-01")).dt.total_seconds() / 3600.0).to_numpy()
-    regular = doses["regular"]
     dosed = regular > 0
     given = np.where(dosed, regular, np.nan)
     given_at = np.where(dosed, stamp_h, np.nan)

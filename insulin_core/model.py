@@ -17,11 +17,13 @@ known patients are 1..n_patients. `patient_embedding=0` gives a pooled model wit
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .configs import check_keys
 
 # Upper limits that catch typing errors in a config (not tuning advice).
 MAX_FEATURES = 4096
@@ -39,14 +41,6 @@ def _check_int(name: str, value, lo: int, hi: int) -> None:
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if not lo <= value <= hi:
         raise ValueError(f"{name} must be between {lo} and {hi}, got {value}")
-
-
-def check_keys(config_class, d: dict) -> None:
-    """A config read from JSON must not carry keys the dataclass does not know (typos, other versions)."""
-    known = {f.name for f in fields(config_class)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ValueError(f"unknown {config_class.__name__} keys {unknown}; known keys: {sorted(known)}")
 
 
 @dataclass(frozen=True)

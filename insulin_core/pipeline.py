@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .baselines import BASELINES, make_baseline
+from .configs import check_keys
 from .features import NOW_FEATURES, SEQ_FEATURES
 from .intervals import conformal_from_part, coverage_of_part
 from .metrics import dose_metrics, per_patient_metrics
@@ -45,7 +46,8 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ExperimentConfig":
-        return cls(WindowConfig(**d["window"]), d["split"], tuple(d.get("patients", ())),
+        check_keys(cls, d)
+        return cls(WindowConfig.from_dict(d["window"]), d["split"], tuple(d.get("patients", ())),
                    d.get("exclude_implausible", True), d.get("seed", 0))
 
 

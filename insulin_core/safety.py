@@ -23,11 +23,12 @@ MONOTONE_TOLERANCE_U = 1.0
 MONOTONE_GRID = np.linspace(*MONOTONE_RANGE, MONOTONE_POINTS)
 ABOVE_MAX_U = 3.0
 ABOVE_MEDIAN_FACTOR = 2.0
+UNCERTAIN_MARGIN = 0.1  # |P(dose) - threshold| below this: dose and no dose about equally likely
 
 
 @dataclass
 class SafetyFlag:
-    kind: str  # out_of_range | non_monotone | above_history
+    kind: str  # out_of_range | uncertain | non_monotone | flat_zero | above_history
     message: str
 
 
@@ -60,16 +61,32 @@ def non_monotone_flag(glucose: np.ndarray, dose: np.ndarray, tol: float = MONOTO
                       f"glucose rises from {g_hi:.0f} to {g_lo:.0f} mg/dL.")
 
 
-def _patient_doses(history: pd.DataFrame) -> pd.DataFrame:
-    doses = history[(history["kind"] == "regular") & ~history["implausible"] & (history["value"] > 0)]
+def uncertain_dose_flag(p_dose: float, threshold: float, margin: float = UNCERTAIN_MARGIN) -> SafetyFlag | None:
+    """P(dose) close to the threshold: the model cannot tell a dose from no dose here."""
+    if not abs(p_dose - threshold) < margin:
+        return None
+    return SafetyFlag("uncertain", f"The model cannot tell a dose from no dose here: P(dose) is {p_dose:.2f}, "
+                      f"close to its threshold {threshold:.2f}. Either answer is about as likely.")
+
+
+def flat_zero_flag(glucose: np.ndarray, dose: np.ndarray) -> SafetyFlag | None:
+    """No dose at any glucose over the physiological range: the curve says nothing about this moment."""
+    if np.any(np.asarray(dose, float) > 0):
+        return None
+    return SafetyFlag("flat_zero", f"The model suggests no Regular at any glucose from {np.min(glucose):.0f} to "
+                      f"{np.max(glucose):.0f} mg/dL here: the curve cannot show how the dose would respond.")
+
+
+def _with_day_parts(doses: pd.DataFrame) -> pd.DataFrame:
     hours = doses["timestamp"].dt.hour + doses["timestamp"].dt.minute / 60.0
-    return pd.DataFrame({"timestamp": doses["timestamp"].to_numpy(), "dose": doses["value"].to_numpy(),
-                         "day_part": np.asarray(DAY_PARTS)[day_part_of(hours)]})
+    return doses.assign(day_part=np.asarray(DAY_PARTS)[day_part_of(hours)])
 
 
-def above_history_flag(dose: float, history: pd.DataFrame, part: str) -> SafetyFlag | None:
-    """The dose is far above what this patient has recorded (max + 3 U, or 2x the day-part median)."""
-    doses = _patient_doses(history)
+def above_history_flag(dose: float, history_doses: pd.DataFrame, part: str) -> SafetyFlag | None:
+    """The dose is far above what this patient has recorded (max + 3 U, or 2x the day-part median).
+    `history_doses`: the patient's plausible doses before the moment (timestamp, dose), as
+    `WhatIf.history_doses` gives them (decision doses, late-written ones included)."""
+    doses = _with_day_parts(history_doses[history_doses["dose"] > 0])
     if doses.empty or dose <= 0:
         return None
     top = float(doses["dose"].max())

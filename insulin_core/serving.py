@@ -20,7 +20,7 @@ def bundle_experiment(bundle: ModelBundle) -> ExperimentConfig:
     meta = bundle.meta
     if "experiment" in meta:
         return ExperimentConfig.from_dict(meta["experiment"])
-    return ExperimentConfig(WindowConfig(**meta["window"]), meta.get("split", "chrono"))
+    return ExperimentConfig(WindowConfig.from_dict(meta["window"]), meta.get("split", "chrono"))
 
 
 def predict_windows(bundle: ModelBundle, ws: WindowSet, idx: np.ndarray | None = None) -> np.ndarray:

@@ -27,13 +27,14 @@ import pandas as pd
 from .codes import (CODE_TABLE, DAY_PARTS, EXERCISE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS,
                     MAX_PLAUSIBLE_DOSE, MEAL_CODES)
 from .explain import Explanation, explain_occlusion
-from .features import (GLUCOSE_BAND_MGDL, NOW_FEATURES, SHARE_WINDOW, add_features, build_timeline, day_part_of,
-                       now_columns)
+from .features import (DECISION_KINDS, DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, NOW_FEATURES, SHARE_WINDOW,
+                       add_decision_doses, add_features, build_timeline, day_part_of, fold_doses, now_columns)
 from .intervals import (CONFORMAL_ALPHA, conformal_from_part, conformal_interval, coverage_of_part, dose_threshold,
                         regular_heads)
 from .pipeline import Prepared, prepare
 from .registry import ModelBundle
-from .safety import (MONOTONE_GRID, MONOTONE_TOLERANCE_U, SafetyFlag, above_history_flag, non_monotone_flag,
+from .safety import (MONOTONE_GRID, MONOTONE_TOLERANCE_U, SafetyFlag, above_history_flag, flat_zero_flag,
+                     non_monotone_flag, uncertain_dose_flag,
                      nonmonotone_summary, out_of_range_flag)
 from .scaling import MinMaxScaler
 from .train import ArrayPart
@@ -186,7 +187,7 @@ def _event(pid: int, stamp: pd.Timestamp, code: int, value: float = 0.0, paper: 
 
 
 def _is_decision(kind: pd.Series) -> bool:
-    return bool(kind.isin(["glucose", "meal", "exercise", "hypo"]).any())
+    return bool(kind.isin(DECISION_KINDS).any())
 
 
 def _habit_glucose_code(history: pd.DataFrame, part: str) -> int:
@@ -236,7 +237,7 @@ def _moment_of(scenario: Scenario, patient_events: pd.DataFrame) -> tuple[pd.Tim
     at = scenario.at
     here = pe[stamps == at]
     if here.empty or not _is_decision(here["kind"]):
-        dec = pe.loc[pe["kind"].isin(["glucose", "meal", "exercise", "hypo"]), "timestamp"]
+        dec = pe.loc[pe["kind"].isin(DECISION_KINDS), "timestamp"]
         near = dec.iloc[int(np.argmin(np.abs((dec - at).dt.total_seconds().to_numpy())))] if len(dec) else None
         raise ValueError(f"{at:%Y-%m-%d %H:%M} is not a decision point of patient {scenario.patient_id} "
                          f"(no glucose, meal, exercise or hypoglycemia recorded then)"
@@ -251,19 +252,29 @@ def _moment_of(scenario: Scenario, patient_events: pd.DataFrame) -> tuple[pd.Tim
     return moment, here.assign(timestamp=moment), history
 
 
-def _history_rows(history: pd.DataFrame) -> pd.DataFrame:
-    """One row per timestamp of the history: what the tail bound needs to know about it."""
+def _history_rows(history: pd.DataFrame, dose_window: int) -> pd.DataFrame:
+    """One row per timestamp of the history: what the tail bound needs to know about it.
+    `regular` marks the rows that carry a Regular dose in the history features: a decision
+    point with a decision dose, or an insulin-only dose that stayed alone; `folded` the
+    insulin-only rows counted at an earlier decision point."""
     kind = history["kind"].to_numpy()
     rows = pd.DataFrame({"t": history["timestamp"].to_numpy(), "glucose": kind == "glucose",
                          "glucose_value": history["value"].where(kind == "glucose").to_numpy(dtype=float),
-                         "regular": kind == "regular", "nph": kind == "nph", "ultralente": kind == "ultralente",
-                         "decision": np.isin(kind, ["glucose", "meal", "exercise", "hypo"])})
-    return rows.groupby("t", sort=True).agg({"glucose": "max", "glucose_value": "mean", "regular": "max",
+                         "regular_u": np.where(kind == "regular", history["value"].fillna(0.0).to_numpy(dtype=float), 0.0),
+                         "nph": kind == "nph", "ultralente": kind == "ultralente",
+                         "decision": np.isin(kind, DECISION_KINDS)})
+    rows = rows.groupby("t", sort=True).agg({"glucose": "max", "glucose_value": "mean", "regular_u": "sum",
                                              "nph": "max", "ultralente": "max", "decision": "max"})
+    t = rows.index.to_numpy()
+    dose, folded = fold_doses(np.zeros(len(rows)), t.astype("datetime64[m]").astype(np.int64).astype(float),
+                              rows["decision"].to_numpy(dtype=bool), rows["regular_u"].to_numpy(), dose_window)
+    rows["regular"] = np.where(rows["decision"], dose, np.where(folded, 0.0, rows["regular_u"])) > 0
+    rows["folded"] = folded
+    return rows
 
 
 def _tail_start(history: pd.DataFrame, part: str, length: int, glucose_now: float | None,
-                rows: pd.DataFrame | None = None) -> pd.Timestamp | None:
+                rows: pd.DataFrame | None = None, dose_window: int = DEFAULT_DOSE_WINDOW_MIN) -> pd.Timestamp | None:
     """Earliest timestamp the decision row's features can depend on (None = keep everything).
 
     The window needs `length` rows plus one (its first row's gap to the one before); the history
@@ -273,7 +284,7 @@ def _tail_start(history: pd.DataFrame, part: str, length: int, glucose_now: floa
     """
     if history.empty:
         return None
-    rows = _history_rows(history) if rows is None else rows
+    rows = _history_rows(history, dose_window) if rows is None else rows
     stamps = rows.index
     n = len(stamps)
     if n <= length + 1:
@@ -301,6 +312,11 @@ def _tail_start(history: pd.DataFrame, part: str, length: int, glucose_now: floa
         same_band = rows["decision"].to_numpy() & same_dp & (band == np.floor(glucose_now / GLUCOSE_BAND_MGDL))
         needs.append(nth_last(same_band, SHARE_WINDOW, window_start))
     start = min(needs)
+    # A tail must not begin on a dose folded into a decision point it leaves out: that dose would
+    # count alone there. Start at that decision point instead (the last one before the row).
+    folded = rows["folded"].to_numpy()
+    if 0 < start < n and folded[start]:
+        start = int(np.flatnonzero(rows["decision"].to_numpy()[:start])[-1])
     return None if start <= 0 else stamps[start]
 
 
@@ -348,7 +364,8 @@ def _edit_moment(scenario: Scenario, here: pd.DataFrame, moment: pd.Timestamp, c
 
 
 def scenario_events(scenario: Scenario, patient_events: pd.DataFrame, length: int,
-                    bounded: bool = True) -> tuple[pd.DataFrame, pd.Timestamp, int]:
+                    bounded: bool = True, dose_window: int = DEFAULT_DOSE_WINDOW_MIN
+                    ) -> tuple[pd.DataFrame, pd.Timestamp, int]:
     """The patient's events edited by the scenario, cut at the decision moment (and, when
     `bounded`, to the tail that decides the decision row's features); also the moment and the
     glucose code a new reading now gets."""
@@ -360,7 +377,7 @@ def scenario_events(scenario: Scenario, patient_events: pd.DataFrame, length: in
     here = _edit_moment(scenario, here, moment, code)
     if bounded:
         g = here.loc[here["kind"] == "glucose", "value"]
-        start = _tail_start(history, part, length, float(g.mean()) if len(g) else None)
+        start = _tail_start(history, part, length, float(g.mean()) if len(g) else None, dose_window=dose_window)
         if start is not None:
             history = history[history["timestamp"] >= start]
     events = pd.concat([history, here], ignore_index=True)
@@ -373,8 +390,8 @@ def build(scenario: Scenario, patient_events: pd.DataFrame, bundle: ModelBundle,
     from .serving import bundle_experiment
 
     cfg = bundle_experiment(bundle).window
-    events, moment, code = scenario_events(scenario, patient_events, cfg.length, bounded)
-    features = add_features(build_timeline(events))
+    events, moment, code = scenario_events(scenario, patient_events, cfg.length, bounded, cfg.dose_window)
+    features = add_features(build_timeline(events), cfg.dose_window)
     row = len(features) - 1
     if row < cfg.length:
         raise ValueError(f"Patient {scenario.patient_id} has {row} rows of history before "
@@ -386,23 +403,25 @@ def build(scenario: Scenario, patient_events: pd.DataFrame, bundle: ModelBundle,
 N_BANDS = int(GLUCOSE_METER_MAX // GLUCOSE_BAND_MGDL) + 1
 
 
-def band_variants(base: Built, patient_events: pd.DataFrame, length: int) -> np.ndarray:
+def band_variants(base: Built, patient_events: pd.DataFrame, length: int,
+                  dose_window: int = DEFAULT_DOSE_WINDOW_MIN) -> np.ndarray:
     """(N_BANDS, n_now) now-vectors of the decision moment with a glucose reading in each 40 mg/dL
     band. Each band's events are what `scenario_events` gives for that glucose now (the edited
     events, cut to that band's own bounded tail); the copies are stacked under stand-in patient
     ids and rebuilt by build_timeline + add_features in ONE call, exact because every feature is
     computed per patient. Tests check each band against a one-by-one rebuild."""
     rep = np.clip(np.arange(N_BANDS) * GLUCOSE_BAND_MGDL + GLUCOSE_BAND_MGDL / 2, GLUCOSE_METER_MIN, GLUCOSE_METER_MAX)
-    full, moment, _ = scenario_events(replace(base.scenario, glucose_now=float(rep[0])), patient_events, length, bounded=False)
+    full, moment, _ = scenario_events(replace(base.scenario, glucose_now=float(rep[0])), patient_events, length,
+                                      bounded=False, dose_window=dose_window)
     history = full[full["timestamp"] < moment]
-    rows = _history_rows(history)
+    rows = _history_rows(history, dose_window)
     glucose_now = ((full["timestamp"] == moment) & (full["kind"] == "glucose")).to_numpy()
     copies = []
     for b, g in enumerate(rep):
-        start = _tail_start(history, base.day_part, length, float(g), rows)
+        start = _tail_start(history, base.day_part, length, float(g), rows, dose_window)
         ev = full if start is None else full[full["timestamp"] >= start]
         copies.append(ev.assign(patient_id=-1 - b, value=np.where(glucose_now, g, full["value"])[full.index.isin(ev.index)]))
-    feats = add_features(build_timeline(pd.concat(copies, ignore_index=True)))
+    feats = add_features(build_timeline(pd.concat(copies, ignore_index=True)), dose_window)
     last = feats.groupby("patient_id").tail(1)  # the decision row of each copy
     order = np.argsort(-last["patient_id"].to_numpy())  # -1 (band 0), -2 (band 1), ...
     return last[list(now_columns())].to_numpy(dtype=np.float32)[order]
@@ -555,7 +574,7 @@ class WhatIf:
 
     def decision_points(self, patient_id: int) -> pd.Series:
         ev = self.events_of(patient_id)
-        return ev.loc[ev["kind"].isin(["glucose", "meal", "exercise", "hypo"]), "timestamp"].drop_duplicates().reset_index(drop=True)
+        return ev.loc[ev["kind"].isin(DECISION_KINDS), "timestamp"].drop_duplicates().reset_index(drop=True)
 
     def build(self, scenario: Scenario, bounded: bool = True) -> Built:
         return build(scenario, self.events_of(scenario.patient_id), self.bundle, bounded)
@@ -580,7 +599,8 @@ class WhatIf:
 
     def _bands(self, base: Built) -> np.ndarray:
         if base.band_now is None:
-            base.band_now = band_variants(base, self.events_of(base.scenario.patient_id), base.ws.config.length)
+            cfg = base.ws.config
+            base.band_now = band_variants(base, self.events_of(base.scenario.patient_id), cfg.length, cfg.dose_window)
         return base.band_now
 
     def _moment_now(self, base: Built, scenario: Scenario) -> np.ndarray:
@@ -609,10 +629,11 @@ class WhatIf:
         seq = np.repeat(built.ws.seq, len(all_now), axis=0)
         amount, p, seq_s, now_s = self._heads(seq, all_now, scenario.patient_id)
         dose, low, high = conformal_interval(amount, p, self.conformal, dose_threshold(self.bundle.model))
-        history = self.events_of(scenario.patient_id)
-        history = history[history["timestamp"] < built.moment]
+        history = self.history_doses(scenario.patient_id, before=built.moment)
         flags = [f for f in (out_of_range_flag(seq_s[:1], now_s[:1], built.ws.now_features),
+                             uncertain_dose_flag(float(p[0]), dose_threshold(self.bundle.model)),
                              non_monotone_flag(MONOTONE_GRID, dose[1:]),
+                             flat_zero_flag(MONOTONE_GRID, dose[1:]),
                              above_history_flag(float(dose[0]), history, built.day_part)) if f is not None]
         unedited = None
         if with_unedited:
@@ -664,19 +685,44 @@ class WhatIf:
         current = self._inputs(self._moment_now(base, scenario)[0], base)[f"{variable}_now"]
         return Sweep(variable, values, dose, low, high, p, real, np.asarray(med, dtype=float), current)
 
+    def timeline(self, patient_id: int) -> pd.DataFrame:
+        """The patient's timeline with decision doses of the bundle's dose window (cached)."""
+        if patient_id not in self._timelines:
+            from .serving import bundle_experiment
+
+            window = bundle_experiment(self.bundle).window.dose_window
+            self._timelines[patient_id] = add_decision_doses(build_timeline(self.events_of(patient_id)), window)
+        return self._timelines[patient_id]
+
+    def actual_dose(self, patient_id: int, at: pd.Timestamp) -> float | None:
+        """The decision dose on record at a decision point (None when `at` is not one)."""
+        tl = self.timeline(patient_id)
+        here = tl[(tl["timestamp"] == pd.Timestamp(at)) & tl["decision_point"]]
+        return float(here["decision_dose"].iloc[0]) if len(here) else None
+
+    def history_doses(self, patient_id: int, before: pd.Timestamp) -> pd.DataFrame:
+        """Plausible Regular doses on record before a moment, as the history features count them:
+        decision doses at decision points, and insulin-only doses that stayed alone."""
+        tl = self.timeline(patient_id)
+        tl = tl[tl["timestamp"] < before]
+        decision = tl["decision_point"].to_numpy(dtype=bool)
+        regular = tl["regular"].to_numpy(dtype=float)
+        dose = np.where(decision, tl["decision_dose"].to_numpy(), np.where(tl["folded_regular"], 0.0, regular))
+        typo = np.where(decision, tl["dose_implausible"], regular > MAX_PLAUSIBLE_DOSE["regular"])
+        keep = (dose > 0) & ~typo
+        return pd.DataFrame({"timestamp": tl["timestamp"].to_numpy()[keep], "dose": dose[keep]})
+
     def real_doses(self, patient_id: int, day_part: str, before: pd.Timestamp | None = None) -> pd.DataFrame:
         """The patient's recorded decision moments with a glucose reading in this day part:
-        timestamp, glucose, Regular dose (0 = none), meal size."""
-        if patient_id not in self._timelines:
-            self._timelines[patient_id] = build_timeline(self.events_of(patient_id))
-        tl = self._timelines[patient_id]
+        timestamp, glucose, decision dose (0 = none), meal size."""
+        tl = self.timeline(patient_id)
         if before is not None:
             tl = tl[tl["timestamp"] < before]
         tl = tl[tl["glucose"].notna() & tl["decision_point"]]
         hours = tl["timestamp"].dt.hour + tl["timestamp"].dt.minute / 60.0
         tl = tl[np.asarray(DAY_PARTS)[day_part_of(hours)] == day_part]
         return pd.DataFrame({"timestamp": tl["timestamp"].to_numpy(), "glucose": tl["glucose"].to_numpy(),
-                             "dose": tl["regular"].clip(upper=MAX_PLAUSIBLE_DOSE["regular"]).to_numpy(),
+                             "dose": tl["decision_dose"].clip(upper=MAX_PLAUSIBLE_DOSE["regular"]).to_numpy(),
                              "meal": np.asarray(LEVEL_NAMES)[tl["meal"].astype(int).to_numpy()]})
 
     # -- explanation ----------------------------------------------------------------------------

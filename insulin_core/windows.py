@@ -1,8 +1,10 @@
 """Sliding windows over the feature timeline, for two target formulations.
 
-- `decision-point` (default): the Regular dose at a decision moment, from the window of rows before
-  it plus what is known at that moment (NOW_FEATURES). Only moments with something other than
-  insulin on record are targets; insulin-only rows still enter the history.
+- `decision-point` (default): the decision dose of a decision moment (the Regular recorded then
+  plus the Regular written on insulin-only rows up to `dose_window` minutes after it, see
+  features.py), from the window of rows before it plus what is known at that moment
+  (NOW_FEATURES). Only moments with something other than insulin on record are targets;
+  insulin-only rows still enter the history.
 - `next-row` (the seed's): the Regular dose of the row after the window, from the window alone.
   Every row is a target, so a row that exists only because insulin was given gives its answer
   away; kept to show how much that flatters the score.
@@ -18,7 +20,9 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .codes import MAX_PLAUSIBLE_DOSE
-from .features import GLUCOSE_BAND_MGDL, NOW_FEATURES, SEQ_FEATURES, now_columns, seq_columns
+from .configs import check_keys
+from .features import (DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, NOW_FEATURES, SEQ_FEATURES, TIMELINE_COLUMNS,
+                       add_features, check_dose_window, now_columns, seq_columns)
 
 TARGETS = ("decision-point", "next-row")
 DOSE_COLUMNS = ("regular", "nph", "ultralente")
@@ -29,9 +33,13 @@ class WindowConfig:
     length: int = 10
     target: str = "decision-point"
     multi_output: bool = False  # predict Regular, NPH and UltraLente together
+    # Minutes after a decision point whose insulin-only Regular counts as its dose (0 = the
+    # moment's own dose only). NPH and UltraLente targets are always the moment's own.
+    dose_window: int = DEFAULT_DOSE_WINDOW_MIN
 
     def __post_init__(self) -> None:
-        if not 1 <= self.length <= 512:
+        check_dose_window(self.dose_window)
+        if isinstance(self.length, bool) or not isinstance(self.length, int) or not 1 <= self.length <= 512:
             raise ValueError(f"Window length must be between 1 and 512 rows, got {self.length}.")
         if self.target not in TARGETS:
             raise ValueError(f"Unknown target {self.target!r}; choose one of {', '.join(TARGETS)}.")
@@ -42,6 +50,12 @@ class WindowConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "WindowConfig":
+        check_keys(cls, d)
+        # Bundles written before the decision dose existed predicted the moment's own dose.
+        return cls(**{"dose_window": 0, **d})
 
 
 @dataclass
@@ -82,9 +96,16 @@ def target_rows(features: pd.DataFrame, cfg: WindowConfig) -> np.ndarray:
     return pos[has_history]
 
 
+def features_for(features: pd.DataFrame, dose_window: int) -> pd.DataFrame:
+    """The features with decision doses of `dose_window` minutes (rebuilt only when they differ)."""
+    if len(features) and int(features["dose_window"].iloc[0]) == dose_window:
+        return features
+    return add_features(features[TIMELINE_COLUMNS], dose_window)
+
+
 def make_windows(features: pd.DataFrame, cfg: WindowConfig, rows: np.ndarray | None = None) -> WindowSet:
     """Cut windows ending just before each target row (all target rows, or the given `rows`)."""
-    features = features.reset_index(drop=True)
+    features = features_for(features, cfg.dose_window).reset_index(drop=True)
     rows = target_rows(features, cfg) if rows is None else np.asarray(rows, dtype=int)
     if len(rows) == 0:
         longest = features.groupby("patient_id").size().max() if len(features) else 0
@@ -102,8 +123,15 @@ def make_windows(features: pd.DataFrame, cfg: WindowConfig, rows: np.ndarray | N
         now_names = NOW_FEATURES
     else:
         now, now_names = np.zeros((len(rows), 0), dtype=np.float32), ()
-    y = features.loc[rows, list(cfg.targets)].to_numpy(dtype=np.float32)
+    y = features.loc[rows, list(_target_columns(cfg))].to_numpy(dtype=np.float32)
     return WindowSet(seq, now, y, _context(features, rows, cfg), SEQ_FEATURES, now_names, cfg.targets, cfg)
+
+
+def _target_columns(cfg: WindowConfig) -> tuple[str, ...]:
+    """Feature-frame columns of the targets: the decision dose stands for Regular at decision points."""
+    if cfg.target != "decision-point":
+        return cfg.targets
+    return ("decision_dose", *cfg.targets[1:])
 
 
 def _context(features: pd.DataFrame, rows: np.ndarray, cfg: WindowConfig) -> pd.DataFrame:
@@ -120,8 +148,10 @@ def _context(features: pd.DataFrame, rows: np.ndarray, cfg: WindowConfig) -> pd.
         "glucose_band": band,
         "meal_now": at["meal"].to_numpy(),
         "exercise_now": at["exercise"].to_numpy(),
+        "actual_dose": at[_target_columns(cfg)[0]].to_numpy(dtype=float),
         "prev_row_regular": features["regular"].to_numpy()[rows - 1],
         "last_regular_same_daypart": last_same_dp.to_numpy(),
-        "implausible": (at["regular"] > MAX_PLAUSIBLE_DOSE["regular"]).to_numpy(),
+        "implausible": (at["dose_implausible"].to_numpy(dtype=bool) if cfg.target == "decision-point"
+                        else (at["regular"] > MAX_PLAUSIBLE_DOSE["regular"]).to_numpy()),
         "row": rows,
     })

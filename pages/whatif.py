@@ -29,7 +29,8 @@ LEVEL_NAMES = list(LEVELS)
 NEXT_LABEL = "next (after their last entry)"
 GLUCOSE_WITHOUT_READING = 150  # where the glucose slider starts when nothing was measured
 FLAG_TITLES = {"out_of_range": "Outside the training data", "non_monotone": "Dose-response not monotone",
-               "above_history": "Far above their own history"}
+               "above_history": "Far above their own history", "uncertain": "Dose or no dose: a coin toss",
+               "flat_zero": "No dose at any glucose"}
 WINDOW_SHOWN = ["timestamp", "day_part", "glucose", "regular", "nph", "ultralente", "meal", "exercise", "hypo"]
 
 
@@ -90,8 +91,7 @@ if st.session_state.get("whatif_patient") not in patients:
 patient = patient_col.selectbox("Patient", patients, key="whatif_patient", persist_state="session",
                                 format_func=lambda p: f"patient {p}")
 mine = points[points["patient_id"] == patient].sort_values("timestamp", ascending=False)
-mine = mine.assign(point=mine["timestamp"].dt.strftime("%Y-%m-%d %H:%M"),
-                   actual=cohort.features["regular"].to_numpy()[mine["row"].to_numpy()])
+mine = mine.assign(point=mine["timestamp"].dt.strftime("%Y-%m-%d %H:%M"), actual=mine["actual_dose"])
 options = [NEXT, *mine["point"]]
 day_parts = dict(zip(mine["point"], mine["day_part"]))
 if st.session_state.get("whatif_point") not in options:
@@ -112,15 +112,18 @@ if at == NEXT:
 else:
     row = int(mine.loc[mine["point"] == point, "row"].iloc[0])
     window = cohort.features.iloc[row - length:row + 1][WINDOW_SHOWN]
-    actual_dose = float(cohort.features["regular"].iloc[row])
+    actual_dose = float(mine.loc[mine["point"] == point, "actual_dose"].iloc[0])
 shown = window.assign(**{c: window[c].map(level_name) for c in ("meal", "exercise")}, hypo=window["hypo"] > 0)
 window_col, dose_col = st.columns([4, 1])
 window_col.caption(f"The {length} entries the model reads" + ("" if at == NEXT else ", then the decision point itself (last row)"))
 window_col.dataframe(shown, key="whatif_window", hide_index=True, height=35 * (len(shown) + 1) + 3, width="stretch",
                      column_config={"timestamp": st.column_config.DatetimeColumn("time", format="ddd DD MMM YYYY HH:mm"),
                                     "glucose": st.column_config.NumberColumn(format="%.0f")})
+dose_window = bundle_experiment(bundle).window.dose_window
 dose_col.metric("Regular actually given here", "not yet" if actual_dose is None else f"{actual_dose:.0f} U",
-                help="The next moment has not happened: there is no recorded dose." if actual_dose is None else None)
+                help="The next moment has not happened: there is no recorded dose." if actual_dose is None else
+                f"The decision dose: Regular written at this moment plus Regular written on its own up to "
+                f"{dose_window} minutes later, before the next decision point.")
 
 with shows_errors("Could not rebuild this decision point"):
     recorded = engine.predict(Scenario(patient, at))
@@ -237,8 +240,8 @@ def scenario_panel(engine: WhatIf, model_name: str, patient: int, at, recorded_w
     for flag in p.flags:
         st.warning(f"**{FLAG_TITLES.get(flag.kind, flag.kind)}.** {flag.message}", icon=":material/warning:")
     if not p.flags:
-        st.caption(":material/verified: No safety flag: inputs inside the training range, the curve rises with "
-                   "glucose, the dose is within their own history.")
+        st.caption(":material/verified: No safety flag: inputs inside the training range, P(dose) clear of its "
+                   "threshold, the curve does not fall as glucose rises, the dose is within their own history.")
 
     curve_col, meal_chart_col = st.columns([3, 2])
     current = None if p.inputs["glucose_now"] is None else {

@@ -7,7 +7,8 @@ import pytest
 
 from insulin_core.aim94 import load_texts
 from insulin_core.features import (
-    NOW_FEATURES, SEQ_FEATURES, add_features, build_timeline, day_part_of, now_columns, seq_columns,
+    DOSE_COLUMNS, NOW_FEATURES, SEQ_FEATURES, add_features, build_timeline, day_part_of, fold_summary, now_columns,
+    seq_columns,
 )
 
 from .conftest import aim94_text
@@ -135,7 +136,9 @@ def assert_same_as_reference(events: pd.DataFrame) -> None:
 
     timeline = build_timeline(events)
     pd.testing.assert_frame_equal(timeline, ref_timeline(events), check_exact=True)
-    pd.testing.assert_frame_equal(add_features(timeline), ref_features(timeline), check_exact=True)
+    # The reference predates the decision dose: it equals a dose window of 0 (the moment's own dose).
+    pd.testing.assert_frame_equal(add_features(timeline, dose_window=0).drop(columns=DOSE_COLUMNS),
+                                  ref_features(timeline), check_exact=True)
 
 
 def tails(events: pd.DataFrame, sizes=(300, 600)):
@@ -172,7 +175,8 @@ def test_same_as_reference_on_stacked_copies_and_any_row_order(demo_events):
     from .reference_features import add_features as ref_features
 
     shuffled = build_timeline(stacked).sample(frac=1.0, random_state=1)
-    pd.testing.assert_frame_equal(add_features(shuffled), ref_features(shuffled), check_exact=True)
+    pd.testing.assert_frame_equal(add_features(shuffled, dose_window=0).drop(columns=DOSE_COLUMNS),
+                                  ref_features(shuffled), check_exact=True)
 
 
 def test_same_as_reference_on_fixture_rows_and_edge_cases():
@@ -198,3 +202,94 @@ def test_same_as_reference_on_real_data(real_data_dir):
     assert_same_as_reference(events)
     for tail in tails(events):
         assert_same_as_reference(tail)
+
+
+# --- the decision dose: Regular written minutes after the reading belongs to that decision ---------
+
+LATE = [
+    "02-01-1991 7:30 58 250",  # morning reading, no dose of its own ...
+    "02-01-1991 7:34 33 9",  # ... the dose written 4 minutes later on its own row (folded)
+    "02-01-1991 7:50 33 1",  # another small top-up within the hour (folded too)
+    "02-01-1991 12:00 60 180",
+    "02-01-1991 12:05 33 5",  # folded into 12:00
+    "02-01-1991 13:30 33 2",  # 90 minutes later: alone (history only)
+    "02-01-1991 18:00 62 140", "02-01-1991 18:00 33 4",  # a dose written at the moment itself
+    "02-01-1991 18:40 57 160",  # the next decision point comes first ...
+    "02-01-1991 18:45 33 3",  # ... so this dose belongs to 18:40, not to 18:00
+    "02-02-1991 7:40 58 230",  # the next morning: its history sees yesterday's 10 U
+    "02-02-1991 7:43 33 8",
+]
+
+
+def late_features(rows=LATE, dose_window=60) -> pd.DataFrame:
+    return add_features(build_timeline(load_texts({"data-05": aim94_text(*rows)}, "t").events), dose_window)
+
+
+def at(features: pd.DataFrame, stamp: str) -> pd.Series:
+    return features.loc[features["timestamp"] == pd.Timestamp(stamp)].iloc[0]
+
+
+def test_decision_dose_folds_insulin_only_rows_up_to_the_window():
+    f = late_features()
+    assert at(f, "1991-02-01 07:30")["decision_dose"] == 10.0  # 9 + 1
+    assert at(f, "1991-02-01 12:00")["decision_dose"] == 5.0
+    assert at(f, "1991-02-01 18:00")["decision_dose"] == 4.0
+    assert at(f, "1991-02-01 18:40")["decision_dose"] == 3.0
+    assert at(f, "1991-02-02 07:40")["decision_dose"] == 8.0
+    alone = at(f, "1991-02-01 13:30")
+    assert not alone["folded_regular"] and alone["decision_dose"] == 0.0
+    assert at(f, "1991-02-01 07:34")["folded_regular"] and at(f, "1991-02-01 18:45")["folded_regular"]
+    # Every Regular unit is counted exactly once: in a decision dose or alone.
+    assert f["decision_dose"].sum() + f.loc[~f["decision_point"] & ~f["folded_regular"], "regular"].sum() == f["regular"].sum()
+
+
+def test_dose_window_zero_is_the_moments_own_dose():
+    f = late_features(dose_window=0)
+    dp = f[f["decision_point"]]
+    assert np.array_equal(dp["decision_dose"].to_numpy(), dp["regular"].to_numpy())
+    assert not f["folded_regular"].any()
+    five = late_features(dose_window=5)  # 7:34 is 4 minutes after 7:30, 7:50 is 20
+    assert at(five, "1991-02-01 07:30")["decision_dose"] == 9.0
+
+
+def test_a_folded_dose_changes_its_target_and_none_of_its_inputs():
+    """No look-ahead: the dose written after a decision point is its answer, never its input."""
+    base = late_features()
+    changed_rows = [r.replace("7:34 33 9", "7:34 33 15") for r in LATE]
+    changed = late_features(changed_rows)
+    moment = base["timestamp"] == pd.Timestamp("1991-02-01 07:30")
+    assert changed.loc[moment, "decision_dose"].item() == 16.0 != base.loc[moment, "decision_dose"].item()
+    before = base["timestamp"] <= pd.Timestamp("1991-02-01 07:30")
+    cols = now_columns() + seq_columns()
+    assert np.array_equal(base.loc[before, cols].to_numpy(), changed.loc[before, cols].to_numpy())
+    # ... and the next morning's history sees it: its last morning dose is the decision dose 16 U.
+    assert at(changed, "1991-02-02 07:40")["now_last_regular_same_dp"] == 16.0
+    assert at(base, "1991-02-02 07:40")["now_last_regular_same_dp"] == 10.0
+
+
+def test_history_summaries_count_decision_doses():
+    f = late_features()
+    morning = at(f, "1991-02-02 07:40")
+    assert morning["now_share_dose_same_dp"] == 1.0  # the 07:30 decision was a dose, though written later
+    assert morning["now_median3_regular_same_dp"] == 10.0
+    # The alone 13:30 dose is history too: the 18:00 moment's last Regular.
+    assert at(f, "1991-02-01 18:00")["now_last_regular"] == 2.0
+    without = late_features(dose_window=0)
+    assert at(without, "1991-02-02 07:40")["now_share_dose_same_dp"] == 0.0  # the defect the fold removes
+
+
+def test_fold_summary_counts_folded_and_alone_doses():
+    tl = build_timeline(load_texts({"data-05": aim94_text(*LATE)}, "t").events)
+    s = fold_summary(tl, 60)
+    assert (s["insulin_only_regular"], s["folded"], s["alone"]) == (6, 5, 1)
+    assert s["decision_points_with_folded_dose"] == 4 and s["of_them_without_own_dose"] == 4
+    assert fold_summary(tl, 0)["folded"] == 0
+
+
+@pytest.mark.realdata
+def test_real_data_decision_doses(real_cohort):
+    """The measured habit of the real files: most late-written doses fall within minutes."""
+    tl = real_cohort.features
+    s = fold_summary(tl[[c for c in tl.columns if not c.startswith(("seq_", "now_"))] ].drop(columns=DOSE_COLUMNS + ["day_part"]), 60)
+    assert s["alone"] == 474 and s["folded"] == 2812 and s["patients_mostly_late"] == 39
+    assert fold_summary(build_timeline(real_cohort.events), 5)["of_them_without_own_dose"] > 2300

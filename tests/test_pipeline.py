@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from insulin_core.features import TIMELINE_COLUMNS, add_features
 import torch
 
 from insulin_core.baselines import BASELINES
@@ -39,6 +41,7 @@ def test_implausible_targets_are_left_out_of_training_but_kept_in_test(cohort):
     features = cohort.features.copy()
     rows = prepare(features, ExperimentConfig()).ws.context["row"].to_numpy()
     features.loc[rows[::50], "regular"] = 344.0  # typing errors spread over time
+    features = add_features(features[TIMELINE_COLUMNS])  # the decision doses follow the edited timeline
     prepared = prepare(features, ExperimentConfig())
     implausible = prepared.ws.context["implausible"].to_numpy()
     assert implausible.sum() > 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 
 from insulin_core.features import NOW_FEATURES, SEQ_FEATURES
 from insulin_core.registry import ModelBundle
@@ -53,8 +54,9 @@ def test_non_monotone_flag_and_share(setup):
 
 def test_above_history_flag(setup):
     cohort, result, bundle, engine = setup
-    history = cohort.events[cohort.events["patient_id"] == 1]
-    doses = history.loc[(history["kind"] == "regular") & ~history["implausible"], "value"]
+    history = engine.history_doses(1, before=cohort.events["timestamp"].max() + pd.Timedelta(hours=1))
+    doses = history["dose"]
+    assert len(doses) > 50 and (doses > 0).all()
     assert above_history_flag(float(doses.median()), history, "morning") is None
     flag = above_history_flag(float(doses.max()) + 4, history, "morning")
     assert flag.kind == "above_history" and "largest dose on record" in flag.message

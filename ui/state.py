@@ -225,5 +225,5 @@ def decision_points(window: tuple, source: DataSource, _cohort: Cohort) -> pd.Da
 
 def window_key(bundle: ModelBundle) -> tuple:
     w = bundle_experiment(bundle).window
-    return (w.length, w.target, w.multi_output)
+    return (w.length, w.target, w.multi_output, w.dose_window)
 
