@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .codes import DEFAULT_DOSE_WINDOW_MIN
+
 
 class CliError(Exception):
     """A user-facing failure: printed as one line, exit code 2."""
@@ -34,10 +36,13 @@ def _positive_int(text: str) -> int:
 def cmd_check_data(args: argparse.Namespace) -> int:
     from .source import load_source, resolve_source
 
+    from .features import build_timeline, fold_summary
+
     source = resolve_source(args.data_dir)
     result = load_source(source)
     report = result.report.to_dict()
     report["source"] = source.label
+    report["decision_doses"] = fold_summary(build_timeline(result.events), args.dose_window)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0
@@ -49,6 +54,11 @@ def cmd_check_data(args: argparse.Namespace) -> int:
         print(f"  {reason:22s} {count:5d}   e.g. {example['file']}:{example['line']}  {example['text']!r}")
     print(f"Censored glucose (0Hi/0Lo): {report['censored']}  implausible doses: {report['implausible']}  "
           f"conflicting values at one time: {report['conflicts']}")
+    fold = report["decision_doses"]
+    print(f"Regular written on its own row: {fold['insulin_only_regular']}; folded into the decision point up to "
+          f"{fold['dose_window_min']} min before it: {fold['folded']} (feeding {fold['decision_points_with_folded_dose']} "
+          f"decision points); alone, history only: {fold['alone']}. Patients who wrote most doses that way: "
+          f"{fold['patients_mostly_late']}")
     return 0
 
 
@@ -76,6 +86,15 @@ def cmd_download_data(args: argparse.Namespace) -> int:
         print(f"  note: {note}")
     print(f"Use them with --data-dir {result.dest} or AIM94_DIR={result.dest}")
     return 0
+
+
+def _dose_window(text: str) -> int:
+    from .features import check_dose_window
+
+    try:
+        return check_dose_window(int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _dense(text: str) -> tuple[int, ...]:
@@ -117,13 +136,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         check_name(args.name)
-        exp = ExperimentConfig(WindowConfig(args.window, args.target, args.multi_output), args.split, args.patients,
-                               seed=args.seed)
+        exp = ExperimentConfig(WindowConfig(args.window, args.target, args.multi_output, args.dose_window),
+                               args.split, args.patients, seed=args.seed)
         train_cfg = TrainConfig(epochs=args.epochs, patience=args.patience, batch=args.batch, lr=args.lr,
                                 seed=args.seed, threads=args.threads)
         sizes = {"lstm_hidden": args.lstm, "lstm_layers": args.lstm_layers, "gru_hidden": args.gru,
                  "gru_layers": args.gru_layers, "dense": args.dense, "dropout": args.dropout,
-                 "patient_embedding": args.embedding}
+                 "patient_embedding": args.embedding, "attention": args.attention}
     except (ValueError, BundleError) as exc:
         raise CliError(str(exc)) from None
     cohort = _load_cohort(args.data_dir)
@@ -184,15 +203,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub) -> None:
-    from .pipeline import DEFAULT_SIZES as D
-    from .registry import DEFAULT_MODELS_DIR
+    from .configs import DEFAULT_SIZES as D, TrainConfig
+    from .paths import DEFAULT_MODELS_DIR
     from .splits import SPLITS
-    from .windows import TARGETS
+    from .windows import TARGETS, WindowConfig
+
+    T, W = TrainConfig(), WindowConfig()
 
     train = sub.add_parser("train", help="train a model and save it as a bundle")
     train.add_argument("--data-dir")
     train.add_argument("--patients", type=_patients, default=(), help="all, or numbers like 1,5,9")
-    train.add_argument("--window", type=_positive_int, default=10)
+    train.add_argument("--window", type=_positive_int, default=W.length)
     train.add_argument("--lstm", type=_positive_int, default=D["lstm_hidden"])
     train.add_argument("--lstm-layers", type=_positive_int, default=D["lstm_layers"])
     train.add_argument("--gru", type=_positive_int, default=D["gru_hidden"])
@@ -201,16 +222,21 @@ def _add_train(sub) -> None:
     train.add_argument("--dropout", type=float, default=D["dropout"])
     train.add_argument("--embedding", type=int, default=D["patient_embedding"],
                        help="patient embedding size (0 = pooled model)")
-    train.add_argument("--epochs", type=_positive_int, default=60)
-    train.add_argument("--patience", type=_positive_int, default=8)
-    train.add_argument("--batch", type=_positive_int, default=256)
-    train.add_argument("--lr", type=float, default=3e-3)
-    train.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    train.add_argument("--target", choices=TARGETS, default="decision-point")
+    train.add_argument("--attention", action=argparse.BooleanOptionalAction, default=D["attention"],
+                       help="attention pooling over the window's GRU outputs, beside the last state")
+    train.add_argument("--epochs", type=_positive_int, default=T.epochs)
+    train.add_argument("--patience", type=_positive_int, default=T.patience)
+    train.add_argument("--batch", type=_positive_int, default=T.batch)
+    train.add_argument("--lr", type=float, default=T.lr)
+    train.add_argument("--threads", type=int, default=T.threads, help="torch threads (0 = torch's default)")
+    train.add_argument("--target", choices=TARGETS, default=W.target)
+    train.add_argument("--dose-window", type=_dose_window, default=DEFAULT_DOSE_WINDOW_MIN, metavar="MIN",
+                       help="the decision dose: Regular at the decision point plus insulin-only Regular up to MIN "
+                            "minutes after it, before the next decision point (0 = the moment's own dose only)")
     train.add_argument("--split", choices=SPLITS, default="chrono")
     train.add_argument("--multi-output", action="store_true",
                        help="predict Regular, NPH and UltraLente together (metrics stay on Regular)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=T.seed)
     train.add_argument("--name", required=True)
     train.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
     train.add_argument("--overwrite", action="store_true")
@@ -235,6 +261,7 @@ def _glucose_arg(text: str) -> float:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from .serving import bundle_experiment
     from .whatif import Scenario, WhatIf
 
     bundle, cohort = _bundle_and_cohort(args)
@@ -261,7 +288,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     glucose = "none" if inputs["glucose_now"] is None else f"{inputs['glucose_now']:g} mg/dL"
     print(f"Patient {pred.patient_id} at {pred.moment:%Y-%m-%d %H:%M} ({pred.day_part}); glucose {glucose}, "
           f"meal {inputs['meal_now']}, exercise {inputs['exercise_now']}")
-    print(f"Regular dose: {pred.dose:g} U  (90% interval {pred.low:g}-{pred.high:g} U, P(dose) {pred.p_dose:.2f})")
+    uncertain = "  UNCERTAIN: dose or no dose" if any(f.kind == "uncertain" for f in pred.flags) else ""
+    window = bundle_experiment(bundle).window.dose_window
+    print(f"Decision dose of Regular (at the moment or written within {window} min): {pred.dose:g} U  "
+          f"(90% interval {pred.low:g}-{pred.high:g} U, P(dose) {pred.p_dose:.2f}){uncertain}")
     print(f"Unedited: {pred.unedited_dose:g} U  (change {pred.change:+g} U)")
     for flag in pred.flags:
         print(f"FLAG {flag.kind}: {flag.message}")
@@ -273,8 +303,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _add_predict(sub) -> None:
-    from .registry import DEFAULT_MODELS_DIR
-    from .whatif import LEVEL_NAMES
+    from .codes import LEVELS
+    from .paths import DEFAULT_MODELS_DIR
+
+    LEVEL_NAMES = tuple(LEVELS)
 
     predict = sub.add_parser("predict", help="what-if dose for a patient's decision moment")
     predict.add_argument("--model", required=True)
@@ -297,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-data", help="print the data-quality report")
     check.add_argument("--data-dir", help="folder of AIM94 data-NN files (default: $AIM94_DIR, else the demo cohort)")
     check.add_argument("--json", action="store_true")
+    check.add_argument("--dose-window", type=_dose_window, default=DEFAULT_DOSE_WINDOW_MIN, metavar="MIN",
+                       help="minutes after a decision point whose insulin-only Regular counts as its dose")
     check.set_defaults(run=cmd_check_data)
     demo = sub.add_parser("demo-data", help="write the synthetic demo cohort")
     demo.add_argument("--dest", required=True)

@@ -64,4 +64,10 @@ GLUCOSE_METER_MAX = 600.0
 # by default (TrainData option) and evaluation reports metrics with and without them.
 MAX_PLAUSIBLE_DOSE = {"regular": 40.0, "nph": 100.0, "ultralente": 100.0}
 
+# The decision dose: minutes after a decision point within which Regular written on an
+# insulin-only row belongs to that decision (many patients logged the dose minutes after the
+# reading). 0 = only the dose written at the moment itself, the earlier definition.
+DEFAULT_DOSE_WINDOW_MIN = 60
+MAX_DOSE_WINDOW_MIN = 24 * 60
+
 DEMO_LABEL = "SYNTHETIC demo cohort (not real patients)"

@@ -2,7 +2,9 @@
 
 Each patient follows a 1990-era regimen: NPH or UltraLente once or twice a day, and Regular before
 meals by a personal sliding scale on the pre-meal glucose, shifted for meal size and exercise and
-cut after a hypoglycemia. Doses are therefore learnable: mostly a deterministic function of
+cut after a hypoglycemia. Like many real patients, some write the insulin down a few minutes after
+the reading, on a row of its own (`log_delay`): their dose belongs to the decision point before it
+(the decision dose, features.py). Doses are therefore learnable: mostly a deterministic function of
 (patient, slot, glucose, meal, exercise) with a little noise. A fixed set of broken lines of the
 kinds the real files hold is planted so the loader's rejection paths are exercised;
 `planted_faults` says where they are, named by the loader's rejection reasons.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import numbers
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import numpy as np
 
 from .codes import DEMO_LABEL, EXERCISE_CODES, MEAL_CODES, PAPER_TIMES_MIN
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 README_NAME = "README.md"
 
 MEALS = ("breakfast", "lunch", "supper")
@@ -34,6 +36,7 @@ LOW_TIER_BELOW = 120  # 80-119 mg/dL: one unit less than the base dose
 BEDTIME_CORRECTION_FROM = 250  # mg/dL: patients with a bedtime correction take Regular above it
 GLUCOSE_CLIP = (36, 480)  # keeps the random walk physiological and inside the meter range
 NOISE_SHARE = 0.10  # share of doses that end up 1 U off the scale
+LATE_LOGGER_SHARE = 0.4  # clock-time patients who write the insulin 2-12 minutes after the reading
 
 # The order lines take at one moment in the real files: glucose, meal/exercise, hypo, insulin.
 _ORDER = {"glucose": 0, "meal": 1, "exercise": 1, "hypo": 2, "regular": 3, "basal": 4}
@@ -84,6 +87,7 @@ class Patient:
     clock_min: dict[str, int]  # usual minute of day per slot (clock-time patients)
     read_prob: dict[str, float]  # chance of a glucose reading per slot
     padded_values: bool  # "009" like data-01, or "9" like data-27
+    log_delay: int = 0  # minutes after the reading at which the insulin is written (0 = with it)
 
 
 def sliding_scale(p: Patient, meal: str, glucose: float | None, meal_size: str = "", exercise: str = "") -> int:
@@ -163,6 +167,7 @@ def _build(cfg: DemoConfig) -> tuple[dict[str, str], list[Fault]]:
     rng = np.random.default_rng(cfg.seed)
     paper = _paper_flags(rng, cfg.patients)
     patients = [_draw_patient(rng, bool(flag)) for flag in paper]
+    patients = [replace(p, log_delay=_log_delay(rng, p)) for p in patients]
     children = rng.spawn(cfg.patients)
     dates = [(cfg.start + timedelta(days=d)).strftime("%m-%d-%Y") for d in range(cfg.days)]
     files: dict[str, list[str]] = {}
@@ -174,6 +179,13 @@ def _build(cfg: DemoConfig) -> tuple[dict[str, str], list[Fault]]:
         censor_spots += [(name, i, word) for i, word in spots]
     _plant_censored(rng, files, censor_spots)
     return _plant_faults(rng, files)
+
+
+def _log_delay(rng: np.random.Generator, p: Patient) -> int:
+    """Paper records have fixed logical times; some clock-time patients log insulin minutes later."""
+    late = rng.random() < LATE_LOGGER_SHARE
+    delay = int(rng.integers(2, 13))
+    return delay if late and not p.paper else 0
 
 
 def _paper_flags(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -380,10 +392,10 @@ def _meal(today: _Day, p: Patient, d: _Draws, day: int, i: int, meal: str, minut
         if after_hypo:
             dose, after_hypo = max(dose - p.hypo_cut, 1), False
         dose = max(dose + int(d.noise[day, i]), 1)
-        today.add(minute, "regular", REGULAR_CODE, dose)
+        today.add(minute + p.log_delay, "regular", REGULAR_CODE, dose)
     basal_slot = {"breakfast": 0, "supper": 1}.get(meal)
     if basal_slot is not None and basal_slot < len(basal):
-        today.add(minute, "basal", BASAL_CODE[p.basal], basal[basal_slot])
+        today.add(minute + p.log_delay, "basal", BASAL_CODE[p.basal], basal[basal_slot])
     return after_hypo
 
 
@@ -400,7 +412,7 @@ def _bedtime(today: _Day, p: Patient, d: _Draws, day: int, minute: int, after_hy
     if dose:
         if after_hypo:
             dose, after_hypo = max(dose - p.hypo_cut, 1), False
-        today.add(minute, "regular", REGULAR_CODE, max(dose + int(d.noise[day, 3]), 1))
+        today.add(minute + p.log_delay, "regular", REGULAR_CODE, max(dose + int(d.noise[day, 3]), 1))
     return after_hypo
 
 

@@ -18,16 +18,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .codes import CODE_TABLE, DAY_PART_STARTS, DAY_PARTS, LEVELS, MAX_PLAUSIBLE_DOSE
+from .codes import (CODE_TABLE, DAY_PART_STARTS, DAY_PARTS, DEFAULT_DOSE_WINDOW_MIN, LEVELS, MAX_DOSE_WINDOW_MIN,
+                    MAX_PLAUSIBLE_DOSE)
 
 GLUCOSE_SLOTS = tuple(dict.fromkeys(c.detail for c in CODE_TABLE.values() if c.kind == "glucose"))
 GLUCOSE_BAND_MGDL = 40
 SHARE_WINDOW = 10  # decision moments looked back on for "how often does this patient dose now"
 MAX_GAP_HOURS = 24.0 * 14  # gaps beyond two weeks say nothing more than "long ago"
-# Minutes after a decision point within which Regular written on an insulin-only row belongs to
-# that decision (0 = only the dose written at the moment itself, the earlier definition).
-DEFAULT_DOSE_WINDOW_MIN = 60
-MAX_DOSE_WINDOW_MIN = 24 * 60
 # What makes a moment a decision point: anything on record other than insulin.
 DECISION_KINDS = ("glucose", "meal", "exercise", "hypo")
 

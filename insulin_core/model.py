@@ -3,7 +3,8 @@
 Design (hybrid LSTM-GRU for insulin dose prediction):
 
     seq (batch, window, n_seq) --LSTM stack--> --GRU stack--> last hidden state (batch, gru_hidden)
-    [last hidden | now (batch, n_now) | patient embedding (batch, emb)]
+    optional attention: a learned weighting of the GRU's outputs over the window (batch, gru_hidden)
+    [last hidden | attended | now (batch, n_now) | patient embedding (batch, emb)]
         --dense MLP (ReLU, dropout)-->
         amount head: softplus, never negative          (batch, n_targets)  units
         dose head:   logit of "a dose is given now"    (batch, n_targets)
@@ -17,90 +18,11 @@ known patients are 1..n_patients. `patient_embedding=0` gives a pooled model wit
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .configs import check_keys
-
-# Upper limits that catch typing errors in a config (not tuning advice).
-MAX_FEATURES = 4096
-MAX_PATIENTS = 100_000
-MAX_WINDOW = 512
-MAX_HIDDEN = 1024
-MAX_LAYERS = 8
-MAX_EMBEDDING = 256
-MAX_DENSE_LAYERS = 8
-MAX_TARGETS = 3  # Regular, NPH, UltraLente
-
-
-def _check_int(name: str, value, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be between {lo} and {hi}, got {value}")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    n_seq_features: int
-    n_now_features: int
-    n_patients: int  # known patients; the embedding has n_patients + 1 rows (0 = unknown)
-    window: int = 10
-    lstm_hidden: int = 64
-    lstm_layers: int = 1
-    gru_hidden: int = 32
-    gru_layers: int = 1
-    dense: tuple[int, ...] = (64, 32)
-    dropout: float = 0.1
-    patient_embedding: int = 8  # 0 = pooled model, no embedding
-    n_targets: int = 1  # 3 = Regular, NPH, UltraLente
-
-    def __post_init__(self):
-        if isinstance(self.dense, list):  # accept a list (e.g. from a form); store a tuple
-            object.__setattr__(self, "dense", tuple(self.dense))
-        self.validate()
-
-    def validate(self) -> None:
-        _check_int("n_seq_features", self.n_seq_features, 1, MAX_FEATURES)
-        _check_int("n_now_features", self.n_now_features, 0, MAX_FEATURES)
-        _check_int("n_patients", self.n_patients, 0, MAX_PATIENTS)
-        _check_int("window", self.window, 1, MAX_WINDOW)
-        _check_int("lstm_hidden", self.lstm_hidden, 1, MAX_HIDDEN)
-        _check_int("lstm_layers", self.lstm_layers, 1, MAX_LAYERS)
-        _check_int("gru_hidden", self.gru_hidden, 1, MAX_HIDDEN)
-        _check_int("gru_layers", self.gru_layers, 1, MAX_LAYERS)
-        _check_int("patient_embedding", self.patient_embedding, 0, MAX_EMBEDDING)
-        _check_int("n_targets", self.n_targets, 1, MAX_TARGETS)
-        if not isinstance(self.dense, tuple):
-            raise ValueError(f"dense must be a tuple of layer widths, got {self.dense!r}")
-        if len(self.dense) > MAX_DENSE_LAYERS:
-            raise ValueError(f"dense has {len(self.dense)} layers; at most {MAX_DENSE_LAYERS}")
-        for i, width in enumerate(self.dense):
-            _check_int(f"dense[{i}]", width, 1, MAX_HIDDEN)
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
-            raise ValueError(f"dropout must be a number, got {self.dropout!r}")
-        if not 0.0 <= self.dropout <= 0.9:
-            raise ValueError(f"dropout must be between 0 and 0.9, got {self.dropout}")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["dense"] = list(self.dense)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        check_keys(cls, d)
-        d = dict(d)
-        if "dense" in d and isinstance(d["dense"], (list, tuple)):
-            d["dense"] = tuple(d["dense"])
-        try:
-            return cls(**d)
-        except TypeError as e:  # a required key is missing
-            raise ValueError(f"ModelConfig: {e}") from None
-
+from .configs import DATA_FIELDS, DEFAULT_SIZES, ModelConfig  # noqa: F401 (re-exported)
 
 class DoseNet(nn.Module):
     def __init__(self, cfg: ModelConfig):
@@ -111,9 +33,12 @@ class DoseNet(nn.Module):
                             batch_first=True, dropout=between(cfg.lstm_layers))
         self.gru = nn.GRU(cfg.lstm_hidden, cfg.gru_hidden, cfg.gru_layers,
                           batch_first=True, dropout=between(cfg.gru_layers))
+        # Attention pooling: one score per window step from its GRU output, softmax over the window.
+        self.attend = nn.Linear(cfg.gru_hidden, 1) if cfg.attention else None
         self.embed = (nn.Embedding(cfg.n_patients + 1, cfg.patient_embedding)
                       if cfg.patient_embedding > 0 else None)
-        layers, width = [], cfg.gru_hidden + cfg.n_now_features + cfg.patient_embedding
+        pooled = cfg.gru_hidden * (2 if cfg.attention else 1)
+        layers, width = [], pooled + cfg.n_now_features + cfg.patient_embedding
         for out in cfg.dense:
             layers += [nn.Linear(width, out), nn.ReLU(), nn.Dropout(cfg.dropout)]
             width = out
@@ -128,8 +53,11 @@ class DoseNet(nn.Module):
                 patient: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         b = seq.shape[0]
         x, _ = self.lstm(seq)  # (b, window, n_seq) -> (b, window, lstm_hidden)
-        _, h = self.gru(x)  # h: (gru_layers, b, gru_hidden)
+        x, h = self.gru(x)  # x: (b, window, gru_hidden), h: (gru_layers, b, gru_hidden)
         parts = [h[-1]]  # (b, gru_hidden)
+        if self.attend is not None:
+            weights = torch.softmax(self.attend(x), dim=1)  # (b, window, 1)
+            parts.append((weights * x).sum(dim=1))  # (b, gru_hidden)
         if now is not None:
             parts.append(now)  # (b, n_now), n_now may be 0
         if self.embed is not None:
@@ -139,7 +67,7 @@ class DoseNet(nn.Module):
             # anything outside 1..n_patients is an unknown patient (row 0)
             patient = torch.where((patient > 0) & (patient <= self.cfg.n_patients), patient, 0)
             parts.append(self.embed(patient))  # (b, emb)
-        z = self.mlp(torch.cat(parts, dim=1))  # (b, gru_hidden + n_now + emb) -> (b, dense[-1])
+        z = self.mlp(torch.cat(parts, dim=1))  # (b, pooled + n_now + emb) -> (b, dense[-1])
         amount = F.softplus(self.amount(z))  # (b, n_targets), >= 0 units
         dose_logit = self.dose(z)  # (b, n_targets)
         return amount, dose_logit

@@ -18,16 +18,13 @@ from .configs import check_keys
 from .features import NOW_FEATURES, SEQ_FEATURES
 from .intervals import conformal_from_part, coverage_of_part
 from .metrics import dose_metrics, per_patient_metrics
-from .model import DoseNet, ModelConfig
+from .model import DATA_FIELDS, DEFAULT_SIZES, DoseNet, ModelConfig
 from .scaling import MinMaxScaler
 from .splits import Split, split_windows
 from .train import ArrayPart, EpochLog, TrainConfig, TrainData, TrainResult, predict, train_model
 from .windows import WindowConfig, WindowSet, make_windows
 
 
-# The default model sizes (everything in ModelConfig that the data does not fix).
-DEFAULT_SIZES = {"lstm_hidden": 64, "lstm_layers": 1, "gru_hidden": 32, "gru_layers": 1,
-                 "dense": (128, 64), "dropout": 0.1, "patient_embedding": 16}
 
 
 @dataclass(frozen=True)
@@ -192,8 +189,4 @@ def bundle_meta(result: ExperimentResult, exp: ExperimentConfig, train_cfg: Trai
     }
 
 
-def sizes_from_config(cfg: ModelConfig) -> dict:
-    """The user-chosen part of a ModelConfig (everything the data does not fix)."""
-    data_given = {"n_seq_features", "n_now_features", "n_patients", "window", "n_targets"}
-    return {k: v for k, v in cfg.to_dict().items() if k not in data_given}
 

@@ -24,13 +24,13 @@ import torch
 
 from .features import NOW_FEATURES, SEQ_FEATURES
 from .model import DoseNet, ModelConfig
+from .paths import DEFAULT_MODELS_DIR
 from .scaling import MinMaxScaler
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.pt"
 META_FILE = "bundle.json"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 
 class BundleError(Exception):

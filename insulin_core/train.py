@@ -19,73 +19,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .model import DoseNet, ModelConfig, check_keys, dose_from_heads, pick_device
+from .configs import TrainConfig  # noqa: F401 (re-exported)
+from .model import DoseNet, ModelConfig, dose_from_heads, pick_device
 
 STOP_REASONS = ("early_stopping", "max_epochs", "stopped_by_user", "diverged")
 DIVERGED_ABS = 1e6  # val loss above this is divergence
 DIVERGED_RATIO = 100.0  # ... and so is val loss above 100x the first epoch's (and above 1.0)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 60
-    patience: int = 8
-    batch: int = 256
-    lr: float = 3e-3
-    weight_decay: float = 1e-5
-    clip: float = 1.0  # max gradient norm; 0 = no clipping
-    seed: int = 0
-    device: str = "auto"
-    patient_dropout: float = 0.1  # P(training row's patient -> 0 = unknown) per batch
-    huber_beta: float = 1.0  # small beta -> an L1-like amount loss, i.e. aims at MAE
-    select_on: str = "val_loss"  # which validation figure picks the best epoch: val_loss | val_mae
-    # Pick the P(dose) threshold that minimises validation MAE. Off by default: on the real data
-    # (chrono split) a threshold tuned on the small validation part did not carry over to the test
-    # part (bench/threshold.py; figures in docs/results.md).
-    tune_threshold: bool = False
-    # CPU threads for this run (restored afterwards); 0 = leave torch's default. With 2 cores
-    # shared by other work, 1 thread is far faster for models this small (see train_model).
-    threads: int = 0
-
-    def __post_init__(self):
-        self.validate()
-
-    def validate(self) -> None:
-        def integer(name, lo, hi):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise ValueError(f"{name} must be an integer between {lo} and {hi}, got {v!r}")
-
-        def number(name, lo, hi, lo_open=False):
-            v = getattr(self, name)
-            ok = (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
-                  and (v > lo if lo_open else v >= lo) and v <= hi)
-            if not ok:
-                side = "(" if lo_open else "["
-                raise ValueError(f"{name} must be a number in {side}{lo}, {hi}], got {v!r}")
-
-        integer("epochs", 1, 10_000)
-        integer("patience", 1, 10_000)
-        integer("batch", 1, 1_000_000)
-        integer("seed", 0, 2**63 - 1)
-        integer("threads", 0, 1024)
-        number("lr", 0.0, 1e6, lo_open=True)
-        number("weight_decay", 0.0, 1.0)
-        number("clip", 0.0, 1e6)
-        number("patient_dropout", 0.0, 1.0)
-        number("huber_beta", 0.0, 100.0, lo_open=True)
-        if self.select_on not in ("val_loss", "val_mae"):
-            raise ValueError(f"select_on must be 'val_loss' or 'val_mae', got {self.select_on!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        check_keys(cls, d)
-        return cls(**d)
 
 
 @dataclass

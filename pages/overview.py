@@ -88,6 +88,15 @@ cols[2].metric("Events", f"{summary['events']:,}")
 cols[3].metric("Decision points", f"{summary['decision_points']:,}")
 cols[4].metric("Regular doses", f"{summary['regular_doses']:,}")
 
+fold = summary["decision_doses"]
+st.markdown(
+    f"**What is predicted: the decision dose.** Many patients wrote the Regular dose on a row of its own a few "
+    f"minutes after the reading. Of the {fold['insulin_only_regular']:,} Regular doses written that way, "
+    f"**{fold['folded']:,}** fall within {fold['dose_window_min']} minutes of a decision point and count as its dose "
+    f"({fold['decision_points_with_folded_dose']:,} decision points; {fold['patients_mostly_late']} patients wrote "
+    f"most of their doses this way); **{fold['alone']:,}** stay alone, with no decision point before them, and "
+    f"are history only.")
+
 by_kind = pd.DataFrame({"kind": list(summary["events_by_kind"]), "events": list(summary["events_by_kind"].values())})
 report = cohort.report
 left, right = st.columns(2)

@@ -19,7 +19,8 @@ with shows_errors("This model does not fit the data in use"):
     for note in check_bundle_fits(bundle, cohort):
         st.info(note, icon=":material/info:")
 
-st.session_state.setdefault("pred_baselines", DEFAULT_BASELINES[:2])
+# The strongest baseline (two-stage gradient boosting) and the patient's own sliding scale by default.
+st.session_state.setdefault("pred_baselines", ["two_stage_gbm", "sliding_scale"])
 st.session_state.setdefault("pred_part", "test")
 baselines = st.multiselect("Baselines on the charts", list(BASELINES), key="pred_baselines", persist_state="session",
                            help="The gradient-boosting baselines take a few seconds each the first time.")

@@ -3,7 +3,9 @@ import pandas as pd
 import streamlit as st
 
 from insulin_core.baselines import BASELINES
-from insulin_core.pipeline import DEFAULT_SIZES, ExperimentConfig, bundle_meta, run_experiment
+from insulin_core.codes import MAX_DOSE_WINDOW_MIN
+from insulin_core.configs import DEFAULT_SIZES
+from insulin_core.pipeline import ExperimentConfig, bundle_meta, run_experiment
 from insulin_core.registry import BundleError, ModelBundle, save_bundle
 from insulin_core.splits import SPLITS
 from insulin_core.train import TrainConfig
@@ -13,13 +15,15 @@ from ui.state import (page_header, DEFAULT_BASELINES, current_cohort, models_dir
                       shows_errors)
 from ui.training import LiveTraining, training_store, wait_for_training
 
+# Every default comes from the core's configs, so the form trains what the CLI trains by default.
+_T, _W, _E = TrainConfig(), WindowConfig(), ExperimentConfig()
 DEFAULTS = {
-    "train_patients": [], "train_window": 10, "train_target": "decision-point", "train_split": "chrono",
+    "train_patients": [], "train_window": _W.length, "train_target": _W.target, "train_split": _E.split,
+    "train_dose_window": _W.dose_window,
     **{f"train_{k}": v for k, v in DEFAULT_SIZES.items() if k not in ("dense", "patient_embedding")},
     "train_dense": ", ".join(map(str, DEFAULT_SIZES["dense"])), "train_embedding": DEFAULT_SIZES["patient_embedding"],
-    "train_epochs": 30,
-    "train_lr": 3e-3, "train_batch": 256, "train_patience": 8, "train_seed": 0,
-    "train_baselines": DEFAULT_BASELINES, "train_save_name": "",
+    "train_epochs": _T.epochs, "train_lr": _T.lr, "train_batch": _T.batch, "train_patience": _T.patience,
+    "train_seed": _T.seed, "train_baselines": DEFAULT_BASELINES, "train_save_name": "",
 }
 WIDTHS = [4, 8, 16, 32, 64, 128, 256]
 
@@ -41,6 +45,11 @@ with st.form("train_form", border=True):
         st.selectbox("Target", TARGETS, key="train_target", persist_state="session",
                      help="decision-point: the dose at a moment with a reading or meal, from what is known then. "
                           "next-row: the seed's formulation (flatters the score, see docs).")
+        st.number_input("Dose window (minutes after the reading)", 0, MAX_DOSE_WINDOW_MIN, step=5,
+                        key="train_dose_window", persist_state="session",
+                        help="What is predicted: the decision dose, i.e. the Regular written at the decision point plus "
+                             "Regular written on its own row up to this many minutes later (before the next decision "
+                             "point). Many patients logged the dose minutes after the reading. 0 = the moment's own dose.")
         st.selectbox("Split", SPLITS, key="train_split", persist_state="session",
                      help="chrono: each patient's last days are the test part; patients: unseen patients; random.")
         st.number_input("Seed", 0, 2**31 - 1, step=1, key="train_seed", persist_state="session")
@@ -53,6 +62,8 @@ with st.form("train_form", border=True):
         st.text_input("Dense layers (widths, comma separated)", key="train_dense", persist_state="session")
         st.slider("Dropout", 0.0, 0.9, step=0.05, key="train_dropout", persist_state="session")
         st.select_slider("Patient embedding (0 = pooled model)", [0, 2, 4, 8, 16, 32], key="train_embedding", persist_state="session")
+        st.toggle("Attention over the window", key="train_attention", persist_state="session",
+                  help="Adds a learned weighting of the window's steps beside the GRU's last state.")
     with fit_col:
         st.markdown("**Fitting**")
         st.slider("Epochs (at most)", 1, 300, key="train_epochs", persist_state="session")
@@ -71,11 +82,13 @@ if submitted:
             dense = tuple(int(w) for w in s["train_dense"].replace(" ", "").split(",") if w)
         except ValueError:
             raise ValueError(f"dense layers must be whole numbers separated by commas, got {s['train_dense']!r}") from None
-        exp = ExperimentConfig(WindowConfig(s["train_window"], s["train_target"]), s["train_split"],
+        exp = ExperimentConfig(WindowConfig(s["train_window"], s["train_target"], dose_window=int(s["train_dose_window"])),
+                               s["train_split"],
                                tuple(s["train_patients"]), seed=int(s["train_seed"]))
         sizes = dict(lstm_hidden=s["train_lstm_hidden"], lstm_layers=s["train_lstm_layers"],
                      gru_hidden=s["train_gru_hidden"], gru_layers=s["train_gru_layers"], dense=dense,
-                     dropout=float(s["train_dropout"]), patient_embedding=s["train_embedding"])
+                     dropout=float(s["train_dropout"]), patient_embedding=s["train_embedding"],
+                     attention=bool(s["train_attention"]))
         # One thread: on a small shared CPU, torch's default threads make this model far slower.
         train_cfg = TrainConfig(epochs=s["train_epochs"], patience=s["train_patience"], batch=s["train_batch"],
                                 lr=float(s["train_lr"]), seed=int(s["train_seed"]), threads=1)

@@ -47,12 +47,29 @@ def readings(seed: int = 0) -> pd.DataFrame:
     rows = good_rows(seed)
     glucose = rows[rows["code"].isin(GLUCOSE) & rows["value"].str.isdigit()].copy()
     glucose["glucose"] = glucose["value"].astype(int)
-    regular = rows[rows["code"] == 33].assign(dose=lambda f: f["value"].astype(int)).groupby(KEY)["dose"].sum()
+    regular = _regular_at_readings(rows, glucose)
     meal = rows[rows["code"].isin([66, 67, 68])].groupby(KEY)["code"].max().rename("meal")
     exercise = rows[rows["code"].isin([69, 70, 71])].groupby(KEY)["code"].max().rename("exercise")
     hypo = rows[rows["code"] == 65].groupby(KEY)["code"].size().rename("hypo")
     out = glucose.join(regular, on=KEY).join(meal, on=KEY).join(exercise, on=KEY).join(hypo, on=KEY)
     return out.fillna({"dose": 0, "meal": 0, "exercise": 0, "hypo": 0}).reset_index(drop=True)
+
+
+def _minute(time: pd.Series) -> pd.Series:
+    hm = time.str.split(":", expand=True).astype(int)
+    return hm[0] * 60 + hm[1]
+
+
+def _regular_at_readings(rows: pd.DataFrame, glucose: pd.DataFrame) -> pd.Series:
+    """Regular per reading: written with it, or up to LATE_MIN minutes after it (late loggers)."""
+    regular = rows[rows["code"] == 33].assign(dose=lambda f: f["value"].astype(int), m=lambda f: _minute(f["time"]))
+    stamps = glucose[KEY].drop_duplicates().assign(m=lambda f: _minute(f["time"]))
+    on = pd.merge_asof(regular.sort_values("m"), stamps.sort_values("m").rename(columns={"time": "at"}),
+                       on="m", by=["file", "date"], direction="backward", tolerance=LATE_MIN)
+    return on.dropna(subset=["at"]).rename(columns={"time": "written", "at": "time"}).groupby(KEY)["dose"].sum()
+
+
+LATE_MIN = 15
 
 
 # --- config and determinism ---------------------------------------------------------------------
@@ -264,3 +281,19 @@ def test_the_loader_rejects_exactly_the_planted_lines():
     ])
     _, rejected = parse_lines(lines)
     assert sorted(rejected[["file", "line", "reason"]].itertuples(index=False, name=None)) == sorted(faults)
+
+
+def test_some_clock_time_patients_write_the_dose_minutes_after_the_reading():
+    """The real files' device-logging habit: the demo exercises the decision-dose path."""
+    from insulin_core.aim94 import load_texts
+    from insulin_core.features import build_timeline, fold_summary
+
+    rows = good_rows()
+    regular = rows[rows["code"] == 33]
+    glucose_times = set(map(tuple, rows[rows["code"].isin(GLUCOSE)][KEY].to_numpy()))
+    apart = regular[KEY].apply(tuple, axis=1).map(lambda k: k not in glucose_times)
+    late_files = apart.groupby(regular["file"]).mean()
+    assert (late_files > 0.5).sum() >= 3 and (late_files < 0.5).sum() >= 10
+    summary = fold_summary(build_timeline(load_texts(cohort()[0], "demo").events), 60)
+    assert summary["patients_mostly_late"] >= 3 and summary["folded"] > 1000
+    assert summary["folded"] > summary["alone"]

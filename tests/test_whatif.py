@@ -212,7 +212,7 @@ def test_cli_predict_happy_path(saved, capsys, setup):
     base = ["predict", "--model", "tiny", "--data-dir", str(saved / "data"), "--models-dir", str(saved / "models")]
     code, out, err = run_cli(capsys, *base, "--patient", "2", "--glucose", "250", "--meal", "typical")
     assert code == 0, err
-    assert "Regular dose:" in out and "90% interval" in out and "Unedited:" in out
+    assert "Decision dose of Regular" in out and "90% interval" in out and "Unedited:" in out
     code, out, err = run_cli(capsys, *base, "--patient", "2", "--json", "--sweep", "glucose", "--points", "5")
     assert code == 0, err
     data = json.loads(out)

@@ -17,6 +17,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from insulin_core.baselines import BASELINES
+
 from insulin_core.dataset import Cohort, load_cohort
 from insulin_core.download import DownloadError
 from insulin_core.registry import DEFAULT_MODELS_DIR, META_FILE, BundleError, ModelBundle, list_bundles, load_bundle
@@ -31,7 +33,8 @@ DISCLAIMER = (
 MODELS_DIR_ENV = "INSULIN_DASH_MODELS_DIR"  # tests and demos point the app at another models folder
 SHIPPED_MODEL = "demo"
 # The fast baselines; the two gradient-boosting ones take seconds each, so they are opt-in.
-DEFAULT_BASELINES = ["previous_row", "last_same_daypart", "sliding_scale", "ridge"]
+# Every baseline, the gradient-boosting ones (the strongest) included: a model is judged beside all of them.
+DEFAULT_BASELINES = list(BASELINES)
 # Errors the core raises for bad input; anything else is a bug and is shown as one (see shows_errors).
 CORE_ERRORS = (WindowError, ValueError, BundleError, DownloadError, FileNotFoundError, NotADirectoryError,
                PermissionError, OSError)
