@@ -170,11 +170,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _bundle_and_cohort(args: argparse.Namespace):
     """The saved bundle --model and the cohort it is used on; notes about the fit go to stderr."""
-    from .registry import BundleError, load_bundle
+    from .registry import BundleError, check_name, load_bundle
     from .serving import check_bundle_fits
 
-    try:
-        bundle = load_bundle(Path(args.models_dir) / args.model)
+    try:  # a name inside the models folder, as train saves it: never a path ("../x", "/abs")
+        bundle = load_bundle(Path(args.models_dir) / check_name(args.model))
     except BundleError as exc:
         raise CliError(str(exc)) from None
     cohort = _load_cohort(args.data_dir)

@@ -82,7 +82,8 @@ with tab_upload:
                            icon=":material/check_circle:")
 
 with tab_delete:
-    deletable = [n for n in names if n != SHIPPED_MODEL]
+    # broken bundles too: one that cannot be loaded must still be removable from here
+    deletable = [r["name"] for r in rows if r["name"] != SHIPPED_MODEL]
     st.caption(f"The shipped **{SHIPPED_MODEL}** bundle cannot be deleted here: it is what a new user sees first.")
     if deletable:
         doomed = st.selectbox("Model to delete", deletable, key="models_delete_name")

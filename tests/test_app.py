@@ -245,6 +245,25 @@ def test_models_delete_asks_first(models_dir):
     assert not (models_dir / "spare").exists()
 
 
+def test_a_broken_bundle_is_a_note_on_every_page_and_can_be_deleted(models_dir):
+    import json
+    import shutil
+
+    shutil.copytree(models_dir / "demo", models_dir / "broken")
+    meta = json.loads((models_dir / "broken" / "bundle.json").read_text())
+    (models_dir / "broken" / "bundle.json").write_text(json.dumps({**meta, "metrics": "x"}))
+    for page in PAGES:
+        at = open_page(page)
+        assert not at.exception, (page, [e.value for e in at.exception])
+    at = open_page("models")
+    assert "**broken** cannot be used: broken: bundle.json is invalid: metrics" in texts(at.warning)
+    at.selectbox(key="models_delete_name").set_value("broken")
+    at.button(key="models_delete").click().run()
+    at.button(key="models_delete_confirm").click().run()
+    no_errors(at)
+    assert not (models_dir / "broken").exists()
+
+
 def test_no_model_yet_says_train_one(models_dir):
     import shutil
 

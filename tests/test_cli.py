@@ -60,6 +60,11 @@ def test_demo_data_writes_a_labelled_cohort(capsys, tmp_path):
     (["train", "--name", "x", "--split", "moon"], "--split"),
     (["train", "--name", "x", "--lstm", "0"], "--lstm"),
     (["evaluate", "--model", "nope", "--models-dir", "/tmp/definitely-not-here"], "No model bundle"),
+    (["evaluate", "--model", "../models/demo"], "Invalid model name"),
+    (["evaluate", "--model", "/work/main/models/demo"], "Invalid model name"),
+    (["evaluate", "--model", "demo\n"], "Invalid model name"),
+    (["predict", "--model", "../demo", "--patient", "1"], "Invalid model name"),
+    (["predict", "--model", "demo\n", "--patient", "1"], "Invalid model name"),
     (["frobnicate"], "invalid choice"),
     ([], "required"),
 ])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import torch
 from insulin_core.features import NOW_FEATURES, SEQ_FEATURES
 from insulin_core.model import DoseNet, ModelConfig
 from insulin_core.registry import (
-    META_FILE, WEIGHTS_FILE, BundleError, check_against_data, delete_bundle, list_bundles, load_bundle, save_bundle,
+    META_FILE, WEIGHTS_FILE, BundleError, check_against_data, check_name, delete_bundle, list_bundles, load_bundle, save_bundle,
 )
 
 
@@ -41,6 +42,13 @@ def inputs(n: int = 5):
             torch.tensor([0, 1, 2, 3, 1][:n]))
 
 
+def visible_entries(models_dir) -> list[str]:
+    """The folder's entries but the registry's own lock file and (empty) staging folder."""
+    staging = models_dir / ".staging"
+    return sorted([p for p in os.listdir(models_dir) if p not in (".registry.lock", ".staging")]
+                  + ([f".staging/{p}" for p in os.listdir(staging)] if staging.is_dir() else []))
+
+
 def test_round_trip_gives_the_same_predictions(tmp_path):
     model = tiny_model()
     path = save_bundle(model, tiny_meta(), "tiny", tmp_path)
@@ -67,7 +75,7 @@ def test_save_is_atomic_and_refuses_to_overwrite_by_accident(tmp_path, monkeypat
     monkeypatch.undo()
     # the old bundle is intact and no temporary folder is left behind
     assert load_bundle(tmp_path / "m").name == "m"
-    assert sorted(os.listdir(tmp_path)) == ["m"]
+    assert visible_entries(tmp_path) == ["m"]
 
 
 def test_overwrite_replaces_the_bundle(tmp_path):
@@ -75,7 +83,7 @@ def test_overwrite_replaces_the_bundle(tmp_path):
     save_bundle(tiny_model(1), tiny_meta(), "m", tmp_path, overwrite=True)
     reloaded = load_bundle(tmp_path / "m").model
     assert torch.equal(reloaded.state_dict()["amount.weight"], tiny_model(1).state_dict()["amount.weight"])
-    assert sorted(os.listdir(tmp_path)) == ["m"]
+    assert visible_entries(tmp_path) == ["m"]
 
 
 @pytest.mark.parametrize("name", ["", "../evil", "a/b", ".hidden", "x" * 65, "spaces here"])
@@ -122,8 +130,8 @@ def break_bundle(tmp_path, how):
     ("unknown feature", "feature mismatch.*mood"),
     ("corrupt weights", "corrupt"),
     ("weights of another model", "do not fit the model config"),
-    ("bad config", "invalid model config"),
-    ("scaler mismatch", "now scaler does not match"),
+    ("bad config", "model_config.*lstm_hidden must be between 1 and"),
+    ("scaler mismatch", "scalers.now.*low has 1 values, high 37"),
 ])
 def test_each_broken_bundle_gives_a_clear_error(tmp_path, how, message):
     with pytest.raises(BundleError, match=message):
@@ -163,3 +171,155 @@ def test_check_against_data_warns_about_other_data_and_unseen_patients(tmp_path)
     assert check_against_data(bundle, [1, 2, 5], "abc") == []
     notes = check_against_data(bundle, [1, 7], "other")
     assert any("other data" in n for n in notes) and any("never saw (7)" in n for n in notes)
+
+
+# ---- every malformed bundle: a BundleError with a plain message, and a listing that copes -------
+def _meta_edit(edit):
+    def apply(path):
+        meta = json.loads((path / META_FILE).read_text())
+        edit(meta)
+        (path / META_FILE).write_text(json.dumps(meta))
+    return apply
+
+
+def _set(*keys_value):
+    *keys, value = keys_value
+
+    def edit(meta):
+        target = meta
+        for key in keys[:-1]:
+            target = target[key]
+        target[keys[-1]] = value
+    return _meta_edit(edit)
+
+
+def _state_edit(edit):
+    def apply(path):
+        state = torch.load(path / WEIGHTS_FILE, weights_only=True)
+        edit(state)
+        torch.save(state, path / WEIGHTS_FILE)
+    return apply
+
+
+def _threshold(value):
+    return _state_edit(lambda s: s["dose_threshold"].fill_(value))
+
+
+def _write(name, data):
+    return lambda path: (path / name).write_bytes(data)
+
+
+def _folder_instead(name):
+    def apply(path):
+        (path / name).unlink()
+        (path / name).mkdir()
+    return apply
+
+
+def _pickle_with_a_class(path):
+    with open(path / WEIGHTS_FILE, "wb") as f:
+        pickle.dump({"lstm.weight_ih_l0": _RunsCode()}, f)
+
+
+MALFORMED = [
+    ("metrics is a string", _set("metrics", "x"), "metrics: Input should be a valid dictionary"),
+    ("metric value is a string", _set("metrics", "model", "mae", "x"), "metrics.model.mae"),
+    ("window is a string", _set("window", "x"), "window: Input should be a valid dictionary"),
+    ("window length is text", _set("window", "length", "4"), "window.*valid integer"),
+    ("window length 0", _set("window", "length", 0), "Window length must be between"),
+    ("unknown window key", _set("window", "colour", 1), "unknown WindowConfig keys"),
+    ("model config is a list", _set("model_config", [1]), "model_config: Input should be a valid dictionary"),
+    ("model config bool for int", _set("model_config", "lstm_hidden", True), "model_config.lstm_hidden: Input should be a valid integer"),
+    ("train config lr text", _set("train_config", {"lr": "fast"}), "train_config.*lr"),
+    ("experiment of another split", _set("experiment", {"window": {"length": 4}, "split": "moon"}), "unknown split"),
+    ("split is a number", _set("split", 5), "split: Input should be a valid string"),
+    ("features seq is a number", _set("features", "seq", 3), "features.seq"),
+    ("scalers null", _set("scalers", None), "scalers"),
+    ("NaN in a scaler", _set("scalers", "seq", "low", 0, float("nan")), "scalers.seq.low.0.*finite"),
+    ("infinity in a scaler", _set("scalers", "now", "high", 3, float("inf")), "scalers.now.high.3.*finite"),
+    ("scaler low above high", _set("scalers", "seq", "low", 0, 5.0), "low bound is above"),
+    ("patient index an array", _set("patient_index", []), "patient_index: Input should be a valid dictionary"),
+    ("patient index key not a number", _set("patient_index", {"a": 1}), "patient_index.a.*pattern"),
+    ("patient index huge row", _set("patient_index", {"1": 10**30}), "patient_index.1.*less than or equal"),
+    ("patient row beyond the embedding", _set("patient_index", {"1": 9}), "embedding row 9, the model has 3"),
+    ("history a string", _set("history", "x"), "history: Input should be a valid list"),
+    ("data a string", _set("data", "x"), "data: Input should be"),
+    ("data null", _set("data", None), "data: Input should be"),
+    ("created a number", _set("created", 7), "created: Input should be a valid string"),
+    ("name with a path", _set("name", "../x"), "name: String should match pattern"),
+    ("conformal without a dose group", _set("conformal", {"alpha": 0.1, "n": 5, "pooled": 1.0,
+     "groups": {"no_dose": {"q": 0.0, "n": 1, "pooled_fallback": True}}}), "conformal.groups.dose.*Field required"),
+    ("conformal q NaN", _set("conformal", {"alpha": 0.1, "n": 5, "pooled": 1.0, "groups": {
+        "no_dose": {"q": float("nan"), "n": 1, "pooled_fallback": True},
+        "dose": {"q": 1.0, "n": 1, "pooled_fallback": True}}}), "conformal.groups.no_dose.q"),
+    ("format version as text", _set("format_version", "1"), "format version '1'"),
+    ("sizes negative", _set("sizes", {"train": -1}), "sizes.train"),
+    ("a huge number", _write(META_FILE, b'{"format_version": 1, "window": ' + b"9" * 5000 + b"}"), "not valid JSON"),
+    ("an overflowing float", lambda p: (p / META_FILE).write_text(
+        re.sub(r'("high": \[\s*)1\.0', r"\g<1>1e999", (p / META_FILE).read_text(), count=1)),
+     "scalers.seq.high.0.*finite"),
+    ("deeply nested json", _write(META_FILE, b"[" * 100_000 + b"]" * 100_000), "not valid JSON|not a JSON object"),
+    ("json array", _write(META_FILE, b"[1, 2]"), "not a JSON object"),
+    ("non-UTF8 json", _write(META_FILE, b'{"name": "\xff\xfe\xfa"}'), "not valid JSON"),
+    ("meta missing", lambda p: (p / META_FILE).unlink(), "missing bundle.json"),
+    ("weights missing", lambda p: (p / WEIGHTS_FILE).unlink(), "missing weights.pt"),
+    ("a folder for bundle.json", _folder_instead(META_FILE), "missing bundle.json \\(a folder is in its place\\)"),
+    ("a folder for weights.pt", _folder_instead(WEIGHTS_FILE), "missing weights.pt \\(a folder"),
+    ("empty weights.pt", _write(WEIGHTS_FILE, b""), "weights.pt is corrupt"),
+    ("truncated weights.pt", lambda p: (p / WEIGHTS_FILE).write_bytes((p / WEIGHTS_FILE).read_bytes()[:300]),
+     "weights.pt is corrupt"),
+    ("a pickle with a class", _pickle_with_a_class, "refused to unpickle"),
+    ("weights a list of tensors", lambda p: torch.save([torch.zeros(2)], p / WEIGHTS_FILE), "state dict of tensors"),
+    ("wrong tensor shape", _state_edit(lambda s: s.__setitem__("amount.weight", torch.zeros(1, 3))),
+     "do not fit the model config"),
+    ("NaN weights", _state_edit(lambda s: s["amount.weight"].fill_(float("nan"))), "NaN or infinite.*amount.weight"),
+    ("infinite weights", _state_edit(lambda s: s["lstm.weight_ih_l0"].fill_(float("inf"))), "NaN or infinite"),
+    ("threshold 0", _threshold(0.0), "strictly between 0 and 1, got \\[0.0\\]"),
+    ("threshold -1", _threshold(-1.0), "strictly between 0 and 1, got \\[-1.0\\]"),
+    ("threshold 1.5", _threshold(1.5), "strictly between 0 and 1"),
+    ("threshold 1", _threshold(1.0), "strictly between 0 and 1"),
+    ("threshold NaN", _threshold(float("nan")), "NaN or infinite.*dose_threshold"),
+]
+
+
+@pytest.mark.parametrize("how, breaks, message", MALFORMED, ids=[case[0] for case in MALFORMED])
+def test_every_malformed_bundle_is_a_bundle_error_and_listed_as_broken(tmp_path, how, breaks, message):
+    save_bundle(tiny_model(), tiny_meta(), "good", tmp_path)
+    path = save_bundle(tiny_model(), tiny_meta(), "bad", tmp_path)
+    breaks(path)
+    with pytest.raises(BundleError, match=message) as caught:
+        load_bundle(path)
+    assert "Traceback" not in str(caught.value) and len(str(caught.value)) < 600
+    rows = {row["name"]: row for row in list_bundles(tmp_path)}  # never raises
+    assert rows["good"]["ok"] and not rows["bad"]["ok"]
+    assert rows["bad"]["error"] == str(caught.value)
+    delete_bundle("bad", tmp_path)  # a broken bundle can always be deleted
+    assert [row["name"] for row in list_bundles(tmp_path)] == ["good"]
+
+
+def test_the_shipped_bundle_and_unknown_extra_keys_pass_the_schema(tmp_path):
+    from insulin_core.registry import DEFAULT_MODELS_DIR
+
+    assert load_bundle(DEFAULT_MODELS_DIR / "demo").meta["name"] == "demo"
+    path = save_bundle(tiny_model(), {**tiny_meta(), "from_a_newer_version": {"x": 1}}, "extra", tmp_path)
+    assert load_bundle(path).meta["from_a_newer_version"] == {"x": 1}
+
+
+def test_a_model_with_nan_weights_or_a_bad_threshold_is_never_saved(tmp_path):
+    model = tiny_model()
+    with torch.no_grad():
+        model.dose_threshold.fill_(-1.0)
+    with pytest.raises(BundleError, match="strictly between 0 and 1"):
+        save_bundle(model, tiny_meta(), "m", tmp_path)
+    with torch.no_grad():
+        model.dose_threshold.fill_(0.5)
+        model.amount.bias.fill_(float("nan"))
+    with pytest.raises(BundleError, match="NaN"):
+        save_bundle(model, tiny_meta(), "m", tmp_path)
+    assert list_bundles(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["m\n", "m\n\n", "../m", "/tmp/m"])
+def test_a_name_with_a_newline_or_a_path_is_refused(tmp_path, name):
+    with pytest.raises(BundleError, match="Invalid model name"):
+        check_name(name)

@@ -11,7 +11,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from insulin_core.registry import META_FILE, WEIGHTS_FILE, BundleError, ModelBundle, load_bundle
+from insulin_core.registry import META_FILE, WEIGHTS_FILE, BundleError, ModelBundle, bundle_files, load_bundle
 
 MAX_BUNDLE_BYTES = 50 * 1024 * 1024
 
@@ -19,9 +19,10 @@ MAX_BUNDLE_BYTES = 50 * 1024 * 1024
 def zip_bundle(path: Path) -> bytes:
     """The bundle folder as a zip, files at the top level under the bundle's name."""
     buffer = io.BytesIO()
+    files = bundle_files(path)  # both files from one save, even while it is being overwritten
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in (META_FILE, WEIGHTS_FILE):
-            archive.write(Path(path) / name, f"{Path(path).name}/{name}")
+            archive.writestr(f"{Path(path).name}/{name}", files[name])
     return buffer.getvalue()
 
 

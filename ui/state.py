@@ -21,7 +21,8 @@ from insulin_core.baselines import BASELINES
 
 from insulin_core.dataset import Cohort, load_cohort
 from insulin_core.download import DownloadError
-from insulin_core.registry import DEFAULT_MODELS_DIR, META_FILE, BundleError, ModelBundle, list_bundles, load_bundle
+from insulin_core.registry import (DEFAULT_MODELS_DIR, BundleError, ModelBundle, bundle_stamp, check_name, list_bundles,
+                                   load_bundle)
 from insulin_core.serving import bundle_experiment, predictions_table
 from insulin_core.source import DataSource, resolve_source
 from insulin_core.windows import WindowError
@@ -120,21 +121,24 @@ def models_dir() -> Path:
 
 
 def saved_models() -> list[dict]:
-    return list_bundles(models_dir())
+    """Every bundle folder, broken ones with ok=False (list_bundles checks each in full)."""
+    try:
+        return list_bundles(models_dir())
+    except BundleError as exc:  # the folder stayed locked: show the pages without saved models
+        st.warning(f"The saved models cannot be listed right now: {exc}", icon=":material/warning:")
+        return []
 
 
 @st.cache_resource(max_entries=16, show_spinner="Loading the model...")
-def _cached_bundle(path: str, mtime: float) -> ModelBundle:
+def _cached_bundle(path: str, stamp: tuple) -> ModelBundle:
     return load_bundle(Path(path))
 
 
 def load_saved(name: str) -> ModelBundle:
-    """A saved bundle, read once per (path, mtime); raises BundleError."""
-    path = models_dir() / name
-    meta = path / META_FILE
-    if not meta.is_file():
-        raise BundleError(f"No model bundle named {name!r} in {models_dir()}")
-    return _cached_bundle(str(path), meta.stat().st_mtime)
+    """A saved bundle, read once per version on disk (a save replaces the folder: a new stamp);
+    raises BundleError."""
+    path = models_dir() / check_name(name)
+    return _cached_bundle(str(path), bundle_stamp(path))
 
 
 def session_models() -> dict[str, ModelBundle]:

@@ -1,0 +1,242 @@
+"""The registry under races and kills: never a lost bundle, never half of one, nothing left over.
+
+Writers race in threads released together by a barrier; saves are killed with SIGKILL in forked
+children (fork, not a fresh interpreter: importing torch 100 times would take minutes). Reader
+threads run throughout and must always see a whole bundle, the old one or the new one.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import random
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from insulin_core import registry
+from insulin_core.registry import BundleError, delete_bundle, list_bundles, load_bundle, save_bundle
+from tests.test_registry import tiny_meta, tiny_model
+
+TRIALS = 100
+MODELS = [tiny_model(seed) for seed in range(3)]
+
+
+def which_model(bundle) -> int:
+    """Which of MODELS a loaded bundle holds (-1: none, i.e. a mixed or damaged bundle)."""
+    got = bundle.model.state_dict()["amount.weight"]
+    return next((i for i, m in enumerate(MODELS) if torch.equal(m.state_dict()["amount.weight"], got)), -1)
+
+
+def leftovers(models_dir: Path) -> list[str]:
+    """Anything in the folder but bundles, the lock file and the (empty) staging folder."""
+    extra = [p.name for p in models_dir.iterdir()
+             if p.name.startswith(".") and p.name not in (registry.LOCK_FILE, registry.STAGING_DIR)]
+    staging = models_dir / registry.STAGING_DIR
+    return extra + ([f"{staging.name}/{p.name}" for p in staging.iterdir()] if staging.is_dir() else [])
+
+
+class Readers:
+    """Threads that load and list bundles until stopped; every surprise is kept in `failures`.
+
+    `gate` is held by a reader for each whole read, so a fork never copies a reader mid-read."""
+
+    def __init__(self, models_dir: Path, must_exist: tuple[str, ...] = (), n: int = 2):
+        self.models_dir, self.must_exist = models_dir, must_exist
+        self.stop, self.gate = threading.Event(), threading.Lock()
+        self.failures: list[str] = []
+        self.reads = 0
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(n)]
+
+    def read_once(self) -> None:
+        rows = list_bundles(self.models_dir)
+        for row in rows:
+            if not row["ok"]:
+                self.failures.append(f"listed broken: {row}")
+        for name in {r["name"] for r in rows} | set(self.must_exist):
+            try:
+                if which_model(load_bundle(self.models_dir / name)) < 0:
+                    self.failures.append(f"{name}: weights of no known model")
+            except BundleError as exc:
+                if name in self.must_exist or "No model bundle" not in str(exc):
+                    self.failures.append(f"{name}: {exc}")
+        self.reads += 1
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            with self.gate:
+                try:
+                    self.read_once()
+                except Exception as exc:  # noqa: BLE001 - the point is to count every kind
+                    self.failures.append(f"{type(exc).__name__}: {exc}")
+            time.sleep(0.001)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+
+def race(fn_a, fn_b) -> list:
+    """Run two calls released at the same moment; their results or exceptions."""
+    barrier, results = threading.Barrier(2), [None, None]
+
+    def run(i, fn):
+        barrier.wait()
+        try:
+            results[i] = fn()
+        except BaseException as exc:  # noqa: BLE001
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate((fn_a, fn_b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_two_saves_of_one_new_name_one_wins_the_other_is_told(tmp_path):
+    wins = refused = 0
+    with Readers(tmp_path) as readers:
+        for trial in range(TRIALS):
+            name = f"new{trial}"
+            a, b = race(lambda: save_bundle(MODELS[0], tiny_meta(), name, tmp_path),
+                        lambda: save_bundle(MODELS[1], tiny_meta(), name, tmp_path))
+            saved = [r for r in (a, b) if isinstance(r, Path)]
+            told = [r for r in (a, b) if isinstance(r, BundleError) and "already exists" in str(r)]
+            assert len(saved) == 1 and len(told) == 1, (trial, a, b)
+            winner = 0 if isinstance(a, Path) else 1
+            assert which_model(load_bundle(tmp_path / name)) == winner
+            wins, refused = wins + 1, refused + 1
+    assert readers.failures == [] and readers.reads > 0
+    assert len(list_bundles(tmp_path)) == TRIALS and leftovers(tmp_path) == []
+    assert (wins, refused) == (TRIALS, TRIALS)
+
+
+def test_two_overwrites_both_succeed_and_readers_always_see_a_whole_bundle(tmp_path):
+    save_bundle(MODELS[2], tiny_meta(), "m", tmp_path)
+    with Readers(tmp_path, must_exist=("m",)) as readers:
+        for trial in range(TRIALS):
+            a, b = race(lambda: save_bundle(MODELS[0], tiny_meta(), "m", tmp_path, overwrite=True),
+                        lambda: save_bundle(MODELS[1], tiny_meta(), "m", tmp_path, overwrite=True))
+            assert isinstance(a, Path) and isinstance(b, Path), (trial, a, b)
+            assert which_model(load_bundle(tmp_path / "m")) in (0, 1)
+    assert readers.failures == [] and readers.reads > 0
+    assert leftovers(tmp_path) == []
+
+
+def _save_forever(models_dir: Path) -> None:
+    """A forked child: overwrite `m`, delete and create `n` (a new name) until it is killed."""
+    for k in range(10**9):
+        save_bundle(MODELS[k % 2], tiny_meta(), "m", models_dir, overwrite=True)
+        if (models_dir / "n").exists():
+            delete_bundle("n", models_dir)
+        save_bundle(MODELS[k % 2], tiny_meta(), "n", models_dir)
+
+
+def _fork(target, *args, gate: threading.Lock | None = None) -> multiprocessing.Process:
+    child = multiprocessing.get_context("fork").Process(target=target, args=args, daemon=True)
+    with gate or threading.Lock():
+        child.start()
+    return child
+
+
+@pytest.mark.slow  # ~10-15 s on 2 shared cores
+def test_saves_killed_at_random_moments_lose_nothing_and_leave_nothing(tmp_path, caplog):
+    save_bundle(MODELS[2], tiny_meta(), "m", tmp_path)
+    rng = random.Random(0)
+    caplog.set_level(logging.WARNING, logger="insulin_core.registry")
+    with Readers(tmp_path, must_exist=("m",)) as readers:
+        for _ in range(TRIALS):
+            child = _fork(_save_forever, tmp_path, gate=readers.gate)
+            time.sleep(rng.uniform(0.01, 0.07))  # the child's first save starts within ~10 ms
+            os.kill(child.pid, signal.SIGKILL)
+            child.join()
+            assert child.exitcode == -signal.SIGKILL
+            rows = list_bundles(tmp_path)  # repairs what the kill left
+            assert all(r["ok"] for r in rows), [r for r in rows if not r["ok"]]
+            assert which_model(load_bundle(tmp_path / "m")) in (0, 1, 2)
+            assert leftovers(tmp_path) == []
+    assert readers.failures == [] and readers.reads > 0
+    repairs = [r.getMessage() for r in caplog.records]
+    print(f"{TRIALS} kills, {readers.reads} reads, {len(repairs)} repairs, 0 failures")
+    # the kills did land inside saves: some left a staged folder or a `.m.old` to repair
+    assert any("staging" in m or ".old" in m for m in repairs), repairs
+
+
+def _kill_at(models_dir: Path, point: str) -> None:
+    """A forked child that saves once and kills itself at one named point of the save."""
+    die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # noqa: E731
+    real_replace = os.replace
+    calls = []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if point == "between the renames" and len(calls) == 2:
+            die()
+        real_replace(src, dst)
+
+    os.replace = replace
+    if point == "files written":
+        registry._sync_files = die
+    if point == "old copy not yet removed":
+        registry._remove = die
+    if point == "mid-delete":  # renamed out of sight, not yet removed
+        save_bundle(MODELS[1], tiny_meta(), "gone", models_dir)
+        shutil.rmtree = die
+        delete_bundle("gone", models_dir)
+    save_bundle(MODELS[1], tiny_meta(), "m", models_dir, overwrite=True)
+    os._exit(3)  # not reached when the kill point was
+
+
+@pytest.mark.parametrize("point, expected", [
+    ("files written", 0), ("between the renames", 0), ("old copy not yet removed", 1), ("mid-delete", 0),
+])
+def test_a_save_killed_at_each_step_is_repaired_by_the_next_reader(tmp_path, point, expected):
+    save_bundle(MODELS[0], tiny_meta(), "m", tmp_path)
+    child = _fork(_kill_at, tmp_path, point)
+    child.join()
+    assert child.exitcode == -signal.SIGKILL
+    assert leftovers(tmp_path) != []  # the kill did leave something to repair
+    assert which_model(load_bundle(tmp_path / "m")) == expected  # a reader repairs its bundle
+    assert [r["name"] for r in list_bundles(tmp_path)] == ["m"] and leftovers(tmp_path) == []
+
+
+def test_an_old_copy_without_its_bundle_is_restored_and_old_temporaries_removed(tmp_path):
+    save_bundle(MODELS[0], tiny_meta(), "m", tmp_path)
+    os.replace(tmp_path / "m", tmp_path / ".m.old")  # as a crash between the two renames leaves it
+    legacy_old, legacy_new = tmp_path / ".x.abcd1234", tmp_path / ".y.efgh5678"
+    legacy_old.mkdir(), legacy_new.mkdir()
+    os.utime(legacy_old, (time.time() - 3600,) * 2)
+    assert [r["name"] for r in list_bundles(tmp_path)] == ["m"]
+    assert which_model(load_bundle(tmp_path / "m")) == 0
+    assert not legacy_old.exists() and legacy_new.exists()  # a fresh one may belong to a running save
+    # the next overwrite no longer deletes the only copy
+    save_bundle(MODELS[1], tiny_meta(), "m", tmp_path, overwrite=True)
+    assert which_model(load_bundle(tmp_path / "m")) == 1
+
+
+def test_a_read_only_folder_is_read_without_the_lock(tmp_path):
+    save_bundle(MODELS[0], tiny_meta(), "m", tmp_path / "models")
+    (tmp_path / "models" / registry.LOCK_FILE).unlink()
+    os.chmod(tmp_path / "models", 0o555)
+    try:
+        if os.access(tmp_path / "models", os.W_OK):
+            pytest.skip("running as root: a read-only folder is still writable")
+        assert [r["name"] for r in list_bundles(tmp_path / "models")] == ["m"]
+        assert which_model(load_bundle(tmp_path / "models" / "m")) == 0
+        with pytest.raises(BundleError, match="Cannot lock"):
+            save_bundle(MODELS[1], tiny_meta(), "n", tmp_path / "models")
+    finally:
+        os.chmod(tmp_path / "models", 0o755)
