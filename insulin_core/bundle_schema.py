@@ -24,6 +24,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstr
                       model_validator)
 
 from .features import NOW_FEATURES, SEQ_FEATURES
+from .intervals import P_DOSE_BANDS
 from .configs import MAX_PATIENTS, ModelConfig, TrainConfig, check_keys
 from .model import DoseNet
 from .pipeline import ExperimentConfig
@@ -109,16 +110,18 @@ class ConformalGroup(_Strict):
     pooled_fallback: bool
 
 
-class ConformalGroups(_Strict):
-    no_dose: ConformalGroup
-    dose: ConformalGroup
+def _known_groups(groups: dict) -> dict:
+    # P(dose) bands (intervals.P_DOSE_BANDS), or the dose / no-dose pair of earlier bundles
+    if set(groups) not in ({"no_dose", "dose"}, set(P_DOSE_BANDS)):
+        raise ValueError(f"conformal groups must be {', '.join(P_DOSE_BANDS)} (or no_dose, dose), got {sorted(groups)}")
+    return groups
 
 
 class Conformal(_Strict):
     alpha: Annotated[float, Field(gt=0, lt=1)]
     n: Count
     pooled: Width
-    groups: ConformalGroups
+    groups: Annotated[dict[str, ConformalGroup], AfterValidator(_known_groups)]
 
 
 class Data(_Strict):

@@ -2,8 +2,12 @@
 
 Split conformal (Vovk et al. 2005; Lei et al. 2018): the score of a calibration row is
 |actual dose - predicted dose (unrounded)|, and the interval is the prediction +- the
-ceil((n+1)(1-alpha))-th smallest score. Mondrian by "the model gives a dose" vs "no dose", so the
-guarantee holds within each group; a group smaller than MIN_GROUP uses the pooled quantile.
+ceil((n+1)(1-alpha))-th smallest score. Mondrian by how sure the model is of a dose (P(dose) bands,
+P_DOSE_EDGES), so the guarantee holds within each band; a band smaller than MIN_GROUP uses the pooled
+quantile. Bands rather than "dose vs no dose": most rows the model is sure get no dose have a score
+of exactly 0, so one "no dose" group over-covers, while its borderline rows (P(dose) 0.2-0.5)
+are where a dose is missed; calibrating them apart keeps each band honest. Tables written before
+the bands (`by` absent) keep the two groups.
 Calibrate on the validation part (`conformal_from_part`), check on another (`coverage_of_part`).
 """
 from __future__ import annotations
@@ -19,6 +23,8 @@ from .train import ArrayPart, predict_raw
 DOSE_THRESHOLD = 0.5
 CONFORMAL_ALPHA = 0.1
 MIN_GROUP = 20  # a Mondrian group smaller than this uses the pooled quantile
+P_DOSE_EDGES = (0.2, 0.5, 0.8)
+P_DOSE_BANDS = ("sure_no_dose", "lean_no_dose", "lean_dose", "sure_dose")
 
 
 def dose_threshold(model) -> float:
@@ -40,6 +46,14 @@ def _group(dose_cont: np.ndarray) -> np.ndarray:
     return np.where(dose_cont > 0, "dose", "no_dose")
 
 
+def _band(p: np.ndarray) -> np.ndarray:
+    return np.asarray(P_DOSE_BANDS)[np.searchsorted(P_DOSE_EDGES, np.asarray(p, float), side="left")]
+
+
+def _groups_of(table: dict, dose_cont: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return _band(p) if table.get("by") == "p_dose" else _group(dose_cont)
+
+
 def _quantile(scores: np.ndarray, alpha: float) -> float:
     """Split-conformal quantile: the ceil((n+1)(1-alpha))-th smallest score (inf when n too small)."""
     n = len(scores)
@@ -47,14 +61,16 @@ def _quantile(scores: np.ndarray, alpha: float) -> float:
     return float("inf") if k > n or n == 0 else float(np.sort(scores)[k - 1])
 
 
-def conformal_from_scores(dose_cont: np.ndarray, y: np.ndarray, alpha: float = CONFORMAL_ALPHA) -> dict:
-    """Calibrate on (continuous predicted dose, actual dose): |actual - predicted| per Mondrian group."""
+def conformal_from_scores(dose_cont: np.ndarray, y: np.ndarray, p: np.ndarray, alpha: float = CONFORMAL_ALPHA) -> dict:
+    """Calibrate on (continuous predicted dose, actual dose, P(dose)): |actual - predicted| per
+    P(dose) band."""
     dose_cont, y = np.asarray(dose_cont, float), np.asarray(y, float)
-    scores, groups = np.abs(y - dose_cont), _group(dose_cont)
+    scores, groups = np.abs(y - dose_cont), _band(p)
     pooled = _quantile(scores, alpha)
-    table = {"alpha": alpha, "method": "split conformal, Mondrian by predicted dose vs no dose, "
-             "score |actual - predicted dose (unrounded)|", "n": int(len(y)), "pooled": pooled, "groups": {}}
-    for g in ("no_dose", "dose"):
+    table = {"alpha": alpha, "method": "split conformal, Mondrian by P(dose) band, "
+             "score |actual - predicted dose (unrounded)|", "by": "p_dose", "edges": list(P_DOSE_EDGES),
+             "n": int(len(y)), "pooled": pooled, "groups": {}}
+    for g in P_DOSE_BANDS:
         s = scores[groups == g]
         q = _quantile(s, alpha) if len(s) >= MIN_GROUP else pooled
         table["groups"][g] = {"q": q, "n": int(len(s)), "pooled_fallback": len(s) < MIN_GROUP}
@@ -66,7 +82,7 @@ def conformal_interval(amount: np.ndarray, p: np.ndarray, table: dict, threshold
     """(dose, low, high) in whole units; [low, high] holds the same whole doses as the continuous
     conformal interval, and always the point dose."""
     cont = continuous_dose(np.asarray(amount, float), np.asarray(p, float), threshold)
-    q = np.array([table["groups"][g]["q"] for g in _group(cont)], dtype=float)
+    q = np.array([table["groups"][g]["q"] for g in _groups_of(table, cont, p)], dtype=float)
     q = np.where(np.isfinite(q), q, MAX_PLAUSIBLE_DOSE["regular"])
     dose = point_dose(amount, p, threshold)
     low = np.maximum(np.ceil(cont - q - 1e-9), 0.0)
@@ -93,7 +109,7 @@ def regular_heads(model, part: ArrayPart) -> tuple[np.ndarray, np.ndarray]:
 def conformal_from_part(model, val_part: ArrayPart, y: np.ndarray, alpha: float = CONFORMAL_ALPHA) -> dict:
     """Conformal table of `model` calibrated on the validation part (y: its actual Regular doses)."""
     amount, p = regular_heads(model, val_part)
-    table = conformal_from_scores(continuous_dose(amount, p, dose_threshold(model)), y, alpha)
+    table = conformal_from_scores(continuous_dose(amount, p, dose_threshold(model)), y, p, alpha)
     table["part"] = "val"
     return table
 

@@ -28,14 +28,14 @@ def test_conformal_covers_the_target_share_on_a_set_with_known_noise():
         return amount, p, y
 
     amount, p, y = synthetic(4000)
-    table = conformal_from_scores(np.where(p > 0.5, amount, 0.0), y, alpha=0.1)
-    assert table["groups"]["dose"]["q"] == pytest.approx(1.645 * 1.5, abs=0.5)
+    table = conformal_from_scores(np.where(p > 0.5, amount, 0.0), y, p, alpha=0.1)
+    assert table["groups"]["sure_dose"]["q"] == pytest.approx(1.645 * 1.5, abs=0.5)
     amount, p, y = synthetic(20000)
     dose, low, high = conformal_interval(amount, p, table)
     cov = coverage_of(y, low, high)
     assert 0.87 <= cov["coverage"] <= 0.95
-    given = p > 0.5  # Mondrian: the guarantee holds within each group
-    assert 0.87 <= coverage_of(y[given], low[given], high[given])["coverage"] <= 0.93
+    for band in (p > 0.8, (p > 0.5) & (p <= 0.8)):  # Mondrian: the guarantee holds within each band
+        assert 0.87 <= coverage_of(y[band], low[band], high[band])["coverage"] <= 0.93
     assert ((low <= dose) & (dose <= high)).all() and (low >= 0).all()
 
 
@@ -48,3 +48,21 @@ def test_bundle_meta_stores_the_validation_table_and_the_test_coverage(setup):
     coverage = interval_coverage(result.training.model, result.prepared, table, "test")
     assert json.dumps(meta["metrics_extra"]["interval_coverage"]) == json.dumps(coverage)
     assert json.dumps(result.evaluation.coverage) == json.dumps(coverage)
+
+
+def test_tables_from_before_the_bands_keep_their_two_groups():
+    """A bundle saved with the dose / no-dose grouping still gets its own intervals."""
+    old = {"alpha": 0.1, "pooled": 2.0, "groups": {"no_dose": {"q": 0.0}, "dose": {"q": 1.0}}}
+    dose, low, high = conformal_interval(np.array([5.0, 5.0]), np.array([0.9, 0.1]), old)
+    assert dose.tolist() == [5.0, 0.0] and low.tolist() == [4.0, 0.0] and high.tolist() == [6.0, 0.0]
+
+
+def test_borderline_rows_get_wider_intervals_than_sure_ones():
+    rng = np.random.default_rng(1)
+    n = 6000
+    p = rng.uniform(0, 1, n)
+    amount = np.full(n, 6.0)
+    y = np.where(rng.random(n) < p ** 2, 6.0, 0.0)  # doses rare where P(dose) is low, common where high
+    table = conformal_from_scores(np.where(p > 0.5, amount, 0.0), y, p, alpha=0.1)
+    q = {g: v["q"] for g, v in table["groups"].items()}
+    assert q["sure_no_dose"] == 0.0 and q["lean_no_dose"] == 6.0 and q["lean_dose"] == 6.0

@@ -7,6 +7,8 @@ import json
 from dataclasses import replace
 
 import numpy as np
+
+from insulin_core.intervals import P_DOSE_BANDS
 import pandas as pd
 import pytest
 
@@ -148,7 +150,7 @@ def test_sweep_returns_the_patients_real_doses_for_the_chart(setup):
 def test_calibration_on_the_bundle_and_coverage_on_the_test_part(setup):
     cohort, result, bundle, engine = setup
     table = bundle.meta["conformal"]
-    assert table["part"] == "val" and set(table["groups"]) == {"no_dose", "dose"}
+    assert table["part"] == "val" and set(table["groups"]) == set(P_DOSE_BANDS) and table["by"] == "p_dose"
     cov = W.interval_coverage(bundle.model, result.prepared, table)
     assert cov["n"] == len(result.prepared.split.test) and 0 <= cov["coverage"] <= 1
     # a bundle without the table calibrates one on the fly, from its own validation part
