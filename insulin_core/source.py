@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .aim94 import LoadResult, load_texts, read_folder
+from .aim94 import LoadResult, load_folder, load_texts, read_folder
 from .codes import DEMO_LABEL
 
 ENV_VAR = "AIM94_DIR"
@@ -41,8 +41,8 @@ def resolve_source(folder: str | os.PathLike | None = None, env: Mapping[str, st
     return DataSource("demo")
 
 
-def source_texts(source: DataSource) -> dict[str, str]:
-    """The raw AIM94 texts of a source: files for a folder, generated text for the demo."""
+def source_texts(source: DataSource) -> dict[str, bytes | str]:
+    """The raw AIM94 texts of a source: file bytes for a folder, generated text for the demo."""
     if source.kind == "demo":
         from .demo import DemoConfig, generate_cohort
 
@@ -51,4 +51,6 @@ def source_texts(source: DataSource) -> dict[str, str]:
 
 
 def load_source(source: DataSource) -> LoadResult:
-    return load_texts(source_texts(source), source=source.label)
+    if source.kind == "demo":
+        return load_texts(source_texts(source), source=source.label)
+    return load_folder(Path(source.path), source=source.label)  # file by file, skipped entries reported

@@ -98,7 +98,7 @@ def test_report_counts_per_file_and_skips_foreign_files():
     report = result.report
     assert report.files == 2 and report.lines == 7 and report.accepted == 6
     assert report.per_file["data-02"] == {"lines": 4, "accepted": 3, "rejected": {"shifted_fields": 1}}
-    assert report.skipped_files == ["notes.txt"]
+    assert report.skipped_files == ["notes.txt: not named data-NN"]
     assert report.patients == 2 and report.events == 6
 
 
