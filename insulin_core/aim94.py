@@ -393,6 +393,7 @@ def _load(files, source: str, skipped: list[str]) -> LoadResult:
         report.files += len(texts)
         _add_to_report(report, chunk)
         events.append(chunk.events)
+    skipped.sort()
     events = pd.concat(events, ignore_index=True) if events else _empty_events()
     report.censored = {k: int(n) for k, n in events.loc[events["censored"] != "", "censored"].value_counts().items()}
     report.implausible = {k: int(n) for k, n in events.loc[events["implausible"], "kind"].value_counts().items()}
