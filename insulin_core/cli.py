@@ -225,6 +225,15 @@ def _add_train(sub) -> None:
     evaluate.set_defaults(run=cmd_evaluate)
 
 
+def _sweep_points(text: str) -> int:
+    from .whatif import MAX_SWEEP_POINTS
+
+    value = _positive_int(text)
+    if value > MAX_SWEEP_POINTS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_SWEEP_POINTS:,} points, got {value:,}")
+    return value
+
+
 def _glucose_arg(text: str) -> float:
     from .whatif import check_glucose
 
@@ -284,7 +293,7 @@ def _add_predict(sub) -> None:
     predict.add_argument("--meal", choices=LEVEL_NAMES)
     predict.add_argument("--exercise", choices=LEVEL_NAMES)
     predict.add_argument("--sweep", choices=("glucose", "meal"))
-    predict.add_argument("--points", type=_positive_int, default=25, help="points of a glucose sweep")
+    predict.add_argument("--points", type=_sweep_points, default=25, help="points of a glucose sweep (at most 1,000)")
     predict.add_argument("--json", action="store_true")
     predict.add_argument("--data-dir")
     predict.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
