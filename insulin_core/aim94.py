@@ -120,6 +120,18 @@ class QualityReport:
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
 
+    def unusable_reason(self) -> str:
+        """Why this data cannot be used ("" when some line was accepted): nothing read, or every
+        line rejected; names the commonest reasons and the skipped files."""
+        if self.accepted:
+            return ""
+        parts = [f"{self.lines:,} lines read, none accepted"]
+        if self.rejected:
+            parts.append("rejected: " + ", ".join(f"{r} {n:,}" for r, n in list(self.rejected.items())[:3]))
+        if self.skipped_files:
+            parts.append("skipped: " + "; ".join(self.skipped_files[:3]) + ("; ..." if len(self.skipped_files) > 3 else ""))
+        return "; ".join(parts)
+
     def to_dict(self) -> dict:
         return {
             "files": self.files, "lines": self.lines, "accepted": self.accepted,
