@@ -49,6 +49,8 @@ def cmd_check_data(args: argparse.Namespace) -> int:
         print(f"  {reason:22s} {count:5d}   e.g. {example['file']}:{example['line']}  {example['text']!r}")
     print(f"Censored glucose (0Hi/0Lo): {report['censored']}  implausible doses: {report['implausible']}  "
           f"conflicting values at one time: {report['conflicts']}")
+    for entry in report["skipped_files"]:
+        print(f"  not read: {entry}")
     return 0
 
 

@@ -100,3 +100,10 @@ def test_check_data_json_examples_are_cut_to_a_readable_length(capsys, tmp_path)
     report = json.loads(out)
     assert code == 0 and report["rejected"] == {"line_too_long": 1} and report["accepted"] == 1
     assert len(report["examples"]["line_too_long"][0]["text"]) < 260 and len(out) < 20_000
+
+
+def test_check_data_text_lists_what_was_not_read(capsys, tmp_path):
+    (tmp_path / "data-01").write_text("04-21-1991\t9:09\t58\t100\n")
+    (tmp_path / "data-02").mkdir()
+    code, out, _ = run(capsys, "check-data", "--data-dir", str(tmp_path))
+    assert code == 0 and "not read: data-02: a folder, not a file" in out
