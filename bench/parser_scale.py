@@ -1,12 +1,14 @@
 """How the AIM94 parser scales: wall time and peak memory on large generated folders.
 
-Two cases, each parsed in a fresh subprocess so `ru_maxrss` is that run's peak alone:
+Two cases, each parsed in a fresh subprocess whose own peak (VmHWM) is reported:
 - `valid`: one data file of ~50 MB of distinct valid events (target: < 5 s, < 1 GB);
 - `duplicates`: four ~50 MB files, each one small block of events repeated (target: < 20 s, < 2 GB).
 A reference computation on the same folder (read the bytes, split them into lines) is timed the
 same way, so the ratios say how the parser compares on this machine, whatever its speed.
 
-    AIM94_DIR= .venv/bin/python bench/parser_scale.py [--mb 50] [--case valid|duplicates|all]
+    .venv/bin/python bench/parser_scale.py [--mb 50] [--case valid|duplicates|all] [--root CHECKOUT]
+
+`--root` measures another checkout (e.g. `git archive` of an older commit) with the same files.
 """
 from __future__ import annotations
 
