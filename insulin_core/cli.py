@@ -54,6 +54,8 @@ def cmd_check_data(args: argparse.Namespace) -> int:
         print(f"  {reason:22s} {count:5d}   e.g. {example['file']}:{example['line']}  {example['text']!r}")
     print(f"Censored glucose (0Hi/0Lo): {report['censored']}  implausible doses: {report['implausible']}  "
           f"conflicting values at one time: {report['conflicts']}")
+    for entry in report["skipped_files"]:
+        print(f"  not read: {entry}")
     fold = report["decision_doses"]
     print(f"Regular written on its own row: {fold['insulin_only_regular']}; folded into the decision point up to "
           f"{fold['dose_window_min']} min before it: {fold['folded']} (feeding {fold['decision_points_with_folded_dose']} "
@@ -251,6 +253,15 @@ def _add_train(sub) -> None:
     evaluate.set_defaults(run=cmd_evaluate)
 
 
+def _sweep_points(text: str) -> int:
+    from .whatif import MAX_SWEEP_POINTS
+
+    value = _positive_int(text)
+    if value > MAX_SWEEP_POINTS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_SWEEP_POINTS:,} points, got {value:,}")
+    return value
+
+
 def _glucose_arg(text: str) -> float:
     from .whatif import check_glucose
 
@@ -316,7 +327,7 @@ def _add_predict(sub) -> None:
     predict.add_argument("--meal", choices=LEVEL_NAMES)
     predict.add_argument("--exercise", choices=LEVEL_NAMES)
     predict.add_argument("--sweep", choices=("glucose", "meal"))
-    predict.add_argument("--points", type=_positive_int, default=25, help="points of a glucose sweep")
+    predict.add_argument("--points", type=_sweep_points, default=25, help="points of a glucose sweep (at most 1,000)")
     predict.add_argument("--json", action="store_true")
     predict.add_argument("--data-dir")
     predict.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))

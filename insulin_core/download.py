@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from .safezip import ZipError, files, open_zip, read_member
+
 UCI_URL = "https://archive.ics.uci.edu/static/public/34/diabetes.zip"
 DATASET_PAGE = "https://archive.ics.uci.edu/dataset/34/diabetes"
 DATA_NAME = re.compile(r"^data-\d\d$")
@@ -183,12 +185,12 @@ def _members(blob: bytes, name: str) -> Iterator[tuple[str, int, Callable[[], by
                             f"Unpack it with `uncompress` or `gzip -d`, then {HINT}.")
     if zipfile.is_zipfile(io.BytesIO(blob)):
         try:
-            archive = zipfile.ZipFile(io.BytesIO(blob))
-            for info in archive.infolist():
-                if not info.is_dir():
-                    yield info.filename, info.file_size, lambda info=info: archive.read(info)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as exc:
-            raise DownloadError(f"{name} is a damaged zip archive ({exc}). Try again, or {HINT}.") from None
+            archive = open_zip(blob, name)
+        except ZipError as exc:
+            raise DownloadError(f"{exc}. Try again, or {HINT}.") from None
+        for info in files(archive):
+            # The header size is a first filter only; read_member counts the real bytes.
+            yield info.filename, info.file_size, lambda info=info: read_member(archive, info, MAX_MEMBER_BYTES)
         return
     try:
         with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as archive:
@@ -203,6 +205,8 @@ def _members(blob: bytes, name: str) -> Iterator[tuple[str, int, Callable[[], by
 def _read(member: str, read: Callable[[], bytes]) -> bytes:
     try:
         return read()
+    except ZipError as exc:
+        raise DownloadError(f"{exc}. Try again, or {HINT}.") from None
     except (zipfile.BadZipFile, tarfile.TarError, zlib.error, OSError, EOFError, NotImplementedError) as exc:
         raise DownloadError(f"{member} in the archive is damaged ({exc}). Try again, or {HINT}.") from None
 

@@ -47,6 +47,8 @@ HYPO_CODE, SPECIAL_CODE, UNSPECIFIED_GLUCOSE_CODE = 65, 72, 57
 # A moment with nothing on record would have no timeline row; an "unspecified special event" marks
 # it. No feature reads `special`, so the marker changes nothing the model sees.
 SWEEP_POINTS = 100
+# Each point is a copy of the model input: 10^8 points once took all the machine's memory.
+MAX_SWEEP_POINTS = 1_000
 SIMILAR_GLUCOSE_MGDL = 20.0
 
 _NOW = {name: i for i, name in enumerate(NOW_FEATURES)}
@@ -658,6 +660,8 @@ class WhatIf:
     # -- sweeps ---------------------------------------------------------------------------------
     def sweep_glucose(self, scenario: Scenario, values: np.ndarray | None = None, points: int = SWEEP_POINTS) -> Sweep:
         """Predicted dose over glucose now (default: `points` values over the meter range), one forward pass."""
+        if not 1 <= (points if values is None else len(values)) <= MAX_SWEEP_POINTS:
+            raise ValueError(f"a glucose sweep has 1 to {MAX_SWEEP_POINTS:,} points")
         values = (np.linspace(GLUCOSE_METER_MIN, GLUCOSE_METER_MAX, points) if values is None
                   else np.asarray([check_glucose(v) for v in values], dtype=float))
         base = self._base(scenario)

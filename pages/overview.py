@@ -4,11 +4,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from insulin_core.aim94 import patient_id_of
 from insulin_core.download import UCI_URL, download_aim94
-from insulin_core.source import DataSource
+from insulin_core.source import DataSource, check_allowed_folder
 from ui import charts
-from ui.state import page_header, cached_cohort, current_cohort, current_source, env_data_dir, new_upload_folder, set_source, shows_errors
+from ui.state import (adopt_upload, cached_cohort, current_cohort, current_source, env_data_dir, load_upload, page_header,
+                      set_source, shows_errors)
 
 page_header("insulin-dash", "Predicts a patient's Regular insulin dose from their AIM94 diary with a hybrid LSTM-GRU network.")
 
@@ -18,12 +18,17 @@ DOWNLOAD_DIR = Path(__file__).resolve().parent.parent / "data" / "aim94"
 
 
 def use(source: DataSource) -> None:
-    """Switch to `source` only when it loads; otherwise keep the current one and say why."""
+    """Switch to `source` only when it loads with some usable line; otherwise keep the current one and say why."""
     with shows_errors(f"Could not use {source.label}", stop=False):
-        cached_cohort(source)
+        if reason := cached_cohort(source).report.unusable_reason():
+            raise ValueError(f"nothing usable there ({reason}); the data source was not changed")
         set_source(source)
-        st.toast(f"Now using {source.label}.", icon=":material/check_circle:")
-        st.rerun()  # so the sidebar and every count below show the new data
+        switched(source)
+
+
+def switched(source: DataSource) -> None:
+    st.toast(f"Now using {source.label}.", icon=":material/check_circle:")
+    st.rerun()  # so the sidebar and every count below show the new data
 
 
 with st.container(border=True):
@@ -42,22 +47,16 @@ with st.container(border=True):
             if not folder.strip():
                 st.error("Type the path of a folder first.", icon=":material/error:")
             else:
-                use(DataSource("folder", folder.strip()))
+                with shows_errors("Could not use this folder", stop=False):
+                    use(DataSource("folder", str(check_allowed_folder(folder.strip()))))
     elif kind == "upload":
         files = st.file_uploader("AIM94 files named data-01 ... data-70", accept_multiple_files=True,
                                  key="source_upload")
         if st.button("Use the uploaded files", key="source_use_upload", disabled=not files):
-            named = [f for f in files if patient_id_of(Path(f.name).name) is not None]
-            if not named:
-                st.error("None of the uploaded files is named like an AIM94 diary (data-01 ... data-70).",
-                         icon=":material/error:")
-            else:
-                folder = new_upload_folder()
-                for f in named:
-                    (folder / Path(f.name).name).write_bytes(f.getvalue())
-                if len(named) < len(files):
-                    st.warning(f"Skipped {len(files) - len(named)} file(s) not named data-NN.")
-                use(DataSource("folder", str(folder)))
+            with shows_errors("Could not use the uploaded files", stop=False):
+                cohort = load_upload(files)
+                adopt_upload(cohort)
+                switched(cohort.source)
     else:
         st.caption(f"Fetches {UCI_URL} and keeps the data-NN files in `{DOWNLOAD_DIR}`.")
         if st.button("Download the AIM94 data set", key="source_download_go"):
@@ -112,6 +111,9 @@ with right:
                 st.dataframe(pd.DataFrame(examples), width="stretch", hide_index=True)
     else:
         st.caption("No line was rejected.")
+    if report.skipped_files:
+        with st.expander(f"{len(report.skipped_files)} file(s) or folder entries not read"):
+            st.markdown("\n".join(f"- `{entry}`" for entry in report.skipped_files))
     with st.expander("What the loader does with odd values"):
         for what, action in report.actions.items():
             st.markdown(f"- **{what}**: {action}")

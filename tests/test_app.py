@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import io
 import re
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -120,30 +121,87 @@ def test_only_the_declared_pages_exist():
 
 
 # ---- overview -------------------------------------------------------------------------------
-def test_overview_bad_folder_is_a_message(models_dir, tmp_path):
-    at = open_page("overview")
+def use_folder(at: AppTest, folder) -> AppTest:
     at.radio(key="source_kind").set_value("folder").run()
-    at.text_input(key="source_folder").set_value(str(tmp_path / "nowhere")).run()
-    at.button(key="source_use_folder").click().run()
-    assert not at.exception
-    assert "not found" in texts(at.error)
-    assert at.session_state["data_source"].kind == "demo"  # the bad folder did not replace the data
+    at.text_input(key="source_folder").set_value(str(folder)).run()
+    return at.button(key="source_use_folder").click().run()
 
 
-def test_overview_upload_bad_then_good_files(models_dir):
+def test_overview_folder_box_reads_only_below_the_data_root(models_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("INSULIN_DASH_DATA_ROOT", str(tmp_path / "root"))
+    (tmp_path / "root").mkdir()
+    at = open_page("overview")
+    messages = []
+    for outside in (tmp_path / "nowhere", tmp_path, Path("/etc"), tmp_path / "root" / ".." / "elsewhere"):
+        use_folder(at, outside)
+        assert not at.exception
+        messages.append(texts(at.error))
+        assert at.session_state["data_source"].kind == "demo"  # the refused folder did not replace the data
+    assert len(set(messages)) == 1 and "reads folders only under its data folder" in messages[0]
+    assert str(tmp_path) not in messages[0]  # the same words whether or not the folder exists
+    use_folder(at, tmp_path / "root" / "nowhere")
+    assert "not found" in texts(at.error)  # below the root, the usual message
+
+
+def test_overview_folder_under_the_root_or_aim94_dir_is_used_unless_wholly_rejected(models_dir, tmp_path, monkeypatch):
+    root, outside = tmp_path / "root", tmp_path / "aim94"
+    for folder, files in ((root / "good", generate_cohort(DemoConfig(patients=2, seed=1))),
+                          (root / "junk", {"data-01": "junk\n" * 5}), (outside, generate_cohort(DemoConfig(patients=3)))):
+        folder.mkdir(parents=True)
+        for name, text in files.items():
+            (folder / name).write_text(text)
+    monkeypatch.setenv("INSULIN_DASH_DATA_ROOT", str(root))
+    monkeypatch.setenv("AIM94_DIR", str(outside))
+    at = open_page("overview")
+    use_folder(at, root / "junk")
+    assert "nothing usable there (5 lines read, none accepted; rejected: wrong_field_count 5)" in texts(at.error)
+    assert at.session_state["data_source"].kind != "folder"
+    use_folder(at, root / "good")
+    no_errors(at)
+    assert at.session_state["data_source"].path == str(root / "good") and at.metric[0].value == "2"
+    use_folder(at, outside)  # $AIM94_DIR is always allowed
+    no_errors(at)
+    assert at.metric[0].value == "3"
+
+
+def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
+    at.file_uploader(key="source_upload").set_value([(name, data, "text/plain") for name, data in files]).run()
+    return at.button(key="source_use_upload").click().run()
+
+
+def test_overview_upload_bad_then_good_files(models_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # anything written to disk would show here
+    before = set(tmp_path.iterdir())
     at = open_page("overview")
     at.radio(key="source_kind").set_value("upload").run()
-    at.file_uploader(key="source_upload").set_value(("notes.txt", b"hello", "text/plain")).run()
-    at.button(key="source_use_upload").click().run()
-    assert "None of the uploaded files" in texts(at.error)
+    upload(at, ("notes.txt", b"hello"))
+    assert "none of the uploaded files is named like an AIM94 diary" in texts(at.error)
 
     diaries = generate_cohort(DemoConfig(patients=3, seed=1))
-    at.file_uploader(key="source_upload").set_value(
-        [(name, text.encode(), "text/plain") for name, text in diaries.items()]).run()
-    at.button(key="source_use_upload").click().run()
+    upload(at, *[(name, text.encode()) for name, text in diaries.items()])
     no_errors(at)
-    assert at.session_state["data_source"].kind == "folder"
-    assert at.metric[0].value == "3"  # patients
+    source = at.session_state["data_source"]
+    assert source.kind == "upload" and at.metric[0].value == "3"  # patients
+
+    # an empty, wholly rejected or unreadable upload keeps the previous source and says why
+    for bad, why in (((b"",), "0 lines read, none accepted"),
+                     ((b"junk\n" * 4,), "4 lines read, none accepted; rejected: wrong_field_count 4"),
+                     (("04-21-1991\t9:09\t58\t100\n".encode("utf-16"),), "data-01: UTF-16 text")):
+        upload(at, ("data-01", bad[0]))
+        assert not at.exception and why in texts(at.error) and "nothing usable in the upload" in texts(at.error)
+        assert at.session_state["data_source"] == source and at.metric[0].value == "3"
+    at.switch_page("pages/patients.py").run()
+    no_errors(at)  # other pages read the uploaded cohort from the session
+    assert set(tmp_path.iterdir()) == before  # no upload folder left behind (none is made)
+
+
+def test_overview_uploads_per_session_are_bounded(models_dir):
+    at = open_page("overview")
+    at.radio(key="source_kind").set_value("upload").run()
+    at.session_state["uploads_used"] = 20
+    upload(at, ("data-01", b"04-21-1991\t9:09\t58\t100\n"))
+    assert "used its 20 uploads" in texts(at.error)
+    assert at.session_state["data_source"].kind == "demo"
 
 
 # ---- patients -------------------------------------------------------------------------------
@@ -210,7 +268,10 @@ def test_train_errors_are_messages(models_dir):
 
 
 # ---- models ---------------------------------------------------------------------------------
-def test_models_upload_bad_and_good_bundles(models_dir):
+def test_models_upload_bad_and_good_bundles(models_dir, tmp_path, monkeypatch):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where bundle_from_zip unpacks
     at = open_page("models")
     at.file_uploader(key="models_upload").set_value(("model.zip", b"not a zip", "application/zip")).run()
     assert not at.exception
@@ -229,6 +290,7 @@ def test_models_upload_bad_and_good_bundles(models_dir):
     at.button(key="models_add").click().run()
     no_errors(at)
     assert (models_dir / "uploaded-copy" / "weights.pt").is_file()
+    assert list(scratch.iterdir()) == []  # every unpacking folder was removed
 
 
 def test_models_delete_asks_first(models_dir):

@@ -66,6 +66,8 @@ def test_demo_data_writes_a_labelled_cohort(capsys, tmp_path):
     (["predict", "--model", "../demo", "--patient", "1"], "Invalid model name"),
     (["predict", "--model", "demo\n", "--patient", "1"], "Invalid model name"),
     (["frobnicate"], "invalid choice"),
+    (["predict", "--model", "m", "--patient", "1", "--sweep", "glucose", "--points", "100000000"], "at most 1,000 points"),
+    (["predict", "--model", "m", "--patient", "1", "--sweep", "glucose", "--points", "0"], "--points"),
     ([], "required"),
 ])
 def test_user_errors_are_one_line_and_exit_2(capsys, argv, message):
@@ -93,3 +95,20 @@ def test_train_then_evaluate_round_trip(capsys, demo_dir, tmp_path):
     code, _, err = run(capsys, "train", "--data-dir", str(demo_dir), "--name", "tiny", "--models-dir", str(models),
                        "--epochs", "1", "--window", "5")
     assert code == 2 and "already exists" in err
+
+
+def test_check_data_json_examples_are_cut_to_a_readable_length(capsys, tmp_path):
+    folder = tmp_path / "long"
+    folder.mkdir()
+    (folder / "data-01").write_text("x" * 5_000_000 + "\n04-21-1991\t9:09\t58\t100\n")
+    code, out, _ = run(capsys, "check-data", "--data-dir", str(folder), "--json")
+    report = json.loads(out)
+    assert code == 0 and report["rejected"] == {"line_too_long": 1} and report["accepted"] == 1
+    assert len(report["examples"]["line_too_long"][0]["text"]) < 260 and len(out) < 20_000
+
+
+def test_check_data_text_lists_what_was_not_read(capsys, tmp_path):
+    (tmp_path / "data-01").write_text("04-21-1991\t9:09\t58\t100\n")
+    (tmp_path / "data-02").mkdir()
+    code, out, _ = run(capsys, "check-data", "--data-dir", str(tmp_path))
+    assert code == 0 and "not read: data-02: a folder, not a file" in out

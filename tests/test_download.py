@@ -206,3 +206,16 @@ def test_cli_download_data_without_network_is_one_line_and_exit_2(tmp_path, caps
     code = main(["download-data", "--dest", str(tmp_path / "x"), "--url", f"http://127.0.0.1:{port}/d.zip"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: Could not reach") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("claimed", [100, 2**20 - 1])
+def test_a_zip_bomb_with_a_false_header_is_a_download_error_while_it_streams(serve, tmp_path, claimed, monkeypatch):
+    """A header under the limit passes the header check; the streamed read stops at the claimed
+    size (then the CRC fails) or at the limit, never holding the 64 MB."""
+    from tests.test_safezip import bomb, false_size
+
+    monkeypatch.setattr("insulin_core.download.MAX_MEMBER_BYTES", 2**20)
+    blob = false_size(bomb("diabetes/data-01"), claimed)
+    with pytest.raises(DownloadError, match=r"data-01 in the zip is damaged \(Bad CRC"):
+        download_aim94(tmp_path / "dest", url=serve("bomb.zip", blob))
+    assert not (tmp_path / "dest").exists()

@@ -1,8 +1,9 @@
 """Bundles as zip files, for the Models page: pack a bundle folder, unpack an upload safely.
 
 An upload is never trusted: only the two bundle files are taken (by base name, wherever they sit in
-the zip), sizes are capped, nothing is extracted elsewhere, and the result is loaded through
-`registry.load_bundle` (weights_only) before the user can use it.
+the zip), their real decompressed sizes are capped as they stream (`insulin_core.safezip`), nothing
+is extracted elsewhere, the scratch folder is removed once the bundle is in memory, and the result
+is loaded through `registry.load_bundle` (weights_only) before the user can use it.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from insulin_core.registry import META_FILE, WEIGHTS_FILE, BundleError, ModelBundle, bundle_files, load_bundle
+from insulin_core.safezip import ZipError, files, open_zip, read_member
 
 MAX_BUNDLE_BYTES = 50 * 1024 * 1024
 
@@ -19,23 +21,23 @@ MAX_BUNDLE_BYTES = 50 * 1024 * 1024
 def zip_bundle(path: Path) -> bytes:
     """The bundle folder as a zip, files at the top level under the bundle's name."""
     buffer = io.BytesIO()
-    files = bundle_files(path)  # both files from one save, even while it is being overwritten
+    contents = bundle_files(path)  # both files from one save, even while it is being overwritten
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in (META_FILE, WEIGHTS_FILE):
-            archive.writestr(f"{Path(path).name}/{name}", files[name])
+            archive.writestr(f"{Path(path).name}/{name}", contents[name])
     return buffer.getvalue()
 
 
 def bundle_from_zip(data: bytes) -> ModelBundle:
     """Load a bundle from uploaded zip bytes; raises BundleError with a clear message."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+        archive = open_zip(data)
+    except ZipError:
         raise BundleError("the upload is not a zip file; download a bundle from this page to see the format") from None
     wanted = {}
-    for info in archive.infolist():
+    for info in files(archive):
         base = PurePosixPath(info.filename).name
-        if base in (META_FILE, WEIGHTS_FILE) and not info.is_dir():
+        if base in (META_FILE, WEIGHTS_FILE):
             if base in wanted:
                 raise BundleError(f"the zip holds more than one {base}; upload one bundle at a time")
             if info.file_size > MAX_BUNDLE_BYTES:
@@ -44,10 +46,14 @@ def bundle_from_zip(data: bytes) -> ModelBundle:
     missing = [n for n in (META_FILE, WEIGHTS_FILE) if n not in wanted]
     if missing:
         raise BundleError(f"the zip lacks {' and '.join(missing)}; a bundle holds {META_FILE} and {WEIGHTS_FILE}")
-    folder = Path(tempfile.mkdtemp(prefix="insulin-dash-bundle-")) / "uploaded"
-    folder.mkdir()
-    for base, info in wanted.items():
-        (folder / base).write_bytes(archive.read(info))
-    bundle = load_bundle(folder)
+    with tempfile.TemporaryDirectory(prefix="insulin-dash-bundle-") as scratch:
+        folder = Path(scratch) / "uploaded"
+        folder.mkdir()
+        for base, info in wanted.items():
+            try:
+                (folder / base).write_bytes(read_member(archive, info, MAX_BUNDLE_BYTES))
+            except ZipError as exc:
+                raise BundleError(str(exc)) from None
+        bundle = load_bundle(folder)  # weights are in memory after this: the folder can go
     bundle.path = None  # not a saved bundle until the user adds it
     return bundle

@@ -10,21 +10,20 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from insulin_core.aim94 import load_texts, patient_id_of
 from insulin_core.baselines import BASELINES
-
-from insulin_core.dataset import Cohort, load_cohort
+from insulin_core.dataset import Cohort, cohort_from_load, load_cohort
 from insulin_core.download import DownloadError
 from insulin_core.registry import (DEFAULT_MODELS_DIR, BundleError, ModelBundle, bundle_stamp, check_name, list_bundles,
                                    load_bundle)
 from insulin_core.serving import bundle_experiment, predictions_table
-from insulin_core.source import DataSource, resolve_source
+from insulin_core.source import DataSource, resolve_source, upload_source
 from insulin_core.windows import WindowError
 
 DISCLAIMER = (
@@ -36,6 +35,10 @@ SHIPPED_MODEL = "demo"
 # The fast baselines; the two gradient-boosting ones take seconds each, so they are opt-in.
 # Every baseline, the gradient-boosting ones (the strongest) included: a model is judged beside all of them.
 DEFAULT_BASELINES = list(BASELINES)
+# Uploads are parsed in memory and kept per session: bound how much one visitor can make us hold.
+MAX_UPLOADS_PER_SESSION = 20
+MAX_UPLOAD_FILES = 100  # the real set is 70 files
+MAX_UPLOAD_BYTES = 64 * 2**20  # the real set is under 1 MB
 # Errors the core raises for bad input; anything else is a bug and is shown as one (see shows_errors).
 CORE_ERRORS = (WindowError, ValueError, BundleError, DownloadError, FileNotFoundError, NotADirectoryError,
                PermissionError, OSError)
@@ -99,6 +102,12 @@ def set_source(source: DataSource) -> None:
 def current_cohort() -> Cohort | None:
     """The cohort of the current source, or None after showing a clear message."""
     source = current_source()
+    if source.kind == "upload":  # parsed on upload, held by this session only
+        cohort = st.session_state.get("upload_cohort")
+        if cohort is None or cohort.source != source:
+            st.error("The uploaded files are gone from this session; upload them again.", icon=":material/error:")
+            return None
+        return cohort
     try:
         return cached_cohort(source)
     except CORE_ERRORS as exc:
@@ -106,9 +115,29 @@ def current_cohort() -> Cohort | None:
         return None
 
 
-def new_upload_folder() -> Path:
-    """A fresh folder per upload, so the cohort cache (keyed by path) never serves older files."""
-    return Path(tempfile.mkdtemp(prefix="insulin-dash-upload-"))
+def load_upload(files: list) -> Cohort:
+    """Uploaded files (Streamlit UploadedFile) parsed in memory, never written to disk; ValueError
+    when over a bound, when no file is named data-NN, or when no line is usable."""
+    used = st.session_state.get("uploads_used", 0)
+    if used >= MAX_UPLOADS_PER_SESSION:
+        raise ValueError(f"this session has used its {MAX_UPLOADS_PER_SESSION} uploads; reload the page to start a new one")
+    st.session_state["uploads_used"] = used + 1
+    if len(files) > MAX_UPLOAD_FILES or sum(f.size for f in files) > MAX_UPLOAD_BYTES:
+        raise ValueError(f"at most {MAX_UPLOAD_FILES} files and {MAX_UPLOAD_BYTES / 2**20:.0f} MB per upload")
+    texts = {Path(f.name).name: f.getvalue() for f in files}
+    if not any(patient_id_of(name) is not None for name in texts):
+        raise ValueError("none of the uploaded files is named like an AIM94 diary (data-01 ... data-70)")
+    source = upload_source(texts)
+    loaded = load_texts(texts, source.label)
+    if reason := loaded.report.unusable_reason():
+        raise ValueError(f"nothing usable in the upload ({reason})")
+    return cohort_from_load(source, loaded)
+
+
+def adopt_upload(cohort: Cohort) -> None:
+    """Make an uploaded cohort this session's data source (replacing any earlier upload)."""
+    st.session_state["upload_cohort"] = cohort
+    set_source(cohort.source)
 
 
 def env_data_dir() -> str | None:

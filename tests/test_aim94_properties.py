@@ -1,0 +1,115 @@
+"""Property-based test of the AIM94 parser: generated hostile files (at least 10,000 per run).
+
+For every file: no exception, every line accounted for (accepted + rejected == lines, and lines
+== an independent count of the \\n-separated lines), and every accepted event valid: its line
+re-read by a plain-Python oracle gives the same timestamp, code and value, the code is in the
+table, the value finite and in range.
+"""
+from __future__ import annotations
+
+import datetime
+import math
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from insulin_core.aim94 import REASONS, load_texts
+from insulin_core.codes import CODE_TABLE, GLUCOSE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN
+
+MIN_FILES = 10_000
+EXAMPLES = 1_250
+FILES_PER_EXAMPLE = (8, 10)  # 1,250 examples x at least 8 files; one parse per example keeps it fast
+ORACLE = re.compile(r"(\d\d)-(\d\d)-(\d{4})\t(\d{1,3}):(\d\d)\t(\d{1,3})\t(-?\d{1,6}(?:\.\d{1,6})?|0Hi|0Lo)", re.ASCII)
+
+HOSTILE = ["\x1c", "\x0c", "\x85", "\u2028", "\x00", "\r", "\ufeff", "\u202e", "\ufffd", "\u0663", "\uff11", "é",
+           " ", "\t", "-", ":", ".", "9" * 30]
+field = st.one_of(
+    st.text("0123456789", min_size=1, max_size=4),
+    st.sampled_from(["0Hi", "0Lo", "3A", "0''", "", "-4", "1.5", "1e5", "inf", "nan", "+5", "9" * 400]),
+    st.text(max_size=5),
+)
+date = st.one_of(st.builds("{:02d}-{:02d}-{:04d}".format, st.integers(0, 13), st.integers(0, 32),
+                           st.integers(0, 9999)), field)
+clock = st.one_of(st.builds("{}:{:02d}".format, st.integers(0, 30), st.integers(0, 70)), field)
+code = st.one_of(st.sampled_from([*CODE_TABLE, 0, 4, 36, 56]).map(str), field)
+value = st.one_of(st.integers(-20, 1000).map(str), st.floats(-1e3, 1e4).map("{:.2f}".format), field)
+record = st.builds(lambda *f: "\t".join(f), date, clock, code, value)
+
+
+@st.composite
+def hostile_line(draw) -> str:
+    line = draw(st.one_of(record, record, st.lists(field, max_size=6).map("\t".join)))
+    if draw(st.integers(0, 3)) == 0:  # one time in four, a hostile character somewhere
+        at = draw(st.integers(0, len(line)))
+        line = line[:at] + draw(st.sampled_from(HOSTILE)) + line[at:]
+    return line
+
+
+@st.composite
+def aim94_file(draw) -> bytes:
+    lines = draw(st.lists(hostile_line(), max_size=6))
+    text = draw(st.sampled_from(["\n", "\r\n"])).join(lines) + draw(st.sampled_from(["", "\n", "\r\n", "\n\n"]))
+    data = text.encode("utf-8", errors="replace")
+    if draw(st.booleans()) and draw(st.booleans()):
+        data = draw(st.sampled_from([b"\xef\xbb\xbf", b"\xff", b"\xc3", b""])) + data + draw(st.binary(max_size=6))
+    return data
+
+
+def independent_lines(data: bytes) -> list[bytes]:
+    """The lines as the contract defines them, written plainly: split at \\n, one \\r before it
+    dropped, the empty piece after a final \\n and one blank last line not counted."""
+    pieces = [p[:-1] if p.endswith(b"\r") else p for p in data.removeprefix(b"\xef\xbb\xbf").split(b"\n")]
+    for _ in range(2):
+        if pieces and pieces[-1].strip(b" \t") == b"":
+            pieces.pop()
+    return pieces
+
+
+def check_event(event, lines: list[bytes]) -> None:
+    text = lines[event.line - 1].decode("utf-8")
+    match = ORACLE.fullmatch(text)
+    assert match, text
+    month, day, year, hour, minute, code, value = match.groups()
+    assert event.timestamp == datetime.datetime(int(year), int(month), int(day), int(hour), int(minute))
+    assert event.code == int(code) and event.code in CODE_TABLE
+    assert math.isfinite(event.value)
+    if event.code in GLUCOSE_CODES:
+        assert GLUCOSE_METER_MIN <= event.value <= GLUCOSE_METER_MAX
+        expected = {"0Hi": GLUCOSE_METER_MAX, "0Lo": GLUCOSE_METER_MIN}.get(value)
+        assert event.value == (expected if expected is not None else float(value))
+    else:
+        assert event.value == float(value) >= 0
+
+
+@pytest.mark.slow
+def test_generated_hostile_files_are_parsed_and_every_line_accounted_for():
+    seen = {"files": 0}
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(st.lists(aim94_file(), min_size=FILES_PER_EXAMPLE[0], max_size=FILES_PER_EXAMPLE[1]))
+    def check(files: list[bytes]) -> None:
+        texts = {f"data-{i + 1:02d}": data for i, data in enumerate(files)}
+        result = load_texts(texts, "generated")
+        report = result.report
+        seen["files"] += len(files)
+        assert report.accepted + report.rejected_total == report.lines == len(result.events) + report.rejected_total
+        assert set(report.rejected) <= set(REASONS)
+        skipped = {entry.split(":", 1)[0] for entry in report.skipped_files}
+        events_of = dict(list(result.events.groupby("file")))
+        for name, data in texts.items():
+            lines = independent_lines(data)
+            counted = report.per_file.get(name, {"lines": 0, "accepted": 0, "rejected": {}})
+            if name in skipped:
+                assert counted["lines"] == 0
+                continue
+            assert counted["lines"] == len(lines)
+            assert counted["accepted"] + sum(counted["rejected"].values()) == len(lines)
+            for event in events_of.get(name, result.events.iloc[:0]).itertuples():
+                assert event.patient_id == int(name[-2:])
+                check_event(event, lines)
+
+    check()
+    assert seen["files"] >= MIN_FILES
