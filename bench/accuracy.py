@@ -1,11 +1,14 @@
-"""Accuracy benchmark: the default model and every baseline, for each split, on one data set.
+"""Accuracy benchmark: the default model (several training seeds) beside every baseline, per split.
 
     AIM94_DIR=../shared/data/aim94 .venv/bin/python bench/accuracy.py [--splits chrono,patients,random]
-        [--data-dir DIR] [--out docs/results.md]
+        [--seeds 0,1,2] [--dose-window 60] [--variant attention] [--data-dir DIR] [--out docs/results.md]
 
-Prints one table (test part, insulin units) and appends it, with the date and machine, to
-docs/results.md. Also trains a pooled model (no patient embedding) on the chrono split, to show
-what personalisation buys, and prints ratios of each baseline's MAE to the model's.
+For each split the windows, the split and the baselines are fixed (split seed 0, baselines fit once
+on the training part); the model is trained once per training seed. Prints, and appends to
+docs/results.md with the date and machine, one table per split: the model's mean and spread over
+the seeds, each seed's own row, every baseline, and each one's MAE as a ratio of the model's mean.
+`--variant attention` trains the model with the attention option instead (measured beside the
+plain one); `--dose-window 0` measures on the earlier target (the moment's own dose).
 """
 from __future__ import annotations
 
@@ -14,75 +17,95 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from insulin_core.configs import DEFAULT_SIZES, TrainConfig  # noqa: E402
 from insulin_core.dataset import load_cohort  # noqa: E402
-from insulin_core.pipeline import DEFAULT_SIZES, ExperimentConfig, run_experiment  # noqa: E402
+from insulin_core.pipeline import ExperimentConfig, evaluate, model_config_for, prepare  # noqa: E402
 from insulin_core.source import resolve_source  # noqa: E402
-from insulin_core.train import TrainConfig  # noqa: E402
+from insulin_core.train import train_model  # noqa: E402
+from insulin_core.windows import WindowConfig  # noqa: E402
 
-COLUMNS = ["split", "name", "mae", "rmse", "r2", "within_1u", "mae_dose", "n", "train_s"]
+COLUMNS = ["mae", "rmse", "r2", "within_1u", "mae_dose"]
 
 
-def run(features, split: str, sizes: dict, label: str | None = None, baselines=None) -> pd.DataFrame:
-    result = run_experiment(features, ExperimentConfig(split=split), sizes, TrainConfig(), baselines=baselines)
-    table = result.evaluation.metrics
-    table = table[table["rows"] == "all"].copy()
-    table.insert(0, "split", split)
-    table["train_s"] = [result.seconds["train"] if n == "model" else float("nan") for n in table["name"]]
-    if label:
-        table["name"] = table["name"].replace({"model": label})
-    print(f"  {split}: trained in {result.seconds['train']:.1f} s ({result.training.stop_reason}, "
-          f"best epoch {result.training.best_epoch}); baselines and evaluation {result.seconds['evaluate']:.1f} s",
-          flush=True)
-    cov = result.evaluation.coverage
-    print(f"  {split}: {1 - cov['alpha']:.0%} interval coverage on the test part {cov['coverage']:.3f} "
-          f"(rows with a dose {cov['coverage_dose_rows']:.3f}), mean width {cov['mean_width_u']:.1f} U", flush=True)
-    return table[COLUMNS]
+def run_split(features, split: str, seeds: list[int], sizes: dict, dose_window: int) -> pd.DataFrame:
+    prepared = prepare(features, ExperimentConfig(WindowConfig(dose_window=dose_window), split=split))
+    rows, baselines = [], None
+    for seed in seeds:
+        start = time.perf_counter()
+        training = train_model(model_config_for(prepared, **sizes), TrainConfig(seed=seed, threads=1),
+                               prepared.train_data())
+        seconds = time.perf_counter() - start
+        ev = evaluate(training.model, prepared, baselines=None if baselines is None else [])
+        table = ev.metrics[ev.metrics["rows"] == "all"].set_index("name")
+        if baselines is None:
+            baselines = table.drop(index="model")
+        cov = ev.coverage
+        rows.append({"name": f"model, seed {seed}", **table.loc["model", COLUMNS].to_dict(), "train_s": seconds,
+                     "coverage": cov["coverage"]})
+        print(f"  {split} seed {seed}: {seconds:.1f} s ({training.stop_reason}, best epoch {training.best_epoch}), "
+              f"MAE {rows[-1]['mae']:.3f}, 90% interval coverage {cov['coverage']:.3f} "
+              f"(dose rows {cov['coverage_dose_rows']:.3f}, others {cov['coverage_no_dose_rows']:.3f})", flush=True)
+    seeds_table = pd.DataFrame(rows)
+    summary = {"name": f"model, mean of {len(seeds)} seeds", **seeds_table[COLUMNS + ["train_s", "coverage"]].mean().to_dict()}
+    spread = {"name": "model, sd over seeds", **seeds_table[COLUMNS + ["train_s"]].std(ddof=1).to_dict()}
+    out = pd.concat([pd.DataFrame([summary, spread]), seeds_table,
+                     baselines[COLUMNS].reset_index()], ignore_index=True)
+    out["mae_vs_model"] = out["mae"] / summary["mae"]
+    out.loc[out["name"] == spread["name"], "mae_vs_model"] = np.nan
+    out.insert(0, "split", split)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir")
     parser.add_argument("--splits", default="chrono,patients,random")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--dose-window", type=int, default=WindowConfig().dose_window)
+    parser.add_argument("--variant", choices=("default", "attention", "single"), default="default")
     parser.add_argument("--out", default="docs/results.md")
-    parser.add_argument("--no-pooled", action="store_true")
     args = parser.parse_args()
 
+    torch.set_num_threads(1)
     start = time.perf_counter()
     cohort = load_cohort(resolve_source(args.data_dir))
     print(f"Data: {cohort.source.label}; loaded and features built in {time.perf_counter() - start:.1f} s")
-    tables = [run(cohort.features, split, DEFAULT_SIZES) for split in args.splits.split(",")]
-    if not args.no_pooled and "chrono" in args.splits:
-        pooled = {**DEFAULT_SIZES, "patient_embedding": 0}
-        tables.append(run(cohort.features, "chrono", pooled, label="model (pooled, no patient embedding)", baselines=[]))
-    table = pd.concat(tables, ignore_index=True)
-    for split, rows in table.groupby("split", sort=False):
-        model_mae = rows.loc[rows["name"] == "model", "mae"].iloc[0]
-        table.loc[rows.index, "mae_vs_model"] = rows["mae"] / model_mae
-    text = table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
-    print(text)
-    write_results(args, cohort.source.label, table)
+    sizes = dict(DEFAULT_SIZES)
+    if args.variant == "attention":
+        sizes["attention"] = True
+    elif args.variant == "single":  # one network, no bins: the model before the ensemble and bins
+        sizes.update(members=1, now_bins=0)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    table = pd.concat([run_split(cohort.features, split, seeds, sizes, args.dose_window)
+                       for split in args.splits.split(",")], ignore_index=True)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    write_results(args, cohort.source.label, table, sizes)
 
 
 def markdown(table: pd.DataFrame) -> str:
-    cells = table.map(lambda v: f"{v:.3f}" if isinstance(v, float) else str(v))
+    cells = table.map(lambda v: ("" if np.isnan(v) else f"{v:.3f}") if isinstance(v, float) else str(v))
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(row) + " |" for row in cells.to_numpy().tolist()]
     return "\n".join(lines)
 
 
-def write_results(args, source: str, table: pd.DataFrame) -> None:
+def write_results(args, source: str, table: pd.DataFrame, sizes: dict) -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {platform.python_version()}"
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = "AIM94_DIR=../shared/data/aim94 .venv/bin/python bench/accuracy.py " + " ".join(sys.argv[1:])
-    body = (f"\n## {stamp}\n\nData: {source}. Machine: {machine}.\nCommand: `{command.strip()}`\n\n"
+    body = (f"\n## {stamp}: dose window {args.dose_window} min, model variant {args.variant}\n\n"
+            f"Data: {source}. Machine: {machine}.\nCommand: `{command.strip()}`\n"
+            f"Model sizes: {sizes}; training: {replace(TrainConfig(), seed=0, threads=1)}\n\n"
             + markdown(table) + "\n")
     out = Path(args.out)
     if not out.exists():

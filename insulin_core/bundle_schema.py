@@ -26,7 +26,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstr
 from .features import NOW_FEATURES, SEQ_FEATURES
 from .intervals import P_DOSE_BANDS
 from .configs import MAX_PATIENTS, ModelConfig, TrainConfig, check_keys
-from .model import DoseNet
+from .model import DoseNet, single_network_state
 from .pipeline import ExperimentConfig
 from .splits import SPLITS
 from .windows import WindowConfig
@@ -230,7 +230,7 @@ def check_weights(raw: bytes, meta: dict, label: str) -> DoseNet:
         raise BundleError(f"{label}: weights.pt does not hold a state dict of tensors")
     model = DoseNet(ModelConfig.from_dict(meta["model_config"]))
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(single_network_state(state), strict=True)
     except RuntimeError as exc:
         raise BundleError(f"{label}: weights do not fit the model config: {_first_line(exc, 300)}") from None
     check_state(model, label)

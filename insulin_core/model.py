@@ -4,7 +4,8 @@ Design (hybrid LSTM-GRU for insulin dose prediction):
 
     seq (batch, window, n_seq) --LSTM stack--> --GRU stack--> last hidden state (batch, gru_hidden)
     optional attention: a learned weighting of the GRU's outputs over the window (batch, gru_hidden)
-    [last hidden | attended | now (batch, n_now) | patient embedding (batch, emb)]
+    now (batch, n_now) --piecewise-linear bins--> (batch, n_now * now_bins)
+    [last hidden | attended | now | now bins | patient embedding (batch, emb)]
         --dense MLP (ReLU, dropout)-->
         amount head: softplus, never negative          (batch, n_targets)  units
         dose head:   logit of "a dose is given now"    (batch, n_targets)
@@ -24,10 +25,36 @@ import torch.nn.functional as F
 
 from .configs import DATA_FIELDS, DEFAULT_SIZES, ModelConfig  # noqa: F401 (re-exported)
 
-class DoseNet(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+class PiecewiseLinear(nn.Module):
+    """Each feature x as its position inside each of `bins` training-quantile bins, clipped to
+    [0, 1]: 0 below the bin, 1 above it. The edges are buffers set once from the training part
+    (`fit`), so they travel with the weights; a bin of zero width encodes as 0."""
+
+    def __init__(self, n_features: int, bins: int):
         super().__init__()
-        self.cfg = cfg
+        self.register_buffer("low", torch.zeros(n_features, bins))
+        self.register_buffer("inv_width", torch.zeros(n_features, bins))
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> None:
+        """Edges at the quantiles of x (rows, n_features): the training part's scaled values."""
+        bins = self.low.shape[1]
+        x = x[:: max(1, len(x) // 200_000)]  # an even sample: torch.quantile caps its input size
+        q = torch.quantile(x.double(), torch.linspace(0, 1, bins + 1, dtype=torch.float64), dim=0).T
+        width = q[:, 1:] - q[:, :-1]
+        self.low.copy_(q[:, :-1])
+        self.inv_width.copy_(torch.where(width > 0, 1.0 / width.clamp_min(1e-12), torch.zeros_like(width)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pos = (x.unsqueeze(-1) - self.low) * self.inv_width  # (b, n_features, bins)
+        return pos.clamp(0.0, 1.0).flatten(1)
+
+
+class Member(nn.Module):
+    """One LSTM-GRU network: the window and the (encoded) moment -> (amount, dose logit)."""
+
+    def __init__(self, cfg: ModelConfig, now_width: int):
+        super().__init__()
         between = lambda layers: cfg.dropout if layers > 1 else 0.0  # noqa: E731 (rnn dropout)
         self.lstm = nn.LSTM(cfg.n_seq_features, cfg.lstm_hidden, cfg.lstm_layers,
                             batch_first=True, dropout=between(cfg.lstm_layers))
@@ -38,39 +65,65 @@ class DoseNet(nn.Module):
         self.embed = (nn.Embedding(cfg.n_patients + 1, cfg.patient_embedding)
                       if cfg.patient_embedding > 0 else None)
         pooled = cfg.gru_hidden * (2 if cfg.attention else 1)
-        layers, width = [], pooled + cfg.n_now_features + cfg.patient_embedding
+        layers, width = [], pooled + now_width + cfg.patient_embedding
         for out in cfg.dense:
             layers += [nn.Linear(width, out), nn.ReLU(), nn.Dropout(cfg.dropout)]
             width = out
         self.mlp = nn.Sequential(*layers)
         self.amount = nn.Linear(width, cfg.n_targets)
         self.dose = nn.Linear(width, cfg.n_targets)
+
+    def forward(self, seq: torch.Tensor, now: torch.Tensor, patient: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, _ = self.lstm(seq)  # (b, window, n_seq) -> (b, window, lstm_hidden)
+        x, h = self.gru(x)  # x: (b, window, gru_hidden), h: (gru_layers, b, gru_hidden)
+        parts = [h[-1], now]  # (b, gru_hidden), (b, now_width); now_width may be 0
+        if self.attend is not None:
+            weights = torch.softmax(self.attend(x), dim=1)  # (b, window, 1)
+            parts.append((weights * x).sum(dim=1))  # (b, gru_hidden)
+        if self.embed is not None:
+            parts.append(self.embed(patient))  # (b, emb)
+        z = self.mlp(torch.cat(parts, dim=1))  # (b, pooled + now_width + emb) -> (b, dense[-1])
+        amount = F.softplus(self.amount(z))  # (b, n_targets), >= 0 units
+        dose_logit = self.dose(z)  # (b, n_targets)
+        return amount, dose_logit
+
+
+class DoseNet(nn.Module):
+    """`cfg.members` LSTM-GRU networks trained side by side; the answer is their average (mean
+    amount, mean P(dose)). One member is the plain hybrid LSTM-GRU."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.bins = PiecewiseLinear(cfg.n_now_features, cfg.now_bins) if cfg.now_bins and cfg.n_now_features else None
+        now_width = cfg.n_now_features * (1 + (cfg.now_bins if self.bins is not None else 0))
+        self.members = nn.ModuleList(Member(cfg, now_width) for _ in range(cfg.members))
         # P(dose) above which a dose is predicted; tuned on the validation part after training
         # (train.tune_threshold) and saved with the weights.
         self.register_buffer("dose_threshold", torch.full((cfg.n_targets,), 0.5))
 
+    def member_outputs(self, seq: torch.Tensor, now: torch.Tensor | None = None,
+                       patient: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(amount, dose logit) of each member: what training fits, one loss per member."""
+        b = seq.shape[0]
+        now = seq.new_zeros(b, 0) if now is None else now  # (b, n_now), n_now may be 0
+        if self.bins is not None:
+            now = torch.cat([now, self.bins(now)], dim=1)  # (b, n_now * (1 + now_bins))
+        if patient is None:
+            patient = torch.zeros(b, dtype=torch.long, device=seq.device)
+        patient = patient.long()
+        # anything outside 1..n_patients is an unknown patient (row 0)
+        patient = torch.where((patient > 0) & (patient <= self.cfg.n_patients), patient, 0)
+        return [member(seq, now, patient) for member in self.members]
+
     def forward(self, seq: torch.Tensor, now: torch.Tensor | None = None,
                 patient: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        b = seq.shape[0]
-        x, _ = self.lstm(seq)  # (b, window, n_seq) -> (b, window, lstm_hidden)
-        x, h = self.gru(x)  # x: (b, window, gru_hidden), h: (gru_layers, b, gru_hidden)
-        parts = [h[-1]]  # (b, gru_hidden)
-        if self.attend is not None:
-            weights = torch.softmax(self.attend(x), dim=1)  # (b, window, 1)
-            parts.append((weights * x).sum(dim=1))  # (b, gru_hidden)
-        if now is not None:
-            parts.append(now)  # (b, n_now), n_now may be 0
-        if self.embed is not None:
-            if patient is None:
-                patient = torch.zeros(b, dtype=torch.long, device=seq.device)
-            patient = patient.long()
-            # anything outside 1..n_patients is an unknown patient (row 0)
-            patient = torch.where((patient > 0) & (patient <= self.cfg.n_patients), patient, 0)
-            parts.append(self.embed(patient))  # (b, emb)
-        z = self.mlp(torch.cat(parts, dim=1))  # (b, pooled + n_now + emb) -> (b, dense[-1])
-        amount = F.softplus(self.amount(z))  # (b, n_targets), >= 0 units
-        dose_logit = self.dose(z)  # (b, n_targets)
-        return amount, dose_logit
+        outputs = self.member_outputs(seq, now, patient)
+        if len(outputs) == 1:
+            return outputs[0]
+        amount = torch.stack([a for a, _ in outputs]).mean(dim=0)
+        p_dose = torch.stack([torch.sigmoid(logit) for _, logit in outputs]).mean(dim=0)
+        return amount, torch.logit(p_dose, eps=1e-7)
 
     @torch.no_grad()
     def predict_dose(self, seq: torch.Tensor, now: torch.Tensor | None = None,
@@ -84,6 +137,13 @@ class DoseNet(nn.Module):
         amount, dose_logit = self(seq, now, patient)
         threshold = self.dose_threshold if threshold is None else threshold
         return dose_from_heads(amount, dose_logit, threshold, round_units)
+
+
+def single_network_state(state: dict) -> dict:
+    """A state dict saved before members existed (one network at the top level) as member 0's."""
+    if any(k.startswith("members.") for k in state):
+        return state
+    return {k if k == "dose_threshold" else f"members.0.{k}": v for k, v in state.items()}
 
 
 def dose_from_heads(amount: torch.Tensor, dose_logit: torch.Tensor, threshold: float | torch.Tensor = 0.5,

@@ -134,8 +134,9 @@ def _init_head_biases(model: DoseNet, y: np.ndarray) -> None:
     mean_dose = np.clip(mean_dose, 0.1, 100.0)
     inv_softplus = mean_dose + np.log(-np.expm1(-mean_dose))
     with torch.no_grad():
-        model.dose.bias.copy_(torch.as_tensor(np.log(rate / (1 - rate)), dtype=torch.float32))
-        model.amount.bias.copy_(torch.as_tensor(inv_softplus, dtype=torch.float32))
+        for member in model.members:
+            member.dose.bias.copy_(torch.as_tensor(np.log(rate / (1 - rate)), dtype=torch.float32))
+            member.amount.bias.copy_(torch.as_tensor(inv_softplus, dtype=torch.float32))
 
 
 def _has_nonfinite(part: ArrayPart) -> bool:
@@ -182,6 +183,8 @@ def _train(model_cfg, cfg: TrainConfig, data: TrainData, callback, device) -> Tr
 
     model = DoseNet(model_cfg)
     _init_head_biases(model, data.train.y)
+    if model.bins is not None:  # bin edges from the training part only, like the scalers
+        model.bins.fit(torch.as_tensor(data.train.now, dtype=torch.float32))
     model.to(device)
     seq, now, patient, y = data.train.tensors(device)
     val = data.val.tensors(device)
@@ -207,8 +210,9 @@ def _train(model_cfg, cfg: TrainConfig, data: TrainData, callback, device) -> Tr
             if cfg.patient_dropout > 0:
                 drop = (torch.rand(len(idx), generator=gen) < cfg.patient_dropout).to(device)
                 pb = torch.where(drop, torch.zeros_like(pb), pb)
-            amount, logit = model(seq[idx], now[idx], pb)
-            loss = dose_loss(amount, logit, y[idx], beta=cfg.huber_beta)
+            # each member fits the target on its own; their average is only formed to predict
+            outputs = model.member_outputs(seq[idx], now[idx], pb)
+            loss = sum(dose_loss(amount, logit, y[idx], beta=cfg.huber_beta) for amount, logit in outputs) / len(outputs)
             if not torch.isfinite(loss):
                 finite = False
                 break

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from insulin_core.baselines import BASELINES
-from insulin_core.serving import check_bundle_fits, metrics_of, per_patient_of
+from insulin_core.serving import bundle_experiment, check_bundle_fits, metrics_of, per_patient_of
 from ui import charts
 from ui.state import page_header, DEFAULT_BASELINES, current_cohort, model_picker, predictions, shows_errors
 
@@ -18,6 +18,12 @@ if bundle is None:
 with shows_errors("This model does not fit the data in use"):
     for note in check_bundle_fits(bundle, cohort):
         st.info(note, icon=":material/info:")
+
+window = bundle_experiment(bundle).window
+if window.target == "decision-point":
+    st.caption(f"**Actual** is the decision dose: the Regular written at the decision point plus Regular written on "
+               f"its own row up to {window.dose_window} minutes later, before the next decision point"
+               + (" (0: the moment's own dose only)." if window.dose_window == 0 else "."))
 
 # The strongest baseline (two-stage gradient boosting) and the patient's own sliding scale by default.
 st.session_state.setdefault("pred_baselines", ["two_stage_gbm", "sliding_scale"])

@@ -79,11 +79,11 @@ def test_gradients_reach_every_parameter(kw):
 
 
 def test_amount_and_dose_never_negative():
-    cfg = ModelConfig(n_seq_features=3, n_now_features=2, n_patients=2, window=4, n_targets=3)
+    cfg = ModelConfig(n_seq_features=3, n_now_features=2, n_patients=2, window=4, n_targets=3, members=1)
     net = DoseNet(cfg).eval()
     with torch.no_grad():
-        net.amount.bias.fill_(-50.0)  # pushes the raw amount far below zero
-        net.dose.bias.fill_(50.0)  # always "dose given"
+        net.members[0].amount.bias.fill_(-50.0)  # pushes the raw amount far below zero
+        net.members[0].dose.bias.fill_(50.0)  # always "dose given"
     seq, now, patient = make_inputs(cfg, b=64)
     amount, _ = net(seq * 100, now * 100, patient)
     assert (amount >= 0).all()
@@ -96,13 +96,13 @@ def test_amount_and_dose_never_negative():
 def hand_set_net(amount_value: float, p_dose: float, n_targets: int = 1) -> DoseNet:
     """A net whose heads ignore the inputs: amount = amount_value, P(dose) = p_dose."""
     cfg = ModelConfig(n_seq_features=2, n_now_features=1, n_patients=1, window=3,
-                      n_targets=n_targets, dropout=0.0)
+                      n_targets=n_targets, dropout=0.0, members=1)
     net = DoseNet(cfg).eval()
     with torch.no_grad():
-        net.amount.weight.zero_()
-        net.dose.weight.zero_()
-        net.amount.bias.fill_(amount_value + math.log(-math.expm1(-amount_value)))
-        net.dose.bias.fill_(math.log(p_dose / (1 - p_dose)))
+        net.members[0].amount.weight.zero_()
+        net.members[0].dose.weight.zero_()
+        net.members[0].amount.bias.fill_(amount_value + math.log(-math.expm1(-amount_value)))
+        net.members[0].dose.bias.fill_(math.log(p_dose / (1 - p_dose)))
     return net
 
 
@@ -199,3 +199,43 @@ def test_pick_device():
     assert pick_device("cpu") == torch.device("cpu")
     with pytest.raises(ValueError, match="device"):
         pick_device("tpu")
+
+
+# --- piecewise-linear bins of the decision-moment features ----------------------------------------
+
+def test_bins_place_a_value_inside_training_quantile_bins():
+    from insulin_core.model import PiecewiseLinear
+
+    enc = PiecewiseLinear(2, 4)
+    train = torch.stack([torch.arange(0.0, 101.0), torch.full((101,), 3.0)], dim=1)  # a ramp, a constant
+    enc.fit(train)
+    assert torch.allclose(enc.low[0], torch.tensor([0.0, 25.0, 50.0, 75.0]))
+    x = torch.tensor([[30.0, 3.0], [-5.0, 3.0], [500.0, 3.0]])
+    out = enc(x).reshape(3, 2, 4)
+    assert torch.allclose(out[0, 0], torch.tensor([1.0, 0.2, 0.0, 0.0]))  # 30: past bin 1, a fifth into bin 2
+    assert out[1, 0].sum() == 0 and out[2, 0].sum() == 4  # clipped below and above the training range
+    assert out[:, 1].abs().sum() == 0  # a constant feature has zero-width bins: it encodes as 0
+
+
+def test_bins_are_fit_on_the_training_part_and_saved_with_the_weights(tmp_path):
+    from insulin_core.train import ArrayPart, TrainConfig, TrainData, train_model
+
+    g = torch.Generator().manual_seed(0)
+    n, cfg = 64, ModelConfig(n_seq_features=3, n_now_features=2, n_patients=0, window=4, lstm_hidden=4,
+                             gru_hidden=4, dense=(8,), patient_embedding=0, now_bins=4)
+
+    def part(scale):
+        return ArrayPart(torch.rand(n, 4, 3, generator=g).numpy(), (scale * torch.rand(n, 2, generator=g)).numpy(),
+                         torch.zeros(n, dtype=torch.long).numpy(), torch.rand(n, 1, generator=g).numpy())
+    train, val = part(1.0), part(100.0)  # validation values far outside: the edges must not see them
+    model = train_model(cfg, TrainConfig(epochs=2, threads=1), TrainData(train, val)).model
+    assert float(model.bins.low.max()) < 1.0
+    state = model.state_dict()
+    assert "bins.low" in state and "bins.inv_width" in state
+
+
+def test_configs_written_before_the_bins_read_as_no_bins():
+    d = ModelConfig(n_seq_features=3, n_now_features=2, n_patients=1).to_dict()
+    del d["now_bins"]
+    assert ModelConfig.from_dict(d).now_bins == 0
+    assert DoseNet(ModelConfig.from_dict(d)).bins is None

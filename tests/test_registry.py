@@ -82,7 +82,7 @@ def test_overwrite_replaces_the_bundle(tmp_path):
     save_bundle(tiny_model(0), tiny_meta(), "m", tmp_path)
     save_bundle(tiny_model(1), tiny_meta(), "m", tmp_path, overwrite=True)
     reloaded = load_bundle(tmp_path / "m").model
-    assert torch.equal(reloaded.state_dict()["amount.weight"], tiny_model(1).state_dict()["amount.weight"])
+    assert torch.equal(reloaded.state_dict()["members.0.amount.weight"], tiny_model(1).state_dict()["members.0.amount.weight"])
     assert visible_entries(tmp_path) == ["m"]
 
 
@@ -270,10 +270,10 @@ MALFORMED = [
      "weights.pt is corrupt"),
     ("a pickle with a class", _pickle_with_a_class, "refused to unpickle"),
     ("weights a list of tensors", lambda p: torch.save([torch.zeros(2)], p / WEIGHTS_FILE), "state dict of tensors"),
-    ("wrong tensor shape", _state_edit(lambda s: s.__setitem__("amount.weight", torch.zeros(1, 3))),
+    ("wrong tensor shape", _state_edit(lambda s: s.__setitem__("members.0.amount.weight", torch.zeros(1, 3))),
      "do not fit the model config"),
-    ("NaN weights", _state_edit(lambda s: s["amount.weight"].fill_(float("nan"))), "NaN or infinite.*amount.weight"),
-    ("infinite weights", _state_edit(lambda s: s["lstm.weight_ih_l0"].fill_(float("inf"))), "NaN or infinite"),
+    ("NaN weights", _state_edit(lambda s: s["members.0.amount.weight"].fill_(float("nan"))), "NaN or infinite.*members.0.amount.weight"),
+    ("infinite weights", _state_edit(lambda s: s["members.0.lstm.weight_ih_l0"].fill_(float("inf"))), "NaN or infinite"),
     ("threshold 0", _threshold(0.0), "strictly between 0 and 1, got \\[0.0\\]"),
     ("threshold -1", _threshold(-1.0), "strictly between 0 and 1, got \\[-1.0\\]"),
     ("threshold 1.5", _threshold(1.5), "strictly between 0 and 1"),
@@ -313,7 +313,7 @@ def test_a_model_with_nan_weights_or_a_bad_threshold_is_never_saved(tmp_path):
         save_bundle(model, tiny_meta(), "m", tmp_path)
     with torch.no_grad():
         model.dose_threshold.fill_(0.5)
-        model.amount.bias.fill_(float("nan"))
+        model.members[0].amount.bias.fill_(float("nan"))
     with pytest.raises(BundleError, match="NaN"):
         save_bundle(model, tiny_meta(), "m", tmp_path)
     assert list_bundles(tmp_path) == []
@@ -323,3 +323,21 @@ def test_a_model_with_nan_weights_or_a_bad_threshold_is_never_saved(tmp_path):
 def test_a_name_with_a_newline_or_a_path_is_refused(tmp_path, name):
     with pytest.raises(BundleError, match="Invalid model name"):
         check_name(name)
+
+
+def test_a_bundle_saved_before_members_loads_as_one_member(tmp_path):
+    """Weights written by the single-network DoseNet (keys without `members.0.`, no `members` or
+    `now_bins` in the config) still load, as one member without bins."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_seq_features=len(SEQ_FEATURES), n_now_features=len(NOW_FEATURES), n_patients=3,
+                      window=4, lstm_hidden=8, gru_hidden=8, dense=(8,), patient_embedding=2, members=1, now_bins=0)
+    model = DoseNet(cfg).eval()
+    path = save_bundle(model, tiny_meta(), "old", tmp_path)
+    state = torch.load(path / WEIGHTS_FILE, weights_only=True)
+    torch.save({k.removeprefix("members.0."): v for k, v in state.items()}, path / WEIGHTS_FILE)
+    meta = json.loads((path / META_FILE).read_text())
+    del meta["model_config"]["members"], meta["model_config"]["now_bins"]
+    (path / META_FILE).write_text(json.dumps(meta))
+    reloaded = load_bundle(path).model
+    assert reloaded.cfg.members == 1 and reloaded.bins is None
+    assert torch.equal(reloaded.state_dict()["members.0.amount.weight"], model.state_dict()["members.0.amount.weight"])

@@ -29,8 +29,8 @@ MODELS = [tiny_model(seed) for seed in range(3)]
 
 def which_model(bundle) -> int:
     """Which of MODELS a loaded bundle holds (-1: none, i.e. a mixed or damaged bundle)."""
-    got = bundle.model.state_dict()["amount.weight"]
-    return next((i for i, m in enumerate(MODELS) if torch.equal(m.state_dict()["amount.weight"], got)), -1)
+    got = bundle.model.state_dict()["members.0.amount.weight"]
+    return next((i for i, m in enumerate(MODELS) if torch.equal(m.state_dict()["members.0.amount.weight"], got)), -1)
 
 
 def leftovers(models_dir: Path) -> list[str]:

@@ -49,18 +49,18 @@ def scenario_at(ws, i, **edits):
 def glucose_only_model(sign: float = 1.0, dose_bias: float = 10.0, amount_bias: float = 0.0) -> DoseNet:
     """A DoseNet that reads only the glucose now: amount = softplus(4 * sign * g_scaled + bias)."""
     cfg = ModelConfig(n_seq_features=len(SEQ_FEATURES), n_now_features=len(NOW_FEATURES), n_patients=5, window=L,
-                      lstm_hidden=4, gru_hidden=4, dense=(2,), dropout=0.0, patient_embedding=2)
+                      lstm_hidden=4, gru_hidden=4, dense=(2,), dropout=0.0, patient_embedding=2, now_bins=0, members=1)
     model = DoseNet(cfg)
     with torch.no_grad():
         for prm in model.parameters():
             prm.zero_()
-        w = model.mlp[0].weight  # (2, gru_hidden + n_now + emb)
+        w = model.members[0].mlp[0].weight  # (2, gru_hidden + n_now + emb)
         g = cfg.gru_hidden + NOW["glucose"]
         if sign > 0:
             w[0, g] = 1.0
         else:  # relu(1 - g): falls as glucose rises
-            w[0, g], model.mlp[0].bias[0] = -1.0, 1.0
-        model.amount.weight[0, 0] = 4.0
-        model.amount.bias[0] = amount_bias
-        model.dose.bias[0] = dose_bias
+            w[0, g], model.members[0].mlp[0].bias[0] = -1.0, 1.0
+        model.members[0].amount.weight[0, 0] = 4.0
+        model.members[0].amount.bias[0] = amount_bias
+        model.members[0].dose.bias[0] = dose_bias
     return model.eval()
