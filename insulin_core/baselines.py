@@ -104,6 +104,12 @@ class Baseline:
             return np.zeros(0)
         return _clean(self._predict(ws, idx))
 
+    def heads(self, ws, idx) -> tuple[np.ndarray, np.ndarray]:
+        """The predictor contract (predictor.py): (amount, P(dose)). A baseline's amount is its
+        prediction and it gives a dose wherever that is above 0, unless it knows better."""
+        dose = self.predict(ws, idx)
+        return dose, (dose > 0).astype(float)
+
     def _fit(self, ws, idx: np.ndarray) -> None:  # stateless baselines need nothing
         pass
 
@@ -241,25 +247,23 @@ class TwoStageGBM(_GBMBase):
             return np.full(len(x), self.p_const_)
         return self.classifier_.predict_proba(x)[:, 1]
 
+    def heads(self, ws, idx) -> tuple[np.ndarray, np.ndarray]:
+        """Its regressor's amount and its classifier's P(dose)."""
+        idx = _indices(ws, idx)
+        x = self._design(ws, idx)
+        return _clean(self._amount(x)), self._probability(x)
+
+    def _amount(self, x: np.ndarray) -> np.ndarray:
+        if self.amount_const_ is not None:
+            return np.full(len(x), self.amount_const_)
+        return np.clip(self.regressor_.predict(x), 0.0, None)
+
     def _predict(self, ws, idx):
         x = self._design(ws, idx)
-        if self.amount_const_ is not None:
-            amount = np.full(len(idx), self.amount_const_)
-        else:
-            amount = np.clip(self.regressor_.predict(x), 0.0, None)
-        return np.where(self._probability(x) > self.threshold, amount, 0.0)
+        return np.where(self._probability(x) > self.threshold, self._amount(x), 0.0)
 
 
 def make_baseline(name: str) -> Baseline:
     if name not in BASELINES:
         raise ValueError(f"Unknown baseline {name!r}; choose from {', '.join(BASELINES)}.")
     return BASELINES[name]()
-
-
-def fit_predict_all(ws, train_idx, test_idx, names=None) -> dict[str, np.ndarray]:
-    """Fit each baseline (all registered in display order, or `names` in the given order) on train, predict test."""
-    names = list(BASELINES) if names is None else list(names)
-    unknown = [n for n in names if n not in BASELINES]
-    if unknown:
-        raise ValueError(f"Unknown baseline(s) {', '.join(map(repr, unknown))}; choose from {', '.join(BASELINES)}.")
-    return {n: make_baseline(n).fit(ws, train_idx).predict(ws, test_idx) for n in names}

@@ -15,9 +15,7 @@ import pandas as pd
 
 from .codes import DAY_PARTS, LEVELS
 from .features import GLUCOSE_SLOTS, NOW_FEATURES, SEQ_FEATURES
-from .intervals import regular_heads
-from .registry import ModelBundle
-from .train import ArrayPart
+from .predictor import DosePredictor
 from .windows import WindowSet
 
 _LEVEL_NAMES = tuple(LEVELS)  # none, less, typical, more
@@ -51,10 +49,8 @@ class Explanation:
     sentence: str
 
 
-def _expected(bundle: ModelBundle, seq: np.ndarray, now: np.ndarray, patient: int) -> np.ndarray:
-    part = ArrayPart(bundle.seq_scaler.transform(seq), bundle.now_scaler.transform(now),
-                     np.full(len(now), patient, dtype=np.int64), np.zeros((len(now), 1), np.float32))
-    amount, p = regular_heads(bundle.model, part)
+def _expected(predictor: DosePredictor, seq: np.ndarray, now: np.ndarray, patient_id: int) -> np.ndarray:
+    amount, p = predictor.heads_of(seq, now, patient_id)
     return amount * p
 
 
@@ -88,8 +84,8 @@ def _occlusions(seq0: np.ndarray, now0: np.ndarray, seq_ref: np.ndarray, now_ref
     return np.stack(seqs), np.stack(nows), labels
 
 
-def explain_occlusion(bundle: ModelBundle, features: pd.DataFrame, row: int, ws: WindowSet, now: np.ndarray,
-                      patient: int, top: int = 2) -> Explanation:
+def explain_occlusion(predictor: DosePredictor, features: pd.DataFrame, row: int, ws: WindowSet, now: np.ndarray,
+                      patient_id: int, top: int = 2) -> Explanation:
     """Occlusion of the decision row `row` of `features` (its window `ws`, its now-vector `now`,
     unscaled and possibly edited): attribution of an input = expected dose - expected dose with that
     input set to this patient's average."""
@@ -97,7 +93,7 @@ def explain_occlusion(bundle: ModelBundle, features: pd.DataFrame, row: int, ws:
     L, Fs = seq0.shape
     seq_ref, now_ref = _references(features, row, ws.now_features)
     seqs, nows, labels = _occlusions(seq0, now0, seq_ref, now_ref)
-    out = _expected(bundle, seqs, nows, patient)
+    out = _expected(predictor, seqs, nows, patient_id)
     full = float(out[0])
     delta = full - out
 

@@ -15,31 +15,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from .codes import MAX_PLAUSIBLE_DOSE
-from .train import ArrayPart, predict_raw
+from .dose_rule import DOSE_THRESHOLD, continuous_dose, to_dose
 
-DOSE_THRESHOLD = 0.5
 CONFORMAL_ALPHA = 0.1
 MIN_GROUP = 20  # a Mondrian group smaller than this uses the pooled quantile
 P_DOSE_EDGES = (0.2, 0.5, 0.8)
 P_DOSE_BANDS = ("sure_no_dose", "lean_no_dose", "lean_dose", "sure_dose")
-
-
-def dose_threshold(model) -> float:
-    """The model's own P(dose) threshold for Regular (tuned on validation when it has one)."""
-    t = getattr(model, "dose_threshold", None)
-    return DOSE_THRESHOLD if t is None else float(torch.as_tensor(t).reshape(-1)[0])
-
-
-def continuous_dose(amount: np.ndarray, p: np.ndarray, threshold: float = DOSE_THRESHOLD) -> np.ndarray:
-    return np.where(p > threshold, amount, 0.0)
-
-
-def point_dose(amount: np.ndarray, p: np.ndarray, threshold: float = DOSE_THRESHOLD) -> np.ndarray:
-    """The dose train.predict gives: amount where P(dose) > threshold, else 0, rounded half-up."""
-    return np.maximum(np.floor(continuous_dose(amount, p, threshold) + 0.5), 0.0)
 
 
 def _group(dose_cont: np.ndarray) -> np.ndarray:
@@ -77,16 +60,18 @@ def conformal_from_scores(dose_cont: np.ndarray, y: np.ndarray, p: np.ndarray, a
     return table
 
 
-def conformal_interval(amount: np.ndarray, p: np.ndarray, table: dict, threshold: float = DOSE_THRESHOLD
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dose, low, high) in whole units; [low, high] holds the same whole doses as the continuous
-    conformal interval, and always the point dose."""
+def conformal_interval(amount: np.ndarray, p: np.ndarray, table: dict, threshold: float = DOSE_THRESHOLD,
+                       round_units: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dose, low, high); in whole units (`round_units`) [low, high] holds the same whole doses as
+    the continuous conformal interval. Always holds the point dose; never below 0."""
     cont = continuous_dose(np.asarray(amount, float), np.asarray(p, float), threshold)
     q = np.array([table["groups"][g]["q"] for g in _groups_of(table, cont, p)], dtype=float)
     q = np.where(np.isfinite(q), q, MAX_PLAUSIBLE_DOSE["regular"])
-    dose = point_dose(amount, p, threshold)
-    low = np.maximum(np.ceil(cont - q - 1e-9), 0.0)
-    high = np.floor(cont + q + 1e-9)
+    dose = to_dose(amount, p, threshold, round_units)
+    if round_units:
+        low, high = np.maximum(np.ceil(cont - q - 1e-9), 0.0), np.floor(cont + q + 1e-9)
+    else:
+        low, high = np.maximum(cont - q, 0.0), cont + q
     return dose, np.minimum(low, dose), np.maximum(high, dose)
 
 
@@ -98,24 +83,3 @@ def coverage_of(y: np.ndarray, low: np.ndarray, high: np.ndarray) -> dict:
             "coverage_dose_rows": float(inside[dosed].mean()) if dosed.any() else float("nan"),
             "coverage_no_dose_rows": float(inside[~dosed].mean()) if (~dosed).any() else float("nan"),
             "mean_width_u": float(np.mean(high - low)) if len(y) else float("nan"), "n": int(len(y))}
-
-
-def regular_heads(model, part: ArrayPart) -> tuple[np.ndarray, np.ndarray]:
-    """(amount in units, P(dose)) of the Regular target for a scaled part."""
-    amount, p = predict_raw(model, part)
-    return amount[:, 0].astype(float), p[:, 0].astype(float)
-
-
-def conformal_from_part(model, val_part: ArrayPart, y: np.ndarray, alpha: float = CONFORMAL_ALPHA) -> dict:
-    """Conformal table of `model` calibrated on the validation part (y: its actual Regular doses)."""
-    amount, p = regular_heads(model, val_part)
-    table = conformal_from_scores(continuous_dose(amount, p, dose_threshold(model)), y, p, alpha)
-    table["part"] = "val"
-    return table
-
-
-def coverage_of_part(model, part: ArrayPart, y: np.ndarray, table: dict) -> dict:
-    """Share of a part's actual Regular doses `y` inside their intervals (target: 1 - alpha)."""
-    amount, p = regular_heads(model, part)
-    _, low, high = conformal_interval(amount, p, table, dose_threshold(model))
-    return {"alpha": table["alpha"], **coverage_of(y, low, high)}

@@ -104,7 +104,8 @@ def per_patient_metrics(patient_id, y_true, y_pred) -> pd.DataFrame:
 
 
 def metrics_table(predictions: dict[str, np.ndarray], y_true, mask=None) -> pd.DataFrame:
-    """One row per model/baseline name (in the dict's order) with the `dose_metrics` columns.
+    """One row per model/baseline name (in the dict's order) with the `dose_metrics` columns: the one
+    metric table of evaluation, the Predictions page and the CLI.
 
     `mask` (boolean of len(y_true), or row indices) restricts every model to the same rows, e.g.
     leaving out implausible target doses.
@@ -116,5 +117,5 @@ def metrics_table(predictions: dict[str, np.ndarray], y_true, mask=None) -> pd.D
     rows = []
     for name, pred in predictions.items():
         p = _as_1d(f"predictions[{name!r}]", pred, len(t))
-        rows.append({"model": name, **dose_metrics(t[sel], p[sel])})
-    return pd.DataFrame(rows, columns=["model", *METRIC_COLUMNS])
+        rows.append({"name": name, **dose_metrics(t[sel], p[sel])})
+    return pd.DataFrame(rows, columns=["name", *METRIC_COLUMNS])

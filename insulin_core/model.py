@@ -12,7 +12,7 @@ Design (hybrid LSTM-GRU for insulin dose prediction):
 
 Most timeline rows carry no Regular dose, so one regression head alone learns to predict small
 non-zero doses everywhere. The dose/no-dose head decides *whether* a dose is given and the amount
-head *how much*; `predict_dose` combines them (and rounds to whole units, as people inject).
+head *how much*; `dose_rule.to_dose` combines them (and rounds to whole units, as people inject).
 
 Patient index 0 is the "unknown patient" row of the embedding (a new patient, the patients split);
 known patients are 1..n_patients. `patient_embedding=0` gives a pooled model with no embedding.
@@ -125,18 +125,6 @@ class DoseNet(nn.Module):
         p_dose = torch.stack([torch.sigmoid(logit) for _, logit in outputs]).mean(dim=0)
         return amount, torch.logit(p_dose, eps=1e-7)
 
-    @torch.no_grad()
-    def predict_dose(self, seq: torch.Tensor, now: torch.Tensor | None = None,
-                     patient: torch.Tensor | None = None, threshold: float | None = None,
-                     round_units: bool = True) -> torch.Tensor:
-        """Dose in units (batch, n_targets): amount where P(dose) > threshold, else 0.
-
-        Rounded half-up to whole units when `round_units`; never negative. Uses the module's
-        current mode: call `.eval()` first for deterministic predictions.
-        """
-        amount, dose_logit = self(seq, now, patient)
-        threshold = self.dose_threshold if threshold is None else threshold
-        return dose_from_heads(amount, dose_logit, threshold, round_units)
 
 
 def single_network_state(state: dict) -> dict:
@@ -144,15 +132,6 @@ def single_network_state(state: dict) -> dict:
     if any(k.startswith("members.") for k in state):
         return state
     return {k if k == "dose_threshold" else f"members.0.{k}": v for k, v in state.items()}
-
-
-def dose_from_heads(amount: torch.Tensor, dose_logit: torch.Tensor, threshold: float | torch.Tensor = 0.5,
-                    round_units: bool = True) -> torch.Tensor:
-    """Combine the two heads into a dose: amount where sigmoid(logit) > threshold, else 0."""
-    dose = torch.where(torch.sigmoid(dose_logit) > threshold, amount, torch.zeros_like(amount))
-    if round_units:
-        dose = torch.floor(dose + 0.5)  # half-up: 2.5 U -> 3 U
-    return dose.clamp_min(0.0)
 
 
 def pick_device(prefer: str = "auto") -> torch.device:

@@ -16,12 +16,12 @@ import pandas as pd
 from .baselines import BASELINES, make_baseline
 from .configs import check_keys
 from .features import NOW_FEATURES, SEQ_FEATURES
-from .intervals import conformal_from_part, coverage_of_part
-from .metrics import dose_metrics, per_patient_metrics
+from .metrics import METRIC_COLUMNS, metrics_table, per_patient_metrics
 from .model import DATA_FIELDS, DEFAULT_SIZES, DoseNet, ModelConfig
 from .scaling import MinMaxScaler
 from .splits import Split, split_windows
-from .train import ArrayPart, EpochLog, TrainConfig, TrainData, TrainResult, predict, train_model
+from .predictor import DosePredictor
+from .train import ArrayPart, EpochLog, TrainConfig, TrainData, TrainResult, train_model
 from .windows import WindowConfig, WindowSet, make_windows
 
 
@@ -58,19 +58,15 @@ class Prepared:
     now_scaler: MinMaxScaler
     patient_index: dict[int, int]  # training patients -> 1..n; anyone else -> 0 (unknown)
 
+    def predictor(self, model: DoseNet | None = None) -> DosePredictor:
+        """The network `model` with this experiment's scalers and patient index (no model: inputs only)."""
+        return DosePredictor.of_network(model, self.seq_scaler, self.now_scaler, self.patient_index)
+
     def part(self, idx: np.ndarray) -> ArrayPart:
-        return to_part(self.ws, idx, self.seq_scaler, self.now_scaler, self.patient_index)
+        return self.predictor().part(self.ws, idx)
 
     def train_data(self) -> TrainData:
         return TrainData(self.part(self.train_idx), self.part(self.val_idx))
-
-
-def to_part(ws: WindowSet, idx: np.ndarray, seq_scaler: MinMaxScaler, now_scaler: MinMaxScaler,
-            patient_index: dict[int, int]) -> ArrayPart:
-    """Scaled model inputs for the windows `idx` of `ws`."""
-    pids = ws.patient_id[idx]
-    patient = np.array([patient_index.get(int(p), 0) for p in pids], dtype=np.int64)
-    return ArrayPart(seq_scaler.transform(ws.seq[idx]), now_scaler.transform(ws.now[idx]), patient, ws.y[idx])
 
 
 def select_patients(features: pd.DataFrame, patients: tuple[int, ...]) -> pd.DataFrame:
@@ -111,37 +107,46 @@ class Evaluation:
     metrics: pd.DataFrame  # one row per model/baseline; columns from dose_metrics, plus `rows`
     predictions: pd.DataFrame  # one row per test decision point
     per_patient: pd.DataFrame  # the model's per-patient metrics
-    conformal: dict = field(default_factory=dict)  # interval table calibrated on the validation part
+    conformal: dict = field(default_factory=dict)  # the model's interval table, calibrated on the validation part
     coverage: dict = field(default_factory=dict)  # how often that interval holds the actual dose here
+    coverages: dict = field(default_factory=dict)  # the same for every predictor, baselines included
 
     def headline(self, name: str = "model") -> dict:
         row = self.metrics[(self.metrics["name"] == name) & (self.metrics["rows"] == "all")]
         return row.iloc[0].drop(["name", "rows"]).to_dict() if len(row) else {}
 
 
+def predictors(model: DoseNet, prepared: Prepared, baselines: list[str] | None = None) -> dict[str, DosePredictor]:
+    """The model and each baseline (fit on the training part), each calibrated on the validation part."""
+    ws = prepared.ws
+    out = {"model": prepared.predictor(model)}
+    for name in (list(BASELINES) if baselines is None else baselines):
+        out[name] = DosePredictor.of_baseline(make_baseline(name).fit(ws, prepared.train_idx))
+    return {name: p.calibrated(ws, prepared.val_idx) for name, p in out.items()}
+
+
 def evaluate(model: DoseNet, prepared: Prepared, baselines: list[str] | None = None,
              part: str = "test") -> Evaluation:
-    """The model and each baseline on one part (default test), baselines fit on the training part."""
+    """The model and each baseline on one part (default test), through one predictor contract."""
     ws, idx = prepared.ws, getattr(prepared.split, part)
     y = ws.y[idx, 0]
-    preds = {"model": predict(model, prepared.part(idx))[:, 0]}
-    for name in (list(BASELINES) if baselines is None else baselines):
-        preds[name] = make_baseline(name).fit(ws, prepared.train_idx).predict(ws, idx)
+    found = predictors(model, prepared, baselines)
+    preds = {name: p.dose(ws, idx) for name, p in found.items()}
     plausible = ~ws.context["implausible"].to_numpy()[idx]
-    rows = []
-    for name, pred in preds.items():
-        rows.append({"name": name, "rows": "all", **dose_metrics(y, pred)})
-        rows.append({"name": name, "rows": "without implausible", **dose_metrics(y[plausible], pred[plausible])})
+    metrics = pd.concat([metrics_table(preds, y).assign(rows="all"),
+                         metrics_table(preds, y, plausible).assign(rows="without implausible")])
+    order = {name: i for i, name in enumerate(preds)}
+    metrics = metrics.sort_values("name", key=lambda n: n.map(order), kind="stable").reset_index(drop=True)
     ctx = ws.context.iloc[idx]
     predictions = pd.DataFrame({
         "patient_id": ctx["patient_id"].to_numpy(), "timestamp": ctx["timestamp"].to_numpy(),
         "split": part, "actual": y, "predicted": preds["model"],
         **{name: p for name, p in preds.items() if name != "model"},
     })
-    conformal = conformal_from_part(model, prepared.part(prepared.val_idx), ws.y[prepared.val_idx, 0])
-    coverage = {"part": part, **coverage_of_part(model, prepared.part(idx), y, conformal)}
-    return Evaluation(pd.DataFrame(rows), predictions,
-                      per_patient_metrics(ctx["patient_id"].to_numpy(), y, preds["model"]), conformal, coverage)
+    coverage = {name: p.coverage(ws, idx, part) for name, p in found.items()}
+    return Evaluation(metrics[["name", "rows", *METRIC_COLUMNS]], predictions,
+                      per_patient_metrics(ctx["patient_id"].to_numpy(), y, preds["model"]),
+                      found["model"].conformal, coverage["model"], coverage)
 
 
 @dataclass

@@ -43,6 +43,7 @@ from filelock import FileLock, Timeout
 from .bundle_schema import FORMAT_VERSION, NAME_REGEX, BundleError, check_meta, check_state, check_weights
 from .model import DoseNet, ModelConfig
 from .paths import DEFAULT_MODELS_DIR
+from .predictor import DosePredictor
 from .scaling import MinMaxScaler
 
 __all__ = ["BundleError", "FORMAT_VERSION", "ModelBundle", "save_bundle", "load_bundle", "list_bundles",
@@ -86,6 +87,11 @@ class ModelBundle:
     @property
     def patient_index(self) -> dict[int, int]:
         return {int(k): int(v) for k, v in self.meta["patient_index"].items()}
+
+    def predictor(self, conformal: dict | None = None) -> DosePredictor:
+        """The bundle's network with its own scalers, patient index and conformal table (or `conformal`)."""
+        table = self.meta.get("conformal") if conformal is None else conformal
+        return DosePredictor.of_network(self.model, self.seq_scaler, self.now_scaler, self.patient_index, table, self.name)
 
 
 def check_name(name: str) -> str:

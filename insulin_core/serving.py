@@ -9,11 +9,12 @@ import pandas as pd
 
 from .baselines import BASELINES, make_baseline
 from .dataset import Cohort
-from .metrics import dose_metrics, per_patient_metrics
-from .pipeline import ExperimentConfig, Prepared, prepare, to_part
+from .intervals import coverage_of
+from .metrics import metrics_table, per_patient_metrics
+from .pipeline import ExperimentConfig, Prepared, prepare
+from .predictor import DosePredictor
 from .registry import ModelBundle, check_against_data
-from .train import predict
-from .windows import WindowConfig, WindowSet, make_windows
+from .windows import WindowConfig, WindowSet
 
 
 def bundle_experiment(bundle: ModelBundle) -> ExperimentConfig:
@@ -26,8 +27,7 @@ def bundle_experiment(bundle: ModelBundle) -> ExperimentConfig:
 def predict_windows(bundle: ModelBundle, ws: WindowSet, idx: np.ndarray | None = None) -> np.ndarray:
     """Regular dose (units) for windows `idx` of `ws`, scaled with the bundle's own scalers."""
     idx = np.arange(len(ws)) if idx is None else np.asarray(idx)
-    part = to_part(ws, idx, bundle.seq_scaler, bundle.now_scaler, bundle.patient_index)
-    return predict(bundle.model, part)[:, 0]
+    return bundle.predictor().dose(ws, idx)
 
 
 def check_bundle_fits(bundle: ModelBundle, cohort: Cohort) -> list[str]:
@@ -43,32 +43,55 @@ def check_bundle_fits(bundle: ModelBundle, cohort: Cohort) -> list[str]:
 def predictions_table(bundle: ModelBundle, cohort: Cohort, baselines: list[str] | None = None) -> pd.DataFrame:
     """Every window of the cohort: part (train/val/test by the bundle's own split), actual dose,
     model prediction and each baseline (fit on the training part of that split)."""
-    exp = bundle_experiment(bundle)
-    # Every patient of this cohort gets predictions, not only those the bundle was trained on.
-    prepared: Prepared = prepare(cohort.features, replace(exp, patients=()))
-    ws = prepared.ws
+    prepared = bundle_prepared(bundle, cohort.features)
+    ws, every = prepared.ws, np.arange(len(prepared.ws))
     table = ws.context[["patient_id", "timestamp", "day_part", "glucose_now"]].copy()
     table["part"] = prepared.split.part_of(len(ws))
     table["actual"] = ws.y[:, 0]
-    table["predicted"] = predict_windows(bundle, ws)
-    for name in (list(BASELINES) if baselines is None else baselines):
-        table[name] = make_baseline(name).fit(ws, prepared.train_idx).predict(ws, np.arange(len(ws)))
+    for name, predictor in bundle_predictors(bundle, prepared, baselines).items():
+        dose, low, high = predictor.interval(ws, every)
+        table["predicted" if name == "model" else name] = dose
+        table[f"{name}_low"], table[f"{name}_high"] = low, high
     table["week"] = table["timestamp"].dt.to_period("W-SUN").dt.start_time
     return table
+
+
+def bundle_prepared(bundle: ModelBundle, features: pd.DataFrame, every_patient: bool = True) -> Prepared:
+    """The bundle's experiment re-prepared on these features (every patient of them, or only the
+    bundle's own selection), scaled with the bundle's own scalers and patient index."""
+    exp = bundle_experiment(bundle)
+    prepared = prepare(features, replace(exp, patients=()) if every_patient else exp)
+    prepared.seq_scaler, prepared.now_scaler = bundle.seq_scaler, bundle.now_scaler
+    prepared.patient_index = bundle.patient_index
+    return prepared
+
+
+def bundle_predictors(bundle: ModelBundle, prepared: Prepared, baselines: list[str] | None = None) -> dict:
+    """The bundle's network (its own conformal table, else one calibrated now on the validation
+    part) and each baseline fit on the training part and calibrated on the validation part."""
+    ws = prepared.ws
+    model = bundle.predictor()
+    model = model if model.conformal is not None else model.calibrated(ws, prepared.val_idx)
+    found = {"model": model}
+    for name in (list(BASELINES) if baselines is None else baselines):
+        found[name] = DosePredictor.of_baseline(make_baseline(name).fit(ws, prepared.train_idx)).calibrated(ws, prepared.val_idx)
+    return found
 
 
 def metrics_of(table: pd.DataFrame, part: str = "test") -> pd.DataFrame:
     """One row per model/baseline column of a predictions table, on one part."""
     rows = table if part == "all" else table[table["part"] == part]
     names = ["predicted"] + [c for c in table.columns if c in BASELINES]
-    return pd.DataFrame([{"name": "model" if n == "predicted" else n, **dose_metrics(rows["actual"], rows[n])}
-                         for n in names])
+    return metrics_table({"model" if n == "predicted" else n: rows[n] for n in names}, rows["actual"])
+
+
+def interval_coverage_of(table: pd.DataFrame, part: str = "test") -> pd.DataFrame:
+    """How often each predictor's 90% interval holds the actual dose, on one part of a predictions table."""
+    rows = table if part == "all" else table[table["part"] == part]
+    names = [c.removesuffix("_low") for c in table.columns if c.endswith("_low")]
+    return pd.DataFrame([{"name": n, **coverage_of(rows["actual"], rows[f"{n}_low"], rows[f"{n}_high"])} for n in names])
 
 
 def per_patient_of(table: pd.DataFrame, part: str = "test") -> pd.DataFrame:
     rows = table if part == "all" else table[table["part"] == part]
     return per_patient_metrics(rows["patient_id"].to_numpy(), rows["actual"].to_numpy(), rows["predicted"].to_numpy())
-
-
-def windows_for(bundle: ModelBundle, features: pd.DataFrame, rows: np.ndarray | None = None) -> WindowSet:
-    return make_windows(features, bundle_experiment(bundle).window, rows)

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from .configs import TrainConfig  # noqa: F401 (re-exported)
-from .model import DoseNet, ModelConfig, dose_from_heads, pick_device
+from .dose_rule import to_dose
+from .model import DoseNet, ModelConfig, pick_device
 
 STOP_REASONS = ("early_stopping", "max_epochs", "stopped_by_user", "diverged")
 DIVERGED_ABS = 1e6  # val loss above this is divergence
@@ -75,7 +76,7 @@ class EpochLog:
     epoch: int  # 1-based
     train_loss: float  # mean over the epoch's batches (weighted by batch size)
     val_loss: float
-    val_mae: float  # units, predict_dose (thresholded, rounded) vs y[:, 0]
+    val_mae: float  # units, the dose (dose_rule.to_dose: thresholded, rounded) vs y[:, 0]
     elapsed_s: float  # seconds since training started
     lr: float  # learning rate used in this epoch
 
@@ -119,7 +120,8 @@ def _evaluate(model: DoseNet, tensors, chunk: int = 8192, beta: float = 1.0) -> 
         yb = y[i:i + chunk]
         b, h, _, d = dose_loss(amount, logit, yb, reduce=False, beta=beta)
         bce, huber, n_doses = bce + b, huber + h, n_doses + d
-        abs_err += (dose_from_heads(amount, logit)[:, 0] - yb[:, 0]).abs().sum().item()
+        dose = to_dose(amount[:, 0].cpu().numpy(), torch.sigmoid(logit[:, 0]).cpu().numpy())
+        abs_err += float(np.abs(dose - yb[:, 0].cpu().numpy()).sum())
     loss = (bce / len(y) + huber / torch.as_tensor(n_doses).clamp_min(1.0)).sum().item()
     return loss, abs_err / len(y)
 
@@ -297,19 +299,6 @@ def predict_raw(model: DoseNet, part: ArrayPart, batch: int = 4096
     return np.concatenate(amounts), np.concatenate(probs)
 
 
-def predict(model: DoseNet, part: ArrayPart, batch: int = 4096, threshold: float | None = None,
-            round_units: bool = True) -> np.ndarray:
-    """Doses (n, T) in units: amount where P(dose) > threshold else 0, rounded to whole units.
-    The threshold defaults to the model's own (tuned on validation)."""
-    amount, p = predict_raw(model, part, batch)
-    if threshold is None:
-        threshold = model.dose_threshold.cpu().numpy()
-    dose = np.where(p > threshold, amount, 0.0)
-    if round_units:
-        dose = np.floor(dose + 0.5)
-    return np.maximum(dose, 0.0).astype(np.float32)
-
-
 THRESHOLD_GRID = np.round(np.arange(0.3, 0.701, 0.05), 2)  # a small validation part overfits wider grids
 
 
@@ -321,10 +310,9 @@ def tune_threshold(model: DoseNet, val: ArrayPart) -> np.ndarray:
     the validation part can measure, not a constant.
     """
     amount, p = predict_raw(model, val)
-    dose = np.floor(amount + 0.5)
     best = np.full(amount.shape[1], 0.5, dtype=np.float32)
     for t in range(amount.shape[1]):
-        maes = [np.abs(np.where(p[:, t] > th, dose[:, t], 0.0) - val.y[:, t]).mean() for th in THRESHOLD_GRID]
+        maes = [np.abs(to_dose(amount[:, t], p[:, t], th) - val.y[:, t]).mean() for th in THRESHOLD_GRID]
         order = np.lexsort((np.abs(THRESHOLD_GRID - 0.5), np.round(maes, 6)))
         best[t] = THRESHOLD_GRID[order[0]]
     with torch.no_grad():

@@ -29,15 +29,13 @@ from .codes import (CODE_TABLE, DAY_PARTS, EXERCISE_CODES, GLUCOSE_METER_MAX, GL
 from .explain import Explanation, explain_occlusion
 from .features import (DECISION_KINDS, DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, NOW_FEATURES, SHARE_WINDOW,
                        add_decision_doses, add_features, build_timeline, day_part_of, fold_doses, now_columns)
-from .intervals import (CONFORMAL_ALPHA, conformal_from_part, conformal_interval, coverage_of_part, dose_threshold,
-                        regular_heads)
+
 from .pipeline import Prepared, prepare
 from .registry import ModelBundle
 from .safety import (MONOTONE_GRID, MONOTONE_TOLERANCE_U, SafetyFlag, above_history_flag, flat_zero_flag,
                      non_monotone_flag, uncertain_dose_flag,
                      nonmonotone_summary, out_of_range_flag)
-from .scaling import MinMaxScaler
-from .train import ArrayPart
+from .predictor import DosePredictor
 from .windows import WindowSet, make_windows
 
 NEXT = "next"
@@ -456,43 +454,6 @@ def _set_moment(now: np.ndarray, glucose=None, meal=None, exercise=None, hypo=No
 
 
 # --------------------------------------------------------------------------------------------
-# Intervals of a bundle (the arithmetic is in intervals.py)
-# --------------------------------------------------------------------------------------------
-
-def calibrate_conformal(model, prepared: Prepared, alpha: float = CONFORMAL_ALPHA) -> dict:
-    """Conformal table from the validation part of a prepared experiment (store it as meta['conformal'])."""
-    return conformal_from_part(model, prepared.part(prepared.val_idx), prepared.ws.y[prepared.val_idx, 0], alpha)
-
-
-def interval_coverage(model, prepared: Prepared, table: dict, part: str = "test") -> dict:
-    """Share of a part's actual doses inside their intervals (target: 1 - alpha)."""
-    idx = getattr(prepared.split, part)
-    return {"part": part, **coverage_of_part(model, prepared.part(idx), prepared.ws.y[idx, 0], table)}
-
-
-def bundle_prepared(bundle: ModelBundle, features: pd.DataFrame) -> Prepared:
-    """The bundle's experiment re-prepared on these features, scaled with the bundle's own scalers."""
-    from .serving import bundle_experiment
-
-    exp = bundle_experiment(bundle)
-    prepared = prepare(features, exp)
-    prepared.seq_scaler, prepared.now_scaler = bundle.seq_scaler, bundle.now_scaler
-    prepared.patient_index = bundle.patient_index
-    return prepared
-
-
-def conformal_for(bundle: ModelBundle, features: pd.DataFrame | None) -> dict:
-    """meta['conformal'] when the bundle has it, else calibrated now on its validation part."""
-    if "conformal" in bundle.meta:
-        return bundle.meta["conformal"]
-    if features is None:
-        raise ValueError("The bundle has no conformal table and no data was given to calibrate one.")
-    table = calibrate_conformal(bundle.model, bundle_prepared(bundle, features))
-    table["computed_on_the_fly"] = True
-    return table
-
-
-# --------------------------------------------------------------------------------------------
 # Predictions, sweeps
 # --------------------------------------------------------------------------------------------
 
@@ -549,21 +510,33 @@ class WhatIf:
         self.features = features
         self._events = {int(p): g.sort_values(["timestamp", "code"], kind="stable").reset_index(drop=True)
                         for p, g in events.groupby("patient_id")}
-        self._seq_scaler: MinMaxScaler = bundle.seq_scaler
-        self._now_scaler: MinMaxScaler = bundle.now_scaler
-        self._patient_index = bundle.patient_index
         self._conformal = conformal
+        self._predictor: DosePredictor | None = None
         self._built: dict[tuple, Built] = {}
         self._unedited: dict[tuple, float] = {}
         self._timelines: dict[int, pd.DataFrame] = {}
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
+    def predictor(self) -> DosePredictor:
+        """The bundle's network with its conformal table (the given one, the bundle's, or one
+        calibrated now on the bundle's own validation part)."""
+        if self._predictor is None:
+            found = self.bundle.predictor(self._conformal)
+            if found.conformal is None:
+                from .serving import bundle_prepared
+
+                features = self.features if self.features is not None else add_features(
+                    build_timeline(pd.concat(self._events.values())))
+                prepared = bundle_prepared(self.bundle, features, every_patient=False)
+                found = found.calibrated(prepared.ws, prepared.val_idx)
+                found.conformal["computed_on_the_fly"] = True
+            self._predictor = found
+        return self._predictor
+
+    @property
     def conformal(self) -> dict:
-        if self._conformal is None:
-            self._conformal = conformal_for(self.bundle, self.features if self.features is not None
-                                            else add_features(build_timeline(pd.concat(self._events.values()))))
-        return self._conformal
+        return self.predictor.conformal
 
     @property
     def patients(self) -> list[int]:
@@ -594,10 +567,9 @@ class WhatIf:
 
     def _heads(self, seq: np.ndarray, now: np.ndarray, patient_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(amount, P(dose), scaled seq, scaled now) for unscaled (n, L, F) / (n, F) inputs."""
-        seq_s, now_s = self._seq_scaler.transform(seq), self._now_scaler.transform(now)
-        patient = np.full(len(now), self._patient_index.get(int(patient_id), 0), dtype=np.int64)
-        amount, p = regular_heads(self.bundle.model, ArrayPart(seq_s, now_s, patient, np.zeros((len(now), 1), np.float32)))
-        return amount, p, seq_s, now_s
+        part = self.predictor.inputs_of(seq, now, np.full(len(now), patient_id))
+        amount, p = self.predictor.heads_of_inputs(part)
+        return amount, p, part.seq, part.now
 
     def _bands(self, base: Built) -> np.ndarray:
         if base.band_now is None:
@@ -630,10 +602,10 @@ class WhatIf:
         all_now = np.concatenate([now, grid_now])
         seq = np.repeat(built.ws.seq, len(all_now), axis=0)
         amount, p, seq_s, now_s = self._heads(seq, all_now, scenario.patient_id)
-        dose, low, high = conformal_interval(amount, p, self.conformal, dose_threshold(self.bundle.model))
+        dose, low, high = self.predictor.interval_of(amount, p)
         history = self.history_doses(scenario.patient_id, before=built.moment)
         flags = [f for f in (out_of_range_flag(seq_s[:1], now_s[:1], built.ws.now_features),
-                             uncertain_dose_flag(float(p[0]), dose_threshold(self.bundle.model)),
+                             uncertain_dose_flag(float(p[0]), self.predictor.threshold),
                              non_monotone_flag(MONOTONE_GRID, dose[1:]),
                              flat_zero_flag(MONOTONE_GRID, dose[1:]),
                              above_history_flag(float(dose[0]), history, built.day_part)) if f is not None]
@@ -678,7 +650,7 @@ class WhatIf:
     def _sweep(self, variable: str, values: list, base: Built, variants: np.ndarray, scenario: Scenario) -> Sweep:
         seq = np.repeat(base.ws.seq, len(variants), axis=0)
         amount, p, _, _ = self._heads(seq, variants, scenario.patient_id)
-        dose, low, high = conformal_interval(amount, p, self.conformal, dose_threshold(self.bundle.model))
+        dose, low, high = self.predictor.interval_of(amount, p)
         real = self.real_doses(scenario.patient_id, base.day_part, before=base.moment)
         if variable == "glucose":
             g = real["glucose"].to_numpy()
@@ -733,29 +705,4 @@ class WhatIf:
     def explain(self, scenario: Scenario, top: int = 2) -> Explanation:
         base = self._base(scenario)
         now = self._moment_now(base, scenario)
-        return explain_occlusion(self.bundle, base.features, base.row, base.ws, now,
-                                 self._patient_index.get(scenario.patient_id, 0), top)
-
-
-# --------------------------------------------------------------------------------------------
-# Evaluation: how often is the learned curve non-monotone?
-# --------------------------------------------------------------------------------------------
-
-def nonmonotone_share(bundle: ModelBundle, events: pd.DataFrame, features: pd.DataFrame | None = None,
-                      part: str = "test", max_per_patient: int = 3, tol: float = MONOTONE_TOLERANCE_U) -> dict:
-    """Per patient, the share of their decision points (the latest `max_per_patient` with a glucose
-    reading, of one part) whose glucose-now curve over 70-400 mg/dL falls by more than `tol` U,
-    and whether their average curve does; plus the share of patients with a non-monotone curve."""
-    features = add_features(build_timeline(events)) if features is None else features
-    prepared = bundle_prepared(bundle, features)
-    ws = prepared.ws
-    idx = getattr(prepared.split, part) if part != "all" else np.arange(len(ws))
-    idx = idx[ws.now[idx, _NOW["has_glucose"]] > 0]
-    engine = WhatIf(bundle, events, features, conformal={"alpha": CONFORMAL_ALPHA, "groups": {
-        "dose": {"q": 0.0}, "no_dose": {"q": 0.0}}})  # intervals are not needed here
-    curves = {}
-    for pid, grp in pd.Series(idx, index=ws.context["patient_id"].to_numpy()[idx]).groupby(level=0):
-        take = grp.to_numpy()[-max_per_patient:]
-        curves[int(pid)] = np.stack([engine.sweep_glucose(Scenario(int(pid), ws.context["timestamp"].iloc[i]),
-                                                          MONOTONE_GRID).dose for i in take])
-    return nonmonotone_summary(curves, part, tol)
+        return explain_occlusion(self.predictor, base.features, base.row, base.ws, now, scenario.patient_id, top)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from insulin_core.baselines import BASELINES, fit_predict_all, make_baseline
+from insulin_core.baselines import BASELINES, make_baseline
 
 DAY_PARTS = ("morning", "afternoon", "evening", "night")
 ALL = list(BASELINES)
@@ -160,7 +160,7 @@ def _mae(ws, idx, pred):
 
 def test_gbms_learn_an_exact_sliding_scale(scale_ws):
     train, test = np.arange(1800), np.arange(1800, 2400)
-    preds = fit_predict_all(scale_ws, train, test, names=["previous_row", "gbm", "two_stage_gbm"])
+    preds = {n: make_baseline(n).fit(scale_ws, train).predict(scale_ws, test) for n in ["previous_row", "gbm", "two_stage_gbm"]}
     maes = {k: _mae(scale_ws, test, v) for k, v in preds.items()}
     assert maes["gbm"] < 0.5, maes
     assert maes["two_stage_gbm"] < 0.5, maes
@@ -176,14 +176,18 @@ def test_ridge_beats_global_median_on_linear_target():
     assert ridge < 0.5 * median, (ridge, median)
 
 
-def test_fit_predict_all(ws):
+def test_every_baseline_meets_the_predictor_contract(ws):
+    """heads -> the one dose rule gives exactly the baseline's own prediction (predictor.py)."""
+    from insulin_core.predictor import DosePredictor
+
     train, test = np.arange(400), np.arange(400, 600)
-    out = fit_predict_all(ws, train, test)
-    assert list(out) == ALL
-    assert all(v.shape == (200,) for v in out.values())
-    assert list(fit_predict_all(ws, train, test, names=["ridge", "previous_row"])) == ["ridge", "previous_row"]
+    for name in ALL:
+        baseline = make_baseline(name).fit(ws, train)
+        amount, p = baseline.heads(ws, test)
+        assert amount.shape == p.shape == (200,) and ((p >= 0) & (p <= 1)).all(), name
+        assert np.array_equal(DosePredictor.of_baseline(baseline).dose(ws, test), baseline.predict(ws, test)), name
     with pytest.raises(ValueError, match="Unknown baseline"):
-        fit_predict_all(ws, train, test, names=["gbm", "lstm"])
+        make_baseline("lstm")
 
 
 def test_two_stage_dose_probability(scale_ws):

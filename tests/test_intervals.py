@@ -10,7 +10,6 @@ import pytest
 from insulin_core.intervals import conformal_from_scores, conformal_interval, coverage_of
 from insulin_core.pipeline import ExperimentConfig, bundle_meta
 from insulin_core.train import TrainConfig
-from insulin_core.whatif import calibrate_conformal, interval_coverage
 from insulin_core.windows import WindowConfig
 
 from .whatif_fixtures import L, setup  # noqa: F401 (fixtures)
@@ -43,9 +42,11 @@ def test_bundle_meta_stores_the_validation_table_and_the_test_coverage(setup):
     cohort, result, bundle, engine = setup
     exp = ExperimentConfig(WindowConfig(length=L))
     meta = bundle_meta(result, exp, TrainConfig(epochs=3), cohort.source.label, cohort.fingerprint)
-    table = calibrate_conformal(result.training.model, result.prepared)
+    prepared = result.prepared
+    predictor = prepared.predictor(result.training.model).calibrated(prepared.ws, prepared.val_idx)
+    table = predictor.conformal
     assert meta["conformal"] == table and meta["conformal"]["part"] == "val"
-    coverage = interval_coverage(result.training.model, result.prepared, table, "test")
+    coverage = predictor.coverage(prepared.ws, prepared.split.test, "test")
     assert json.dumps(meta["metrics_extra"]["interval_coverage"]) == json.dumps(coverage)
     assert json.dumps(result.evaluation.coverage) == json.dumps(coverage)
 
@@ -66,3 +67,15 @@ def test_borderline_rows_get_wider_intervals_than_sure_ones():
     table = conformal_from_scores(np.where(p > 0.5, amount, 0.0), y, p, alpha=0.1)
     q = {g: v["q"] for g, v in table["groups"].items()}
     assert q["sure_no_dose"] == 0.0 and q["lean_no_dose"] == 6.0 and q["lean_dose"] == 6.0
+
+
+def test_every_baseline_gets_its_own_interval_and_coverage(setup):
+    """Conformal intervals wrap any predictor: the evaluation reports one coverage per baseline."""
+    from insulin_core.pipeline import evaluate
+
+    cohort, result, bundle, engine = setup
+    ev = evaluate(result.training.model, result.prepared, baselines=["sliding_scale", "two_stage_gbm"])
+    assert set(ev.coverages) == {"model", "sliding_scale", "two_stage_gbm"}
+    for name, cov in ev.coverages.items():
+        assert cov["n"] == len(result.prepared.split.test) and 0.5 <= cov["coverage"] <= 1.0, name
+    assert ev.coverages["model"] == ev.coverage

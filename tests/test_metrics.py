@@ -125,8 +125,8 @@ def test_metrics_table_rows_in_order_and_mask():
     y, p = _random(200, seed=5)
     preds = {"zeros": np.zeros_like(y), "model": p}
     table = metrics_table(preds, y)
-    assert table["model"].tolist() == ["zeros", "model"]
-    assert list(table.columns) == ["model", *METRIC_COLUMNS]
+    assert table["name"].tolist() == ["zeros", "model"]
+    assert list(table.columns) == ["name", *METRIC_COLUMNS]
     assert table.loc[1, "mae"] == pytest.approx(mean_absolute_error(y, p))
     mask = np.arange(len(y)) % 2 == 0
     masked = metrics_table(preds, y, mask=mask)

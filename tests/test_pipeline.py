@@ -15,7 +15,7 @@ from insulin_core.pipeline import (
 from insulin_core.registry import load_bundle, save_bundle
 from insulin_core.serving import check_bundle_fits, metrics_of, predictions_table
 from insulin_core.source import DataSource
-from insulin_core.train import TrainConfig, predict
+from insulin_core.train import TrainConfig, predict_raw
 from insulin_core.windows import WindowConfig
 
 TINY = {"lstm_hidden": 8, "gru_hidden": 8, "dense": (8,), "patient_embedding": 2}
@@ -102,7 +102,7 @@ def test_multi_output_predicts_three_doses_and_reports_regular(cohort, tmp_path)
     result = run_experiment(cohort.features, exp, TINY, FAST, baselines=["previous_row"])
     assert result.training.model.cfg.n_targets == 3
     test_part = result.prepared.part(result.prepared.split.test)
-    assert predict(result.training.model, test_part).shape == (len(test_part.y), 3)
+    assert predict_raw(result.training.model, test_part)[0].shape == (len(test_part.y), 3)
     assert list(result.evaluation.predictions["actual"]) == list(result.prepared.ws.y[result.prepared.split.test, 0])
     meta = bundle_meta(result, exp, FAST, cohort.source.label, cohort.fingerprint)
     assert load_bundle(save_bundle(result.training.model, meta, "multi", tmp_path)).model.cfg.n_targets == 3

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from insulin_core.model import DoseNet, ModelConfig
-from insulin_core.train import (ArrayPart, EpochLog, TrainConfig, TrainData, _evaluate, predict,
-                                predict_raw, train_model)
+from insulin_core.dose_rule import to_dose
+from insulin_core.train import ArrayPart, EpochLog, TrainConfig, TrainData, _evaluate, predict_raw, train_model
 
 
 L, FS, FN, NP = 4, 3, 2, 3
@@ -70,22 +70,18 @@ def test_result_holds_the_best_weights_on_cpu_in_eval_mode(fitted):
     assert mae == pytest.approx(best.val_mae, abs=1e-6)
 
 
-def test_predict_and_predict_raw(fitted):
+def test_predict_raw_in_chunks_equals_one_pass(fitted):
     m, part = fitted.model, DATA.val
-    dose = predict(m, part, batch=50)  # several chunks
-    amount, p = predict_raw(m, part, batch=50)
-    assert dose.shape == amount.shape == p.shape == (len(part), 1)
-    assert dose.dtype == np.float32
-    assert (dose >= 0).all() and (amount >= 0).all() and ((p >= 0) & (p <= 1)).all()
+    amount, p = predict_raw(m, part, batch=50)  # several chunks
+    whole_amount, whole_p = predict_raw(m, part)
+    assert amount.shape == p.shape == (len(part), 1)
+    assert np.allclose(amount, whole_amount, atol=1e-6) and np.allclose(p, whole_p, atol=1e-6)
+    assert (amount >= 0).all() and ((p >= 0) & (p <= 1)).all()
+    dose = to_dose(amount, p)
     assert np.array_equal(dose, np.round(dose))  # whole units
     assert np.array_equal(dose == 0, ~(p > 0.5) | (np.floor(amount + 0.5) == 0))
-    seq, now, patient, _ = part.tensors("cpu")
-    assert np.array_equal(dose, m.predict_dose(seq, now, patient).numpy())
-    assert (predict(m, part, threshold=1.0) == 0).all()
-    raw = predict(m, part, round_units=False)
-    assert np.allclose(raw, np.where(p > 0.5, amount, 0.0))
     empty = ArrayPart(part.seq[:0], part.now[:0], part.patient[:0], part.y[:0])
-    assert predict(m, empty).shape == (0, 1)
+    assert predict_raw(m, empty)[0].shape == (0, 1)
 
 
 def frozen_cfg(patience: int) -> TrainConfig:
@@ -224,7 +220,7 @@ def test_multi_target_and_pooled_model_train():
     data = TrainData(part(100), part(40))
     r = train_model(mc, TrainConfig(epochs=2), data)
     assert len(r.history) == 2 and np.isfinite(r.history[-1].val_loss)
-    assert predict(r.model, data.val).shape == (40, 3)
+    assert predict_raw(r.model, data.val)[0].shape == (40, 3)
 
 
 @pytest.mark.parametrize("bad, words", [
@@ -256,7 +252,7 @@ def test_train_config_json_round_trip():
 
 
 def test_tune_threshold_picks_the_lowest_validation_mae_and_saves_it_with_the_weights():
-    from insulin_core.train import THRESHOLD_GRID, predict, predict_raw, tune_threshold
+    from insulin_core.train import THRESHOLD_GRID, predict_raw, tune_threshold
 
     torch.manual_seed(0)
     cfg = ModelConfig(n_seq_features=3, n_now_features=2, n_patients=2, window=4, lstm_hidden=4, gru_hidden=4,
@@ -271,4 +267,6 @@ def test_tune_threshold_picks_the_lowest_validation_mae_and_saves_it_with_the_we
            for th in THRESHOLD_GRID}
     assert mae[round(float(best[0]), 2)] == pytest.approx(min(mae.values()))
     assert float(model.state_dict()["dose_threshold"][0]) == pytest.approx(float(best[0]))
-    assert np.abs(predict(model, part) - part.y).mean() == pytest.approx(min(mae.values()))
+    amount, p = predict_raw(model, part)
+    dose = to_dose(amount, p, float(model.dose_threshold[0]))
+    assert np.abs(dose - part.y).mean() == pytest.approx(min(mae.values()))

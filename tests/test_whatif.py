@@ -151,11 +151,12 @@ def test_calibration_on_the_bundle_and_coverage_on_the_test_part(setup):
     cohort, result, bundle, engine = setup
     table = bundle.meta["conformal"]
     assert table["part"] == "val" and set(table["groups"]) == set(P_DOSE_BANDS) and table["by"] == "p_dose"
-    cov = W.interval_coverage(bundle.model, result.prepared, table)
-    assert cov["n"] == len(result.prepared.split.test) and 0 <= cov["coverage"] <= 1
+    prepared = result.prepared
+    cov = bundle.predictor().coverage(prepared.ws, prepared.split.test)
+    assert cov["n"] == len(prepared.split.test) and 0 <= cov["coverage"] <= 1
     # a bundle without the table calibrates one on the fly, from its own validation part
     bare = ModelBundle("bare", bundle.model, {k: v for k, v in bundle.meta.items() if k != "conformal"})
-    fly = W.conformal_for(bare, cohort.features)
+    fly = W.WhatIf(bare, cohort.events, cohort.features).conformal
     assert fly["computed_on_the_fly"] and fly["groups"] == table["groups"]
 
 

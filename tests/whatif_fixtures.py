@@ -31,7 +31,8 @@ def setup():
     result = run_experiment(cohort.features, exp, sizes, train_cfg, baselines=[])
     meta = bundle_meta(result, exp, train_cfg, cohort.source.label, cohort.fingerprint)
     meta["model_config"] = result.training.model.cfg.to_dict()
-    meta["conformal"] = W.calibrate_conformal(result.training.model, result.prepared)
+    prepared = result.prepared
+    meta["conformal"] = prepared.predictor(result.training.model).calibrated(prepared.ws, prepared.val_idx).conformal
     bundle = ModelBundle("tiny", result.training.model, meta)
     return cohort, result, bundle, W.WhatIf(bundle, cohort.events, cohort.features)
 
