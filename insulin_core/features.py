@@ -24,6 +24,16 @@ from .codes import (CODE_TABLE, DAY_PART_STARTS, DAY_PARTS, DEFAULT_DOSE_WINDOW_
 GLUCOSE_SLOTS = tuple(dict.fromkeys(c.detail for c in CODE_TABLE.values() if c.kind == "glucose"))
 GLUCOSE_BAND_MGDL = 40
 SHARE_WINDOW = 10  # decision moments looked back on for "how often does this patient dose now"
+# The history look-backs of the decision-moment features: how many earlier items of each kind a
+# feature reads. The what-if's bounded history tail (scenarios.py) is computed from these, so a
+# feature that looks further back must say so here.
+LOOKBACKS = {
+    "glucose": 1,  # glucose_prev, log_hours_since_glucose
+    "regular": 1, "nph": 1, "ultralente": 1,  # last_regular, last_nph, last_ultralente
+    "regular_same_day_part": 7,  # last_regular_same_dp, median3/median7_regular_same_dp
+    "decisions_same_day_part": SHARE_WINDOW,  # share_dose_same_dp
+    "decisions_same_band": SHARE_WINDOW,  # last/median5/share of the personal sliding scale
+}
 MAX_GAP_HOURS = 24.0 * 14  # gaps beyond two weeks say nothing more than "long ago"
 # What makes a moment a decision point: anything on record other than insulin.
 DECISION_KINDS = ("glucose", "meal", "exercise", "hypo")
@@ -347,7 +357,7 @@ def _history_features(tl: pd.DataFrame, doses: dict[str, np.ndarray], regular: n
     # Medians over the last 3/7 doses in this day part before each row (what a rolling median as
     # of the last dose strictly before it gives), and the share of the last SHARE_WINDOW decision
     # moments in this day part before it that carried a Regular dose.
-    last7 = same_dp.last_values_before(given, 7)
+    last7 = same_dp.last_values_before(given, LOOKBACKS["regular_same_day_part"])
     decided = np.where(tl["decision_point"].to_numpy(dtype=bool), dosed.astype(float), np.nan)
     last_given_same_dp = last7[:, 0]
     return {
@@ -358,7 +368,7 @@ def _history_features(tl: pd.DataFrame, doses: dict[str, np.ndarray], regular: n
         "log_age_last_regular_same_dp": _log_hours(stamp_h - same_dp.last_before(given_at)),
         "median3_regular_same_dp": _median_of_rows(last7[:, :3]),
         "median7_regular_same_dp": _median_of_rows(last7),
-        "share_dose_same_dp": _mean_of_rows(same_dp.last_values_before(decided, SHARE_WINDOW)),
+        "share_dose_same_dp": _mean_of_rows(same_dp.last_values_before(decided, LOOKBACKS["decisions_same_day_part"])),
         "last_regular": by_patient.last_before(given),
         "log_hours_since_regular": _log_hours(stamp_h - by_patient.last_before(given_at)),
         "last_nph": by_patient.last_before(np.where(doses["nph"] > 0, doses["nph"], np.nan)),
@@ -375,7 +385,7 @@ def _personal_scale(pid: np.ndarray, part: np.ndarray, glucose: np.ndarray, deci
     rows = np.flatnonzero(decision & ~np.isnan(glucose))
     same_band = _Groups(pid[rows], part[rows], glucose[rows] // GLUCOSE_BAND_MGDL)
     dose = regular[rows]  # 0 = the patient chose no dose at that glucose: part of their scale
-    earlier = same_band.last_values_before(dose, SHARE_WINDOW)
+    earlier = same_band.last_values_before(dose, LOOKBACKS["decisions_same_band"])
     found = {
         "last_regular_same_band": earlier[:, 0],
         "median5_regular_same_band": _median_of_rows(earlier[:, :5]),

@@ -1,457 +1,29 @@
-"""What-if scenarios on a saved model: counterfactual doses and dose-response sweeps, with the
-conformal intervals of `intervals.py`, the safety flags of `safety.py` and the occlusion
-explanations of `explain.py`.
+"""The what-if engine on a saved model: counterfactual doses and dose-response sweeps for the
+scenarios of `scenarios.py`, with the conformal intervals of the bundle's `DosePredictor`, the
+safety flags of `safety.py` and the occlusion explanations of `explain.py`.
 
-A `Scenario` edits a patient's EVENTS (the table `aim94.py` produces) at one decision moment and in
-the window before it; the features are then rebuilt by the one code path training used
-(`build_timeline` + `add_features` on a bounded tail of that patient's history, `make_windows` with
-`rows=[decision row]`) and the bundle predicts. `tests/test_whatif.py` proves that the bounded tail
-gives the decision row exactly the features of the full history, that an unedited scenario gives
-exactly the pipeline's prediction, and that the fast paths below equal a full rebuild:
-
-- sweeps (glucose now over the meter range, meal size now) and edits of the moment alone
-  (glucose / meal / exercise / hypoglycemia now) change only the moment's own NOW_FEATURES columns
-  (`_set_moment`), so they reuse one rebuilt history and run as one batched forward pass;
-- edits inside the window or of the time of day always rebuild.
+Sweeps (glucose now over the meter range, meal size now) and edits of the moment alone reuse one
+rebuilt history (cached per scenario key) and run as one batched forward pass; edits inside the
+window or of the time of day rebuild. `tests/test_whatif.py` proves an unedited scenario gives
+exactly the pipeline's prediction and that the fast paths equal a full rebuild.
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
-from datetime import time as dtime
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
-from .codes import (CODE_TABLE, DAY_PARTS, EXERCISE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS,
-                    MAX_PLAUSIBLE_DOSE, MEAL_CODES)
+from .codes import DAY_PARTS, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, MAX_PLAUSIBLE_DOSE
 from .explain import Explanation, explain_occlusion
-from .features import (DECISION_KINDS, DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, NOW_FEATURES, SHARE_WINDOW,
-                       add_decision_doses, add_features, build_timeline, day_part_of, fold_doses, now_columns)
-
-from .pipeline import Prepared, prepare
-from .registry import ModelBundle
-from .safety import (MONOTONE_GRID, MONOTONE_TOLERANCE_U, SafetyFlag, above_history_flag, flat_zero_flag,
-                     non_monotone_flag, uncertain_dose_flag,
-                     nonmonotone_summary, out_of_range_flag)
+from .features import DECISION_KINDS, add_decision_doses, add_features, build_timeline, day_part_of
 from .predictor import DosePredictor
-from .windows import WindowSet, make_windows
-
-NEXT = "next"
-NEXT_GAP = pd.Timedelta(hours=1)  # "next" = one hour after the patient's last event, unless time_of_day says when
-LEVEL_NAMES = tuple(LEVELS)  # none, less, typical, more
-HYPO_CODE, SPECIAL_CODE, UNSPECIFIED_GLUCOSE_CODE = 65, 72, 57
-# A moment with nothing on record would have no timeline row; an "unspecified special event" marks
-# it. No feature reads `special`, so the marker changes nothing the model sees.
-SWEEP_POINTS = 100
-# Each point is a copy of the model input: 10^8 points once took all the machine's memory.
-MAX_SWEEP_POINTS = 1_000
-SIMILAR_GLUCOSE_MGDL = 20.0
-
-_NOW = {name: i for i, name in enumerate(NOW_FEATURES)}
-
-
-# --------------------------------------------------------------------------------------------
-# Scenario
-# --------------------------------------------------------------------------------------------
-
-def check_glucose(value, what: str = "glucose") -> float:
-    try:
-        g = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number in mg/dL, got {value!r}") from None
-    if not math.isfinite(g):
-        raise ValueError(f"{what} must be a finite number in mg/dL, got {value!r}")
-    if not GLUCOSE_METER_MIN <= g <= GLUCOSE_METER_MAX:
-        raise ValueError(f"{what} {g:g} mg/dL is outside the meter range "
-                         f"{GLUCOSE_METER_MIN:g}-{GLUCOSE_METER_MAX:g}")
-    return g
-
-
-def check_level(value, what: str) -> str:
-    if value not in LEVELS:
-        raise ValueError(f"{what} must be one of {', '.join(LEVEL_NAMES)}, got {value!r}")
-    return value
-
-
-def _stamp(value, what: str) -> pd.Timestamp:
-    try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what}: {value!r} is not a date and time (e.g. 1991-03-05 12:30)") from None
-    if pd.isna(stamp):
-        raise ValueError(f"{what}: {value!r} is not a date and time")
-    return stamp.tz_localize(None) if stamp.tzinfo else stamp
-
-
-def parse_time_of_day(text: str) -> dtime:
-    try:
-        hh, mm = str(text).strip().split(":")
-        t = dtime(int(hh), int(mm))
-    except (ValueError, TypeError):
-        raise ValueError(f"time_of_day must be HH:MM between 00:00 and 23:59, got {text!r}") from None
-    return t
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """A patient, a decision moment and edits; None / empty = as recorded."""
-
-    patient_id: int
-    at: object = NEXT  # a timestamp of a decision point in their history, or "next"
-    glucose_now: float | None = None  # mg/dL
-    glucose_readings: Mapping = field(default_factory=dict)  # {timestamp in the window: mg/dL}
-    meal_now: str | None = None  # none | less | typical | more
-    exercise_now: str | None = None
-    exercise_earlier: Mapping = field(default_factory=dict)  # {timestamp in the window: level}
-    hypo_now: bool | None = None
-    time_of_day: str | None = None  # "HH:MM": moves the decision moment within its day
-
-    def __post_init__(self):
-        if isinstance(self.patient_id, bool) or not isinstance(self.patient_id, (int, np.integer)):
-            raise ValueError(f"patient_id must be a whole number, got {self.patient_id!r}")
-        object.__setattr__(self, "patient_id", int(self.patient_id))
-        if not (isinstance(self.at, str) and self.at == NEXT):
-            object.__setattr__(self, "at", _stamp(self.at, "at"))
-        if self.glucose_now is not None:
-            object.__setattr__(self, "glucose_now", check_glucose(self.glucose_now, "glucose"))
-        readings = {_stamp(t, "glucose reading time"): check_glucose(v, "glucose")
-                    for t, v in dict(self.glucose_readings or {}).items()}
-        object.__setattr__(self, "glucose_readings", readings)
-        for name in ("meal_now", "exercise_now"):
-            if getattr(self, name) is not None:
-                check_level(getattr(self, name), name.replace("_now", " now"))
-        earlier = {_stamp(t, "exercise time"): check_level(v, "exercise") for t, v in dict(self.exercise_earlier or {}).items()}
-        object.__setattr__(self, "exercise_earlier", earlier)
-        if self.hypo_now is not None and not isinstance(self.hypo_now, (bool, np.bool_)):
-            raise ValueError(f"hypo_now must be True, False or None, got {self.hypo_now!r}")
-        if self.time_of_day is not None:
-            parse_time_of_day(self.time_of_day)
-
-    @property
-    def moment_edits(self) -> dict:
-        return {"glucose_now": self.glucose_now, "meal_now": self.meal_now,
-                "exercise_now": self.exercise_now, "hypo_now": self.hypo_now}
-
-    @property
-    def edited(self) -> bool:
-        return any(v is not None for v in self.moment_edits.values()) or bool(
-            self.glucose_readings or self.exercise_earlier or self.time_of_day)
-
-    def unedited(self) -> "Scenario":
-        return Scenario(self.patient_id, self.at)
-
-    def history_only(self) -> "Scenario":
-        """The same scenario without the edits of the moment itself (what a rebuild must redo)."""
-        return Scenario(self.patient_id, self.at, glucose_readings=self.glucose_readings,
-                        exercise_earlier=self.exercise_earlier, time_of_day=self.time_of_day)
-
-    def key(self) -> tuple:
-        return (self.patient_id, str(self.at), tuple(sorted(self.glucose_readings.items())),
-                tuple(sorted(self.exercise_earlier.items())), self.time_of_day)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["at"] = str(self.at)
-        d["glucose_readings"] = {str(k): v for k, v in self.glucose_readings.items()}
-        d["exercise_earlier"] = {str(k): v for k, v in self.exercise_earlier.items()}
-        return d
-
-
-# --------------------------------------------------------------------------------------------
-# Events -> edited events -> features -> one window
-# --------------------------------------------------------------------------------------------
-
-@dataclass
-class Built:
-    """A scenario applied: edited events, rebuilt features, the decision row's window (unscaled)."""
-
-    scenario: Scenario
-    moment: pd.Timestamp
-    day_part: str
-    events: pd.DataFrame  # the edited tail of the patient's events fed to build_timeline
-    features: pd.DataFrame
-    row: int  # the decision row in `features` (its last row)
-    ws: WindowSet  # one window
-    new_glucose_code: int  # the code a glucose reading now would get (the patient's habit)
-    band_now: np.ndarray | None = None  # band_variants(), filled on first use
-
-
-def _event(pid: int, stamp: pd.Timestamp, code: int, value: float = 0.0, paper: bool = False) -> dict:
-    c = CODE_TABLE[code]
-    implausible = c.kind in MAX_PLAUSIBLE_DOSE and value > MAX_PLAUSIBLE_DOSE[c.kind]
-    return {"patient_id": pid, "timestamp": stamp, "code": code, "value": float(value), "kind": c.kind,
-            "detail": c.detail, "paper_time": paper, "censored": "", "implausible": implausible,
-            "file": "what-if", "line": 0}
-
-
-def _is_decision(kind: pd.Series) -> bool:
-    return bool(kind.isin(DECISION_KINDS).any())
-
-
-def _habit_glucose_code(history: pd.DataFrame, part: str) -> int:
-    """The glucose code this patient usually records in this day part (else 'unspecified')."""
-    g = history[history["kind"] == "glucose"]
-    if g.empty:
-        return UNSPECIFIED_GLUCOSE_CODE
-    parts = np.asarray(DAY_PARTS)[day_part_of(g["timestamp"].dt.hour + g["timestamp"].dt.minute / 60.0)]
-    mine = g.loc[parts == part, "code"]
-    return int(mine.mode().min()) if len(mine) else UNSPECIFIED_GLUCOSE_CODE
-
-
-def _replace_glucose(events: pd.DataFrame, pid: int, stamp: pd.Timestamp, value: float, code: int) -> pd.DataFrame:
-    """One glucose reading at `stamp` with `value`; keeps the slot (code) already recorded there."""
-    here = (events["timestamp"] == stamp) & (events["kind"] == "glucose")
-    if here.any():
-        # build_timeline takes the max slot name of a moment; keep that one so the slot is unchanged
-        old = events[here]
-        code = int(old["code"].to_numpy()[np.argmax(old["detail"].to_numpy() == old["detail"].max())])
-    paper = bool(events.loc[events["timestamp"] == stamp, "paper_time"].any())
-    return pd.concat([events[~here], pd.DataFrame([_event(pid, stamp, code, value, paper)])], ignore_index=True)
-
-
-def _replace_level(events: pd.DataFrame, pid: int, stamp: pd.Timestamp, kind: str, level: str) -> pd.DataFrame:
-    here = (events["timestamp"] == stamp) & (events["kind"] == kind)
-    out = events[~here]
-    if level != "none":
-        code = (MEAL_CODES if kind == "meal" else EXERCISE_CODES)[level]
-        paper = bool(events.loc[events["timestamp"] == stamp, "paper_time"].any())
-        out = pd.concat([out, pd.DataFrame([_event(pid, stamp, code, 0.0, paper)])], ignore_index=True)
-    return out
-
-
-def _moment_of(scenario: Scenario, patient_events: pd.DataFrame) -> tuple[pd.Timestamp, pd.DataFrame, pd.DataFrame]:
-    """(decision moment, its recorded events moved there, the history strictly before it)."""
-    pe = patient_events
-    stamps = pe["timestamp"]
-    if scenario.at == NEXT:
-        last = stamps.max()
-        moment = last + NEXT_GAP
-        if scenario.time_of_day:
-            t = parse_time_of_day(scenario.time_of_day)
-            moment = last.normalize() + pd.Timedelta(hours=t.hour, minutes=t.minute)
-            if moment <= last:
-                moment += pd.Timedelta(days=1)
-        return moment, pe.iloc[:0], pe
-    at = scenario.at
-    here = pe[stamps == at]
-    if here.empty or not _is_decision(here["kind"]):
-        dec = pe.loc[pe["kind"].isin(DECISION_KINDS), "timestamp"]
-        near = dec.iloc[int(np.argmin(np.abs((dec - at).dt.total_seconds().to_numpy())))] if len(dec) else None
-        raise ValueError(f"{at:%Y-%m-%d %H:%M} is not a decision point of patient {scenario.patient_id} "
-                         f"(no glucose, meal, exercise or hypoglycemia recorded then)"
-                         + (f"; the nearest is {near:%Y-%m-%d %H:%M}" if near is not None else ""))
-    moment = at
-    if scenario.time_of_day:
-        t = parse_time_of_day(scenario.time_of_day)
-        moment = at.normalize() + pd.Timedelta(hours=t.hour, minutes=t.minute)
-    # Only what happened before the recorded moment is history, and only what precedes the moved
-    # moment: events between the two would otherwise jump across the decision.
-    history = pe[stamps < min(at, moment)]
-    return moment, here.assign(timestamp=moment), history
-
-
-def _history_rows(history: pd.DataFrame, dose_window: int) -> pd.DataFrame:
-    """One row per timestamp of the history: what the tail bound needs to know about it.
-    `regular` marks the rows that carry a Regular dose in the history features: a decision
-    point with a decision dose, or an insulin-only dose that stayed alone; `folded` the
-    insulin-only rows counted at an earlier decision point."""
-    kind = history["kind"].to_numpy()
-    rows = pd.DataFrame({"t": history["timestamp"].to_numpy(), "glucose": kind == "glucose",
-                         "glucose_value": history["value"].where(kind == "glucose").to_numpy(dtype=float),
-                         "regular_u": np.where(kind == "regular", history["value"].fillna(0.0).to_numpy(dtype=float), 0.0),
-                         "nph": kind == "nph", "ultralente": kind == "ultralente",
-                         "decision": np.isin(kind, DECISION_KINDS)})
-    rows = rows.groupby("t", sort=True).agg({"glucose": "max", "glucose_value": "mean", "regular_u": "sum",
-                                             "nph": "max", "ultralente": "max", "decision": "max"})
-    t = rows.index.to_numpy()
-    dose, folded = fold_doses(np.zeros(len(rows)), t.astype("datetime64[m]").astype(np.int64).astype(float),
-                              rows["decision"].to_numpy(dtype=bool), rows["regular_u"].to_numpy(), dose_window)
-    rows["regular"] = np.where(rows["decision"], dose, np.where(folded, 0.0, rows["regular_u"])) > 0
-    rows["folded"] = folded
-    return rows
-
-
-def _tail_start(history: pd.DataFrame, part: str, length: int, glucose_now: float | None,
-                rows: pd.DataFrame | None = None, dose_window: int = DEFAULT_DOSE_WINDOW_MIN) -> pd.Timestamp | None:
-    """Earliest timestamp the decision row's features can depend on (None = keep everything).
-
-    The window needs `length` rows plus one (its first row's gap to the one before); the history
-    features need the last glucose, the last Regular / NPH / UltraLente dose, the last 7 Regular
-    doses in this day part (rolling median) and the last SHARE_WINDOW decision moments of this day
-    part before the window (window edits can only add decision moments inside the window).
-    """
-    if history.empty:
-        return None
-    rows = _history_rows(history, dose_window) if rows is None else rows
-    stamps = rows.index
-    n = len(stamps)
-    if n <= length + 1:
-        return None
-    hours = stamps.hour + stamps.minute / 60.0
-    same_dp = np.asarray(DAY_PARTS)[day_part_of(hours)] == part
-    window_start = n - length
-    needs = [window_start - 1]
-
-    def nth_last(mask: np.ndarray, k: int, before: int = n) -> int:
-        # with fewer than k such rows the rolling figures use all of them: keep from the first
-        pos = np.flatnonzero(mask[:before])
-        return n if len(pos) == 0 else int(pos[-min(k, len(pos))])
-
-    needs.append(nth_last(rows["glucose"].to_numpy(), 1, window_start))
-    needs.append(nth_last(rows["regular"].to_numpy(), 1))
-    needs.append(nth_last(rows["nph"].to_numpy(), 1))
-    needs.append(nth_last(rows["ultralente"].to_numpy(), 1))
-    needs.append(nth_last(rows["regular"].to_numpy() & same_dp, 7))
-    needs.append(nth_last(rows["decision"].to_numpy() & same_dp, SHARE_WINDOW, window_start))
-    # The patient's own sliding scale: earlier moments with a reading in the same 40 mg/dL band
-    # and day part as the glucose now.
-    if glucose_now is not None and not np.isnan(glucose_now):
-        band = np.floor(rows["glucose_value"].to_numpy() / GLUCOSE_BAND_MGDL)
-        same_band = rows["decision"].to_numpy() & same_dp & (band == np.floor(glucose_now / GLUCOSE_BAND_MGDL))
-        needs.append(nth_last(same_band, SHARE_WINDOW, window_start))
-    start = min(needs)
-    # A tail must not begin on a dose folded into a decision point it leaves out: that dose would
-    # count alone there. Start at that decision point instead (the last one before the row).
-    folded = rows["folded"].to_numpy()
-    if 0 < start < n and folded[start]:
-        start = int(np.flatnonzero(rows["decision"].to_numpy()[:start])[-1])
-    return None if start <= 0 else stamps[start]
-
-
-def _day_part_at(stamp: pd.Timestamp) -> str:
-    return DAY_PARTS[int(day_part_of(np.array([stamp.hour + stamp.minute / 60.0]))[0])]
-
-
-def _check_window_edits(scenario: Scenario, history: pd.DataFrame, moment: pd.Timestamp, length: int) -> None:
-    window_stamps = history["timestamp"].drop_duplicates().sort_values().iloc[-length:]
-    for stamp in [*scenario.glucose_readings, *scenario.exercise_earlier]:
-        if len(window_stamps) == 0 or not window_stamps.iloc[0] <= stamp < moment:
-            first = f"{window_stamps.iloc[0]:%Y-%m-%d %H:%M}" if len(window_stamps) else "?"
-            raise ValueError(f"{stamp:%Y-%m-%d %H:%M} is outside the window before the decision moment "
-                             f"({first} up to {moment:%Y-%m-%d %H:%M}); edit readings inside it")
-
-
-def _edit_window(scenario: Scenario, history: pd.DataFrame) -> pd.DataFrame:
-    """The history with the scenario's earlier glucose readings and exercise applied."""
-    pid = scenario.patient_id
-    for stamp, value in scenario.glucose_readings.items():
-        history = _replace_glucose(history, pid, stamp, value, code=_habit_glucose_code(history, _day_part_at(stamp)))
-    for stamp, level in scenario.exercise_earlier.items():
-        history = _replace_level(history, pid, stamp, "exercise", level)
-    return history
-
-
-def _edit_moment(scenario: Scenario, here: pd.DataFrame, moment: pd.Timestamp, code: int) -> pd.DataFrame:
-    """The moment's own events with the scenario's edits of the moment applied."""
-    pid = scenario.patient_id
-    # The Regular given at the moment is the answer, never an input.
-    here = here[here["kind"] != "regular"]
-    if scenario.glucose_now is not None:
-        here = _replace_glucose(here, pid, moment, scenario.glucose_now, code)
-    if scenario.meal_now is not None:
-        here = _replace_level(here, pid, moment, "meal", scenario.meal_now)
-    if scenario.exercise_now is not None:
-        here = _replace_level(here, pid, moment, "exercise", scenario.exercise_now)
-    if scenario.hypo_now is not None:
-        here = here[here["kind"] != "hypo"]
-        if scenario.hypo_now:
-            here = pd.concat([here, pd.DataFrame([_event(pid, moment, HYPO_CODE)])], ignore_index=True)
-    if here.empty:
-        here = pd.DataFrame([_event(pid, moment, SPECIAL_CODE)])
-    return here
-
-
-def scenario_events(scenario: Scenario, patient_events: pd.DataFrame, length: int,
-                    bounded: bool = True, dose_window: int = DEFAULT_DOSE_WINDOW_MIN
-                    ) -> tuple[pd.DataFrame, pd.Timestamp, int]:
-    """The patient's events edited by the scenario, cut at the decision moment (and, when
-    `bounded`, to the tail that decides the decision row's features); also the moment and the
-    glucose code a new reading now gets."""
-    moment, here, history = _moment_of(scenario, patient_events)
-    part = _day_part_at(moment)
-    _check_window_edits(scenario, history, moment, length)
-    code = _habit_glucose_code(history, part)
-    history = _edit_window(scenario, history)
-    here = _edit_moment(scenario, here, moment, code)
-    if bounded:
-        g = here.loc[here["kind"] == "glucose", "value"]
-        start = _tail_start(history, part, length, float(g.mean()) if len(g) else None, dose_window=dose_window)
-        if start is not None:
-            history = history[history["timestamp"] >= start]
-    events = pd.concat([history, here], ignore_index=True)
-    events = events.sort_values(["timestamp", "code"], kind="stable").reset_index(drop=True)
-    return events, moment, code
-
-
-def build(scenario: Scenario, patient_events: pd.DataFrame, bundle: ModelBundle, bounded: bool = True) -> Built:
-    """Apply a scenario: edited events -> build_timeline -> add_features -> the decision window."""
-    from .serving import bundle_experiment
-
-    cfg = bundle_experiment(bundle).window
-    events, moment, code = scenario_events(scenario, patient_events, cfg.length, bounded, cfg.dose_window)
-    features = add_features(build_timeline(events), cfg.dose_window)
-    row = len(features) - 1
-    if row < cfg.length:
-        raise ValueError(f"Patient {scenario.patient_id} has {row} rows of history before "
-                         f"{moment:%Y-%m-%d %H:%M}; the model needs {cfg.length}.")
-    ws = make_windows(features, cfg, rows=np.array([row]))
-    return Built(scenario, moment, str(features["day_part"].iloc[row]), events, features, row, ws, code)
-
-
-N_BANDS = int(GLUCOSE_METER_MAX // GLUCOSE_BAND_MGDL) + 1
-
-
-def band_variants(base: Built, patient_events: pd.DataFrame, length: int,
-                  dose_window: int = DEFAULT_DOSE_WINDOW_MIN) -> np.ndarray:
-    """(N_BANDS, n_now) now-vectors of the decision moment with a glucose reading in each 40 mg/dL
-    band. Each band's events are what `scenario_events` gives for that glucose now (the edited
-    events, cut to that band's own bounded tail); the copies are stacked under stand-in patient
-    ids and rebuilt by build_timeline + add_features in ONE call, exact because every feature is
-    computed per patient. Tests check each band against a one-by-one rebuild."""
-    rep = np.clip(np.arange(N_BANDS) * GLUCOSE_BAND_MGDL + GLUCOSE_BAND_MGDL / 2, GLUCOSE_METER_MIN, GLUCOSE_METER_MAX)
-    full, moment, _ = scenario_events(replace(base.scenario, glucose_now=float(rep[0])), patient_events, length,
-                                      bounded=False, dose_window=dose_window)
-    history = full[full["timestamp"] < moment]
-    rows = _history_rows(history, dose_window)
-    glucose_now = ((full["timestamp"] == moment) & (full["kind"] == "glucose")).to_numpy()
-    copies = []
-    for b, g in enumerate(rep):
-        start = _tail_start(history, base.day_part, length, float(g), rows, dose_window)
-        ev = full if start is None else full[full["timestamp"] >= start]
-        copies.append(ev.assign(patient_id=-1 - b, value=np.where(glucose_now, g, full["value"])[full.index.isin(ev.index)]))
-    feats = add_features(build_timeline(pd.concat(copies, ignore_index=True)), dose_window)
-    last = feats.groupby("patient_id").tail(1)  # the decision row of each copy
-    order = np.argsort(-last["patient_id"].to_numpy())  # -1 (band 0), -2 (band 1), ...
-    return last[list(now_columns())].to_numpy(dtype=np.float32)[order]
-
-
-def _set_moment(now: np.ndarray, glucose=None, meal=None, exercise=None, hypo=None,
-                band_now: np.ndarray | None = None) -> np.ndarray:
-    """Rows of unscaled now-vectors with the moment's own edits applied.
-
-    Meal, exercise and hypoglycemia now only set their own columns (add_features reads the
-    moment's own events for them). A glucose now also decides the glucose slot and the patient's
-    same-band history: those come from `band_now` (rebuilt per band), then the value itself is set.
-    Each argument is None (unchanged) or an array/scalar broadcast over the rows."""
-    now = np.array(now, dtype=np.float32, copy=True)
-    if glucose is not None:
-        g = np.broadcast_to(np.asarray(glucose, dtype=float), (len(now),))
-        band = np.clip(np.floor(g / GLUCOSE_BAND_MGDL).astype(int), 0, N_BANDS - 1)
-        local = [_NOW[c] for c in ("meal", "exercise", "hypo")]
-        kept = now[:, local]
-        now = np.array(band_now[band], dtype=np.float32, copy=True)
-        now[:, _NOW["glucose"]] = g
-        now[:, local] = kept
-    if meal is not None:
-        now[:, _NOW["meal"]] = np.vectorize(LEVELS.get)(meal) if not np.isscalar(meal) else LEVELS[meal]
-    if exercise is not None:
-        now[:, _NOW["exercise"]] = LEVELS[exercise]
-    if hypo is not None:
-        now[:, _NOW["hypo"]] = float(bool(hypo))
-    return now
-
+from .registry import ModelBundle
+from .safety import (MONOTONE_GRID, SafetyFlag, above_history_flag, flat_zero_flag, non_monotone_flag,
+                     out_of_range_flag, uncertain_dose_flag)
+from .scenarios import (  # noqa: F401 (the scenario API is used through this module too)
+    LEVEL_NAMES, MAX_SWEEP_POINTS, NEXT, SIMILAR_GLUCOSE_MGDL, SWEEP_POINTS, Built, Scenario, _NOW, band_variants,
+    build, check_glucose, check_level, edits_from_widgets, parse_time_of_day, scenario_events, set_moment)
 
 # --------------------------------------------------------------------------------------------
 # Predictions, sweeps
@@ -539,6 +111,12 @@ class WhatIf:
         return self.predictor.conformal
 
     @property
+    def window(self):
+        from .serving import bundle_experiment
+
+        return bundle_experiment(self.bundle).window
+
+    @property
     def patients(self) -> list[int]:
         return sorted(self._events)
 
@@ -552,7 +130,7 @@ class WhatIf:
         return ev.loc[ev["kind"].isin(DECISION_KINDS), "timestamp"].drop_duplicates().reset_index(drop=True)
 
     def build(self, scenario: Scenario, bounded: bool = True) -> Built:
-        return build(scenario, self.events_of(scenario.patient_id), self.bundle, bounded)
+        return build(scenario, self.events_of(scenario.patient_id), self.window, bounded)
 
     def _base(self, scenario: Scenario) -> Built:
         """The rebuilt history of a scenario (without its moment edits), cached."""
@@ -579,7 +157,7 @@ class WhatIf:
 
     def _moment_now(self, base: Built, scenario: Scenario) -> np.ndarray:
         bands = self._bands(base) if scenario.glucose_now is not None else None
-        return _set_moment(base.ws.now, scenario.glucose_now, scenario.meal_now, scenario.exercise_now,
+        return set_moment(base.ws.now, scenario.glucose_now, scenario.meal_now, scenario.exercise_now,
                            scenario.hypo_now, band_now=bands)
 
     # -- one prediction -------------------------------------------------------------------------
@@ -597,7 +175,7 @@ class WhatIf:
             built = self._base(scenario)
             now = self._moment_now(built, scenario)
         # One batch: the scenario itself, then the monotonicity grid over 70-400 mg/dL.
-        grid_now = _set_moment(np.repeat(now, len(MONOTONE_GRID), axis=0), MONOTONE_GRID,
+        grid_now = set_moment(np.repeat(now, len(MONOTONE_GRID), axis=0), MONOTONE_GRID,
                                band_now=self._bands(built if not rebuild else self._base(scenario)))
         all_now = np.concatenate([now, grid_now])
         seq = np.repeat(built.ws.seq, len(all_now), axis=0)
@@ -638,13 +216,13 @@ class WhatIf:
                   else np.asarray([check_glucose(v) for v in values], dtype=float))
         base = self._base(scenario)
         now = self._moment_now(base, scenario)
-        variants = _set_moment(np.repeat(now, len(values), axis=0), values, band_now=self._bands(base))
+        variants = set_moment(np.repeat(now, len(values), axis=0), values, band_now=self._bands(base))
         return self._sweep("glucose", list(map(float, values)), base, variants, scenario)
 
     def sweep_meal(self, scenario: Scenario) -> Sweep:
         base = self._base(scenario)
         now = self._moment_now(base, scenario)
-        variants = _set_moment(np.repeat(now, len(LEVEL_NAMES), axis=0), meal=np.array(LEVEL_NAMES))
+        variants = set_moment(np.repeat(now, len(LEVEL_NAMES), axis=0), meal=np.array(LEVEL_NAMES))
         return self._sweep("meal", list(LEVEL_NAMES), base, variants, scenario)
 
     def _sweep(self, variable: str, values: list, base: Built, variants: np.ndarray, scenario: Scenario) -> Sweep:

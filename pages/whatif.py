@@ -20,7 +20,7 @@ import streamlit as st
 from insulin_core.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS
 from insulin_core.registry import ModelBundle
 from insulin_core.serving import bundle_experiment, check_bundle_fits
-from insulin_core.whatif import NEXT, Scenario, WhatIf, check_glucose
+from insulin_core.whatif import NEXT, Scenario, WhatIf, edits_from_widgets
 from ui import charts
 from ui.state import (CORE_ERRORS, bundle_key, current_cohort, decision_points, model_picker, page_header,
                       shows_errors, window_key)
@@ -144,34 +144,6 @@ if st.session_state.get("whatif_recorded_for") != moment_key or any(k not in st.
 
 
 # ---- the scenario: inputs and results rerun alone -------------------------------------------------
-def edits_of(recorded_widgets: dict, readings: list) -> tuple[dict, list[str]]:
-    """Scenario edits from the widgets (only what differs from the record) and refused values."""
-    refused = []
-
-    def now(key):  # a widget not rendered in this run keeps its recorded value
-        return st.session_state.get(key, recorded_widgets[key])
-
-    def changed(key):
-        return now(key) if now(key) != recorded_widgets[key] else None
-    glucose = now("whatif_glucose") if now("whatif_glucose_on") else None
-    edits = {
-        "glucose_now": float(glucose) if glucose is not None and (
-            not recorded_widgets["whatif_glucose_on"] or glucose != recorded_widgets["whatif_glucose"]) else None,
-        "meal_now": changed("whatif_meal"), "exercise_now": changed("whatif_exercise"), "hypo_now": changed("whatif_hypo"),
-        "time_of_day": f"{now('whatif_time'):%H:%M}" if changed("whatif_time") is not None else None,
-        "glucose_readings": {},
-    }
-    for i, ts, g in readings:
-        value = now(f"whatif_reading_{i}")
-        if value is None or value == g:
-            continue
-        try:
-            edits["glucose_readings"][ts] = check_glucose(value, f"the {ts:%a %d %b %H:%M} reading")
-        except ValueError as exc:
-            refused.append(f"Refused: {exc}. The model uses the recorded {g:.0f} mg/dL.")
-    return edits, refused
-
-
 def describe(p, actual_dose: float | None) -> str:
     i = p.inputs
     glucose = f"glucose {i['glucose_now']:.0f} mg/dL" if i["glucose_now"] is not None else "no glucose reading"
@@ -217,7 +189,8 @@ def scenario_panel(engine: WhatIf, model_name: str, patient: int, at, recorded_w
                 cols[n % len(cols)].number_input(f"{ts:%a %d %b %H:%M} (mg/dL)", key=f"whatif_reading_{i}", step=1.0,
                                                  format="%.0f", persist_state="session")
 
-    edits, refused = edits_of(recorded_widgets, readings)
+    current = {k: st.session_state[k] for k in recorded_widgets if k in st.session_state}
+    edits, refused = edits_from_widgets(recorded_widgets, current, readings)
     for message in refused:
         st.error(message, icon=":material/block:")
     try:

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from insulin_core.intervals import P_DOSE_BANDS
+from insulin_core.scenarios import N_BANDS, edits_from_widgets
 import pandas as pd
 import pytest
 
@@ -250,6 +251,33 @@ def test_band_variants_equal_one_rebuild_per_band(setup):
     s = scenario_at(ws, idx[0], glucose_readings={})
     base = engine._base(s)
     bands = engine._bands(base)
-    for b in (0, 3, 6, 9, W.N_BANDS - 1):
+    for b in (0, 3, 6, 9, N_BANDS - 1):
         g = float(min(b * 40 + 20, 600))
         assert np.array_equal(bands[b], engine.build(replace(s, glucose_now=g)).ws.now[0]), b
+
+
+# -- the What-if page's widgets become a scenario's edits (scenarios.edits_from_widgets) -------
+
+def test_widgets_equal_to_the_record_are_no_edit_and_changes_are():
+    import datetime as dt
+
+    stamp = pd.Timestamp("1991-03-05 07:30")
+    recorded = {"whatif_glucose_on": True, "whatif_glucose": 150, "whatif_meal": "typical", "whatif_exercise": "none",
+                "whatif_hypo": False, "whatif_time": dt.time(8, 0), "whatif_reading_0": 120.0}
+    readings = [(0, stamp, 120.0)]
+    edits, refused = edits_from_widgets(recorded, {}, readings)
+    assert not refused and not any(v for v in edits.values())
+    edits, refused = edits_from_widgets(recorded, {"whatif_glucose": 250, "whatif_meal": "less",
+                                                   "whatif_time": dt.time(6, 30), "whatif_reading_0": 180.0}, readings)
+    assert edits["glucose_now"] == 250.0 and edits["meal_now"] == "less" and edits["time_of_day"] == "06:30"
+    assert edits["glucose_readings"] == {stamp: 180.0} and edits["exercise_now"] is None
+    assert W.Scenario(3, stamp, **edits).edited
+
+
+def test_an_absurd_window_reading_is_refused_and_the_record_kept():
+    stamp = pd.Timestamp("1991-03-05 07:30")
+    recorded = {"whatif_glucose_on": False, "whatif_glucose": 150, "whatif_meal": "none", "whatif_exercise": "none",
+                "whatif_hypo": False, "whatif_time": None, "whatif_reading_0": 120.0}
+    edits, refused = edits_from_widgets(recorded, {"whatif_reading_0": 9000.0, "whatif_glucose_on": True}, [(0, stamp, 120.0)])
+    assert edits["glucose_readings"] == {} and len(refused) == 1 and "meter range" in refused[0]
+    assert edits["glucose_now"] == 150.0  # a reading added where none was recorded
