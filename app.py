@@ -1,10 +1,10 @@
 """insulin-dash: entry point. Declares the pages with st.navigation (the pages/ folder is not
 scanned) and shows the data source and the model in use in the sidebar. Each page starts with
-ui.state.page_header (title + research-tool disclaimer); widgets that must survive a page switch
+ui.session.page_header (title + research-tool disclaimer); widgets that must survive a page switch
 use `persist_state="session"`."""
 import streamlit as st
 
-from ui.state import DECLARED_PAGES_KEY, active_model_ref, current_source, model_label
+from ui.session import DECLARED_PAGES_KEY, active_model_ref, current_source, model_label
 
 st.set_page_config(page_title="insulin-dash", page_icon=":material/vaccines:", layout="wide")
 

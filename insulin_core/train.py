@@ -177,105 +177,121 @@ def train_model(model_cfg: ModelConfig, train_cfg: TrainConfig, data: TrainData,
             np.random.set_state(np_state)
 
 
+def _new_model(model_cfg: ModelConfig, data: TrainData, device) -> DoseNet:
+    """A DoseNet whose heads start at the training dose rate and mean dose and whose bin edges
+    come from the training part only (like the scalers)."""
+    model = DoseNet(model_cfg)
+    _init_head_biases(model, data.train.y)
+    if model.bins is not None:
+        model.bins.fit(torch.as_tensor(data.train.now, dtype=torch.float32))
+    return model.to(device)
+
+
+def _run_epoch(model: DoseNet, opt, train, cfg: TrainConfig, gen: torch.Generator) -> float:
+    """One pass over the training part in shuffled batches; the mean training loss (NaN as soon as
+    a batch's loss is not finite: the caller stops)."""
+    seq, now, patient, y = train
+    n, device = len(y), y.device
+    model.train()
+    perm = torch.randperm(n, generator=gen).to(device)
+    total = 0.0
+    for i in range(0, n, cfg.batch):
+        idx = perm[i:i + cfg.batch]
+        pb = patient[idx]
+        if cfg.patient_dropout > 0:  # teaches the "unknown patient" row of the embedding
+            drop = (torch.rand(len(idx), generator=gen) < cfg.patient_dropout).to(device)
+            pb = torch.where(drop, torch.zeros_like(pb), pb)
+        # each member fits the target on its own; their average is only formed to predict
+        outputs = model.member_outputs(seq[idx], now[idx], pb)
+        loss = sum(dose_loss(amount, logit, y[idx], beta=cfg.huber_beta) for amount, logit in outputs) / len(outputs)
+        if not torch.isfinite(loss):
+            return float("nan")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        opt.step()
+        total += loss.item() * len(idx)
+    return total / n
+
+
+def _divergence(log: EpochLog, first_val: float | None) -> str:
+    """What went wrong this epoch ("" = nothing): a non-finite loss, or an exploding validation loss."""
+    if not (math.isfinite(log.train_loss) and math.isfinite(log.val_loss)):
+        return "the loss became NaN or infinite"
+    if log.val_loss > DIVERGED_ABS:
+        return f"the validation loss exploded to {log.val_loss:.3g} (limit {DIVERGED_ABS:g})"
+    if first_val is not None and log.val_loss > max(DIVERGED_RATIO * first_val, 1.0):
+        return f"the validation loss exploded to {log.val_loss:.3g}, over {DIVERGED_RATIO:g}x the first epoch's {first_val:.3g}"
+    return ""
+
+
+@dataclass
+class _Best:
+    """The best epoch so far and a copy of its weights."""
+    state: dict
+    score: float = math.inf
+    epoch: int = 0
+
+    def update(self, score: float, epoch: int, model: DoseNet) -> None:
+        if score < self.score:
+            self.score, self.epoch, self.state = score, epoch, copy.deepcopy(model.state_dict())
+
+
+def _diverged_message(epoch: int, what: str, cfg: TrainConfig, data: TrainData, best_epoch: int) -> str:
+    hint = (" The input arrays contain NaN or infinite values - clean or impute them."
+            if _has_nonfinite(data.train) or _has_nonfinite(data.val)
+            else f" Try a lower learning rate (now lr={cfg.lr:g}).")
+    kept = (f"Returning the weights of epoch {best_epoch}." if best_epoch
+            else "No epoch gave a usable model; returning the untrained weights.")
+    return f"Training diverged at epoch {epoch}: {what}.{hint} {kept}"
+
+
 def _train(model_cfg, cfg: TrainConfig, data: TrainData, callback, device) -> TrainResult:
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)  # batch order, patient dropout
-
-    model = DoseNet(model_cfg)
-    _init_head_biases(model, data.train.y)
-    if model.bins is not None:  # bin edges from the training part only, like the scalers
-        model.bins.fit(torch.as_tensor(data.train.now, dtype=torch.float32))
-    model.to(device)
-    seq, now, patient, y = data.train.tensors(device)
-    val = data.val.tensors(device)
-    n = len(y)
-
+    model = _new_model(model_cfg, data, device)
+    train, val = data.train.tensors(device), data.val.tensors(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, mode="min", factor=0.5, patience=max(1, cfg.patience // 3))
-
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=max(1, cfg.patience // 3))
     history: list[EpochLog] = []
-    best_state = copy.deepcopy(model.state_dict())
-    best_val, best_epoch, first_val = math.inf, 0, None
+    best, first_val = _Best(copy.deepcopy(model.state_dict())), None
     stop_reason, message = "max_epochs", ""
 
     for epoch in range(1, cfg.epochs + 1):
-        model.train()
         lr = opt.param_groups[0]["lr"]
-        perm = torch.randperm(n, generator=gen).to(device)
-        total, finite = 0.0, True
-        for i in range(0, n, cfg.batch):
-            idx = perm[i:i + cfg.batch]
-            pb = patient[idx]
-            if cfg.patient_dropout > 0:
-                drop = (torch.rand(len(idx), generator=gen) < cfg.patient_dropout).to(device)
-                pb = torch.where(drop, torch.zeros_like(pb), pb)
-            # each member fits the target on its own; their average is only formed to predict
-            outputs = model.member_outputs(seq[idx], now[idx], pb)
-            loss = sum(dose_loss(amount, logit, y[idx], beta=cfg.huber_beta) for amount, logit in outputs) / len(outputs)
-            if not torch.isfinite(loss):
-                finite = False
-                break
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-            opt.step()
-            total += loss.item() * len(idx)
-        train_loss = total / n if finite else float("nan")
-        val_loss, val_mae = _evaluate(model, val, beta=cfg.huber_beta) if finite else (float("nan"), float("nan"))
+        train_loss = _run_epoch(model, opt, train, cfg, gen)
+        val_loss, val_mae = _evaluate(model, val, beta=cfg.huber_beta) if math.isfinite(train_loss) else (math.nan, math.nan)
         log = EpochLog(epoch, train_loss, val_loss, val_mae, time.perf_counter() - start, lr)
         history.append(log)
-        if first_val is None and math.isfinite(val_loss):
-            first_val = val_loss
-
-        diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss))
-        exploded = math.isfinite(val_loss) and (
-            val_loss > DIVERGED_ABS
-            or (first_val is not None and val_loss > max(DIVERGED_RATIO * first_val, 1.0)))
-        score = val_mae if cfg.select_on == "val_mae" else val_loss
-        if not (diverged or exploded) and score < best_val:
-            best_val, best_epoch = score, epoch
-            best_state = copy.deepcopy(model.state_dict())
+        first_val = val_loss if first_val is None and math.isfinite(val_loss) else first_val
+        wrong = _divergence(log, first_val)
+        if not wrong:
+            best.update(val_mae if cfg.select_on == "val_mae" else val_loss, epoch, model)
         user_stop = bool(callback(log)) if callback is not None else False
 
-        if diverged or exploded:
-            stop_reason = "diverged"
-            if diverged:
-                what = "the loss became NaN or infinite"
-            elif val_loss > DIVERGED_ABS:
-                what = f"the validation loss exploded to {val_loss:.3g} (limit {DIVERGED_ABS:g})"
-            else:
-                what = (f"the validation loss exploded to {val_loss:.3g}, over "
-                        f"{DIVERGED_RATIO:g}x the first epoch's {first_val:.3g}")
-            hint = (" The input arrays contain NaN or infinite values - clean or impute them."
-                    if _has_nonfinite(data.train) or _has_nonfinite(data.val)
-                    else f" Try a lower learning rate (now lr={cfg.lr:g}).")
-            kept = (f"Returning the weights of epoch {best_epoch}." if best_epoch
-                    else "No epoch gave a usable model; returning the untrained weights.")
-            message = f"Training diverged at epoch {epoch}: {what}.{hint} {kept}"
+        if wrong:
+            stop_reason, message = "diverged", _diverged_message(epoch, wrong, cfg, data, best.epoch)
             break
         if user_stop:
-            stop_reason = "stopped_by_user"
-            message = f"Stopped by the user after epoch {epoch}; best epoch {best_epoch}."
+            stop_reason, message = "stopped_by_user", f"Stopped by the user after epoch {epoch}; best epoch {best.epoch}."
             break
-        if epoch - best_epoch >= cfg.patience:
+        if epoch - best.epoch >= cfg.patience:
             stop_reason = "early_stopping"
             message = (f"Early stopping after epoch {epoch}: no val loss improvement for "
-                       f"{cfg.patience} epochs; best epoch {best_epoch}.")
+                       f"{cfg.patience} epochs; best epoch {best.epoch}.")
             break
         sched.step(val_loss)
     else:
-        message = f"Reached the maximum of {cfg.epochs} epochs; best epoch {best_epoch}."
+        message = f"Reached the maximum of {cfg.epochs} epochs; best epoch {best.epoch}."
 
-    model.load_state_dict(best_state)
+    model.load_state_dict(best.state)
     model.to("cpu").eval()
-    if cfg.tune_threshold and best_epoch:
+    if cfg.tune_threshold and best.epoch:
         tune_threshold(model, data.val)
-    return TrainResult(model, history, stop_reason, best_epoch, time.perf_counter() - start,
-                       message, best_val)
+    return TrainResult(model, history, stop_reason, best.epoch, time.perf_counter() - start, message, best.score)
 
 
 def _model_device(model: DoseNet) -> torch.device:

@@ -6,8 +6,8 @@ from insulin_core.registry import BundleError, delete_bundle, save_bundle
 from insulin_core.serving import check_bundle_fits
 from ui import charts
 from ui.bundles import bundle_from_zip, zip_bundle
-from ui.state import (page_header, SHIPPED_MODEL, active_model_ref, current_cohort, load_saved, model_label, models_dir,
-                      saved_models, set_active_model, shows_errors)
+from ui.cache import load_saved, models_dir
+from ui.session import SHIPPED_MODEL, active_model_ref, current_cohort, model_label, page_header, saved_models, set_active_model, shows_errors
 
 page_header("Models")
 rows = saved_models()

@@ -7,8 +7,8 @@ import streamlit as st
 from insulin_core.download import UCI_URL, download_aim94
 from insulin_core.source import DataSource, check_allowed_folder
 from ui import charts
-from ui.state import (adopt_upload, cached_cohort, current_cohort, current_source, env_data_dir, load_upload, page_header,
-                      set_source, shows_errors)
+from ui.cache import cached_cohort
+from ui.session import adopt_upload, current_cohort, current_source, env_data_dir, load_upload, page_header, set_source, shows_errors
 
 page_header("insulin-dash", "Predicts a patient's Regular insulin dose from their AIM94 diary with a hybrid LSTM-GRU network.")
 

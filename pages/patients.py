@@ -4,7 +4,7 @@ import datetime as dt
 import streamlit as st
 
 from ui import charts
-from ui.state import page_header, current_cohort
+from ui.session import current_cohort, page_header
 
 page_header("Patients")
 cohort = current_cohort()

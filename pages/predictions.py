@@ -4,7 +4,8 @@ import streamlit as st
 from insulin_core.baselines import BASELINES
 from insulin_core.serving import bundle_experiment, check_bundle_fits, metrics_of, per_patient_of
 from ui import charts
-from ui.state import page_header, DEFAULT_BASELINES, current_cohort, model_picker, predictions, shows_errors
+from ui.cache import predictions
+from ui.session import DEFAULT_BASELINES, current_cohort, model_picker, page_header, shows_errors
 
 page_header("Predictions")
 cohort = current_cohort()

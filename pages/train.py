@@ -11,8 +11,8 @@ from insulin_core.splits import SPLITS
 from insulin_core.train import TrainConfig
 from insulin_core.windows import TARGETS, WindowConfig
 from ui import charts
-from ui.state import (page_header, DEFAULT_BASELINES, current_cohort, models_dir, session_models, set_active_model,
-                      shows_errors)
+from ui.cache import models_dir
+from ui.session import DEFAULT_BASELINES, current_cohort, page_header, session_models, set_active_model, shows_errors
 from ui.training import LiveTraining, training_store, wait_for_training
 
 # Every default comes from the core's configs, so the form trains what the CLI trains by default.

@@ -22,8 +22,8 @@ from insulin_core.registry import ModelBundle
 from insulin_core.serving import bundle_experiment, check_bundle_fits
 from insulin_core.whatif import NEXT, Scenario, WhatIf, edits_from_widgets
 from ui import charts
-from ui.state import (CORE_ERRORS, bundle_key, current_cohort, decision_points, model_picker, page_header,
-                      shows_errors, window_key)
+from ui.cache import bundle_key, decision_points, window_key
+from ui.session import CORE_ERRORS, current_cohort, model_picker, page_header, shows_errors
 
 LEVEL_NAMES = list(LEVELS)
 NEXT_LABEL = "next (after their last entry)"

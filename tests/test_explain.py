@@ -3,6 +3,9 @@ the trained model gives finite, sorted attributions."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
+
+from insulin_core.explain import _references
 
 from insulin_core.features import NOW_FEATURES, SEQ_FEATURES
 from insulin_core.registry import ModelBundle
@@ -32,7 +35,17 @@ def test_explanation_on_the_trained_model(setup):
     ex = engine.explain(scenario_at(ws, idx[0], glucose_now=250.0))
     assert ex.seq.shape == (L, len(SEQ_FEATURES)) and len(ex.now) == len(NOW_FEATURES)
     assert ex.sentence.startswith("Expected dose") and np.isfinite(ex.seq.to_numpy()).all()
-    # an input already at its reference value cannot move the prediction
-    built = engine._base(scenario_at(ws, idx[0]))
     assert (ex.groups["attribution"].abs().diff().dropna() <= 1e-12).all()  # sorted by size
-    assert built.row == len(built.features) - 1
+    # An input already at its reference value (this patient's average before the moment) cannot
+    # move the prediction: its attribution is exactly 0; an input away from it mostly does.
+    built = engine._base(scenario_at(ws, idx[0]))
+    seq_ref, _ = _references(built.features, built.row, built.ws.now_features)
+    at_reference = built.ws.seq[0] == seq_ref[None, :]
+    assert at_reference.any() and (~at_reference).any()
+    assert (ex.seq.to_numpy()[at_reference] == 0).all()
+    assert (ex.seq.to_numpy()[~at_reference] != 0).mean() > 0.5
+    # Every input at its reference value is the patient's average moment: the reference dose,
+    # which is what the explanation's expected dose is compared with.
+    _, now_ref = _references(built.features, built.row, built.ws.now_features)
+    amount, p = engine.predictor.heads_of(seq_ref[None, None, :].repeat(L, axis=1), now_ref[None, :], built.scenario.patient_id)
+    assert ex.reference_dose == pytest.approx(float(amount[0] * p[0]), abs=1e-6)

@@ -93,11 +93,11 @@ def test_bad_window_config_is_refused(kwargs):
         WindowConfig(**kwargs)
 
 
-def test_windowing_is_vectorised_and_fast():
+def test_windowing_many_patients_at_once():
+    """Its speed is measured in bench/windows_speed.py; here, that every target row gets its window."""
     features = pd.concat([cohort_features(days=60, patients=2)] * 30, ignore_index=True)
     features["patient_id"] = np.repeat(np.arange(60), len(features) // 60)
-    import time
-    start = time.perf_counter()
     ws = make_windows(features, WindowConfig(length=10))
-    assert time.perf_counter() - start < 0.5
     assert len(ws) > 5_000 and len(target_rows(features, WindowConfig(length=10))) == len(ws)
+    rows = ws.context["row"].to_numpy()
+    assert np.array_equal(ws.seq[:, -1, :], features.loc[rows - 1, [f"seq_{n}" for n in ws.seq_features]].to_numpy(np.float32))

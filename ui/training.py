@@ -16,10 +16,10 @@ import time
 
 import pandas as pd
 import streamlit as st
-from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
 from insulin_core.train import EpochLog
 from ui import charts
+from ui.streamlit_internals import ScriptControlException
 
 
 class LiveTraining:

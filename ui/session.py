@@ -1,36 +1,29 @@
-"""Session state and caches between the pages and the core.
-
-- The data source and the model a user picked live in `st.session_state`, per session.
-- `st.cache_data` holds cohorts and prediction tables (plain data, shared, keyed by source and by a
-  saved bundle's path + created time); `st.cache_resource` holds loaded saved bundles keyed by
-  path + mtime, so a bundle replaced on disk is read again.
-- A model trained in this session lives only in `st.session_state["session_models"]`: never in a
-  shared cache, so one user's training never replaces what another user sees.
-"""
+"""Per-session state of the pages: the page header, the data source and the model a user picked,
+uploads, and the models trained in this session (in `st.session_state["session_models"]`, never in
+a shared cache: one user's training never replaces what another user sees). What is shared between
+sessions is in ui/cache.py."""
 from __future__ import annotations
 
 import os
 from contextlib import contextmanager
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from insulin_core.aim94 import load_texts, patient_id_of
 from insulin_core.baselines import BASELINES
-from insulin_core.dataset import Cohort, cohort_from_load, load_cohort
+from insulin_core.dataset import Cohort, cohort_from_load
 from insulin_core.download import DownloadError
-from insulin_core.registry import (DEFAULT_MODELS_DIR, BundleError, ModelBundle, bundle_stamp, check_name, list_bundles,
-                                   load_bundle)
-from insulin_core.serving import bundle_experiment, predictions_table
+from insulin_core.registry import BundleError, ModelBundle, list_bundles
 from insulin_core.source import DataSource, resolve_source, upload_source
 from insulin_core.windows import WindowError
+from ui.cache import cached_cohort, load_saved, models_dir
+from ui.streamlit_internals import DECLARED_PAGES_KEY, leave_legacy_pages_mode  # noqa: F401 (app.py reads the key)
 
 DISCLAIMER = (
     "**Research and demo tool, not a dosing device.** Predictions come from a model trained on "
     "1989-1991 records of 70 patients (or on synthetic data). Never use them to choose an insulin dose."
 )
-MODELS_DIR_ENV = "INSULIN_DASH_MODELS_DIR"  # tests and demos point the app at another models folder
 SHIPPED_MODEL = "demo"
 # The fast baselines; the two gradient-boosting ones take seconds each, so they are opt-in.
 # Every baseline, the gradient-boosting ones (the strongest) included: a model is judged beside all of them.
@@ -55,24 +48,6 @@ def shows_errors(what: str, stop: bool = True):
             st.stop()
 
 
-DECLARED_PAGES_KEY = "declared_pages_seen"
-
-
-def leave_legacy_pages_mode() -> None:
-    """Streamlit treats a `pages/` folder next to the entry script as a legacy multipage app until
-    the first `st.navigation` call of the server's life: a first visit straight to /whatif would run
-    that file alone, with the files listed by name in the sidebar. Switch the flag off and, if this
-    session has never run app.py's navigation, rerun so its declared pages take over
-    (streamlit/runtime/pages_manager.py, Streamlit 1.67). AppTest resets the flag on every run, so
-    rerunning only once per session also keeps its widget events."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        if not st.session_state.get(DECLARED_PAGES_KEY):
-            st.rerun()
-
-
 def page_header(title: str, caption: str | None = None) -> None:
     """Every page starts here: its title and the research-tool disclaimer."""
     leave_legacy_pages_mode()
@@ -83,11 +58,6 @@ def page_header(title: str, caption: str | None = None) -> None:
 
 
 # ---- data ------------------------------------------------------------------------------------
-@st.cache_data(show_spinner="Loading and checking the data...", max_entries=8)
-def cached_cohort(source: DataSource) -> Cohort:
-    return load_cohort(source)
-
-
 def current_source() -> DataSource:
     """The source picked in this session; the documented default order otherwise."""
     if "data_source" not in st.session_state:
@@ -145,10 +115,6 @@ def env_data_dir() -> str | None:
 
 
 # ---- models ----------------------------------------------------------------------------------
-def models_dir() -> Path:
-    return Path(os.environ.get(MODELS_DIR_ENV) or DEFAULT_MODELS_DIR)
-
-
 def saved_models() -> list[dict]:
     """Every bundle folder, broken ones with ok=False (list_bundles checks each in full)."""
     try:
@@ -156,18 +122,6 @@ def saved_models() -> list[dict]:
     except BundleError as exc:  # the folder stayed locked: show the pages without saved models
         st.warning(f"The saved models cannot be listed right now: {exc}", icon=":material/warning:")
         return []
-
-
-@st.cache_resource(max_entries=16, show_spinner="Loading the model...")
-def _cached_bundle(path: str, stamp: tuple) -> ModelBundle:
-    return load_bundle(Path(path))
-
-
-def load_saved(name: str) -> ModelBundle:
-    """A saved bundle, read once per version on disk (a save replaces the folder: a new stamp);
-    raises BundleError."""
-    path = models_dir() / check_name(name)
-    return _cached_bundle(str(path), bundle_stamp(path))
 
 
 def session_models() -> dict[str, ModelBundle]:
@@ -211,11 +165,6 @@ def bundle_of(ref: str) -> ModelBundle:
     return load_saved(name)
 
 
-def bundle_key(bundle: ModelBundle) -> tuple:
-    """What identifies a bundle's predictions: its path and created time (not its weights' bytes)."""
-    return (str(bundle.path), bundle.meta.get("created", ""), bundle.name)
-
-
 def model_picker(label: str = "Model") -> ModelBundle | None:
     """The selectbox every model-using page shares (key `active_model`); None with a message."""
     ref = active_model_ref()
@@ -230,36 +179,4 @@ def model_picker(label: str = "Model") -> ModelBundle | None:
         st.error(f"This model cannot be used: {exc}", icon=":material/error:")
         return None
 
-
-@st.cache_data(max_entries=16, show_spinner="Predicting every decision point...")
-def _cached_predictions(key: tuple, source: DataSource, baselines: tuple[str, ...], _bundle: ModelBundle,
-                        _cohort: Cohort) -> pd.DataFrame:
-    return predictions_table(_bundle, _cohort, list(baselines))
-
-
-def predictions(bundle: ModelBundle, cohort: Cohort, baselines: list[str]) -> pd.DataFrame:
-    """The predictions table of a bundle on the current cohort (cached; see the module docstring)."""
-    baselines = tuple(sorted(baselines))
-    if bundle.path is not None:
-        return _cached_predictions(bundle_key(bundle), cohort.source, baselines, bundle, cohort)
-    memo = st.session_state.setdefault("session_predictions", {})
-    key = (bundle.name, id(bundle), cohort.source, baselines)
-    if key not in memo:
-        memo.clear()  # one table at a time per session: these can be large
-        with st.spinner("Predicting every decision point..."):
-            memo[key] = predictions_table(bundle, cohort, list(baselines))
-    return memo[key]
-
-
-@st.cache_data(max_entries=16)
-def decision_points(window: tuple, source: DataSource, _cohort: Cohort) -> pd.DataFrame:
-    """The windows' context (one row per decision point) for a window config; cheap to cache."""
-    from insulin_core.windows import WindowConfig, make_windows
-
-    return make_windows(_cohort.features, WindowConfig(*window)).context
-
-
-def window_key(bundle: ModelBundle) -> tuple:
-    w = bundle_experiment(bundle).window
-    return (w.length, w.target, w.multi_output, w.dose_window)
 

@@ -1,0 +1,29 @@
+"""The two places the app leans on Streamlit internals (1.67), kept here alone; tests/
+test_streamlit_internals.py fails loudly on an upgrade that moves either.
+
+- `leave_legacy_pages_mode`: the design keeps one file a page in `pages/`, and Streamlit treats a
+  `pages/` folder next to the entry script as a legacy multipage app until the first
+  `st.navigation` call of the server's life: a first visit straight to /whatif would run that
+  file alone. No public option turns the folder scan off, so the flag is switched off here
+  (streamlit/runtime/pages_manager.py) and the session reruns once so app.py's pages take over.
+- `ScriptControlException`: a click during the page-script training loop arrives as this
+  exception at the next `st.*` call (ui/training.py catches it to stop after the epoch and keep
+  the best weights). A background training worker would not need it.
+"""
+from __future__ import annotations
+
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException  # noqa: F401 (re-exported)
+
+DECLARED_PAGES_KEY = "declared_pages_seen"
+
+
+def leave_legacy_pages_mode() -> None:
+    """Switch Streamlit's legacy pages/-folder mode off; rerun once per session that has never run
+    app.py's navigation (AppTest resets the flag on every run, so once per session keeps its
+    widget events)."""
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        if not st.session_state.get(DECLARED_PAGES_KEY):
+            st.rerun()
