@@ -364,7 +364,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
           + (f", at most {args.timeout:g} s here" if args.timeout else ""), flush=True)
 
     def show(study, trial) -> None:
-        value = f"val MAE {trial.value:.3f} U" if trial.value is not None else trial.state.name.lower()
+        # a pruned trial's value is its last validation loss (Optuna's choice), not a MAE
+        value = (f"val MAE {trial.value:.3f} U" if trial.state == optuna.trial.TrialState.COMPLETE
+                 else trial.state.name.lower())
         params = " ".join(f"{k}={v}" for k, v in trial.params.items())
         print(f"trial {trial.number:3d}  {value:22s} {trial.user_attrs.get('epochs_run', 0):3d} epochs  {params}",
               flush=True)

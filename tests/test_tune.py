@@ -167,6 +167,7 @@ def test_tune_command_runs_joins_and_saves_the_best_with_its_study(capsys, tmp_p
     assert main(["tune", "--trials", "3", "--storage", storage, "--study", "cli", *TUNE_ARGS]) == 0
     out = capsys.readouterr().out
     assert "Created the study; this worker ran 3 trials" in out and "Best trials" in out
+    assert out.count("val MAE") == 3
     assert main(["tune", "--trials", "3", "--storage", storage, "--study", "cli", *TUNE_ARGS, "--save", "tuned",
                  "--models-dir", str(models)]) == 0
     out = capsys.readouterr().out
