@@ -12,6 +12,7 @@ PAGES = [
     st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
     st.Page("pages/patients.py", title="Patients", icon=":material/person_search:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/tune.py", title="Tune", icon=":material/science:"),
     st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),
     st.Page("pages/predictions.py", title="Predictions", icon=":material/query_stats:"),
     st.Page("pages/whatif.py", title="What-if", icon=":material/tune:"),

@@ -28,7 +28,7 @@ from ui.bundles import zip_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-PAGES = ["overview", "patients", "train", "models", "predictions", "whatif"]
+PAGES = ["overview", "patients", "train", "tune", "models", "predictions", "whatif"]
 TINY = dict(lstm_hidden=8, gru_hidden=8, dense=(8,), patient_embedding=2)
 
 torch.set_num_threads(1)
@@ -57,6 +57,7 @@ def models_dir(tiny_models, tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "models"
     shutil.copytree(tiny_models, folder)
     monkeypatch.setenv("INSULIN_DASH_MODELS_DIR", str(folder))
+    monkeypatch.setenv("INSULIN_DASH_TUNE_STORAGE", str(tmp_path / "optuna.journal"))  # never data/
     monkeypatch.delenv("AIM94_DIR", raising=False)
     return folder
 
@@ -92,6 +93,8 @@ MAIN_WIDGETS = {
     "patients": {"multiselect": ["patients_select"], "slider": ["patients_range"]},
     "train": {"slider": ["train_window", "train_epochs", "train_dropout"], "multiselect": ["train_patients"],
               "select_slider": ["train_lstm_hidden", "train_lr"], "text_input": ["train_dense"]},
+    "tune": {"text_input": ["tune_study"], "number_input": ["tune_trials", "tune_timeout_min", "tune_seed"],
+             "selectbox": ["tune_split"], "multiselect": ["tune_patients"], "slider": ["tune_epochs"]},
     "models": {"selectbox": ["models_pick"], "multiselect": ["models_compare"], "file_uploader": ["models_upload"],
                "button": ["models_use"], "download_button": ["models_download"]},
     "predictions": {"selectbox": ["active_model", "pred_patient", "pred_part"], "multiselect": ["pred_baselines"],
@@ -265,6 +268,76 @@ def test_train_errors_are_messages(models_dir):
     at.button(key="train_go").click().run()
     assert not at.exception
     assert "dense layers must be whole numbers" in texts(at.error)
+
+
+# ---- tune -----------------------------------------------------------------------------------
+def run_tiny_study(at: AppTest, trials: int = 3) -> None:
+    at.multiselect(key="tune_patients").set_value([1, 2, 3])
+    at.slider(key="tune_epochs").set_value(2)
+    at.number_input(key="tune_trials").set_value(trials)
+    at.button(key="tune_go").click().run()
+
+
+def test_tune_runs_a_study_and_sends_the_best_to_the_train_form(models_dir):
+    import json
+
+    at = open_page("tune")
+    assert "No study named" in texts(at.info)
+    run_tiny_study(at)
+    no_errors(at)
+    assert "Done: this page ran 3 trial(s)" in texts(at.success)
+    assert {m.label: m.value for m in at.metric}["Trials"] == "3"
+    table = frame_with(at, "trial", "state", "val_mae", "lstm_hidden")
+    assert list(table["trial"]) == [0, 1, 2] and bool(table["default"].iloc[0])
+    assert len(at.get("vega_lite_chart")) == 2  # MAE by trial, and per setting
+    best = table.sort_values(["val_mae", "trial"]).iloc[0]
+
+    at.button(key="tune_send").click().run()
+    no_errors(at)
+    at.switch_page("pages/train.py").run()
+    no_errors(at)
+    assert at.select_slider(key="train_lstm_hidden").value == best["lstm_hidden"]
+    assert at.select_slider(key="train_lr").value == best["lr"]
+    assert at.slider(key="train_window").value == best["window"]
+    assert at.text_input(key="train_dense").value.replace(" ", "") == best["dense"]
+    assert at.multiselect(key="train_patients").value == [1, 2, 3] and at.slider(key="train_epochs").value == 2
+
+    # the same study with other settings is refused with a message
+    at.switch_page("pages/tune.py").run()
+    at.slider(key="tune_epochs").set_value(3)
+    at.button(key="tune_go").click().run()
+    assert not at.exception
+    assert "other settings ['epochs']" in texts(at.error)
+
+    # save the best configuration directly
+    at.slider(key="tune_epochs").set_value(2).run()
+    at.text_input(key="tune_save_name").set_value("tuned").run()
+    at.button(key="tune_save").click().run()
+    no_errors(at)
+    meta = json.loads((models_dir / "tuned" / "bundle.json").read_text())
+    assert meta["study"]["trial"] == best["trial"] and meta["study"]["storage"].endswith("optuna.journal")
+    assert at.session_state["active_model"] == "saved:tuned"
+
+
+def test_every_value_the_search_can_suggest_is_a_train_form_option(models_dir):
+    """A value outside a select_slider's options is silently replaced by the first option (Streamlit
+    1.67), so render the Train page with each choice and read every widget back."""
+    from insulin_core.tune import SEARCH_SPACE, train_config_form
+
+    at = open_page("train")
+    kinds = {"train_lstm_hidden": "select_slider", "train_gru_hidden": "select_slider", "train_lr": "select_slider",
+             "train_batch": "select_slider", "train_window": "slider", "train_lstm_layers": "slider",
+             "train_gru_layers": "slider", "train_dropout": "slider", "train_dense": "text_input",
+             "train_attention": "toggle"}
+    for i in range(max(len(choices) for choices in SEARCH_SPACE.values())):
+        form = train_config_form({name: choices[i % len(choices)] for name, choices in SEARCH_SPACE.items()})
+        assert set(form) == set(kinds)
+        for key, value in form.items():
+            at.session_state[key] = value
+        at.run()
+        no_errors(at)
+        for key, value in form.items():
+            assert getattr(at, kinds[key])(key=key).value == value, (key, value)
 
 
 # ---- models ---------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ TIMES = ROOT / "docs" / "page_load_times.md"
 # (url path, title shown on the page, screenshot name)
 PAGES = [("", "insulin-dash", "overview"), ("patients", "Patients", "patients"), ("train", "Train a model", "train"),
          ("models", "Models", "models"), ("predictions", "Predictions", "predictions"), ("whatif", "What if?", "whatif")]
-NAV_TITLES = ["Overview", "Patients", "Train", "Models", "Predictions", "What-if"]
+NAV_TITLES = ["Overview", "Patients", "Train", "Tune", "Models", "Predictions", "What-if"]
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update"]
 
@@ -177,7 +177,7 @@ def test_every_page_slider_and_training(server, tab):
         assert_clean(page, shot)
         screenshot(page, shot)
 
-    # st.navigation declares exactly six pages, whatever else sits in pages/
+    # st.navigation declares exactly seven pages, whatever else sits in pages/
     links = page.locator('[data-testid="stSidebarNavLink"]')
     assert [text.split()[-1] for text in links.all_inner_texts()] == NAV_TITLES  # icon ligature, title
 

@@ -324,3 +324,40 @@ def scenario_comparison(table: pd.DataFrame) -> alt.LayerChart:
                  alt.Tooltip("high:Q", title="90% high", format=".0f")])
     whiskers = alt.Chart(table).mark_rule(strokeWidth=2, color="#444").encode(x="low:Q", x2="high:Q", y=y)
     return (bars + whiskers).properties(height=alt.Step(30), title="Saved scenarios: dose and 90% interval")
+
+
+# ---- tune -----------------------------------------------------------------------------------
+TRIAL_STATE_COLOURS = {"complete": "#1f6feb", "pruned": "#f58518", "fail": "#e45756", "running": "#8c8c8c"}
+
+
+def trials_chart(trials: pd.DataFrame) -> alt.LayerChart:
+    """Validation MAE by trial (one point per finished trial, colour = state) and the best so far."""
+    done = trials.dropna(subset=["val_mae"]).sort_values("trial")
+    best = done.assign(best=done["val_mae"].cummin())
+    params = [c for c in trials.columns if c not in ("trial", "state", "val_mae", "seconds", "default", "worker")]
+    pick = _legend_toggle("state", "trials_legend")
+    points = alt.Chart(done).mark_circle(size=70).encode(
+        x=alt.X("trial:Q", title="trial", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("val_mae:Q", title="validation MAE (U)", scale=alt.Scale(zero=False)),
+        color=alt.Color("state:N", title=None, scale=alt.Scale(domain=list(TRIAL_STATE_COLOURS),
+                                                                 range=list(TRIAL_STATE_COLOURS.values()))),
+        opacity=_faded(pick),
+        tooltip=["trial:Q", alt.Tooltip("val_mae:Q", format=".3f"), *[f"{p}:N" for p in params],
+                 alt.Tooltip("seconds:Q", format=".1f")],
+    ).add_params(pick, _zoom_xy("trials_zoom"))
+    line = alt.Chart(best).mark_line(interpolate="step-after", strokeDash=[4, 3], color="#54a24b").encode(
+        x="trial:Q", y="best:Q", tooltip=["trial:Q", alt.Tooltip("best:Q", format=".3f", title="best so far")])
+    return alt.layer(points, line).properties(height=280, title="Validation MAE by trial (dashed: best so far)")
+
+
+def params_chart(trials: pd.DataFrame, params: list[str]) -> alt.FacetChart:
+    """One panel per setting: each finished trial's validation MAE at the value it tried."""
+    done = trials.dropna(subset=["val_mae"])
+    long = done.melt(id_vars=["trial", "val_mae"], value_vars=params, var_name="setting", value_name="value")
+    long["value"] = long["value"].astype(str)
+    return alt.Chart(long).mark_circle(size=50, opacity=0.8).encode(
+        x=alt.X("value:N", title=None, sort=None),
+        y=alt.Y("val_mae:Q", title="validation MAE (U)", scale=alt.Scale(zero=False)),
+        tooltip=["trial:Q", "setting:N", "value:N", alt.Tooltip("val_mae:Q", format=".3f")],
+    ).properties(width=130, height=140).facet(facet=alt.Facet("setting:N", title=None, sort=params), columns=5
+                                             ).resolve_scale(x="independent")

@@ -1,0 +1,416 @@
+"""Hyperparameter search with Optuna: a study of DoseNet settings scored by validation MAE.
+
+One study lives in one Optuna storage: by default an embedded journal file in the project's data
+folder (`data/optuna.journal`), or any SQLAlchemy database URL (`sqlite:///...`,
+`postgresql://...`), so that several processes, on one machine or many, work on the same study:
+each asks the storage for the next trial, trains it, and writes the result back.
+
+- The search space (`SEARCH_SPACE`) holds only values the Train page offers, and the defaults of
+  `configs.DEFAULT_SIZES` / `TrainConfig` / `WindowConfig`, so the default model is one point of it.
+  A new study tries that default first: the search starts from the model it has to beat.
+- The objective trains on the training part and scores the validation part of the chosen split; it
+  is built from `TuneData`, which keeps only those two parts (never the test part).
+- Each epoch's validation loss is reported to the pruner (a median pruner): a trial far behind the
+  others at the same epoch is stopped and recorded as pruned.
+- The seed fixes the sampler of the process that creates the study, the splits and every model's
+  initial weights, so one worker reproduces a study exactly; a worker that joins draws its own
+  sampler seed (else two workers would propose the same settings).
+"""
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import socket
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from .configs import DEFAULT_SIZES, ModelConfig, TrainConfig
+from .paths import DEFAULT_DATA_DIR
+from .pipeline import ExperimentConfig, bundle_meta, model_config_for, prepare, run_experiment
+from .train import EpochLog, TrainData, train_model
+from .windows import WindowConfig
+
+DEFAULT_STORAGE_FILE = DEFAULT_DATA_DIR / "optuna.journal"
+
+# Choices per setting. Every value is one the Train page offers (its select_sliders and sliders),
+# so the best configuration can be sent to its form as it is; the defaults must be among them
+# (tests/test_tune.py checks both). Categorical lists rather than ranges: the page's sliders are
+# discrete, and so is what is worth telling apart at this data size.
+SEARCH_SPACE: dict[str, tuple] = {
+    "window": (5, 10, 15, 20, 30),
+    "lstm_hidden": (16, 32, 64, 128),
+    "lstm_layers": (1, 2),
+    "gru_hidden": (16, 32, 64),
+    "gru_layers": (1, 2),
+    "dense": ("32", "64", "64,32", "128,64"),  # layer widths (categorical values must be plain)
+    "dropout": (0.0, 0.1, 0.2, 0.3),
+    "lr": (3e-4, 1e-3, 3e-3, 1e-2),
+    "batch": (64, 128, 256, 512, 1024),
+    "attention": (False, True),
+}
+SIZE_PARAMS = ("lstm_hidden", "lstm_layers", "gru_hidden", "gru_layers", "dense", "dropout", "attention")
+
+
+def dense_text(dense: tuple[int, ...]) -> str:
+    return ",".join(str(w) for w in dense)
+
+
+def default_params() -> dict:
+    """The default model as a point of the search space (from the one home of the defaults)."""
+    t = TrainConfig()
+    params = {k: DEFAULT_SIZES[k] for k in SIZE_PARAMS}
+    params.update(window=WindowConfig().length, dense=dense_text(DEFAULT_SIZES["dense"]), lr=t.lr, batch=t.batch)
+    return params
+
+
+def suggest(trial: optuna.Trial, space: dict[str, tuple] = SEARCH_SPACE) -> dict:
+    return {name: trial.suggest_categorical(name, list(choices)) for name, choices in space.items()}
+
+
+def sizes_of(params: dict) -> dict:
+    """The ModelConfig sizes of a trial's parameters."""
+    sizes = {k: params[k] for k in SIZE_PARAMS}
+    sizes["dense"] = tuple(int(w) for w in str(params["dense"]).split(",") if w)
+    return sizes
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """What a study holds fixed: the data selection and split, the training budget per trial, the seed.
+    Stored in the study, so a worker that joins with other settings is refused."""
+    split: str = "chrono"
+    target: str = WindowConfig().target
+    dose_window: int = WindowConfig().dose_window
+    patients: tuple[int, ...] = ()
+    epochs: int = TrainConfig().epochs
+    patience: int = TrainConfig().patience
+    seed: int = 0
+
+    def experiment(self, window: int) -> ExperimentConfig:
+        return ExperimentConfig(WindowConfig(window, self.target, dose_window=self.dose_window),
+                                self.split, self.patients, seed=self.seed)
+
+    def train_config(self, params: dict) -> TrainConfig:
+        # One thread: on a small shared CPU, torch's default threads make these models far slower.
+        return TrainConfig(epochs=self.epochs, patience=self.patience, batch=int(params["batch"]),
+                           lr=float(params["lr"]), seed=self.seed, threads=1)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["patients"] = list(self.patients)
+        return d
+
+
+class TuneData:
+    """The training and validation parts of a cohort per window length: all the objective sees.
+
+    `prepare` splits the windows and fits the scalers on the training part; only
+    `Prepared.train_data()` (training and validation arrays) is kept, so no trial can reach the
+    test part.
+    """
+
+    def __init__(self, features: pd.DataFrame, settings: TuneSettings):
+        self.features, self.settings = features, settings
+        self._parts: dict[int, tuple[TrainData, ModelConfig]] = {}
+
+    def parts(self, window: int) -> tuple[TrainData, ModelConfig]:
+        """(training + validation arrays, a ModelConfig whose data-given fields fit them)."""
+        if window not in self._parts:
+            prepared = prepare(self.features, self.settings.experiment(window))
+            self._parts[window] = (prepared.train_data(), model_config_for(prepared))
+        return self._parts[window]
+
+
+COUNTED = tuple(s for s in optuna.trial.TrialState if s != optuna.trial.TrialState.WAITING)
+
+
+class TrialDiverged(Exception):
+    """No epoch of the trial gave a usable model (its loss became NaN or exploded): recorded as failed."""
+
+
+class StopStudy(Exception):
+    """Raised inside a trial the user stopped: the trial is recorded as failed (not pruned: no
+    pruner judged it) and the worker stops."""
+
+
+def make_objective(data: TuneData, on_epoch: Callable[[int, EpochLog], bool | None] | None = None):
+    """The objective: validation MAE (units) of the epoch training keeps (best validation loss).
+
+    `on_epoch(trial_number, log)` is called after each epoch; returning True stops this worker.
+    """
+    settings = data.settings
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(trial)
+        train_data, base_cfg = data.parts(int(params["window"]))
+        model_cfg = replace(base_cfg, **sizes_of(params))
+        state = {"pruned": False, "stopped": False}
+
+        def epoch_done(log: EpochLog) -> bool:
+            # Optuna prunes on an intermediate value per step: the validation loss, smoother than
+            # the rounded-dose MAE and what training itself selects epochs on.
+            if math.isfinite(log.val_loss):
+                trial.report(log.val_loss, log.epoch)
+            if on_epoch is not None and on_epoch(trial.number, log):
+                state["stopped"] = True
+                return True
+            if trial.should_prune():
+                state["pruned"] = True
+                return True
+            return False
+
+        result = train_model(model_cfg, settings.train_config(params), train_data, epoch_done)
+        trial.set_user_attr("epochs_run", len(result.history))
+        trial.set_user_attr("best_epoch", result.best_epoch)
+        trial.set_user_attr("stop_reason", result.stop_reason)
+        trial.set_user_attr("train_seconds", round(result.seconds, 2))
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        stopped_here = result.stop_reason == "stopped_by_user"
+        if state["stopped"] and stopped_here:
+            trial.set_user_attr("stopped_by_user", True)
+            raise StopStudy(f"trial {trial.number} stopped by the user after epoch {len(result.history)}")
+        if state["pruned"] and stopped_here:
+            raise optuna.TrialPruned(f"pruned after epoch {len(result.history)}")
+        if result.best_epoch == 0:
+            raise TrialDiverged(result.message)
+        return float(result.history[result.best_epoch - 1].val_mae)
+
+    return objective
+
+
+# ---- storage ----------------------------------------------------------------------------------
+def default_storage() -> str:
+    return str(DEFAULT_STORAGE_FILE)
+
+
+def is_url(storage: str) -> bool:
+    return "://" in storage
+
+
+def open_storage(storage: str | None = None) -> optuna.storages.BaseStorage:
+    """A SQLAlchemy URL -> RDBStorage; anything else is a journal file path (created if needed)."""
+    storage = storage or default_storage()
+    if is_url(storage):
+        return _open_database(storage)
+    path = Path(storage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    # An open-lock (O_EXCL lock file) rather than a symlink: works on every file system.
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+
+
+def _open_database(url: str, attempts: int = 6) -> optuna.storages.RDBStorage:
+    """RDBStorage, retried: workers started together on a fresh database race to create its tables
+    (one gets "UNIQUE constraint failed: alembic_version" or "database is locked"); once the
+    other has made them, opening succeeds."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (ImportError, ModuleNotFoundError) as exc:  # e.g. postgresql:// without its driver
+            raise ValueError(f"Cannot open the study storage {storage_label(url)}: {exc}") from None
+        except (IntegrityError, OperationalError) as exc:
+            if attempt == attempts - 1 or not _is_race(exc):
+                raise ValueError(f"Cannot open the study storage {storage_label(url)}: "
+                                 f"{str(exc).splitlines()[0]}") from None
+            time.sleep(0.2 * (attempt + 1) + secrets.randbelow(200) / 1000)
+        except Exception as exc:  # SQLAlchemy's other errors: bad URL, unknown dialect
+            raise ValueError(f"Cannot open the study storage {storage_label(url)}: "
+                             f"{str(exc).splitlines()[0]}") from None
+    raise AssertionError("unreachable")
+
+
+def _is_race(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(sign in text for sign in ("unique constraint", "already exists", "database is locked", "duplicate"))
+
+
+def storage_label(storage: str | None) -> str:
+    """The storage as it may be shown and written into a bundle: never a password."""
+    storage = storage or default_storage()
+    if not is_url(storage):
+        return storage
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(storage).render_as_string(hide_password=True)
+    except Exception:  # unparsable: keep the scheme only
+        return storage.split("://", 1)[0] + "://..."
+
+
+def default_study_name(settings: TuneSettings, fingerprint: str) -> str:
+    """Workers with the same data and split meet in the same study without naming it."""
+    return f"dose-{settings.split}-{fingerprint[:8]}"
+
+
+# ---- running a study --------------------------------------------------------------------------
+@dataclass
+class TuneRun:
+    study: optuna.Study
+    storage: str  # as given (may hold a password: show storage_label(storage))
+    created: bool  # this process created the study
+    ran: list[int] = field(default_factory=list)  # numbers of the trials this process ran
+    seconds: float = 0.0
+    stopped: bool = False  # the user stopped it
+    sampler_seed: int = 0
+
+
+def open_study(name: str, storage: str | None, settings: TuneSettings, fingerprint: str,
+               create: bool = True) -> tuple[optuna.Study, bool]:
+    """(the study, whether this call created it). A study created with other settings or data is
+    refused: its trials would not be comparable."""
+    store = open_storage(storage)
+    wanted = {"settings": settings.to_dict(), "data_fingerprint": fingerprint}
+    created = False
+    if create:
+        try:
+            study = optuna.create_study(storage=store, study_name=name, direction="minimize")
+            created = True
+        except optuna.exceptions.DuplicatedStudyError:
+            study = optuna.load_study(study_name=name, storage=store)
+    else:
+        try:
+            study = optuna.load_study(study_name=name, storage=store)
+        except KeyError:
+            raise ValueError(f"No study named {name!r} in {storage_label(storage)}") from None
+    if created:
+        for key, value in wanted.items():
+            study.set_user_attr(key, value)
+        # The search starts from the model it has to beat. Only the creator enqueues it (a worker
+        # that joins never does), so it is tried once however many workers start together.
+        study.enqueue_trial(default_params(), user_attrs={"default": True})
+    else:
+        have = {k: study.user_attrs.get(k) for k in wanted}
+        if None not in have.values() and have != wanted:
+            diff = [k for k in wanted["settings"] if have["settings"].get(k) != wanted["settings"][k]]
+            what = f"settings {diff}" if diff else "data (another fingerprint)"
+            raise ValueError(f"Study {name!r} was created with other {what}; join it with the same settings "
+                             f"or pick another study name")
+    return study, created
+
+
+def find_study(name: str, storage: str | None = None) -> optuna.Study | None:
+    """The study `name` if the storage holds it (a journal file that does not exist yet holds none)."""
+    if not is_url(storage or default_storage()) and not Path(storage or default_storage()).exists():
+        return None
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(storage))
+    except KeyError:
+        return None
+
+
+def study_names(storage: str | None = None) -> list[str]:
+    if not is_url(storage or default_storage()) and not Path(storage or default_storage()).exists():
+        return []
+    return sorted(optuna.study.get_all_study_names(open_storage(storage)))
+
+
+def study_settings(study: optuna.Study) -> TuneSettings:
+    d = dict(study.user_attrs.get("settings") or {})
+    d["patients"] = tuple(d.get("patients", ()))
+    return TuneSettings(**d)
+
+
+def run_study(features: pd.DataFrame, fingerprint: str, settings: TuneSettings, trials: int,
+              storage: str | None = None, name: str | None = None, timeout: float | None = None,
+              on_epoch: Callable[[int, EpochLog], bool | None] | None = None,
+              on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+              pruner: optuna.pruners.BasePruner | None = None) -> TuneRun:
+    """Create or join the study `name` and run trials until it holds `trials` trials in all (every
+    worker counts toward one budget), `timeout` seconds pass, or `on_epoch` returns True."""
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 0:
+        raise ValueError(f"trials must be a whole number >= 0, got {trials!r}")
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+    name = name or default_study_name(settings, fingerprint)
+    study, created = open_study(name, storage, settings, fingerprint)
+    sampler_seed = settings.seed if created else secrets.randbelow(2**31)
+    # Same seed, same history -> same proposals; pruning waits for a few finished trials and epochs.
+    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=6)
+    study.pruner = pruner or optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=3)
+    run = TuneRun(study, storage or default_storage(), created, sampler_seed=sampler_seed)
+    left = trials - len(study.get_trials(deepcopy=False, states=COUNTED))
+    if left <= 0:
+        return run
+    # One budget for every worker: running trials of the others count, so N workers overshoot it
+    # by at most N - 1 trials (those started in the same instant).
+    budget = optuna.study.MaxTrialsCallback(trials, states=COUNTED)
+
+    def trial_done(st: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        run.ran.append(trial.number)
+        budget(st, trial)
+        if on_trial is not None:
+            on_trial(st, trial)
+
+    start = time.perf_counter()
+    data = TuneData(features, settings)
+    try:
+        study.optimize(make_objective(data, on_epoch), n_trials=left, timeout=timeout, callbacks=[trial_done],
+                       catch=(TrialDiverged,))
+    except StopStudy:
+        run.stopped = True
+    run.seconds = time.perf_counter() - start
+    return run
+
+
+# ---- results ----------------------------------------------------------------------------------
+def trials_table(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial: number, state, val_mae, its parameters, epochs, seconds, worker."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else np.nan
+        rows.append({"trial": t.number, "state": t.state.name.lower(),
+                     # Optuna gives a pruned trial its last intermediate value (a loss, not a MAE)
+                     "val_mae": t.value if t.state == optuna.trial.TrialState.COMPLETE else np.nan,
+                     **{k: t.params.get(k) for k in SEARCH_SPACE},
+                     "epochs": t.user_attrs.get("epochs_run"), "seconds": seconds,
+                     "default": bool(t.user_attrs.get("default", False)), "worker": t.user_attrs.get("worker", "")})
+    columns = ["trial", "state", "val_mae", *SEARCH_SPACE, "epochs", "seconds", "default", "worker"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def best_trials(study: optuna.Study, k: int = 5) -> pd.DataFrame:
+    table = trials_table(study)
+    done = table[table["state"] == "complete"]
+    return done.sort_values(["val_mae", "trial"]).head(k).reset_index(drop=True)
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    if not done:
+        raise ValueError(f"Study {study.study_name!r} has no finished trial yet")
+    return min(done, key=lambda t: (t.value, t.number))
+
+
+def train_config_form(params: dict) -> dict:
+    """A trial's parameters as the Train page's form values (its session_state keys)."""
+    sizes = sizes_of(params)
+    return {"train_window": int(params["window"]), "train_lstm_hidden": sizes["lstm_hidden"],
+            "train_lstm_layers": sizes["lstm_layers"], "train_gru_hidden": sizes["gru_hidden"],
+            "train_gru_layers": sizes["gru_layers"], "train_dense": ", ".join(str(w) for w in sizes["dense"]),
+            "train_dropout": float(sizes["dropout"]), "train_lr": float(params["lr"]),
+            "train_batch": int(params["batch"]), "train_attention": bool(sizes["attention"])}
+
+
+def train_best(features: pd.DataFrame, study: optuna.Study, storage: str | None, source_label: str,
+               fingerprint: str, callback: Callable[[EpochLog], bool | None] | None = None,
+               baselines: list[str] | None = None):
+    """Train the best trial's configuration on the study's settings and evaluate it on the test
+    part (the first time the test part is used). Returns (ExperimentResult, bundle meta)."""
+    trial = best_trial(study)
+    settings = study_settings(study)
+    exp, train_cfg = settings.experiment(int(trial.params["window"])), settings.train_config(trial.params)
+    result = run_experiment(features, exp, sizes_of(trial.params), train_cfg, callback, baselines)
+    meta = bundle_meta(result, exp, train_cfg, source_label, fingerprint)
+    meta["study"] = {"name": study.study_name, "storage": storage_label(storage), "trial": trial.number,
+                     "val_mae": trial.value}
+    return result, meta

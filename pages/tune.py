@@ -1,0 +1,123 @@
+"""Tune: an Optuna study of the model's settings; trials arrive live; send the best to Train or save it."""
+import streamlit as st
+
+from insulin_core.codes import MAX_DOSE_WINDOW_MIN
+from insulin_core.registry import check_name, save_bundle
+from insulin_core.splits import SPLITS
+from insulin_core.tune import (TuneSettings, best_trial, default_study_name, find_study, run_study, storage_label,
+                               study_names, study_settings, train_best, train_config_form, trials_table)
+from ui import charts
+from ui.cache import models_dir
+from ui.session import DEFAULT_BASELINES, current_cohort, page_header, set_active_model, shows_errors
+from ui.tuning import PARAMS, LiveStudy, tune_storage, tuning_store, wait_for_study
+
+_S = TuneSettings()
+DEFAULTS = {"tune_study": "", "tune_trials": 12, "tune_timeout_min": 0, "tune_split": _S.split,
+            "tune_epochs": _S.epochs, "tune_patients": [], "tune_seed": _S.seed, "tune_save_name": ""}
+
+page_header("Tune the settings",
+            "An Optuna study: each trial trains a model with settings drawn from the search space and is scored by "
+            "its validation MAE (the test part is never used); trials far behind the others are pruned. Several "
+            "processes or machines can work on one study (README, Tuning).")
+cohort = current_cohort()
+if cohort is None:
+    st.stop()
+for key, value in DEFAULTS.items():
+    st.session_state.setdefault(key, value)
+st.session_state["tune_patients"] = [p for p in st.session_state["tune_patients"] if p in cohort.patients]
+storage = tune_storage()
+
+with st.form("tune_form", border=True):
+    left, mid, right = st.columns(3)
+    left.text_input("Study (start a new one or join one by its name)", key="tune_study", persist_state="session",
+                    placeholder="empty = named after the split and the data")
+    left.number_input("Trial budget (trials in all, over every worker)", 1, 500, key="tune_trials",
+                      persist_state="session")
+    left.number_input("Time limit here (minutes, 0 = none)", 0, 24 * 60, key="tune_timeout_min", persist_state="session")
+    mid.selectbox("Split", SPLITS, key="tune_split", persist_state="session")
+    mid.multiselect("Patients (none picked = all)", cohort.patients, key="tune_patients", persist_state="session",
+                    format_func=lambda p: f"patient {p}")
+    right.slider("Epochs per trial (at most)", 1, 300, key="tune_epochs", persist_state="session")
+    right.number_input("Seed", 0, 2**31 - 1, step=1, key="tune_seed", persist_state="session")
+    submitted = st.form_submit_button("Run trials", type="primary", icon=":material/play_arrow:", key="tune_go")
+known = study_names(storage)
+st.caption(f"Storage: {storage_label(storage)}" + (f"; studies in it: {', '.join(known)}" if known else ""))
+
+s = st.session_state
+settings = TuneSettings(split=s["tune_split"], patients=tuple(s["tune_patients"]), epochs=int(s["tune_epochs"]),
+                        seed=int(s["tune_seed"]))
+name = s["tune_study"].strip() or default_study_name(settings, cohort.fingerprint)
+store = tuning_store()
+if submitted:
+    st.button("Stop", key="tune_stop", icon=":material/stop_circle:",
+              help="Stops after the current epoch; that trial is recorded as failed, the others stay.")
+    # As on Train: until live.finish() only plain objects are touched (see ui/training.py).
+    live = LiveStudy(settings.epochs, int(s["tune_trials"]))
+    store["running"] = True
+    try:
+        with shows_errors("The study could not run"):
+            run = run_study(cohort.features, cohort.fingerprint, settings, int(s["tune_trials"]), storage, name,
+                            timeout=float(s["tune_timeout_min"]) * 60 or None, on_epoch=live.epoch,
+                            on_trial=live.trial)
+            store["last"] = {"name": name, "ran": len(run.ran), "seconds": run.seconds,
+                             "stopped": run.stopped or live.interrupt is not None}
+    finally:
+        store["running"] = False
+    live.finish()
+elif store.get("running"):
+    wait_for_study()
+
+last = store.get("last")
+if last and last["name"] == name:
+    (st.warning if last["stopped"] else st.success)(
+        f"{'Stopped' if last['stopped'] else 'Done'}: this page ran {last['ran']} trial(s) in {last['seconds']:.1f} s.",
+        icon=":material/flag:")
+with shows_errors("The study cannot be read"):
+    study = find_study(name, storage)
+if study is None:
+    st.info(f"No study named **{name}** yet: set the budget and press **Run trials**.", icon=":material/tune:")
+    st.stop()
+
+table = trials_table(study)
+done = table[table["state"] == "complete"]
+st.subheader(f"Study {name}")
+st.button("Refresh", key="tune_refresh", icon=":material/refresh:",
+          help="Shows trials that other workers (processes, machines) have added since.")
+cols = st.columns(4)
+cols[0].metric("Trials", len(table))
+cols[1].metric("Complete", len(done))
+cols[2].metric("Pruned", int((table["state"] == "pruned").sum()))
+cols[3].metric("Best validation MAE (U)", f"{done['val_mae'].min():.3f}" if len(done) else "-")
+if len(done):
+    st.altair_chart(charts.trials_chart(table), width="stretch")
+    st.altair_chart(charts.params_chart(table, PARAMS), width="stretch")
+st.dataframe(table, key="tune_trials_table", width="stretch", hide_index=True,
+             column_config={"val_mae": st.column_config.NumberColumn(format="%.3f"),
+                            "seconds": st.column_config.NumberColumn(format="%.1f")})
+if not len(done):
+    st.stop()
+
+best = best_trial(study)
+with st.container(border=True):
+    st.markdown(f"**Best: trial {best.number}**, validation MAE {best.value:.3f} U: "
+                + ", ".join(f"{k} {v}" for k, v in best.params.items()))
+    send_col, name_col, save_col = st.columns([2, 3, 1], vertical_alignment="bottom")
+    if send_col.button("Send to the Train page", key="tune_send", icon=":material/send:"):
+        tuned = study_settings(study)
+        s.update(train_config_form(best.params))
+        s.update({"train_split": tuned.split, "train_patients": list(tuned.patients), "train_epochs": tuned.epochs,
+                  "train_patience": tuned.patience, "train_seed": tuned.seed, "train_target": tuned.target,
+                  "train_dose_window": tuned.dose_window})
+        st.success("The Train page's form now holds these settings.", icon=":material/check_circle:")
+        st.page_link("pages/train.py", label="Open Train", icon=":material/model_training:")
+    name_col.text_input("Or train it and save it under the name", key="tune_save_name", persist_state="session",
+                        placeholder="e.g. tuned-chrono")
+    if save_col.button("Save", key="tune_save", icon=":material/save:"):
+        with shows_errors("Could not save the model", stop=False), st.spinner("Training the best configuration..."):
+            check_name(s["tune_save_name"].strip())
+            result, meta = train_best(cohort.features, study, storage, cohort.source.label, cohort.fingerprint,
+                                      baselines=DEFAULT_BASELINES)
+            path = save_bundle(result.training.model, meta, s["tune_save_name"].strip(), models_dir())
+            set_active_model(f"saved:{path.name}")
+            st.success(f"Saved as **{path.name}** (test MAE {result.evaluation.headline()['mae']:.3f} U) and picked "
+                       "for the Predictions and What-if pages.", icon=":material/check_circle:")
