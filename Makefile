@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast browser bench clean-venv
+.PHONY: run test test-fast browser bench screenshots clean-venv
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -28,10 +28,15 @@ test: $(STAMP) browser
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -rs -m "not slow and not browser"
 
+# Refresh the README's screenshots and docs/page_load_times.md (make test writes them to tests/artifacts/).
+screenshots: $(STAMP) browser
+	INSULIN_DASH_SCREENSHOTS=1 $(PY) -m pytest -q -rs tests/test_browser.py
+
 bench: $(STAMP)
 	$(PY) bench/load_speed.py
 	$(PY) bench/features_speed.py
 	$(PY) bench/whatif_speed.py
+	$(PY) bench/windows_speed.py
 	$(PY) bench/accuracy.py
 
 clean-venv:

@@ -37,12 +37,12 @@ from insulin_core.windows import WindowConfig  # noqa: E402
 COLUMNS = ["mae", "rmse", "r2", "within_1u", "mae_dose"]
 
 
-def run_split(features, split: str, seeds: list[int], sizes: dict, dose_window: int) -> pd.DataFrame:
+def run_split(features, split: str, seeds: list[int], sizes: dict, dose_window: int, args_threads: int) -> pd.DataFrame:
     prepared = prepare(features, ExperimentConfig(WindowConfig(dose_window=dose_window), split=split))
     rows, baselines = [], None
     for seed in seeds:
         start = time.perf_counter()
-        training = train_model(model_config_for(prepared, **sizes), TrainConfig(seed=seed, threads=1),
+        training = train_model(model_config_for(prepared, **sizes), TrainConfig(seed=seed, threads=args_threads),
                                prepared.train_data())
         seconds = time.perf_counter() - start
         ev = evaluate(training.model, prepared, baselines=None if baselines is None else [])
@@ -73,10 +73,11 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--dose-window", type=int, default=WindowConfig().dose_window)
     parser.add_argument("--variant", choices=("default", "attention", "single"), default="default")
+    parser.add_argument("--threads", type=int, default=TrainConfig().threads,
+                        help="torch threads for training (0 = torch's default, all cores)")
     parser.add_argument("--out", default="docs/results.md")
     args = parser.parse_args()
 
-    torch.set_num_threads(1)
     start = time.perf_counter()
     cohort = load_cohort(resolve_source(args.data_dir))
     print(f"Data: {cohort.source.label}; loaded and features built in {time.perf_counter() - start:.1f} s")
@@ -86,7 +87,7 @@ def main() -> None:
     elif args.variant == "single":  # one network, no bins: the model before the ensemble and bins
         sizes.update(members=1, now_bins=0)
     seeds = [int(s) for s in args.seeds.split(",")]
-    table = pd.concat([run_split(cohort.features, split, seeds, sizes, args.dose_window)
+    table = pd.concat([run_split(cohort.features, split, seeds, sizes, args.dose_window, args.threads)
                        for split in args.splits.split(",")], ignore_index=True)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     write_results(args, cohort.source.label, table, sizes)
@@ -105,7 +106,7 @@ def write_results(args, source: str, table: pd.DataFrame, sizes: dict) -> None:
     command = "AIM94_DIR=../shared/data/aim94 .venv/bin/python bench/accuracy.py " + " ".join(sys.argv[1:])
     body = (f"\n## {stamp}: dose window {args.dose_window} min, model variant {args.variant}\n\n"
             f"Data: {source}. Machine: {machine}.\nCommand: `{command.strip()}`\n"
-            f"Model sizes: {sizes}; training: {replace(TrainConfig(), seed=0, threads=1)}\n\n"
+            f"Model sizes: {sizes}; training: {replace(TrainConfig(), seed=0, threads=args.threads)}\n\n"
             + markdown(table) + "\n")
     out = Path(args.out)
     if not out.exists():

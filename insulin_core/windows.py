@@ -76,10 +76,6 @@ class WindowSet:
     def patient_id(self) -> np.ndarray:
         return self.context["patient_id"].to_numpy()
 
-    def subset(self, idx: np.ndarray) -> "WindowSet":
-        return WindowSet(self.seq[idx], self.now[idx], self.y[idx], self.context.iloc[idx].reset_index(drop=True),
-                         self.seq_features, self.now_features, self.targets, self.config)
-
 
 class WindowError(ValueError):
     """Raised when no window can be cut (history shorter than the window, no patients)."""

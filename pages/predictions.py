@@ -2,7 +2,7 @@
 import streamlit as st
 
 from insulin_core.baselines import BASELINES
-from insulin_core.serving import bundle_experiment, check_bundle_fits, metrics_of, per_patient_of
+from insulin_core.serving import bundle_experiment, check_bundle_fits, interval_coverage_of, metrics_of, per_patient_of
 from ui import charts
 from ui.cache import predictions
 from ui.session import DEFAULT_BASELINES, current_cohort, model_picker, page_header, shows_errors
@@ -60,6 +60,15 @@ else:
     left.altair_chart(charts.predicted_scatter(scored), width="stretch")
     right.altair_chart(charts.residuals(scored), width="stretch")
     st.dataframe(metrics_of(scored, "all"), key="pred_patient_metrics", width="stretch", hide_index=True)
+
+st.subheader(f"90% intervals ({part} windows)")
+st.caption("Each predictor's split-conformal interval, calibrated on the validation part of the model's split: "
+           "how often it holds the actual dose here, and how wide it is.")
+coverage = interval_coverage_of(table, part).rename(columns={
+    "name": "predictor", "coverage": "coverage", "coverage_dose_rows": "on dose occasions",
+    "coverage_no_dose_rows": "where no dose was given", "mean_width_u": "mean width (U)"})
+st.dataframe(coverage, key="pred_coverage", width="stretch", hide_index=True,
+             column_config={c: st.column_config.NumberColumn(format="%.2f") for c in coverage.columns if c != "predictor"})
 
 st.subheader(f"Every patient ({part} windows)")
 per_patient = per_patient_of(table, part)

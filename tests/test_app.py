@@ -422,6 +422,10 @@ def test_predictions_week_slider_and_baselines(models_dir):
     assert list(frame_with(at, "name", "mae")["name"]) == ["model", "sliding_scale"]
     table = frame_with(at, "patient_id")
     assert len(table) == 20
+    # every predictor's 90% interval, the baseline's beside the model's
+    coverage = frame_with(at, "predictor", "coverage")
+    assert list(coverage["predictor"]) == ["model", "sliding_scale"]
+    assert ((coverage["coverage"] >= 0.5) & (coverage["coverage"] <= 1.0)).all()
 
 
 # ---- what-if --------------------------------------------------------------------------------

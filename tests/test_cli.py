@@ -38,6 +38,19 @@ def test_check_data_text_lists_reasons_with_examples(capsys, demo_dir):
     assert code == 0 and "accepted" in out and "e.g. data-" in out
 
 
+def test_check_data_counts_doses_folded_into_a_decision_point_and_alone(capsys, demo_dir):
+    code, out, _ = run(capsys, "check-data", "--data-dir", str(demo_dir), "--json")
+    fold = json.loads(out)["decision_doses"]
+    assert code == 0 and fold["dose_window_min"] == 60
+    assert fold["folded"] + fold["alone"] == fold["insulin_only_regular"] and fold["folded"] > 0
+    code, out, _ = run(capsys, "check-data", "--data-dir", str(demo_dir), "--dose-window", "0", "--json")
+    assert json.loads(out)["decision_doses"]["folded"] == 0
+    code, out, _ = run(capsys, "check-data", "--data-dir", str(demo_dir))
+    assert f"folded into the decision point up to 60 min before it: {fold['folded']}" in out
+    code, _, err = run(capsys, "check-data", "--data-dir", str(demo_dir), "--dose-window", "-5")
+    assert code == 2 and "dose window" in err
+
+
 def test_check_data_uses_the_demo_cohort_without_a_folder(capsys, monkeypatch):
     monkeypatch.delenv("AIM94_DIR", raising=False)
     code, out, _ = run(capsys, "check-data")
@@ -92,6 +105,16 @@ def test_train_then_evaluate_round_trip(capsys, demo_dir, tmp_path):
     assert [m["name"] for m in result["metrics"]][:2] == ["model", "previous_row"]
     header = predictions.read_text().splitlines()[0].split(",")
     assert header[:5] == ["patient_id", "timestamp", "split", "actual", "predicted"] and "two_stage_gbm" in header
+    # `actual` is the decision dose: a dose written minutes after the reading counts at the reading
+    import pandas as pd
+    from insulin_core.dataset import load_cohort
+    from insulin_core.source import DataSource
+
+    features = load_cohort(DataSource("folder", str(demo_dir))).features.set_index(["patient_id", "timestamp"])
+    written = pd.read_csv(predictions, parse_dates=["timestamp"]).set_index(["patient_id", "timestamp"])
+    recorded = features.loc[written.index]
+    assert (written["actual"].to_numpy() == recorded["decision_dose"].to_numpy()).all()
+    assert (recorded["decision_dose"] > recorded["regular"]).any()  # the demo's late loggers are in it
     code, _, err = run(capsys, "train", "--data-dir", str(demo_dir), "--name", "tiny", "--models-dir", str(models),
                        "--epochs", "1", "--window", "5")
     assert code == 2 and "already exists" in err

@@ -65,3 +65,19 @@ def test_above_history_flag(setup):
     big = ModelBundle("big", glucose_only_model(amount_bias=35.0), bundle.meta)
     pred = WhatIf(big, cohort.events, conformal=bundle.meta["conformal"]).predict(Scenario(1, "next", glucose_now=120.0))
     assert pred.dose >= 35 and "above_history" in {f.kind for f in pred.flags}
+
+
+
+def test_a_coin_toss_p_dose_is_flagged_and_a_clear_one_is_not():
+    from insulin_core.safety import uncertain_dose_flag
+
+    assert uncertain_dose_flag(0.47, 0.5).kind == "uncertain" and "0.47" in uncertain_dose_flag(0.47, 0.5).message
+    assert uncertain_dose_flag(0.55, 0.5) is not None
+    assert uncertain_dose_flag(0.05, 0.5) is None and uncertain_dose_flag(0.97, 0.5) is None
+
+
+def test_a_curve_at_zero_over_the_whole_range_is_flagged():
+    from insulin_core.safety import flat_zero_flag
+
+    assert flat_zero_flag(MONOTONE_GRID, np.zeros(len(MONOTONE_GRID))).kind == "flat_zero"
+    assert flat_zero_flag(MONOTONE_GRID, np.where(MONOTONE_GRID > 300, 2.0, 0.0)) is None
