@@ -86,15 +86,18 @@ def main() -> int:
         print(f"  {label:55s} {ms:7.1f} ms   {ms / BUDGET_MS[budget]:5.2f}x the {BUDGET_MS[budget]:.0f} ms budget")
 
     if args.coverage:
-        prepared = W.bundle_prepared(bundle, cohort.features)
+        from insulin_core.safety import nonmonotone_share
+        from insulin_core.serving import bundle_prepared
+
+        prepared = bundle_prepared(bundle, cohort.features, every_patient=False)
         table = engine.conformal
         for part in ("val", "test"):
-            cov = W.interval_coverage(bundle.model, prepared, table, part)
+            cov = engine.predictor.coverage(prepared.ws, getattr(prepared.split, part), part)
             print(f"\n{int(round((1 - table['alpha']) * 100))}% interval on the {part} part: coverage "
                   f"{cov['coverage']:.3f} (rows with a dose {cov['coverage_dose_rows']:.3f}, without "
                   f"{cov['coverage_no_dose_rows']:.3f}), mean width {cov['mean_width_u']:.1f} U, n={cov['n']}")
         print("  quantiles:", {g: round(v["q"], 2) for g, v in table["groups"].items()})
-        mono = W.nonmonotone_share(bundle, cohort.events, cohort.features)
+        mono = nonmonotone_share(bundle, cohort.events, cohort.features)
         print(f"\nNon-monotone glucose curves (70-400 mg/dL, drop > {mono['tolerance_u']:g} U), test part: "
               f"{mono['share_patients_non_monotone']:.0%} of {mono['patients']} patients (average curve), "
               f"{mono['share_points_non_monotone']:.0%} of decision points")

@@ -23,14 +23,22 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(f"{self.prog}: {message}")
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected a number >= {low}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _whole_number(text, 0)
 
 
 def cmd_check_data(args: argparse.Namespace) -> int:
@@ -132,7 +140,7 @@ def _print_metrics(metrics) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .pipeline import ExperimentConfig, bundle_meta, run_experiment
-    from .registry import BundleError, check_name, save_bundle
+    from .registry import BundleError, check_name
     from .train import TrainConfig
     from .windows import WindowConfig
 
@@ -162,8 +170,15 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"evaluate {result.seconds['evaluate']:.1f}s")
     _print_metrics(result.evaluation.metrics)
     meta = bundle_meta(result, exp, train_cfg, cohort.source.label, cohort.fingerprint)
+    return _save(result.training.model, meta, args.name, args)
+
+
+def _save(model, meta: dict, name: str, args: argparse.Namespace) -> int:
+    """Save a trained model as a bundle; a taken name or a bad one is one line, exit 2."""
+    from .registry import BundleError, save_bundle
+
     try:
-        path = save_bundle(result.training.model, meta, args.name, Path(args.models_dir), overwrite=args.overwrite)
+        path = save_bundle(model, meta, name, Path(args.models_dir), overwrite=args.overwrite)
     except BundleError as exc:
         raise CliError(str(exc)) from None
     print(f"Saved {path}")
@@ -334,16 +349,6 @@ def _add_predict(sub) -> None:
     predict.set_defaults(run=cmd_predict)
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
-
-
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -357,7 +362,7 @@ def _seconds(text: str) -> float:
 def cmd_tune(args: argparse.Namespace) -> int:
     import optuna
 
-    from .registry import BundleError, check_name, save_bundle
+    from .registry import BundleError, check_name
     from .tune import TuneSettings, best_trials, default_study_name, run_study, storage_label, train_best
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is printed here instead
@@ -400,12 +405,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     result, meta = train_best(cohort.features, run.study, args.storage, cohort.source.label, cohort.fingerprint)
     print(f"Trained trial {meta['study']['trial']}'s configuration: {result.training.message}")
     _print_metrics(result.evaluation.metrics)
-    try:
-        path = save_bundle(result.training.model, meta, args.save, Path(args.models_dir), overwrite=args.overwrite)
-    except BundleError as exc:
-        raise CliError(str(exc)) from None
-    print(f"Saved {path}")
-    return 0
+    return _save(result.training.model, meta, args.save, args)
 
 
 def _add_tune(sub) -> None:

@@ -167,7 +167,8 @@ def _build(cfg: DemoConfig) -> tuple[dict[str, str], list[Fault]]:
     rng = np.random.default_rng(cfg.seed)
     paper = _paper_flags(rng, cfg.patients)
     patients = [_draw_patient(rng, bool(flag)) for flag in paper]
-    patients = [replace(p, log_delay=_log_delay(rng, p)) for p in patients]
+    late = _late_flags(rng, [p.paper for p in patients])
+    patients = [replace(p, log_delay=int(rng.integers(2, 13)) if is_late else 0) for p, is_late in zip(patients, late)]
     children = rng.spawn(cfg.patients)
     dates = [(cfg.start + timedelta(days=d)).strftime("%m-%d-%Y") for d in range(cfg.days)]
     files: dict[str, list[str]] = {}
@@ -181,11 +182,14 @@ def _build(cfg: DemoConfig) -> tuple[dict[str, str], list[Fault]]:
     return _plant_faults(rng, files)
 
 
-def _log_delay(rng: np.random.Generator, p: Patient) -> int:
-    """Paper records have fixed logical times; some clock-time patients log insulin minutes later."""
-    late = rng.random() < LATE_LOGGER_SHARE
-    delay = int(rng.integers(2, 13))
-    return delay if late and not p.paper else 0
+def _late_flags(rng: np.random.Generator, paper: list[bool]) -> np.ndarray:
+    """Which patients write the insulin minutes after the reading: a share of the clock-time ones,
+    at least one whenever there are two (paper records have fixed logical times)."""
+    clock = np.flatnonzero(~np.asarray(paper, dtype=bool))
+    n_late = 0 if len(clock) < 2 else max(1, round(LATE_LOGGER_SHARE * len(clock)))
+    flags = np.zeros(len(paper), dtype=bool)
+    flags[rng.permutation(clock)[:n_late]] = True
+    return flags
 
 
 def _paper_flags(rng: np.random.Generator, n: int) -> np.ndarray:

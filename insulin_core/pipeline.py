@@ -15,9 +15,9 @@ import pandas as pd
 
 from .baselines import BASELINES, make_baseline
 from .configs import check_keys
-from .features import NOW_FEATURES, SEQ_FEATURES
+from .features import SEQ_FEATURES
 from .metrics import METRIC_COLUMNS, metrics_table, per_patient_metrics
-from .model import DATA_FIELDS, DEFAULT_SIZES, DoseNet, ModelConfig
+from .model import DEFAULT_SIZES, DoseNet, ModelConfig
 from .scaling import MinMaxScaler
 from .splits import Split, split_windows
 from .predictor import DosePredictor

@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from insulin_core.registry import BundleError, delete_bundle, save_bundle
+from insulin_core.registry import delete_bundle, save_bundle
 from insulin_core.serving import check_bundle_fits
 from ui import charts
 from ui.bundles import bundle_from_zip, zip_bundle

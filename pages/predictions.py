@@ -5,7 +5,7 @@ from insulin_core.baselines import BASELINES
 from insulin_core.serving import bundle_experiment, check_bundle_fits, interval_coverage_of, metrics_of, per_patient_of
 from ui import charts
 from ui.cache import predictions
-from ui.session import DEFAULT_BASELINES, current_cohort, model_picker, page_header, shows_errors
+from ui.session import current_cohort, model_picker, page_header, shows_errors
 
 page_header("Predictions")
 cohort = current_cohort()

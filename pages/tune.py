@@ -1,7 +1,6 @@
 """Tune: an Optuna study of the model's settings; trials arrive live; send the best to Train or save it."""
 import streamlit as st
 
-from insulin_core.codes import MAX_DOSE_WINDOW_MIN
 from insulin_core.registry import check_name, save_bundle
 from insulin_core.splits import SPLITS
 from insulin_core.tune import (TuneSettings, best_trial, default_study_name, find_study, run_study, storage_label,

@@ -8,7 +8,7 @@ import time
 
 import optuna
 import streamlit as st
-from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
+from ui.streamlit_internals import ScriptControlException
 
 from insulin_core.train import EpochLog
 from insulin_core.tune import SEARCH_SPACE, default_storage, trials_table
