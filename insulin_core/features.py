@@ -113,9 +113,9 @@ def build_timeline(events: pd.DataFrame) -> pd.DataFrame:
     }
     # A decision point is a moment with something other than insulin on record: a row that exists
     # only because insulin was written down would give its answer away by existing.
-    columns["decision_point"] = (
-        (readings > 0) | (columns["meal"] > 0) | (columns["exercise"] > 0) | (columns["hypo"] > 0)
-    )
+    # (a glucose counts by its readings: a meter word is a reading; an unknown meal word is not a meal)
+    evidence = {"glucose": readings, "meal": columns["meal"], "exercise": columns["exercise"], "hypo": columns["hypo"]}
+    columns["decision_point"] = np.logical_or.reduce([evidence[kind] > 0 for kind in DECISION_KINDS])
     return pd.DataFrame({name: columns[name] for name in TIMELINE_COLUMNS})
 
 
