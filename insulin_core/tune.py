@@ -31,7 +31,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from .configs import DEFAULT_SIZES, ModelConfig, TrainConfig
+from .configs import DEFAULT_SIZES, ModelConfig, TrainConfig, check_keys
 from .paths import DEFAULT_DATA_DIR
 from .pipeline import ExperimentConfig, bundle_meta, model_config_for, prepare, run_experiment
 from .train import EpochLog, TrainData, train_model
@@ -106,6 +106,11 @@ class TuneSettings:
         d = asdict(self)
         d["patients"] = list(self.patients)
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TuneSettings":
+        check_keys(cls, d)  # a study written by another version says so rather than being misread
+        return cls(**{**d, "patients": tuple(d.get("patients", ()))})
 
 
 class TuneData:
@@ -315,9 +320,7 @@ def study_names(storage: str | None = None) -> list[str]:
 
 
 def study_settings(study: optuna.Study) -> TuneSettings:
-    d = dict(study.user_attrs.get("settings") or {})
-    d["patients"] = tuple(d.get("patients", ()))
-    return TuneSettings(**d)
+    return TuneSettings.from_dict(dict(study.user_attrs.get("settings") or {}))
 
 
 def run_study(features: pd.DataFrame, fingerprint: str, settings: TuneSettings, trials: int,

@@ -207,7 +207,10 @@ def scenario_panel(engine: WhatIf, model_name: str, patient: int, at, recorded_w
     m = st.columns(4)
     m[0].metric("Predicted Regular dose", f"{p.dose:.0f} U", delta=f"{p.change:+.0f} U vs unedited", delta_color="off")
     m[1].metric("90% interval", f"{p.low:.0f}-{p.high:.0f} U", help="Split-conformal, calibrated on the validation part.")
-    m[2].metric("P(dose)", f"{p.p_dose:.0%}", help="The model's probability that a Regular dose is given now.")
+    uncertain = any(f.kind == "uncertain" for f in p.flags)
+    m[2].metric("P(dose)", f"{p.p_dose:.0%}", delta="dose or no dose: a coin toss" if uncertain else None,
+                delta_color="off", delta_arrow="off",
+                help="The model's probability that a Regular dose is given now.")
     m[3].metric("Unedited prediction", f"{p.unedited_dose:.0f} U")
     st.caption(describe(p, actual_dose))
     for flag in p.flags:

@@ -237,3 +237,10 @@ def test_a_tiny_study_on_the_real_data(real_cohort, tmp_path):
     assert run.study.study_name == f"dose-chrono-{real_cohort.fingerprint[:8]}"
     assert [t.state.name for t in run.study.trials] == ["COMPLETE", "COMPLETE"]
     assert all(0 < t.value < 10 for t in run.study.trials)
+
+
+def test_settings_read_back_from_a_study_refuse_unknown_keys():
+    settings = tune.TuneSettings(split="patients", patients=(1, 2), epochs=3)
+    assert tune.TuneSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
+    with pytest.raises(ValueError, match="unknown TuneSettings keys"):
+        tune.TuneSettings.from_dict({**settings.to_dict(), "epoch": 3})
