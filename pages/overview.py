@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from insulin_core.download import UCI_URL, download_aim94
+from insulin_core.labels import REASON_LABELS
 from insulin_core.source import DataSource, check_allowed_folder
 from ui import charts
 from ui.cache import cached_cohort
@@ -103,11 +104,12 @@ left.altair_chart(charts.counts_bar(by_kind, "kind", "events", "Events by kind")
 with right:
     st.subheader("Data quality")
     st.write(f"{report.lines:,} lines read, {report.accepted:,} accepted, {report.rejected_total:,} rejected.")
-    rejected = pd.DataFrame([{"reason": r, "lines": n} for r, n in report.rejected.items()])
+    rejected = pd.DataFrame([{"why the line was left out": REASON_LABELS.get(r, r), "lines": n}
+                             for r, n in report.rejected.items()])
     if len(rejected):
         st.dataframe(rejected, key="rejected_table", width="stretch", hide_index=True)
         for reason, examples in report.examples.items():
-            with st.expander(f"{reason}: examples"):
+            with st.expander(f"{REASON_LABELS.get(reason, reason)}: examples"):
                 st.dataframe(pd.DataFrame(examples), width="stretch", hide_index=True)
     else:
         st.caption("No line was rejected.")

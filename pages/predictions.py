@@ -2,6 +2,7 @@
 import streamlit as st
 
 from insulin_core.baselines import BASELINES
+from insulin_core.labels import METRIC_LABELS, PREDICTOR_LABELS, plain_table
 from insulin_core.serving import bundle_experiment, check_bundle_fits, interval_coverage_of, metrics_of, per_patient_of
 from ui import charts
 from ui.cache import predictions
@@ -30,6 +31,7 @@ if window.target == "decision-point":
 st.session_state.setdefault("pred_baselines", ["two_stage_gbm", "sliding_scale"])
 st.session_state.setdefault("pred_part", "test")
 baselines = st.multiselect("Baselines on the charts", list(BASELINES), key="pred_baselines", persist_state="session",
+                           format_func=lambda b: PREDICTOR_LABELS.get(b, b),
                            help="The gradient-boosting baselines take a few seconds each the first time.")
 with shows_errors("Could not predict with this model"):
     table = predictions(bundle, cohort, baselines)
@@ -59,19 +61,20 @@ else:
     left, right = st.columns(2)
     left.altair_chart(charts.predicted_scatter(scored), width="stretch")
     right.altair_chart(charts.residuals(scored), width="stretch")
-    st.dataframe(metrics_of(scored, "all"), key="pred_patient_metrics", width="stretch", hide_index=True)
+    st.dataframe(plain_table(metrics_of(scored, "all")), key="pred_patient_metrics", width="stretch", hide_index=True,
+                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in METRIC_LABELS.values()})
 
 st.subheader(f"90% intervals ({part} windows)")
 st.caption("Each predictor's split-conformal interval, calibrated on the validation part of the model's split: "
            "how often it holds the actual dose here, and how wide it is.")
-coverage = interval_coverage_of(table, part).rename(columns={
-    "name": "predictor", "coverage": "coverage", "coverage_dose_rows": "on dose occasions",
+coverage = plain_table(interval_coverage_of(table, part)).rename(columns={
+    "model or baseline": "predictor", "coverage": "coverage", "coverage_dose_rows": "on dose occasions",
     "coverage_no_dose_rows": "where no dose was given", "mean_width_u": "mean width (U)"})
 st.dataframe(coverage, key="pred_coverage", width="stretch", hide_index=True,
              column_config={c: st.column_config.NumberColumn(format="%.2f") for c in coverage.columns if c != "predictor"})
 
 st.subheader(f"Every patient ({part} windows)")
-per_patient = per_patient_of(table, part)
+per_patient = per_patient_of(table, part).rename(columns={"patient_id": "patient", **METRIC_LABELS})
 st.dataframe(per_patient, key="pred_per_patient", width="stretch", hide_index=True,
              column_config={c: st.column_config.NumberColumn(format="%.3f")
                             for c in per_patient.columns if per_patient[c].dtype.kind == "f"})

@@ -5,6 +5,7 @@ import streamlit as st
 from insulin_core.baselines import BASELINES
 from insulin_core.codes import MAX_DOSE_WINDOW_MIN
 from insulin_core.configs import DEFAULT_SIZES
+from insulin_core.labels import label, plain_table
 from insulin_core.pipeline import ExperimentConfig, bundle_meta, run_experiment
 from insulin_core.registry import BundleError, ModelBundle, save_bundle
 from insulin_core.splits import SPLITS
@@ -138,10 +139,12 @@ cols[2].metric("R²", f"{model_row['r2']:.2f}")
 cols[3].metric("Within ±1 U", f"{model_row['within_1u']:.0%}")
 left, right = st.columns(2)
 left.altair_chart(charts.loss_curve(last["history"]), width="stretch")
-right.altair_chart(charts.metric_bars(headline, "mae"), width="stretch")
-st.dataframe(headline, key="train_metrics_table", width="stretch", hide_index=True,
+right.altair_chart(charts.metric_bars(headline.assign(name=headline["name"].map(lambda n: label(n))), "mae"),
+                   width="stretch")
+shown = plain_table(headline)
+st.dataframe(shown, key="train_metrics_table", width="stretch", hide_index=True,
              column_config={c: st.column_config.NumberColumn(format="%.3f")
-                            for c in headline.columns if headline[c].dtype.kind == "f" and not c.startswith("n")})
+                            for c in shown.columns if shown[c].dtype.kind == "f"})
 
 with st.container(border=True):
     st.markdown("**Keep this model**")

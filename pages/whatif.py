@@ -18,6 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from insulin_core.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS
+from insulin_core.labels import FEATURE_LABELS
 from insulin_core.registry import ModelBundle
 from insulin_core.serving import bundle_experiment, check_bundle_fits
 from insulin_core.whatif import NEXT, Scenario, WhatIf, edits_from_widgets
@@ -226,7 +227,7 @@ def scenario_panel(engine: WhatIf, model_name: str, patient: int, at, recorded_w
     meal_chart_col.altair_chart(charts.meal_response(meal_sweep.table(), p.inputs["meal_now"]), width="stretch")
 
     heat_col, why_col = st.columns([3, 2])
-    heat_col.altair_chart(charts.attribution_heatmap(explanation.seq), width="stretch")
+    heat_col.altair_chart(charts.attribution_heatmap(explanation.seq.rename(columns=FEATURE_LABELS)), width="stretch")
     with why_col:
         st.markdown(f"**Why.** {explanation.sentence}")
         top = explanation.groups.head(6).assign(where=lambda d: d["where"].map(

@@ -237,8 +237,9 @@ def test_train_a_tiny_model_then_save_it(models_dir):
     no_errors(at)
     assert at.subheader[0].value.startswith("Result: session-1")
     assert {m.label for m in at.metric} >= {"MAE (units)", "RMSE (units)", "R²", "Within ±1 U"}
-    metrics = frame_with(at, "name", "mae")
-    assert set(metrics["name"]) == {"model", "previous_row", "last_same_daypart"}
+    metrics = frame_with(at, "model or baseline", "MAE (U)")
+    assert set(metrics["model or baseline"]) == {"LSTM-GRU model", "previous row's dose", "last dose at this time of day"}
+    assert not {"mae", "within_1u_dose", "r2_dose"} & set(metrics.columns)  # plain words, no identifiers
     assert "Reached the maximum of 2 epochs" in texts(at.success)
 
     at.text_input(key="train_save_name").set_value("tiny-test").run()
@@ -419,12 +420,13 @@ def test_predictions_week_slider_and_baselines(models_dir):
     assert texts(at.caption) != before
     at.multiselect(key="pred_baselines").set_value(["sliding_scale"]).run()
     no_errors(at)
-    assert list(frame_with(at, "name", "mae")["name"]) == ["model", "sliding_scale"]
-    table = frame_with(at, "patient_id")
+    metrics = frame_with(at, "model or baseline", "MAE (U)")
+    assert list(metrics["model or baseline"]) == ["LSTM-GRU model", "the patient's own sliding scale"]
+    table = frame_with(at, "patient", "MAE (U) on dose occasions")
     assert len(table) == 20
     # every predictor's 90% interval, the baseline's beside the model's
     coverage = frame_with(at, "predictor", "coverage")
-    assert list(coverage["predictor"]) == ["model", "sliding_scale"]
+    assert list(coverage["predictor"]) == ["LSTM-GRU model", "the patient's own sliding scale"]
     assert ((coverage["coverage"] >= 0.5) & (coverage["coverage"] <= 1.0)).all()
 
 
