@@ -13,7 +13,7 @@ from insulin_core.train import TrainConfig
 from insulin_core.windows import TARGETS, WindowConfig
 from ui import charts
 from ui.cache import models_dir
-from ui.session import DEFAULT_BASELINES, current_cohort, page_header, session_models, set_active_model, shows_errors
+from ui.session import form_defaults, DEFAULT_BASELINES, current_cohort, page_header, session_models, set_active_model, shows_errors
 from ui.training import LiveTraining, training_store, wait_for_training
 
 # Every default comes from the core's configs, so the form trains what the CLI trains by default.
@@ -32,9 +32,7 @@ page_header("Train a model")
 cohort = current_cohort()
 if cohort is None:
     st.stop()
-for key, value in DEFAULTS.items():
-    st.session_state.setdefault(key, value)
-st.session_state["train_patients"] = [p for p in st.session_state["train_patients"] if p in cohort.patients]
+form_defaults(DEFAULTS, "train_patients", cohort)
 
 with st.form("train_form", border=True):
     data_col, net_col, fit_col = st.columns(3)

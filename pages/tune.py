@@ -7,7 +7,7 @@ from insulin_core.tune import (TuneSettings, best_trial, default_study_name, fin
                                study_names, study_settings, train_best, train_config_form, trials_table)
 from ui import charts
 from ui.cache import models_dir
-from ui.session import DEFAULT_BASELINES, current_cohort, page_header, set_active_model, shows_errors
+from ui.session import form_defaults, DEFAULT_BASELINES, current_cohort, page_header, set_active_model, shows_errors
 from ui.tuning import PARAMS, LiveStudy, tune_storage, tuning_store, wait_for_study
 
 _S = TuneSettings()
@@ -21,9 +21,7 @@ page_header("Tune the settings",
 cohort = current_cohort()
 if cohort is None:
     st.stop()
-for key, value in DEFAULTS.items():
-    st.session_state.setdefault(key, value)
-st.session_state["tune_patients"] = [p for p in st.session_state["tune_patients"] if p in cohort.patients]
+form_defaults(DEFAULTS, "tune_patients", cohort)
 storage = tune_storage()
 
 with st.form("tune_form", border=True):

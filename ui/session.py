@@ -180,3 +180,11 @@ def model_picker(label: str = "Model") -> ModelBundle | None:
         return None
 
 
+
+
+def form_defaults(defaults: dict, patients_key: str, cohort: Cohort) -> None:
+    """A form's widget values start at `defaults` once per session; its patient pick keeps only
+    patients of the data in use (the source may have changed since)."""
+    for key, value in defaults.items():
+        st.session_state.setdefault(key, value)
+    st.session_state[patients_key] = [p for p in st.session_state[patients_key] if p in cohort.patients]

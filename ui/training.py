@@ -57,12 +57,16 @@ def training_store() -> dict:
     return st.session_state.setdefault("train_store", {})
 
 
-def wait_for_training(timeout_s: float = 180.0) -> None:
-    """Called by a run that started while another run of this session is still training: wait
-    until that run has stopped after its epoch and stored its result."""
-    store = training_store()
+def wait_while_running(store: dict, message: str, timeout_s: float) -> None:
+    """Called by a run that started while another run of this session is still working (training,
+    a study): wait until that run has stopped after its epoch and stored its result."""
     deadline = time.monotonic() + timeout_s
-    with st.spinner("Stopping after the current epoch, then scoring the model and the baselines..."):
+    with st.spinner(message):
         while store.get("running") and time.monotonic() < deadline:
             time.sleep(0.2)
     store["running"] = False
+
+
+def wait_for_training(timeout_s: float = 180.0) -> None:
+    wait_while_running(training_store(), "Stopping after the current epoch, then scoring the model and the baselines...",
+                       timeout_s)

@@ -4,11 +4,11 @@ for one training (read its docstring for why the click is caught and re-raised).
 from __future__ import annotations
 
 import os
-import time
 
 import optuna
 import streamlit as st
 from ui.streamlit_internals import ScriptControlException
+from ui.training import wait_while_running
 
 from insulin_core.train import EpochLog
 from insulin_core.tune import SEARCH_SPACE, default_storage, trials_table
@@ -72,12 +72,7 @@ class LiveStudy:
 
 
 def wait_for_study(timeout_s: float = 600.0) -> None:
-    store = tuning_store()
-    deadline = time.monotonic() + timeout_s
-    with st.spinner("Stopping the study after the current epoch..."):
-        while store.get("running") and time.monotonic() < deadline:
-            time.sleep(0.2)
-    store["running"] = False
+    wait_while_running(tuning_store(), "Stopping the study after the current epoch...", timeout_s)
 
 
 PARAMS = list(SEARCH_SPACE)
