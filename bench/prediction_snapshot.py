@@ -1,0 +1,102 @@
+"""Snapshot of every prediction path, to show that a refactor changes no answer.
+
+    .venv/bin/python bench/prediction_snapshot.py save OUT.pkl [--data DIR] [--code DIR] [--models DIR]
+    .venv/bin/python bench/prediction_snapshot.py compare BEFORE.pkl AFTER.pkl
+
+`save` loads the core from --code (default: this checkout; a git worktree of an older commit
+compares code), reads the cohort from --data (a folder of AIM94 files; default the demo cohort),
+trains a small bundle into --models once (then reuses it, so both sides use the same weights) and
+stores: the predictions table (model and every baseline), its test metrics and per-patient table,
+97 what-if answers (edits of the moment, time of day, sweeps, explanations, the next moment) and
+the monotonicity share. `compare` prints whether each part is identical; the predictions as CSV
+bytes, on the columns both sides have.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import pickle
+import sys
+from pathlib import Path
+
+
+def save(args) -> None:
+    sys.path.insert(0, str(Path(args.code).resolve()))
+    import torch
+
+    from insulin_core.dataset import load_cohort
+    from insulin_core.registry import load_bundle, save_bundle
+    from insulin_core.serving import metrics_of, per_patient_of, predictions_table
+    from insulin_core.source import DataSource
+    from insulin_core.whatif import Scenario, WhatIf
+    try:
+        from insulin_core.safety import nonmonotone_share
+    except ImportError:  # before the refactor it lived in whatif
+        from insulin_core.whatif import nonmonotone_share
+
+    torch.set_num_threads(1)
+    cohort = load_cohort(DataSource("folder", args.data) if args.data else DataSource("demo"))
+    models = Path(args.models)
+    if not (models / "snap").exists():
+        from insulin_core.configs import TrainConfig
+        from insulin_core.pipeline import ExperimentConfig, bundle_meta, run_experiment
+
+        exp, cfg = ExperimentConfig(), TrainConfig(epochs=8, threads=1)
+        r = run_experiment(cohort.features, exp, dict(lstm_hidden=16, gru_hidden=8, dense=(32,), members=2, now_bins=8),
+                           cfg, baselines=[])
+        save_bundle(r.training.model, bundle_meta(r, exp, cfg, cohort.source.label, cohort.fingerprint), "snap", models)
+    bundle = load_bundle(models / "snap")
+    table = predictions_table(bundle, cohort)
+    out = {"table": table, "metrics": metrics_of(table, "test"), "per_patient": per_patient_of(table, "test")}
+    engine = WhatIf(bundle, cohort.events, cohort.features)
+    answers = []
+    points = table[table.part == "test"].groupby("patient_id").tail(2)[["patient_id", "timestamp"]].head(12)
+    for pid, ts in points.itertuples(index=False):
+        for edits in ({}, {"glucose_now": 250.0}, {"meal_now": "more"}, {"glucose_now": 90.0, "exercise_now": "more"},
+                      {"time_of_day": "06:30"}):
+            p = engine.predict(Scenario(int(pid), ts, **edits))
+            answers.append((pid, str(ts), str(edits), p.dose, p.low, p.high, p.p_dose, p.amount, p.unedited_dose,
+                            [f.message for f in p.flags]))
+        answers.append(("sweep", pid, str(ts), engine.sweep_glucose(Scenario(int(pid), ts), points=30).table().to_numpy().tolist()))
+        answers.append(("meal", pid, str(ts), engine.sweep_meal(Scenario(int(pid), ts)).table().to_numpy().tolist()))
+        ex = engine.explain(Scenario(int(pid), ts, glucose_now=200.0))
+        answers.append(("explain", pid, str(ts), ex.expected_dose, ex.reference_dose, ex.groups.to_numpy().tolist(), ex.sentence))
+    p = engine.predict(Scenario(3, "next", glucose_now=180.0))
+    answers.append(("next", p.dose, p.low, p.high, p.p_dose, p.amount))
+    out["whatif"] = answers
+    out["nonmono"] = nonmonotone_share(bundle, cohort.events, cohort.features, max_per_patient=1)["per_patient"]
+    Path(args.out).write_bytes(pickle.dumps(out))
+    print(f"saved {len(answers)} what-if answers and {len(table)} predictions to {args.out}")
+
+
+def compare(args) -> None:
+    # pickles written by `save` above, on this machine: nothing foreign is read here
+    before, after = (pickle.loads(Path(f).read_bytes()) for f in (args.before, args.after))
+    shared = list(before["table"].columns)
+    csv = [t[shared].to_csv(index=False).encode() for t in (before["table"], after["table"])]
+    print(f"predictions CSV: {hashlib.sha256(csv[0]).hexdigest()[:16]} vs {hashlib.sha256(csv[1]).hexdigest()[:16]}: "
+          f"{'identical' if csv[0] == csv[1] else 'DIFFERENT'} (columns added: "
+          f"{[c for c in after['table'].columns if c not in shared]})")
+    for part in ("metrics", "per_patient", "nonmono"):
+        print(f"{part}: {'identical' if before[part].equals(after[part]) else 'DIFFERENT'}")
+    print(f"what-if answers: {'identical' if repr(before['whatif']) == repr(after['whatif']) else 'DIFFERENT'} "
+          f"({len(before['whatif'])})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("save")
+    s.add_argument("out")
+    s.add_argument("--data")
+    s.add_argument("--code", default=str(Path(__file__).resolve().parent.parent))
+    s.add_argument("--models", default="/tmp/snapshot-models")
+    c = sub.add_parser("compare")
+    c.add_argument("before")
+    c.add_argument("after")
+    args = parser.parse_args()
+    save(args) if args.command == "save" else compare(args)
+
+
+if __name__ == "__main__":
+    main()
