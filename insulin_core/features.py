@@ -197,11 +197,8 @@ def fold_summary(timeline: pd.DataFrame, dose_window: int = DEFAULT_DOSE_WINDOW_
     tl = add_decision_doses(timeline, dose_window)
     insulin_only = ~tl["decision_point"] & (tl["regular"] > 0)
     folded = tl["folded_regular"]
-    per_patient = tl.groupby("patient_id").agg(
-        doses=("decision_dose", lambda d: int((d > 0).sum())),
-        folded_into=("folded_regular", "sum"),
-    )
-    dosed_by_fold = tl.loc[folded].groupby("patient_id").size()
+    doses = (tl["decision_dose"] > 0).groupby(tl["patient_id"]).sum()
+    late = folded.groupby(tl["patient_id"]).sum()
     fed = tl["decision_point"] & (tl["decision_dose"] > np.nan_to_num(tl["regular"].to_numpy(dtype=float)))
     return {
         "dose_window_min": int(dose_window),
@@ -210,8 +207,7 @@ def fold_summary(timeline: pd.DataFrame, dose_window: int = DEFAULT_DOSE_WINDOW_
         "alone": int((insulin_only & ~folded).sum()),
         "decision_points_with_folded_dose": int(fed.sum()),
         "of_them_without_own_dose": int((fed & ~(tl["regular"] > 0)).sum()),
-        "patients_mostly_late": int((dosed_by_fold.reindex(per_patient.index, fill_value=0)
-                                     > 0.5 * per_patient["doses"].clip(lower=1)).sum()),
+        "patients_mostly_late": int((late > 0.5 * doses.clip(lower=1)).sum()),
     }
 
 

@@ -131,7 +131,8 @@ def evaluate(model: DoseNet, prepared: Prepared, baselines: list[str] | None = N
     ws, idx = prepared.ws, getattr(prepared.split, part)
     y = ws.y[idx, 0]
     found = predictors(model, prepared, baselines)
-    preds = {name: p.dose(ws, idx) for name, p in found.items()}
+    heads = {name: p.heads(ws, idx) for name, p in found.items()}  # one prediction pass per predictor
+    preds = {name: found[name].dose_of(*h) for name, h in heads.items()}
     plausible = ~ws.context["implausible"].to_numpy()[idx]
     metrics = pd.concat([metrics_table(preds, y).assign(rows="all"),
                          metrics_table(preds, y, plausible).assign(rows="without implausible")])
@@ -143,7 +144,7 @@ def evaluate(model: DoseNet, prepared: Prepared, baselines: list[str] | None = N
         "split": part, "actual": y, "predicted": preds["model"],
         **{name: p for name, p in preds.items() if name != "model"},
     })
-    coverage = {name: p.coverage(ws, idx, part) for name, p in found.items()}
+    coverage = {name: found[name].coverage_of(*h, y, part) for name, h in heads.items()}
     return Evaluation(metrics[["name", "rows", *METRIC_COLUMNS]], predictions,
                       per_patient_metrics(ctx["patient_id"].to_numpy(), y, preds["model"]),
                       found["model"].conformal, coverage["model"], coverage)

@@ -111,5 +111,9 @@ class DosePredictor:
 
     def coverage(self, ws: WindowSet, idx: np.ndarray, part: str = "test") -> dict:
         """How often the interval holds the actual dose on windows `idx` (target: 1 - alpha)."""
-        _, low, high = self.interval(ws, idx)
-        return {"part": part, "alpha": self.conformal["alpha"], **coverage_of(ws.y[idx, 0], low, high)}
+        return self.coverage_of(*self.heads(ws, idx), ws.y[idx, 0], part)
+
+    def coverage_of(self, amount: np.ndarray, p: np.ndarray, y: np.ndarray, part: str = "test") -> dict:
+        """The same from heads already computed (evaluation predicts each part once)."""
+        _, low, high = self.interval_of(amount, p)
+        return {"part": part, "alpha": self.conformal["alpha"], **coverage_of(y, low, high)}

@@ -19,6 +19,7 @@ from .explain import Explanation, explain_occlusion
 from .features import DECISION_KINDS, add_decision_doses, add_features, build_timeline, day_part_of
 from .predictor import DosePredictor
 from .registry import ModelBundle
+from .serving import bundle_experiment, bundle_prepared
 from .safety import (MONOTONE_GRID, SafetyFlag, above_history_flag, flat_zero_flag, non_monotone_flag,
                      out_of_range_flag, uncertain_dose_flag)
 from .scenarios import (  # noqa: F401 (the scenario API is used through this module too)
@@ -82,6 +83,7 @@ class WhatIf:
         self.features = features
         self._events = {int(p): g.sort_values(["timestamp", "code"], kind="stable").reset_index(drop=True)
                         for p, g in events.groupby("patient_id")}
+        self.window = bundle_experiment(bundle).window  # read once: every rebuild needs it
         self._conformal = conformal
         self._predictor: DosePredictor | None = None
         self._built: dict[tuple, Built] = {}
@@ -96,8 +98,6 @@ class WhatIf:
         if self._predictor is None:
             found = self.bundle.predictor(self._conformal)
             if found.conformal is None:
-                from .serving import bundle_prepared
-
                 features = self.features if self.features is not None else add_features(
                     build_timeline(pd.concat(self._events.values())))
                 prepared = bundle_prepared(self.bundle, features, every_patient=False)
@@ -109,12 +109,6 @@ class WhatIf:
     @property
     def conformal(self) -> dict:
         return self.predictor.conformal
-
-    @property
-    def window(self):
-        from .serving import bundle_experiment
-
-        return bundle_experiment(self.bundle).window
 
     @property
     def patients(self) -> list[int]:
@@ -242,10 +236,8 @@ class WhatIf:
     def timeline(self, patient_id: int) -> pd.DataFrame:
         """The patient's timeline with decision doses of the bundle's dose window (cached)."""
         if patient_id not in self._timelines:
-            from .serving import bundle_experiment
-
-            window = bundle_experiment(self.bundle).window.dose_window
-            self._timelines[patient_id] = add_decision_doses(build_timeline(self.events_of(patient_id)), window)
+            self._timelines[patient_id] = add_decision_doses(build_timeline(self.events_of(patient_id)),
+                                                             self.window.dose_window)
         return self._timelines[patient_id]
 
     def actual_dose(self, patient_id: int, at: pd.Timestamp) -> float | None:

@@ -75,7 +75,8 @@ with model_col:
     bundle = model_picker()
 if bundle is None:
     st.stop()
-if bundle_experiment(bundle).window.target != "decision-point":
+window_cfg = bundle_experiment(bundle).window
+if window_cfg.target != "decision-point":
     st.info("This model uses the next-row target, which sees no decision-moment glucose or meal; "
             "pick a decision-point model.", icon=":material/info:")
     st.stop()
@@ -84,7 +85,7 @@ with shows_errors("This model does not fit the data in use"):
         st.info(note, icon=":material/info:")
     points = decision_points(window_key(bundle), cohort.source, cohort)
     engine = engine_for(bundle, cohort)
-length = bundle_experiment(bundle).window.length
+length = window_cfg.length
 
 patients = sorted(int(p) for p in points["patient_id"].unique())
 if st.session_state.get("whatif_patient") not in patients:
@@ -120,7 +121,7 @@ window_col.caption(f"The {length} entries the model reads" + ("" if at == NEXT e
 window_col.dataframe(shown, key="whatif_window", hide_index=True, height=35 * (len(shown) + 1) + 3, width="stretch",
                      column_config={"timestamp": st.column_config.DatetimeColumn("time", format="ddd DD MMM YYYY HH:mm"),
                                     "glucose": st.column_config.NumberColumn(format="%.0f")})
-dose_window = bundle_experiment(bundle).window.dose_window
+dose_window = window_cfg.dose_window
 dose_col.metric("Regular actually given here", "not yet" if actual_dose is None else f"{actual_dose:.0f} U",
                 help="The next moment has not happened: there is no recorded dose." if actual_dose is None else
                 f"The decision dose: Regular written at this moment plus Regular written on its own up to "
