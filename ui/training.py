@@ -46,15 +46,29 @@ def run_manager() -> RunManager:
     return _manager(str(models_dir().resolve()))
 
 
+def _url_token() -> str | None:
+    token = st.query_params.get(OWNER_PARAM)
+    return token if isinstance(token, str) and OWNER_PATTERN.fullmatch(token) else None
+
+
 def owner_token() -> str:
     """This browser's owner token (see the module docstring), from the URL, else this session, else new."""
-    token = st.query_params.get(OWNER_PARAM)
-    if not (isinstance(token, str) and OWNER_PATTERN.fullmatch(token)):
-        token = st.session_state.get("run_owner") or new_owner()
+    token = _url_token() or st.session_state.get("run_owner") or new_owner()
     st.session_state["run_owner"] = token
     if st.query_params.get(OWNER_PARAM) != token:
         st.query_params[OWNER_PARAM] = token
     return token
+
+
+def track_runs() -> None:
+    """Called by app.py on every page, before the sidebar. A page switch drops the query string, so
+    put the owner token back (only once this browser has one: a visitor who never opened Train gets
+    no parameter); once this session has looked at its runs, a run that finished since becomes the
+    active model here too, so the sidebar's label follows on whatever page the user is."""
+    if _url_token() or st.session_state.get("run_owner"):
+        owner = owner_token()
+        if "runs_seen_init" in st.session_state:
+            adopt_finished(run_manager().runs(owner))
 
 
 def _seen() -> set[str]:
