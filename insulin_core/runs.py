@@ -60,6 +60,9 @@ ACTIVE = ("starting", "preparing", "training", "evaluating", "saving")
 FINISHED, FAILED = "finished", "failed"
 OWNER_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
 START_GRACE_S = 60.0  # a run another process started may not hold its lock yet
+# Runs training at once per server: each takes a core (one thread), and the machine may have two.
+# More are refused with a message rather than slowing every run and every page to a crawl.
+MAX_ACTIVE_RUNS = 4
 
 
 def runs_dir_of(models_dir: Path) -> Path:
@@ -245,8 +248,9 @@ def _context():
 
 
 class RunManager:
-    def __init__(self, models_dir: Path, runs_dir: Path | None = None):
+    def __init__(self, models_dir: Path, runs_dir: Path | None = None, max_active: int = MAX_ACTIVE_RUNS):
         self.models_dir = Path(models_dir)
+        self.max_active = max_active
         self.runs_dir = Path(runs_dir) if runs_dir else runs_dir_of(self.models_dir)
         self._procs: dict[str, mp.process.BaseProcess] = {}
         self._launching: set[str] = set()
@@ -265,6 +269,12 @@ class RunManager:
     def start(self, owner: str, features: pd.DataFrame, spec: RunSpec) -> str:
         """Start a run for `owner`; its id (also its planned model name)."""
         check_owner(owner)
+        with self._lock:
+            mine = list(self._procs)
+        busy = sum(1 for run_id in mine if (info := self._read(self.runs_dir / run_id)) is not None and info.active)
+        if busy >= self.max_active:
+            raise ValueError(f"{busy} runs are training on this server already (at most {self.max_active}); "
+                             "wait for one to finish or stop one")
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         run_dir = self._new_run_dir(spec.data_tag)
         _write_json(run_dir / RUN_FILE, {"id": run_dir.name, "owner": owner, "name": run_dir.name,

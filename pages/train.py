@@ -100,9 +100,10 @@ if submitted:
         # One thread: on a small shared CPU, torch's default threads make this model far slower.
         train_cfg = TrainConfig(epochs=s["train_epochs"], patience=s["train_patience"], batch=s["train_batch"],
                                 lr=float(s["train_lr"]), seed=int(s["train_seed"]), threads=1)
-    spec = RunSpec(exp, sizes, train_cfg, tuple(s["train_baselines"]), cohort.source.label, cohort.fingerprint,
-                   data_tag(cohort.source))
-    run_manager().start(owner, cohort.features, spec)
+        spec = RunSpec(exp, sizes, train_cfg, tuple(s["train_baselines"]), cohort.source.label, cohort.fingerprint,
+                       data_tag(cohort.source))
+    with shows_errors("Could not start the training", stop=False):
+        run_manager().start(owner, cohort.features, spec)
 
 st.subheader("Your runs")
 runs = runs_panel(owner)
@@ -150,7 +151,7 @@ else:
 
 with st.container(border=True):
     st.markdown("**This run**" + (f": saved as the model **{last.bundle}**" if last.bundle else ""))
-    name_col, rename_col, use_col, delete_col = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
+    name_col, rename_col, use_col, delete_col = st.columns([3, 1, 1.3, 1], vertical_alignment="bottom")
     if last.bundle:
         name_col.text_input("New name", key="train_rename", placeholder="e.g. lstm64-window10")
         if rename_col.button("Rename", key="train_rename_go", icon=":material/edit:"):
@@ -160,7 +161,7 @@ with st.container(border=True):
                 if was_active:
                     set_active_model(f"saved:{new}")
                 st.rerun()
-        if use_col.button("Use on the other pages", key="train_use"):
+        if use_col.button("Use this model", key="train_use", help="Makes it the model of the Predictions and What-if pages."):
             set_active_model(f"saved:{last.bundle}")
             st.rerun()
     if delete_col.button("Delete", key="train_delete", icon=":material/delete:"):

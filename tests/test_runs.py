@@ -142,3 +142,17 @@ def test_rename_and_delete_go_through_the_registry(manager, cohort):
         manager.rename(info.id, owner, "../escape")
     manager.delete(info.id, owner)
     assert manager.runs(owner) == [] and list_bundles(manager.models_dir) == []
+
+
+def test_runs_beyond_the_limit_are_refused_with_a_message(tmp_path, cohort):
+    manager = RunManager(tmp_path / "models", max_active=1)
+    try:
+        owner = new_owner()
+        first = manager.start(owner, cohort.features, spec_of(cohort, epochs=300, patience=300))
+        with pytest.raises(ValueError, match="at most 1"):
+            manager.start(owner, cohort.features, spec_of(cohort))
+        manager.stop(first, owner)
+        assert manager.wait(first).state == FINISHED
+        manager.wait(manager.start(owner, cohort.features, spec_of(cohort, epochs=1)))  # room again
+    finally:
+        manager.shutdown()
