@@ -37,6 +37,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -243,7 +244,10 @@ def _context():
     if "forkserver" not in mp.get_all_start_methods():
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["insulin_core.runs"])  # torch and the pipeline imported once
+    # Imported once in the forkserver, not per run: torch and the pipeline. Each child also runs the
+    # parent's main script again (multiprocessing's rule; Python 3.11's forkserver cannot preload it),
+    # which under `streamlit run` imports streamlit.web.cli: preload that too, or every run pays ~1 s.
+    ctx.set_forkserver_preload(["insulin_core.runs"] + [m for m in ("streamlit.web.cli",) if m in sys.modules])
     return ctx
 
 
