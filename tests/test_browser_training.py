@@ -17,7 +17,7 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (install it with `make browser`)"),
 ]
-EPOCHS = 60
+EPOCHS = 30
 
 
 def epoch_shown(page) -> int:
@@ -63,7 +63,7 @@ def test_a_run_goes_on_through_a_reload_and_a_page_switch(server, tab):  # noqa:
     page.wait_for_function("() => location.search.includes('owner=')")  # the token stays in the URL
     page.locator('[data-testid="stSidebarNavLink"]', has_text="Train").click()
     page.get_by_role("heading", name="Train a model", exact=True).first.wait_for()
-    page.locator(ALERT, has_text=f"Reached the maximum of {EPOCHS} epochs").first.wait_for(timeout=180_000)
+    page.locator(ALERT, has_text=f"Reached the maximum of {EPOCHS} epochs").first.wait_for(timeout=300_000)
     wait_idle(page, "Train a model")
     run = page.get_by_role("heading", name=re.compile(r"Result: run-")).first.inner_text().split(": ", 1)[1]
     # the sidebar names the finished run's model: it became the active one
