@@ -5,6 +5,7 @@ use `persist_state="session"`."""
 import streamlit as st
 
 from ui.session import DECLARED_PAGES_KEY, active_model_ref, current_source, model_label
+from ui.training import track_runs
 
 st.set_page_config(page_title="insulin-dash", page_icon=":material/vaccines:", layout="wide")
 
@@ -20,6 +21,7 @@ PAGES = [
 
 navigation = st.navigation(PAGES)
 st.session_state[DECLARED_PAGES_KEY] = True
+track_runs()  # the owner token stays in the URL; a finished run becomes the active model (ui/training.py)
 with st.sidebar:
     st.caption(f":material/database: {current_source().label}")
     ref = active_model_ref()

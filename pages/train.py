@@ -1,4 +1,7 @@
-"""Train: choose data, window and network sizes; watch the loss per epoch; compare with the baselines; save."""
+"""Train: choose data, window and network sizes; start a run in the background (insulin_core/runs.py);
+watch this browser's runs (progress, time left, loss curve, Stop); see, rename or delete each finished run."""
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -6,15 +9,14 @@ from insulin_core.baselines import BASELINES
 from insulin_core.codes import MAX_DOSE_WINDOW_MIN
 from insulin_core.configs import DEFAULT_SIZES
 from insulin_core.labels import label, plain_table
-from insulin_core.pipeline import ExperimentConfig, bundle_meta, run_experiment
-from insulin_core.registry import BundleError, ModelBundle, save_bundle
+from insulin_core.pipeline import ExperimentConfig
+from insulin_core.runs import RunSpec
 from insulin_core.splits import SPLITS
 from insulin_core.train import TrainConfig
 from insulin_core.windows import TARGETS, WindowConfig
 from ui import charts
-from ui.cache import models_dir
-from ui.session import form_defaults, DEFAULT_BASELINES, current_cohort, page_header, session_models, set_active_model, shows_errors
-from ui.training import LiveTraining, training_store, wait_for_training
+from ui.session import form_defaults, DEFAULT_BASELINES, current_cohort, page_header, set_active_model, shows_errors
+from ui.training import owner_token, run_manager, runs_panel, runs_table
 
 # Every default comes from the core's configs, so the form trains what the CLI trains by default.
 _T, _W, _E = TrainConfig(), WindowConfig(), ExperimentConfig()
@@ -24,11 +26,12 @@ DEFAULTS = {
     **{f"train_{k}": v for k, v in DEFAULT_SIZES.items() if k not in ("dense", "patient_embedding")},
     "train_dense": ", ".join(map(str, DEFAULT_SIZES["dense"])), "train_embedding": DEFAULT_SIZES["patient_embedding"],
     "train_epochs": _T.epochs, "train_lr": _T.lr, "train_batch": _T.batch, "train_patience": _T.patience,
-    "train_seed": _T.seed, "train_baselines": DEFAULT_BASELINES, "train_save_name": "",
+    "train_seed": _T.seed, "train_baselines": DEFAULT_BASELINES,
 }
 WIDTHS = [4, 8, 16, 32, 64, 128, 256]
 
 page_header("Train a model")
+owner = owner_token()
 cohort = current_cohort()
 if cohort is None:
     st.stop()
@@ -74,6 +77,12 @@ with st.form("train_form", border=True):
                        help="The gradient-boosting baselines take a few seconds each.")
     submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", key="train_go")
 
+
+def data_tag(source) -> str:
+    """The data part of a run's automatic name."""
+    return {"demo": "demo", "upload": "upload"}.get(source.kind) or Path(source.path).name or "data"
+
+
 if submitted:
     s = st.session_state
     with shows_errors("These settings cannot be used"):
@@ -91,72 +100,81 @@ if submitted:
         # One thread: on a small shared CPU, torch's default threads make this model far slower.
         train_cfg = TrainConfig(epochs=s["train_epochs"], patience=s["train_patience"], batch=s["train_batch"],
                                 lr=float(s["train_lr"]), seed=int(s["train_seed"]), threads=1)
-    st.button("Stop", key="train_stop", icon=":material/stop_circle:",
-              help="Stops after the current epoch and keeps the best weights so far.")
-    # Everything below until live.finish() touches only plain objects fetched here: after a click,
-    # any Streamlit call would raise again before the result is kept (see ui/training.py).
-    store, models = training_store(), session_models()
-    live = LiveTraining(train_cfg.epochs)
-    store["running"] = True
-    try:
-        with shows_errors("Training could not run"):
-            result = run_experiment(cohort.features, exp, sizes, train_cfg, live,
-                                    baselines=list(s["train_baselines"]))
-        store["runs"] = store.get("runs", 0) + 1
-        name = f"session-{store['runs']}"
-        meta = bundle_meta(result, exp, train_cfg, cohort.source.label, cohort.fingerprint)
-        models[name] = ModelBundle(name, result.training.model, meta)
-        store["result"] = {"name": name, "history": pd.DataFrame(live.history), "epochs": train_cfg.epochs,
-                           "metrics": result.evaluation.metrics, "message": result.training.message,
-                           "stop_reason": result.training.stop_reason, "seconds": result.seconds,
-                           "sizes": meta["sizes"]}
-    finally:
-        store["running"] = False
-    live.finish()  # a click during training (e.g. Stop) now goes on as usual
-elif training_store().get("running"):
-    wait_for_training()
+        spec = RunSpec(exp, sizes, train_cfg, tuple(s["train_baselines"]), cohort.source.label, cohort.fingerprint,
+                       data_tag(cohort.source))
+    with shows_errors("Could not start the training", stop=False):
+        run_manager().start(owner, cohort.features, spec)
 
-last = training_store().get("result")
-if last is None:
-    st.info("Set the options and press **Train**. A tiny model (hidden 8, a few epochs) trains in seconds.",
-            icon=":material/model_training:")
+st.subheader("Your runs")
+runs = runs_panel(owner)
+if not runs:
+    st.info("Set the options and press **Train**. Training runs in the background: switch pages or reload, "
+            "it goes on. A tiny model (hidden 8, a few epochs) trains in seconds.", icon=":material/model_training:")
+    st.stop()
+st.dataframe(runs_table(runs), key="train_runs_table", width="stretch", hide_index=True,
+             column_config={"test MAE (U)": st.column_config.NumberColumn(format="%.2f")})
+done = [r for r in runs if not r.active]
+if not done:
     st.stop()
 
-st.subheader(f"Result: {last['name']}")
-stopped = last["stop_reason"] == "stopped_by_user"
-(st.warning if stopped or last["stop_reason"] == "diverged" else st.success)(last["message"], icon=":material/flag:")
-st.caption(f"Windows: {last['sizes']['train']:,} train, {last['sizes']['val']:,} validation, {last['sizes']['test']:,} test. "
-           f"Seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in last["seconds"].items()))
-metrics = last["metrics"]
-headline = metrics[metrics["rows"] == "all"].drop(columns="rows")
-cols = st.columns(4)
-model_row = headline[headline["name"] == "model"].iloc[0]
-cols[0].metric("MAE (units)", f"{model_row['mae']:.2f}")
-cols[1].metric("RMSE (units)", f"{model_row['rmse']:.2f}")
-cols[2].metric("R²", f"{model_row['r2']:.2f}")
-cols[3].metric("Within ±1 U", f"{model_row['within_1u']:.0%}")
-left, right = st.columns(2)
-left.altair_chart(charts.loss_curve(last["history"]), width="stretch")
-right.altair_chart(charts.metric_bars(headline.assign(name=headline["name"].map(lambda n: label(n))), "mae"),
-                   width="stretch")
-shown = plain_table(headline)
-st.dataframe(shown, key="train_metrics_table", width="stretch", hide_index=True,
-             column_config={c: st.column_config.NumberColumn(format="%.3f")
-                            for c in shown.columns if shown[c].dtype.kind == "f"})
+by_id = {r.id: r for r in done}
+if st.session_state.get("train_run_pick") not in by_id:
+    st.session_state["train_run_pick"] = done[0].id
+pick = st.selectbox("Show the run", list(by_id), key="train_run_pick", format_func=lambda i: f"{by_id[i].name} "
+                    f"({by_id[i].state}, started {by_id[i].created[:19].replace('T', ' ')})")
+last = by_id[pick]
+
+st.subheader(f"Result: {last.name}")
+if last.state == "failed":
+    st.warning(f"This run failed: {last.error}", icon=":material/error:")
+else:
+    stopped = last.stop_reason == "stopped_by_user"
+    (st.warning if stopped or last.stop_reason == "diverged" else st.success)(last.message, icon=":material/flag:")
+    st.caption(f"Windows: {last.sizes['train']:,} train, {last.sizes['val']:,} validation, {last.sizes['test']:,} test. "
+               f"Seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in last.seconds.items()))
+    metrics = last.metrics
+    headline = metrics[metrics["rows"] == "all"].drop(columns="rows")
+    cols = st.columns(4)
+    model_row = headline[headline["name"] == "model"].iloc[0]
+    cols[0].metric("MAE (units)", f"{model_row['mae']:.2f}")
+    cols[1].metric("RMSE (units)", f"{model_row['rmse']:.2f}")
+    cols[2].metric("R²", f"{model_row['r2']:.2f}")
+    cols[3].metric("Within ±1 U", f"{model_row['within_1u']:.0%}")
+    left, right = st.columns(2)
+    left.altair_chart(charts.loss_curve(pd.DataFrame(last.history)), width="stretch")
+    right.altair_chart(charts.metric_bars(headline.assign(name=headline["name"].map(lambda n: label(n))), "mae"),
+                       width="stretch")
+    shown = plain_table(headline)
+    st.dataframe(shown, key="train_metrics_table", width="stretch", hide_index=True,
+                 column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                for c in shown.columns if shown[c].dtype.kind == "f"})
 
 with st.container(border=True):
-    st.markdown("**Keep this model**")
-    name_col, save_col, use_col = st.columns([3, 1, 2], vertical_alignment="bottom")
-    name_col.text_input("Save under the name", key="train_save_name", persist_state="session", placeholder="e.g. lstm64-window10")
-    if save_col.button("Save", key="train_save", icon=":material/save:"):
-        bundle = session_models().get(last["name"])
-        with shows_errors("Could not save the model", stop=False):
-            if bundle is None:
-                raise BundleError("this session's model is gone; train it again")
-            path = save_bundle(bundle.model, bundle.meta, st.session_state["train_save_name"].strip(), models_dir())
-            set_active_model(f"saved:{path.name}")
-            st.success(f"Saved as **{path.name}** and picked for the Predictions and What-if pages.",
-                       icon=":material/check_circle:")
-    if use_col.button("Use unsaved on the other pages", key="train_use"):
-        set_active_model(f"session:{last['name']}")
-        st.success("Picked for the Predictions and What-if pages (this session only).", icon=":material/check_circle:")
+    st.markdown("**This run**" + (f": saved as the model **{last.bundle}**" if last.bundle else ""))
+    name_col, rename_col, use_col, delete_col = st.columns([3, 1, 1.3, 1], vertical_alignment="bottom")
+    if last.bundle:
+        name_col.text_input("New name", key="train_rename", placeholder="e.g. lstm64-window10")
+        if rename_col.button("Rename", key="train_rename_go", icon=":material/edit:"):
+            with shows_errors("Could not rename the run", stop=False):
+                was_active = st.session_state.get("active_model") == f"saved:{last.bundle}"
+                new = run_manager().rename(last.id, owner, st.session_state["train_rename"])
+                if was_active:
+                    set_active_model(f"saved:{new}")
+                st.rerun()
+        if use_col.button("Use this model", key="train_use", help="Makes it the model of the Predictions and What-if pages."):
+            set_active_model(f"saved:{last.bundle}")
+            st.rerun()
+    if delete_col.button("Delete", key="train_delete", icon=":material/delete:"):
+        st.session_state["train_delete_armed"] = last.id
+    if st.session_state.get("train_delete_armed") == last.id:
+        st.warning(f"Delete the run **{last.name}**" + (" and its saved model" if last.bundle else "") + "?",
+                   icon=":material/delete:")
+        yes, no = st.columns(2)
+        if yes.button("Yes, delete", key="train_delete_yes", type="primary"):
+            st.session_state.pop("train_delete_armed", None)
+            with shows_errors("Could not delete the run", stop=False):
+                run_manager().delete(last.id, owner)
+                st.rerun()
+        if no.button("Keep it", key="train_delete_no"):
+            st.session_state.pop("train_delete_armed", None)
+            st.rerun()

@@ -230,45 +230,7 @@ def set_tiny_form(at: AppTest, epochs: int = 2) -> None:
     at.multiselect(key="train_baselines").set_value(["previous_row", "last_same_daypart"])
 
 
-def test_train_a_tiny_model_then_save_it(models_dir):
-    at = open_page("train")
-    set_tiny_form(at)
-    at.button(key="train_go").click().run()
-    no_errors(at)
-    assert at.subheader[0].value.startswith("Result: session-1")
-    assert {m.label for m in at.metric} >= {"MAE (units)", "RMSE (units)", "R²", "Within ±1 U"}
-    metrics = frame_with(at, "model or baseline", "MAE (U)")
-    assert set(metrics["model or baseline"]) == {"LSTM-GRU model", "previous row's dose", "last dose at this time of day"}
-    assert not {"mae", "within_1u_dose", "r2_dose"} & set(metrics.columns)  # plain words, no identifiers
-    assert "Reached the maximum of 2 epochs" in texts(at.success)
-
-    at.text_input(key="train_save_name").set_value("tiny-test").run()
-    at.button(key="train_save").click().run()
-    no_errors(at)
-    assert (models_dir / "tiny-test" / "bundle.json").is_file()
-    assert at.session_state["active_model"] == "saved:tiny-test"
-
-    # the settings survive a visit to another page
-    at.switch_page("pages/models.py").run()
-    assert "tiny-test" in set(frame_with(at, "name", "created")["name"])
-    at.switch_page("pages/train.py").run()
-    assert at.slider(key="train_epochs").value == 2
-    assert at.text_input(key="train_dense").value == "8"
-
-
-def test_train_errors_are_messages(models_dir):
-    at = open_page("train")
-    set_tiny_form(at)
-    at.slider(key="train_window").set_value(512)
-    at.button(key="train_go").click().run()
-    assert not at.exception
-    assert "window of 512 rows" in texts(at.error)
-
-    at.slider(key="train_window").set_value(10)
-    at.text_input(key="train_dense").set_value("eight")
-    at.button(key="train_go").click().run()
-    assert not at.exception
-    assert "dense layers must be whole numbers" in texts(at.error)
+# Training itself (background runs, the run list, rename, delete, bad settings): tests/test_app_train.py
 
 
 # ---- tune -----------------------------------------------------------------------------------

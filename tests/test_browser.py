@@ -30,6 +30,7 @@ TIMES = OUT / "page_load_times.md"
 PAGES = [("", "insulin-dash", "overview"), ("patients", "Patients", "patients"), ("train", "Train a model", "train"),
          ("models", "Models", "models"), ("predictions", "Predictions", "predictions"), ("whatif", "What if?", "whatif")]
 NAV_TITLES = ["Overview", "Patients", "Train", "Tune", "Models", "Predictions", "What-if"]
+ALERT = "[data-testid^=\"stAlertContent\"]"  # a message box (the runs table repeats its text in hidden cells)
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update"]
 
@@ -228,8 +229,9 @@ def test_every_page_slider_and_training(server, tab):
     page.locator(".st-key-train_go button").first.click()
     page.wait_for_function("() => /Epoch ([3-9]|\\d\\d+)\\/300/.test(document.body.innerText)", timeout=90_000)
     page.get_by_text("Loss per epoch").first.wait_for()  # the live curve is drawn while training runs
-    page.locator(".st-key-train_stop button").first.click()  # ours, not the toolbar's own "Stop"
-    page.get_by_text("Stopped by the user after epoch").wait_for(timeout=90_000)
+    # ours (one per running run, keyed train_stop_<run id>), not the toolbar's own "Stop"
+    page.locator('[class*="st-key-train_stop_"] button').first.click()
+    page.locator(ALERT, has_text="Stopped by the user after epoch").first.wait_for(timeout=90_000)
     wait_idle(page, "Train a model")
     assert page.get_by_text("MAE (units)").count() >= 1
     assert_clean(page, "train after Stop")

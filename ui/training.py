@@ -1,72 +1,168 @@
-"""Live training in the page script: a per-epoch callback that draws progress and the loss curve,
-and turns a click on Stop (or any other click) into a clean stop that keeps the best weights.
+"""The Train page's side of background training (insulin_core/runs.py does the work).
 
-How Stop works: a click while the script runs interrupts the run at its next `st.*` call, here the
-progress update inside the callback: with `runner.fastReruns` (the default) as a `StopException`
-while a new run starts at once in another thread; without it as a `RerunException`. Left alone,
-either would unwind through the training loop and lose the model. The callback catches it and
-tells the loop to stop (returns True: `stopped_by_user`); the page stores the result (best weights,
-metrics) in `training_store()`, a plain dict, since any further Streamlit call (session state
-included) would raise again, and then re-raises it. The new run, meanwhile, sees the store's
-`running` flag and waits for that result (`wait_for_training`) instead of showing the page without it.
+- One `RunManager` per server process and models folder, in a `st.cache_resource` singleton: the
+  workers belong to the server, not to a page script, so a page switch, a slider move or a refresh
+  (all of which end or restart the script) never touch them.
+- Whose runs: an owner token kept in the URL (`?owner=...`, st.query_params). A refresh starts a
+  new Streamlit session, which forgets st.session_state, but loads the same URL, so the token, and
+  with it the run list, survives; so does a bookmark or a closed and reopened tab with that URL.
+  (A cookie would need a custom component; the session id changes on every refresh.) It is also
+  kept in st.session_state, so a page switch that drops the query string keeps it too, and it is
+  written back to the URL on the Train page. The token is random and unguessable: another user
+  cannot list or stop these runs. The models the runs save are everyone's (Models page).
+- The live panel is a fragment that reruns itself every REFRESH_S seconds while a run of this owner
+  is active (no loop in the script); when a run finishes it reruns the whole page once, which
+  shows the result and makes the run's model the active one, so the sidebar's label follows.
 """
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from insulin_core.train import EpochLog
+from insulin_core.runs import OWNER_PATTERN, RunInfo, RunManager, new_owner
 from ui import charts
-from ui.streamlit_internals import ScriptControlException
+from ui.cache import models_dir
+from ui.session import set_active_model
+
+OWNER_PARAM = "owner"
+REFRESH_S = 1.0
+STATE_TEXT = {"starting": "Starting the training process...", "preparing": "Preparing windows and scalers...",
+              "training": "Training", "evaluating": "Scoring the model and the baselines on the test part...",
+              "saving": "Saving the model...", "finished": "finished", "failed": "failed"}
 
 
-class LiveTraining:
-    def __init__(self, epochs: int):
-        self.epochs = epochs
-        self.history: list[dict] = []
-        self.interrupt: ScriptControlException | None = None
-        self.progress = st.progress(0.0, text="Preparing windows and scalers...")
-        self.chart = st.empty()
+@st.cache_resource(show_spinner=False)
+def _manager(folder: str) -> RunManager:
+    manager = RunManager(Path(folder))
+    manager.warm_up()
+    return manager
 
-    def __call__(self, log: EpochLog) -> bool:
-        self.history.append(vars(log).copy())
-        if self.interrupt is not None:
-            return True
-        try:
-            self.progress.progress(min(1.0, log.epoch / self.epochs),
-                                   text=f"Epoch {log.epoch}/{self.epochs}: train loss {log.train_loss:.4f}, "
-                                        f"validation loss {log.val_loss:.4f}, validation MAE {log.val_mae:.2f} U "
-                                        f"({log.elapsed_s:.1f} s)")
-            self.chart.altair_chart(charts.loss_curve(pd.DataFrame(self.history), self.epochs), width="stretch")
-        except ScriptControlException as exc:  # a click (Stop, or anything else): stop, keep the best weights
-            self.interrupt = exc
-            return True
+
+def run_manager() -> RunManager:
+    return _manager(str(models_dir().resolve()))
+
+
+def _url_token() -> str | None:
+    token = st.query_params.get(OWNER_PARAM)
+    return token if isinstance(token, str) and OWNER_PATTERN.fullmatch(token) else None
+
+
+def owner_token() -> str:
+    """This browser's owner token (see the module docstring), from the URL, else this session, else new."""
+    token = _url_token() or st.session_state.get("run_owner") or new_owner()
+    st.session_state["run_owner"] = token
+    if st.query_params.get(OWNER_PARAM) != token:
+        st.query_params[OWNER_PARAM] = token
+    return token
+
+
+def track_runs() -> None:
+    """Called by app.py on every page, before the sidebar. A page switch drops the query string, so
+    put the owner token back (only once this browser has one: a visitor who never opened Train gets
+    no parameter); once this session has looked at its runs, a run that finished since becomes the
+    active model here too, so the sidebar's label follows on whatever page the user is."""
+    if _url_token() or st.session_state.get("run_owner"):
+        owner = owner_token()
+        if "runs_seen_init" in st.session_state:
+            adopt_finished(run_manager().runs(owner))
+
+
+def _seen() -> set[str]:
+    """Runs this session already knew as finished (so only a newly finished one is adopted)."""
+    return st.session_state.setdefault("runs_seen_done", set())
+
+
+def adopt_finished(runs: list[RunInfo]) -> bool:
+    """Make the newest run that finished since the last look the active model; True when one did."""
+    seen, first_look = _seen(), "runs_seen_init" not in st.session_state
+    st.session_state["runs_seen_init"] = True
+    done = [r for r in runs if not r.active and r.id not in seen]
+    seen.update(r.id for r in done)
+    fresh = [r for r in done if r.state == "finished" and r.bundle]
+    if first_look or not fresh:
         return False
-
-    def finish(self) -> None:
-        """Re-deliver a click that arrived during training (after the result is stored)."""
-        if self.interrupt is not None:
-            raise self.interrupt
+    set_active_model(f"saved:{fresh[0].bundle}")
+    st.session_state["train_run_pick"] = fresh[0].id
+    return True
 
 
-def training_store() -> dict:
-    """This session's training state, one plain dict (running flag, run counter, last result).
-    The page holds it by reference, so the training run can update it without a Streamlit call."""
-    return st.session_state.setdefault("train_store", {})
+def progress_text(run: RunInfo) -> str:
+    if run.state != "training" or not run.history:
+        text = STATE_TEXT.get(run.state, run.state)
+    else:
+        log = run.history[-1]
+        text = (f"Epoch {log['epoch']}/{run.epochs}: train loss {log['train_loss']:.4f}, validation loss "
+                f"{log['val_loss']:.4f}, validation MAE {log['val_mae']:.2f} U ({log['elapsed_s']:.1f} s)")
+    left = run.seconds_left()
+    if run.stop_requested and run.active:
+        text += " · stopping after the current epoch"
+    elif left is not None and run.state == "training":
+        text += f" · {_duration(left)} left at most (early stopping may end it sooner)"
+    return text
+
+
+def _duration(seconds: float) -> str:
+    return f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.0f} min"
+
+
+def live_run(run: RunInfo, manager: RunManager, owner: str) -> None:
+    with st.container(border=True):
+        st.markdown(f"**{run.name}** · started {started(run)} · on {run.data}")
+        st.progress(run.fraction, text=progress_text(run))
+        if run.history:
+            st.altair_chart(charts.loss_curve(pd.DataFrame(run.history), run.epochs), width="stretch")
+        if st.button("Stop", key=f"train_stop_{run.id}", icon=":material/stop_circle:",
+                     disabled=run.stop_requested or run.state not in ("starting", "preparing", "training"),
+                     help="Stops after the current epoch and keeps the best weights so far; "
+                          "the run is then scored and saved as usual."):
+            manager.stop(run.id, owner)
+            st.rerun(scope="fragment")
+
+
+def started(run: RunInfo) -> str:
+    try:
+        return datetime.fromisoformat(run.created).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return run.created
+
+
+def runs_table(runs: list[RunInfo]) -> pd.DataFrame:
+    rows = []
+    for r in runs:
+        model = r.metrics[(r.metrics["name"] == "model") & (r.metrics["rows"] == "all")] if r.metrics is not None else None
+        rows.append({"run": r.name, "status": STATE_TEXT["training"] if r.state == "training" else r.state,
+                     "started": started(r), "epochs": f"{r.epochs_done}/{r.epochs}",
+                     "test MAE (U)": float(model["mae"].iloc[0]) if model is not None and len(model) else None,
+                     "note": r.error or r.message})
+    return pd.DataFrame(rows)
+
+
+def runs_panel(owner: str) -> list[RunInfo]:
+    """The live part of the page: this owner's active runs, refreshed by a timer while any runs."""
+    manager = run_manager()
+    any_active = any(r.active for r in manager.runs(owner))
+
+    @st.fragment(run_every=REFRESH_S if any_active else None)
+    def live() -> None:
+        runs = manager.runs(owner)
+        if adopt_finished(runs) or (any_active and not any(r.active for r in runs)):
+            st.rerun()  # the whole page: the result, the run list, the sidebar's model label
+        for run in (r for r in runs if r.active):
+            live_run(run, manager, owner)
+
+    live()
+    return manager.runs(owner)
 
 
 def wait_while_running(store: dict, message: str, timeout_s: float) -> None:
-    """Called by a run that started while another run of this session is still working (training,
-    a study): wait until that run has stopped after its epoch and stored its result."""
+    """(The Tune page, which still trains in its script.) Called by a run that started while another
+    run of this session is still working: wait until it has stopped after its epoch and stored its result."""
     deadline = time.monotonic() + timeout_s
     with st.spinner(message):
         while store.get("running") and time.monotonic() < deadline:
             time.sleep(0.2)
     store["running"] = False
-
-
-def wait_for_training(timeout_s: float = 180.0) -> None:
-    wait_while_running(training_store(), "Stopping after the current epoch, then scoring the model and the baselines...",
-                       timeout_s)

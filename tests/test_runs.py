@@ -1,0 +1,158 @@
+"""insulin_core/runs.py: background training runs in worker processes, kept on disk.
+
+Tiny models on three demo patients, so each run takes a few seconds (most of it the worker's
+start and the baselines' scoring)."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from insulin_core.dataset import load_cohort
+from insulin_core.pipeline import ExperimentConfig
+from insulin_core.registry import list_bundles, load_bundle
+from insulin_core.runs import FAILED, FINISHED, RunManager, RunSpec, new_owner
+from insulin_core.source import DataSource
+from insulin_core.train import TrainConfig
+from insulin_core.windows import WindowConfig
+
+TINY = dict(lstm_hidden=8, gru_hidden=8, dense=(8,), patient_embedding=2)
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return load_cohort(DataSource("demo"))
+
+
+def spec_of(cohort, epochs: int = 3, patience: int = 50, window: int = 10) -> RunSpec:
+    return RunSpec(ExperimentConfig(WindowConfig(window), patients=(1, 2, 3)), TINY,
+                   TrainConfig(epochs=epochs, patience=patience, threads=1), ("previous_row",),
+                   cohort.source.label, cohort.fingerprint, "demo")
+
+
+@pytest.fixture
+def manager(tmp_path):
+    m = RunManager(tmp_path / "models")
+    yield m
+    m.shutdown()
+
+
+def wait_for_epochs(manager: RunManager, run_id: str, n: int, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while manager.get(run_id).epochs_done < n:
+        assert manager.get(run_id).active, manager.get(run_id).error
+        assert time.monotonic() < deadline, f"fewer than {n} epochs after {timeout_s} s"
+        time.sleep(0.05)
+
+
+def test_a_run_reports_progress_then_is_saved_as_a_model(manager, cohort):
+    owner = new_owner()
+    run_id = manager.start(owner, cohort.features, spec_of(cohort, epochs=4))
+    assert run_id.startswith("run-") and run_id.endswith("-demo")
+    seen_states = set()
+    while (info := manager.get(run_id)).active:
+        seen_states.add(info.state)
+        assert 0.0 <= info.fraction <= 1.0
+        time.sleep(0.02)
+    assert info.state == FINISHED, info.error
+    assert seen_states <= {"starting", "preparing", "training", "evaluating", "saving"} and "training" in seen_states
+    assert [h["epoch"] for h in info.history] == [1, 2, 3, 4] and info.stop_reason == "max_epochs"
+    assert info.bundle == run_id and info.name == run_id
+    assert set(info.metrics["name"]) == {"model", "previous_row"}
+    bundle = load_bundle(manager.models_dir / run_id)  # a whole, checked bundle through the registry
+    assert bundle.meta["metrics"]["model"]["mae"] == pytest.approx(
+        info.metrics.query("name == 'model' and rows == 'all'")["mae"].iloc[0])
+    assert [r["name"] for r in list_bundles(manager.models_dir)] == [run_id]  # the runs folder is not a model
+    assert [r.id for r in manager.runs(owner)] == [run_id]
+
+
+def test_stop_ends_after_the_epoch_and_keeps_the_best_weights(manager, cohort):
+    owner = new_owner()
+    run_id = manager.start(owner, cohort.features, spec_of(cohort, epochs=300, patience=300))
+    wait_for_epochs(manager, run_id, 3)
+    manager.stop(run_id, owner)
+    info = manager.wait(run_id)
+    assert info.state == FINISHED and info.stop_reason == "stopped_by_user", info.error
+    assert 3 <= info.epochs_done < 300
+    meta = load_bundle(manager.models_dir / info.bundle).meta
+    val = [h["val_loss"] for h in meta["history"]]
+    assert len(val) == info.epochs_done
+    assert meta["best_epoch"] == val.index(min(val)) + 1  # the best epoch's weights, not the last one's
+
+
+def test_two_runs_at_once_both_finish_and_each_owner_sees_only_its_own(manager, cohort):
+    a, b = new_owner(), new_owner()
+    run_a = manager.start(a, cohort.features, spec_of(cohort, epochs=3))
+    run_b = manager.start(b, cohort.features, spec_of(cohort, epochs=3))
+    assert run_a != run_b
+    for run_id in (run_a, run_b):
+        info = manager.wait(run_id)
+        assert info.state == FINISHED and info.epochs_done == 3, info.error
+        assert (manager.models_dir / info.bundle / "weights.pt").is_file()
+    assert [r.id for r in manager.runs(a)] == [run_a] and [r.id for r in manager.runs(b)] == [run_b]
+    with pytest.raises(ValueError, match="of yours"):
+        manager.delete(run_a, b)  # nor can one owner touch another's run
+
+
+def test_a_failing_run_reports_its_error(manager, cohort):
+    owner = new_owner()
+    run_id = manager.start(owner, cohort.features, spec_of(cohort, window=512))
+    info = manager.wait(run_id)
+    assert info.state == FAILED and "Choose a shorter window" in info.error
+    assert not info.bundle and list_bundles(manager.models_dir) == []
+
+
+def test_a_killed_worker_is_a_failed_run_not_a_run_forever(manager, cohort):
+    owner = new_owner()
+    run_id = manager.start(owner, cohort.features, spec_of(cohort, epochs=300, patience=300))
+    wait_for_epochs(manager, run_id, 1)
+    manager.kill(run_id)
+    info = manager.get(run_id)
+    assert info.state == FAILED and "ended without a result" in info.error
+    assert RunManager(manager.models_dir).get(run_id).state == FAILED
+
+
+def test_runs_survive_a_new_manager_reading_the_disk(manager, cohort):
+    """A server restart: a new manager (no worker handles) lists the finished runs, and tells a
+    run whose worker still holds its lock from a dead one."""
+    owner = new_owner()
+    done = manager.wait(manager.start(owner, cohort.features, spec_of(cohort, epochs=2)))
+    running = manager.start(owner, cohort.features, spec_of(cohort, epochs=300, patience=300))
+    wait_for_epochs(manager, running, 1)
+
+    restarted = RunManager(manager.models_dir)
+    runs = {r.id: r for r in restarted.runs(owner)}
+    assert runs[done.id].state == FINISHED and runs[done.id].metrics is not None
+    assert runs[done.id].history == done.history
+    assert runs[running].active  # its worker (another process's) is still alive
+    restarted.stop(running, owner)
+    assert manager.wait(running).stop_reason == "stopped_by_user"
+    assert restarted.runs(new_owner()) == []
+
+
+def test_rename_and_delete_go_through_the_registry(manager, cohort):
+    owner = new_owner()
+    info = manager.wait(manager.start(owner, cohort.features, spec_of(cohort, epochs=2)))
+    assert manager.rename(info.id, owner, "my-run") == "my-run"
+    assert [r["name"] for r in list_bundles(manager.models_dir)] == ["my-run"]
+    renamed = manager.get(info.id)
+    assert renamed.name == "my-run" and json.loads((manager.models_dir / "my-run" / "bundle.json").read_text())["name"] == "my-run"
+    with pytest.raises(Exception, match="Invalid model name"):
+        manager.rename(info.id, owner, "../escape")
+    manager.delete(info.id, owner)
+    assert manager.runs(owner) == [] and list_bundles(manager.models_dir) == []
+
+
+def test_runs_beyond_the_limit_are_refused_with_a_message(tmp_path, cohort):
+    manager = RunManager(tmp_path / "models", max_active=1)
+    try:
+        owner = new_owner()
+        first = manager.start(owner, cohort.features, spec_of(cohort, epochs=300, patience=300))
+        with pytest.raises(ValueError, match="at most 1"):
+            manager.start(owner, cohort.features, spec_of(cohort))
+        manager.stop(first, owner)
+        assert manager.wait(first).state == FINISHED
+        manager.wait(manager.start(owner, cohort.features, spec_of(cohort, epochs=1)))  # room again
+    finally:
+        manager.shutdown()
