@@ -305,9 +305,9 @@ def _train(model_cfg, cfg: TrainConfig, data: TrainData, callback, device) -> Tr
     ddp = None
     if distributed.active():  # gradients averaged over the ranks after every backward
         from torch.nn.parallel import DistributedDataParallel
-        # (the buffers - bin edges, threshold - are fixed during training: no per-step broadcast)
+        # (the buffers - bin edges, threshold - are fixed during training: synced once, at the start)
         ddp = DistributedDataParallel(_MemberOutputs(model), device_ids=[device.index] if device.type == "cuda" else None,
-                                      broadcast_buffers=False)
+                                      forward_sync_buffers=False)
     history: list[EpochLog] = []
     best, first_val = _Best(copy.deepcopy(model.state_dict())), None
     stop_reason, message = "max_epochs", ""
