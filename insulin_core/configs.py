@@ -148,6 +148,9 @@ class TrainConfig:
     # (the schedule of bundles from before "onecycle" existed).
     schedule: str = "plateau"
     warmup: float = 0.25
+    # "bf16": forward and backward under bfloat16 autocast (AMX/AVX-512 BF16 CPUs, recent GPUs),
+    # weights and optimiser in float32; 1.5x per batch on this machine (docs/performance.md).
+    precision: str = "fp32"
 
     def __post_init__(self):
         self.validate()
@@ -177,6 +180,8 @@ class TrainConfig:
         number("patient_dropout", 0.0, 1.0)
         number("huber_beta", 0.0, 100.0, lo_open=True)
         number("warmup", 0.0, 0.9)
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.select_on not in ("val_loss", "val_mae"):

@@ -230,8 +230,10 @@ def _run_epoch(model: DoseNet, opt, train, cfg: TrainConfig, gen: torch.Generato
         if drop is not None:
             pb = torch.where(drop[rank::world], torch.zeros_like(pb), pb)
         # each member fits the target on its own; their average is only formed to predict
-        outputs = forward(seq[idx], now[idx], pb)
-        loss = sum(dose_loss(amount, logit, y[idx], beta=cfg.huber_beta) for amount, logit in outputs) / len(outputs)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            outputs = forward(seq[idx], now[idx], pb)
+        loss = sum(dose_loss(amount.float(), logit.float(), y[idx], beta=cfg.huber_beta)
+                   for amount, logit in outputs) / len(outputs)
         # (with several ranks every one must take part in each backward: the epoch's loss, summed
         # over the ranks, carries a non-finite value to the divergence check instead)
         if world == 1 and not torch.isfinite(loss):

@@ -193,6 +193,16 @@ def test_onecycle_warms_up_then_anneals_and_still_learns():
     assert result.best_val_loss < 0.6 * result.history[0].val_loss
 
 
+def test_bf16_autocast_trains_to_float32_weights_and_repeats_itself():
+    cfg = TrainConfig(epochs=15, patience=15, precision="bf16", **FAST)
+    a, b = train_model(MC, cfg, DATA), train_model(MC, cfg, DATA)
+    assert all(p.dtype == torch.float32 for p in a.model.parameters())
+    assert a.best_val_loss < 0.6 * a.history[0].val_loss
+    assert same_history(a.history, b.history) and same_weights(a.model, b.model)
+    fp32 = train_model(MC, TrainConfig(epochs=15, patience=15, **FAST), DATA)
+    assert not same_weights(a.model, fp32.model)  # the option does change the arithmetic
+
+
 def test_huge_learning_rate_diverges_without_raising():
     r = train_model(MC, TrainConfig(epochs=20, patience=20, batch=64, lr=1e6), DATA)
     assert r.stop_reason == "diverged"
@@ -259,6 +269,7 @@ def test_multi_target_and_pooled_model_train():
     (dict(threads=-1), "threads"),
     (dict(epochs=10.0), "epochs"),
     (dict(schedule="cosine"), "schedule"),
+    (dict(precision="fp16"), "precision"),
     (dict(warmup=1.0), "warmup"),
 ])
 def test_train_config_validation(bad, words):
