@@ -170,7 +170,7 @@ def train_model(model_cfg: ModelConfig, train_cfg: TrainConfig, data: TrainData,
     with torch.random.fork_rng(devices=devices):
         torch.use_deterministic_algorithms(True, warn_only=True)
         # Deterministic mode also fills every new uninitialised tensor with NaN (a debugging aid,
-        # not needed for reproducible results): a quarter of the training time in the profile.
+        # not needed for reproducible results): ~8% of the training CPU time (docs/performance.md).
         torch.utils.deterministic.fill_uninitialized_memory = False
         if train_cfg.threads:
             torch.set_num_threads(train_cfg.threads)

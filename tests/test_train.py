@@ -173,7 +173,7 @@ def test_threads_option_applies_during_training_only():
 
 
 def test_deterministic_mode_does_not_nan_fill_new_tensors_during_training_only():
-    # the NaN fill of deterministic mode cost a quarter of the training time (docs/performance.md)
+    # the NaN fill of deterministic mode cost ~8% of the training time (docs/performance.md)
     fill = torch.utils.deterministic.fill_uninitialized_memory
     seen = []
     train_model(MC, TrainConfig(epochs=1, **FAST), DATA,
