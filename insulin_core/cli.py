@@ -139,6 +139,39 @@ def _print_metrics(metrics) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.nproc > 1:  # the same command in N processes under torchrun, with --distributed
+        from .distributed import launch
+
+        return launch(args.nproc, _without_nproc(sys.argv[1:] if args.argv is None else args.argv))
+    if args.distributed:
+        from .distributed import process_group
+
+        try:
+            group = process_group()
+            group.__enter__()
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        try:
+            return _train_and_save(args)
+        finally:
+            group.__exit__(None, None, None)
+    return _train_and_save(args)
+
+
+def _without_nproc(argv: Sequence[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def _train_and_save(args: argparse.Namespace) -> int:
+    from . import distributed
     from .pipeline import ExperimentConfig, bundle_meta, run_experiment
     from .registry import BundleError, check_name
     from .train import TrainConfig
@@ -149,20 +182,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         exp = ExperimentConfig(WindowConfig(args.window, args.target, args.multi_output, args.dose_window),
                                args.split, args.patients, seed=args.seed)
         train_cfg = TrainConfig(epochs=args.epochs, patience=args.patience, batch=args.batch, lr=args.lr,
-                                seed=args.seed, threads=args.threads)
+                                seed=args.seed, threads=args.threads, schedule=args.schedule,
+                                precision=args.precision)
         sizes = {"lstm_hidden": args.lstm, "lstm_layers": args.lstm_layers, "gru_hidden": args.gru,
                  "gru_layers": args.gru_layers, "dense": args.dense, "dropout": args.dropout,
                  "patient_embedding": args.embedding, "attention": args.attention}
     except (ValueError, BundleError) as exc:
         raise CliError(str(exc)) from None
+    lead = distributed.rank() == 0  # the only process that prints, evaluates baselines and saves
     cohort = _load_cohort(args.data_dir)
-    print(f"Data: {cohort.source.label}")
+    if lead:
+        print(f"Data: {cohort.source.label}" + (f"; {distributed.world_size()} processes" if distributed.active() else ""))
 
     def show(log) -> None:
         print(f"epoch {log.epoch:3d}  train {log.train_loss:.4f}  val {log.val_loss:.4f}  "
               f"val MAE {log.val_mae:.3f} U  lr {log.lr:.1e}  {log.elapsed_s:6.1f}s", flush=True)
 
-    result = run_experiment(cohort.features, exp, sizes, train_cfg, show)
+    result = run_experiment(cohort.features, exp, sizes, train_cfg, show, baselines=None if lead else [])
+    if not lead:
+        return 0
     if result.training.message:
         print(result.training.message)
     print(f"Stopped: {result.training.stop_reason} (best epoch {result.training.best_epoch}); "
@@ -220,7 +258,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub) -> None:
-    from .configs import DEFAULT_SIZES as D, TrainConfig
+    from .configs import DEFAULT_SIZES as D, SCHEDULES, TrainConfig
     from .paths import DEFAULT_MODELS_DIR
     from .splits import SPLITS
     from .windows import TARGETS, WindowConfig
@@ -246,6 +284,16 @@ def _add_train(sub) -> None:
     train.add_argument("--batch", type=_positive_int, default=T.batch)
     train.add_argument("--lr", type=float, default=T.lr)
     train.add_argument("--threads", type=int, default=T.threads, help="torch threads (0 = torch's default)")
+    train.add_argument("--schedule", choices=SCHEDULES, default=T.schedule,
+                       help="learning-rate schedule: onecycle (warm-up, cosine decay over --epochs) or plateau")
+    train.add_argument("--precision", choices=("fp32", "bf16"), default=T.precision,
+                       help="bf16: bfloat16 autocast for the training passes (CPUs with AMX/AVX-512 BF16, GPUs)")
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel: run under torchrun (torchrun --nproc-per-node N -m insulin_core train "
+                            "--distributed ...); gloo on CPU, nccl on GPUs; rank 0 saves the bundle")
+    train.add_argument("--nproc", type=_positive_int, default=1,
+                       help="start this training under torchrun in N processes on this machine (implies --distributed)")
+    train.set_defaults(argv=None)
     train.add_argument("--target", choices=TARGETS, default=W.target)
     train.add_argument("--dose-window", type=_dose_window, default=DEFAULT_DOSE_WINDOW_MIN, metavar="MIN",
                        help="the decision dose: Regular at the decision point plus insulin-only Regular up to MIN "

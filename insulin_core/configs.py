@@ -116,6 +116,9 @@ DATA_FIELDS = ("n_seq_features", "n_now_features", "n_patients", "window", "n_ta
 DEFAULT_SIZES = {f.name: f.default for f in fields(ModelConfig) if f.name not in DATA_FIELDS}
 
 
+SCHEDULES = ("plateau", "onecycle")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     # Large batches at a high learning rate: as accurate as batches of 256 at 3e-3 on the real
@@ -139,6 +142,15 @@ class TrainConfig:
     # CPU threads for this run (restored afterwards); 0 = leave torch's default. With 2 cores
     # shared by other work, 1 thread is far faster for models this small (see train_model).
     threads: int = 0
+    # Learning-rate schedule. "onecycle": warm up to `lr` over the first `warmup` share of the
+    # `epochs`, then cosine-anneal to ~0, stepped per batch (Smith & Topin 2019): converges in a
+    # known, small number of epochs. "plateau": `lr` halved when the validation loss stalls
+    # (the schedule of bundles from before "onecycle" existed).
+    schedule: str = "plateau"
+    warmup: float = 0.25
+    # "bf16": forward and backward under bfloat16 autocast (AMX/AVX-512 BF16 CPUs, recent GPUs),
+    # weights and optimiser in float32; 1.5x per batch on this machine (docs/performance.md).
+    precision: str = "fp32"
 
     def __post_init__(self):
         self.validate()
@@ -167,6 +179,11 @@ class TrainConfig:
         number("clip", 0.0, 1e6)
         number("patient_dropout", 0.0, 1.0)
         number("huber_beta", 0.0, 100.0, lo_open=True)
+        number("warmup", 0.0, 0.9)
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.select_on not in ("val_loss", "val_mae"):
             raise ValueError(f"select_on must be 'val_loss' or 'val_mae', got {self.select_on!r}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -178,4 +195,6 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         check_keys(cls, d)
+        d = dict(d)
+        d.setdefault("schedule", "plateau")  # written before the schedule was a setting
         return cls(**d)

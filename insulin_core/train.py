@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import distributed
 from .configs import TrainConfig  # noqa: F401 (re-exported)
 from .dose_rule import to_dose
 from .model import DoseNet, ModelConfig, pick_device
@@ -164,15 +165,20 @@ def train_model(model_cfg: ModelConfig, train_cfg: TrainConfig, data: TrainData,
     device = pick_device(train_cfg.device)
     devices = [device.index or 0] if device.type == "cuda" else []
     deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     np_state = np.random.get_state()
     with torch.random.fork_rng(devices=devices):
         torch.use_deterministic_algorithms(True, warn_only=True)
+        # Deterministic mode also fills every new uninitialised tensor with NaN (a debugging aid,
+        # not needed for reproducible results): ~8% of the training CPU time (docs/performance.md).
+        torch.utils.deterministic.fill_uninitialized_memory = False
         if train_cfg.threads:
             torch.set_num_threads(train_cfg.threads)
         try:
             return _train(model_cfg, train_cfg, data, callback, device)
         finally:
             torch.use_deterministic_algorithms(deterministic)
+            torch.utils.deterministic.fill_uninitialized_memory = fill
             torch.set_num_threads(threads)
             np.random.set_state(np_state)
 
@@ -187,32 +193,61 @@ def _new_model(model_cfg: ModelConfig, data: TrainData, device) -> DoseNet:
     return model.to(device)
 
 
-def _run_epoch(model: DoseNet, opt, train, cfg: TrainConfig, gen: torch.Generator) -> float:
+class _MemberOutputs(torch.nn.Module):
+    """DoseNet.member_outputs as a forward(), the call DistributedDataParallel wraps."""
+
+    def __init__(self, model: DoseNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, seq, now, patient):
+        return self.model.member_outputs(seq, now, patient)
+
+
+def _run_epoch(model: DoseNet, opt, train, cfg: TrainConfig, gen: torch.Generator,
+               batch_sched=None, ddp=None) -> float:
     """One pass over the training part in shuffled batches; the mean training loss (NaN as soon as
-    a batch's loss is not finite: the caller stops)."""
+    a batch's loss is not finite: the caller stops).
+
+    Under torch.distributed (`ddp` the wrapped model) every rank draws the same shuffle and
+    patient dropout from the same generator and takes its own rows of each batch (rank::world),
+    so together the ranks step on exactly the batches one process would."""
     seq, now, patient, y = train
     n, device = len(y), y.device
+    rank, world = distributed.rank(), distributed.world_size()
+    forward = ddp if ddp is not None else model.member_outputs
     model.train()
     perm = torch.randperm(n, generator=gen).to(device)
-    total = 0.0
+    total, rows = 0.0, 0
     for i in range(0, n, cfg.batch):
         idx = perm[i:i + cfg.batch]
+        # patient dropout teaches the "unknown patient" row of the embedding
+        drop = (torch.rand(len(idx), generator=gen) < cfg.patient_dropout).to(device) if cfg.patient_dropout > 0 else None
+        if len(idx) < world:  # a last batch too small to give every rank a row: skipped
+            continue
+        idx = idx[rank::world]
         pb = patient[idx]
-        if cfg.patient_dropout > 0:  # teaches the "unknown patient" row of the embedding
-            drop = (torch.rand(len(idx), generator=gen) < cfg.patient_dropout).to(device)
-            pb = torch.where(drop, torch.zeros_like(pb), pb)
+        if drop is not None:
+            pb = torch.where(drop[rank::world], torch.zeros_like(pb), pb)
         # each member fits the target on its own; their average is only formed to predict
-        outputs = model.member_outputs(seq[idx], now[idx], pb)
-        loss = sum(dose_loss(amount, logit, y[idx], beta=cfg.huber_beta) for amount, logit in outputs) / len(outputs)
-        if not torch.isfinite(loss):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            outputs = forward(seq[idx], now[idx], pb)
+        loss = sum(dose_loss(amount.float(), logit.float(), y[idx], beta=cfg.huber_beta)
+                   for amount, logit in outputs) / len(outputs)
+        # (with several ranks every one must take part in each backward: the epoch's loss, summed
+        # over the ranks, carries a non-finite value to the divergence check instead)
+        if world == 1 and not torch.isfinite(loss):
             return float("nan")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         opt.step()
-        total += loss.item() * len(idx)
-    return total / n
+        if batch_sched is not None:
+            batch_sched.step()
+        total, rows = total + loss.item() * len(idx), rows + len(idx)
+    total, rows = distributed.all_sum([total, rows])
+    return total / max(rows, 1)
 
 
 def _divergence(log: EpochLog, first_val: float | None) -> str:
@@ -247,6 +282,19 @@ def _diverged_message(epoch: int, what: str, cfg: TrainConfig, data: TrainData, 
     return f"Training diverged at epoch {epoch}: {what}.{hint} {kept}"
 
 
+def _schedulers(opt, cfg: TrainConfig, n_train: int):
+    """(per-epoch scheduler stepped on the val loss, per-batch scheduler); one of them is None."""
+    if cfg.schedule == "onecycle":
+        steps = cfg.epochs * math.ceil(n_train / cfg.batch)
+        # div_factor 10: the warm-up starts at lr/10, not the usual lr/25 (fewer epochs of warm-up)
+        return None, torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.lr, total_steps=steps, pct_start=cfg.warmup, div_factor=10.0,
+            final_div_factor=100.0, cycle_momentum=False)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5,
+                                                         patience=max(1, cfg.patience // 3))
+    return plateau, None
+
+
 def _train(model_cfg, cfg: TrainConfig, data: TrainData, callback, device) -> TrainResult:
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
@@ -255,22 +303,32 @@ def _train(model_cfg, cfg: TrainConfig, data: TrainData, callback, device) -> Tr
     model = _new_model(model_cfg, data, device)
     train, val = data.train.tensors(device), data.val.tensors(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=max(1, cfg.patience // 3))
+    sched, batch_sched = _schedulers(opt, cfg, len(data.train))
+    ddp = None
+    if distributed.active():  # gradients averaged over the ranks after every backward
+        from torch.nn.parallel import DistributedDataParallel
+        # (the buffers - bin edges, threshold - are fixed during training: synced once, at the start)
+        ddp = DistributedDataParallel(_MemberOutputs(model), device_ids=[device.index] if device.type == "cuda" else None,
+                                      forward_sync_buffers=False)
     history: list[EpochLog] = []
     best, first_val = _Best(copy.deepcopy(model.state_dict())), None
     stop_reason, message = "max_epochs", ""
 
     for epoch in range(1, cfg.epochs + 1):
         lr = opt.param_groups[0]["lr"]
-        train_loss = _run_epoch(model, opt, train, cfg, gen)
-        val_loss, val_mae = _evaluate(model, val, beta=cfg.huber_beta) if math.isfinite(train_loss) else (math.nan, math.nan)
+        train_loss = _run_epoch(model, opt, train, cfg, gen, batch_sched, ddp)
+        # (several ranks: the weights are the same on every rank, so rank 0 validates and tells the rest)
+        evaluate = math.isfinite(train_loss) and distributed.rank() == 0
+        val_loss, val_mae = _evaluate(model, val, beta=cfg.huber_beta) if evaluate else (math.nan, math.nan)
+        val_loss, val_mae = distributed.broadcast_floats([val_loss, val_mae])
         log = EpochLog(epoch, train_loss, val_loss, val_mae, time.perf_counter() - start, lr)
         history.append(log)
         first_val = val_loss if first_val is None and math.isfinite(val_loss) else first_val
         wrong = _divergence(log, first_val)
         if not wrong:
             best.update(val_mae if cfg.select_on == "val_mae" else val_loss, epoch, model)
-        user_stop = bool(callback(log)) if callback is not None else False
+        user_stop = bool(callback(log)) if callback is not None and distributed.rank() == 0 else False
+        user_stop = bool(distributed.broadcast_floats([float(user_stop)])[0])
 
         if wrong:
             stop_reason, message = "diverged", _diverged_message(epoch, wrong, cfg, data, best.epoch)
@@ -283,7 +341,8 @@ def _train(model_cfg, cfg: TrainConfig, data: TrainData, callback, device) -> Tr
             message = (f"Early stopping after epoch {epoch}: no val loss improvement for "
                        f"{cfg.patience} epochs; best epoch {best.epoch}.")
             break
-        sched.step(val_loss)
+        if sched is not None:
+            sched.step(val_loss)
     else:
         message = f"Reached the maximum of {cfg.epochs} epochs; best epoch {best.epoch}."
 

@@ -172,6 +172,37 @@ def test_threads_option_applies_during_training_only():
         torch.set_num_threads(1)
 
 
+def test_deterministic_mode_does_not_nan_fill_new_tensors_during_training_only():
+    # the NaN fill of deterministic mode cost ~8% of the training time (docs/performance.md)
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    seen = []
+    train_model(MC, TrainConfig(epochs=1, **FAST), DATA,
+                callback=lambda _: seen.append(torch.utils.deterministic.fill_uninitialized_memory))
+    assert seen == [False]
+    assert torch.utils.deterministic.fill_uninitialized_memory == fill
+
+
+def test_onecycle_warms_up_then_anneals_and_still_learns():
+    result = train_model(MC, TrainConfig(epochs=12, patience=12, schedule="onecycle", warmup=0.25, **FAST), DATA)
+    lrs = [h.lr for h in result.history]  # each epoch's starting learning rate
+    peak = lrs.index(max(lrs))
+    assert lrs[0] < 0.2 * FAST["lr"] and max(lrs) > 0.8 * FAST["lr"]
+    assert all(a < b for a, b in zip(lrs[:peak], lrs[1:peak + 1]))  # warm-up
+    assert all(a > b for a, b in zip(lrs[peak:], lrs[peak + 1:]))  # annealing
+    assert 2 <= peak <= 4  # a quarter of 12 epochs
+    assert result.best_val_loss < 0.6 * result.history[0].val_loss
+
+
+def test_bf16_autocast_trains_to_float32_weights_and_repeats_itself():
+    cfg = TrainConfig(epochs=15, patience=15, precision="bf16", **FAST)
+    a, b = train_model(MC, cfg, DATA), train_model(MC, cfg, DATA)
+    assert all(p.dtype == torch.float32 for p in a.model.parameters())
+    assert a.best_val_loss < 0.6 * a.history[0].val_loss
+    assert same_history(a.history, b.history) and same_weights(a.model, b.model)
+    fp32 = train_model(MC, TrainConfig(epochs=15, patience=15, **FAST), DATA)
+    assert not same_weights(a.model, fp32.model)  # the option does change the arithmetic
+
+
 def test_huge_learning_rate_diverges_without_raising():
     r = train_model(MC, TrainConfig(epochs=20, patience=20, batch=64, lr=1e6), DATA)
     assert r.stop_reason == "diverged"
@@ -237,6 +268,9 @@ def test_multi_target_and_pooled_model_train():
     (dict(device="gpu"), "device"),
     (dict(threads=-1), "threads"),
     (dict(epochs=10.0), "epochs"),
+    (dict(schedule="cosine"), "schedule"),
+    (dict(precision="fp16"), "precision"),
+    (dict(warmup=1.0), "warmup"),
 ])
 def test_train_config_validation(bad, words):
     with pytest.raises(ValueError, match=words):
@@ -249,6 +283,9 @@ def test_train_config_json_round_trip():
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     with pytest.raises(ValueError, match="unknown TrainConfig keys"):
         TrainConfig.from_dict(cfg.to_dict() | {"epoch": 3})
+    # a bundle from before the schedule setting was trained with the plateau schedule
+    old = {k: v for k, v in cfg.to_dict().items() if k not in ("schedule", "warmup")}
+    assert TrainConfig.from_dict(old).schedule == "plateau"
 
 
 def test_tune_threshold_picks_the_lowest_validation_mae_and_saves_it_with_the_weights():
