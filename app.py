@@ -2,6 +2,8 @@
 scanned) and shows the data source and the model in use in the sidebar. Each page starts with
 ui.session.page_header (title + research-tool disclaimer); widgets that must survive a page switch
 use `persist_state="session"`."""
+import sys
+
 import streamlit as st
 
 from ui.session import DECLARED_PAGES_KEY, active_model_ref, current_source, model_label
@@ -18,10 +20,29 @@ PAGES = [
     st.Page("pages/whatif.py", title="What-if", icon=":material/tune:"),
 ]
 
+
+
+def model_caption() -> None:
+    ref = active_model_ref()
+    st.caption(f":material/neurology: Model: {model_label(ref) if ref else 'none yet: train one'}")
+
+
+@st.fragment(run_every=0.3)
+def model_caption_pending() -> None:
+    """Speed: listing the saved models checks their weights, which imports torch (seconds). A fresh
+    server's first page does not wait for that: this placeholder is drawn, and its next timed run
+    (after the page is shown) imports the registry and reruns the app, which then draws the label."""
+    if st.session_state.setdefault("model_caption_waited", False):
+        import insulin_core.registry  # noqa: F401 (the slow import, now that the page is on screen)
+
+        st.rerun()
+    st.session_state["model_caption_waited"] = True
+    st.caption(":material/neurology: Model: checking the saved models...")
+
+
 navigation = st.navigation(PAGES)
 st.session_state[DECLARED_PAGES_KEY] = True
 with st.sidebar:
     st.caption(f":material/database: {current_source().label}")
-    ref = active_model_ref()
-    st.caption(f":material/neurology: Model: {model_label(ref) if ref else 'none yet: train one'}")
+    model_caption() if "insulin_core.registry" in sys.modules else model_caption_pending()
 navigation.run()

@@ -35,8 +35,7 @@ FORMAT_VERSION = 1
 NAME_REGEX = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 
 
-class BundleError(Exception):
-    """A bundle that cannot be used, with a message naming what is wrong."""
+from .errors import BundleError  # noqa: E402,F401 (defined torch-free for the pages; imported from here too)
 
 
 def _config(cls):

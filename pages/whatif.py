@@ -103,8 +103,8 @@ point = point_col.selectbox(
     format_func=lambda p: NEXT_LABEL if p == NEXT else f"{p} ({day_parts[p]})")
 at = NEXT if point == NEXT else pd.Timestamp(point)
 
-st.altair_chart(charts.decision_timeline(mine[["point", "timestamp", "day_part", "glucose_now", "actual"]], point),
-                key="whatif_timeline", on_select=pick_from_timeline, selection_mode="timeline_pick", width="stretch")
+st.vega_lite_chart(charts.decision_timeline_spec(mine[["point", "timestamp", "day_part", "glucose_now", "actual"]], point),
+                   key="whatif_timeline", on_select=pick_from_timeline, selection_mode="timeline_pick", width="stretch")
 
 # ---- the actual window and dose -----------------------------------------------------------------
 patient_rows = cohort.features.index[cohort.features["patient_id"] == patient]
@@ -224,8 +224,10 @@ def scenario_panel(engine: WhatIf, model_name: str, patient: int, at, recorded_w
     curve_col, meal_chart_col = st.columns([3, 2])
     current = None if p.inputs["glucose_now"] is None else {
         "glucose": p.inputs["glucose_now"], "dose": p.dose, "low": p.low, "high": p.high}
-    curve_col.altair_chart(charts.dose_response(glucose_sweep.table(), glucose_sweep.real_doses, current), width="stretch")
-    meal_chart_col.altair_chart(charts.meal_response(meal_sweep.table(), p.inputs["meal_now"]), width="stretch")
+    # specs built once, data swapped in (ui/charts.py with_data): a slider move rebuilds no chart
+    curve_col.vega_lite_chart(charts.dose_response_spec(glucose_sweep.table(), glucose_sweep.real_doses, current),
+                              width="stretch")
+    meal_chart_col.vega_lite_chart(charts.meal_response_spec(meal_sweep.table(), p.inputs["meal_now"]), width="stretch")
 
     heat_col, why_col = st.columns([3, 2])
     heat_col.altair_chart(charts.attribution_heatmap(explanation.seq.rename(columns=FEATURE_LABELS)), width="stretch")

@@ -1,0 +1,131 @@
+"""ui/cache.py's cohort cache: bounded by the bytes its cohorts take, least recently used out first,
+one load per source however many sessions ask at once."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from insulin_core.dataset import Cohort, load_cohort
+from insulin_core.source import DataSource
+from ui import cache as ui_cache
+from ui.cache import CohortCache, cohort_budget_bytes, cohort_bytes
+
+MB = 2**20
+
+
+def fake_cohort(source: DataSource, mb: float) -> Cohort:
+    """A cohort whose frames take about `mb` MB (float64 columns: 8 bytes a value)."""
+    rows = int(mb * MB / 8 / 2)
+    frame = pd.DataFrame({"a": np.zeros(rows), "b": np.ones(rows)})
+    return Cohort(source, frame, report=None, features=frame.iloc[:0])
+
+
+@pytest.fixture
+def sized_loads(monkeypatch):
+    """load_cohort replaced: demo seed k gives a cohort of sizes[k] MB; records every load."""
+    sizes: dict[int, float] = {}
+    loaded: list[int] = []
+
+    def load(source: DataSource) -> Cohort:
+        loaded.append(source.demo_seed)
+        return fake_cohort(source, sizes[source.demo_seed])
+
+    monkeypatch.setattr(ui_cache, "load_cohort", load)
+    return sizes, loaded
+
+
+def demo(seed: int) -> DataSource:
+    return DataSource("demo", demo_seed=seed)
+
+
+def test_cohort_bytes_counts_the_frames_deeply():
+    cohort = load_cohort(DataSource("demo", demo_patients=2))
+    expected = cohort.events.memory_usage(deep=True).sum() + cohort.features.memory_usage(deep=True).sum()
+    assert cohort_bytes(cohort) == expected
+    assert cohort_bytes(load_cohort(DataSource("demo", demo_patients=4))) > 1.5 * cohort_bytes(cohort)
+
+
+def test_evicts_by_bytes_least_recently_used_first(sized_loads):
+    sizes, loaded = sized_loads
+    sizes.update({0: 4, 1: 4, 2: 4, 3: 9})
+    cache = CohortCache(10 * MB)
+    cache.get(demo(0))
+    cache.get(demo(1))
+    assert cache.held_bytes() == pytest.approx(8 * MB, rel=0.01)
+    cache.get(demo(0))  # 0 is now the most recently used
+    cache.get(demo(2))  # 12 MB > 10: the least recently used, 1, goes
+    assert demo(1) not in cache.cache and demo(0) in cache.cache and demo(2) in cache.cache
+    assert cache.held_bytes() <= 10 * MB
+    cache.get(demo(3))  # 9 MB: everything else must go to make room
+    assert list(cache.cache) == [demo(3)]
+    assert loaded == [0, 1, 2, 3]
+    cache.get(demo(3))
+    assert loaded == [0, 1, 2, 3]  # a hit loads nothing
+
+
+def test_many_small_cohorts_fit_where_a_count_bound_would_drop_them(sized_loads):
+    sizes, loaded = sized_loads
+    sizes.update({k: 0.5 for k in range(30)})
+    cache = CohortCache(20 * MB)
+    for k in range(30):
+        cache.get(demo(k))
+    assert len(cache.cache) == 30  # st.cache_data(max_entries=8) kept 8
+    for k in range(30):
+        cache.get(demo(k))
+    assert len(loaded) == 30
+
+
+def test_a_cohort_bigger_than_the_budget_is_returned_not_kept(sized_loads):
+    sizes, loaded = sized_loads
+    sizes.update({0: 1, 1: 30})
+    cache = CohortCache(10 * MB)
+    cache.get(demo(0))
+    big = cache.get(demo(1))
+    assert cohort_bytes(big) > 10 * MB
+    assert demo(1) not in cache.cache and demo(0) in cache.cache
+    cache.get(demo(1))
+    assert loaded == [0, 1, 1]
+
+
+def test_concurrent_misses_load_once(monkeypatch):
+    loads = []
+
+    def slow_load(source):
+        loads.append(source)
+        time.sleep(0.2)
+        return fake_cohort(source, 0.1)
+
+    monkeypatch.setattr(ui_cache, "load_cohort", slow_load)
+    cache = CohortCache(10 * MB)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(cache.get(demo(0)))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(loads) == 1 and len(got) == 8 and all(g is got[0] for g in got)
+
+
+def test_a_failed_load_is_not_cached(monkeypatch):
+    calls = []
+
+    def failing(source):
+        calls.append(source)
+        raise ValueError("nothing usable")
+
+    monkeypatch.setattr(ui_cache, "load_cohort", failing)
+    cache = CohortCache(10 * MB)
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            cache.get(demo(0))
+    assert len(calls) == 2 and cache.held_bytes() == 0
+
+
+@pytest.mark.parametrize("raw, mb", [("64", 64), ("0.5", 0.5), ("", 512), ("-3", 512), ("lots", 512), ("0", 512)])
+def test_the_budget_comes_from_the_environment(raw, mb):
+    assert cohort_budget_bytes({"INSULIN_DASH_COHORT_CACHE_MB": raw}) == int(mb * MB)
+    assert cohort_budget_bytes({}) == 512 * MB
