@@ -3,6 +3,7 @@ scanned) and shows the data source and the model in use in the sidebar. Each pag
 ui.session.page_header (title + research-tool disclaimer); widgets that must survive a page switch
 use `persist_state="session"`."""
 import sys
+import threading
 
 import streamlit as st
 
@@ -21,22 +22,30 @@ PAGES = [
 ]
 
 
-
 def model_caption() -> None:
     ref = active_model_ref()
     st.caption(f":material/neurology: Model: {model_label(ref) if ref else 'none yet: train one'}")
 
 
-@st.fragment(run_every=0.3)
+def _import_registry() -> None:
+    import insulin_core.registry  # noqa: F401 (the slow import: torch)
+
+
+@st.cache_resource(show_spinner=False)
+def registry_import() -> threading.Thread:
+    """Once per server: import the registry in the background (the page's own runs stay free)."""
+    thread = threading.Thread(target=_import_registry, name="import-registry", daemon=True)
+    thread.start()
+    return thread
+
+
+@st.fragment(run_every=1.0)
 def model_caption_pending() -> None:
     """Speed: listing the saved models checks their weights, which imports torch (seconds). A fresh
-    server's first page does not wait for that: this placeholder is drawn, and its next timed run
-    (after the page is shown) imports the registry and reruns the app, which then draws the label."""
-    if st.session_state.setdefault("model_caption_waited", False):
-        import insulin_core.registry  # noqa: F401 (the slow import, now that the page is on screen)
-
+    server's first page does not wait for that: torch is imported in the background, this
+    placeholder looks once a second, and reruns the app (which then draws the label) when it is in."""
+    if not registry_import().is_alive():
         st.rerun()
-    st.session_state["model_caption_waited"] = True
     st.caption(":material/neurology: Model: checking the saved models...")
 
 
@@ -44,5 +53,8 @@ navigation = st.navigation(PAGES)
 st.session_state[DECLARED_PAGES_KEY] = True
 with st.sidebar:
     st.caption(f":material/database: {current_source().label}")
-    model_caption() if "insulin_core.registry" in sys.modules else model_caption_pending()
+    if "insulin_core.registry" in sys.modules or not registry_import().is_alive():  # in (or failed: show why)
+        model_caption()
+    else:
+        model_caption_pending()
 navigation.run()

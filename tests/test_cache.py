@@ -129,3 +129,56 @@ def test_a_failed_load_is_not_cached(monkeypatch):
 def test_the_budget_comes_from_the_environment(raw, mb):
     assert cohort_budget_bytes({"INSULIN_DASH_COHORT_CACHE_MB": raw}) == int(mb * MB)
     assert cohort_budget_bytes({}) == 512 * MB
+
+
+# ---- chart specs: built once, the same as st.altair_chart's own -------------------------------------
+def test_chart_spec_is_what_altair_chart_sends_and_is_built_once(monkeypatch):
+    from ui import charts
+    from ui.streamlit_internals import altair_spec
+
+    counts = pd.DataFrame({"kind": ["glucose", "regular"], "events": [10, 3]})
+    direct = altair_spec(charts.counts_bar(counts, "kind", "events", "Events by kind"))
+    built = []
+    real = charts.counts_bar
+    monkeypatch.setattr(charts, "counts_bar", lambda *a: built.append(a) or real(*a))
+    first = charts.chart_spec(charts.counts_bar, counts, "kind", "events", "Events by kind")
+    again = charts.chart_spec(charts.counts_bar, counts.copy(), "kind", "events", "Events by kind")
+    assert first == direct and again == direct and len(built) == 1
+    first["title"] = "changed by a caller"
+    assert charts.chart_spec(charts.counts_bar, counts, "kind", "events", "Events by kind") == direct
+    other = charts.chart_spec(charts.counts_bar, counts.assign(events=[11, 3]), "kind", "events", "Events by kind")
+    assert other["datasets"] != direct["datasets"] and len(built) == 2
+
+
+def test_whatif_specs_swap_the_data_into_the_same_structure():
+    """The fast What-if specs say what the Altair builders say, for any data."""
+    import json
+
+    from ui import charts
+
+    curve = pd.DataFrame({"glucose": [40.0, 200.0, 400.0], "dose": [0.0, 4.0, 9.0], "low": [0.0, 2.0, 6.0],
+                          "high": [1.0, 6.0, 12.0]})
+    real = pd.DataFrame({"glucose": [180.0], "dose": [5.0], "timestamp": [pd.Timestamp("1991-01-02 08:00")],
+                         "meal": ["typical"]})
+    specs = [charts.dose_response_spec(curve.assign(dose=curve["dose"] + k), real, {"glucose": 100.0 + k, "dose": 3.0,
+                                                                                    "low": 1.0, "high": 5.0})
+             for k in range(2)]
+    structure = [json.dumps({k: v for k, v in s.items() if k != "datasets"}, sort_keys=True) for s in specs]
+    assert structure[0] == structure[1]  # the browser updates the data in place
+    assert specs[0]["datasets"]["curve"]["dose"].tolist() == [0.0, 4.0, 9.0]
+    assert specs[1]["datasets"]["here"]["glucose"].tolist() == [101.0]
+    layers = specs[0]["layer"]
+    assert [layer["mark"]["type"] for layer in layers] == ["area", "line", "circle", "rule", "rule", "point"]
+    assert len(charts.dose_response_spec(curve, real, None)["layer"]) == 3
+
+    table = pd.DataFrame({"meal": ["none", "less", "typical", "more"], "dose": [1.0, 2.0, 3.0, 4.0],
+                          "low": [0.0] * 4, "high": [5.0] * 4, "recorded_median": [1.0, None, 3.0, None]})
+    meal = charts.meal_response_spec(table, "typical")
+    assert meal["datasets"]["meal"]["this"].tolist() == ["other", "other", "this scenario", "other"]
+    assert len(meal["datasets"]["meal_median"]) == 2
+
+    points = pd.DataFrame({"point": ["a", "b"], "timestamp": pd.to_datetime(["1991-01-01", "1991-01-02"]),
+                           "day_part": ["morning", "evening"], "glucose_now": [100.0, 200.0], "actual": [2.0, 4.0]})
+    timeline = charts.decision_timeline_spec(points, "b")
+    assert {"name": "timeline_picked", "value": "b"} in timeline["params"]
+    assert charts.decision_timeline_spec(points, None)["params"] != timeline["params"]

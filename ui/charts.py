@@ -7,10 +7,12 @@ left to the Streamlit theme except where a colour carries meaning (insulin types
 from __future__ import annotations
 
 import copy
+import hashlib
 import threading
 from collections.abc import Callable
 
 import altair as alt
+import cachetools
 import numpy as np
 import pandas as pd
 
@@ -49,25 +51,61 @@ def _faded(selection):
 # instead of embedding a new chart. Draw them with st.vega_lite_chart(spec).
 _SKELETONS: dict[tuple, dict] = {}
 _SKELETONS_LOCK = threading.Lock()
-_ALTAIR_DEFAULT_VIEW = {"continuousWidth": 300, "continuousHeight": 300}  # Streamlit drops Altair's theme
+
+
+def _fingerprint(value) -> object:
+    """A hashable stand-in for a builder argument: a frame by the hash of its content."""
+    if isinstance(value, pd.DataFrame | pd.Series):
+        digest = hashlib.sha1(pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes())
+        frame = value.to_frame() if isinstance(value, pd.Series) else value
+        return ("frame", digest.hexdigest(), tuple(map(str, frame.columns)), tuple(map(str, frame.dtypes)))
+    return repr(value)
+
+
+def _spec_bytes(spec: dict) -> int:
+    return sum(len(d) if isinstance(d, bytes) else 1024 for d in spec.get("datasets", {}).values()) + 4096
+
+
+# Specs of charts of the same data, shared by every rerun and session (the Patients and Overview
+# charts are the same for everyone looking at the same patients); bounded by their bytes.
+_SPECS = cachetools.LRUCache(maxsize=64 * 2**20, getsizeof=_spec_bytes)
+_SPECS_LOCK = threading.Lock()
+
+
+def chart_spec(builder: Callable[..., alt.TopLevelMixin], *args) -> dict:
+    """`builder(*args)` as the Vega-Lite spec st.altair_chart would send (draw it with
+    st.vega_lite_chart), built once for the same arguments (frames compared by content)."""
+    from ui.streamlit_internals import altair_spec
+
+    try:
+        key = (builder.__module__, builder.__qualname__, *map(_fingerprint, args))
+    except TypeError:  # a frame pandas cannot hash: build it every time
+        return altair_spec(builder(*args))
+    with _SPECS_LOCK:
+        spec = _SPECS.get(key)
+    if spec is None:
+        spec = altair_spec(builder(*args))
+        with _SPECS_LOCK:
+            try:
+                _SPECS[key] = spec
+            except ValueError:  # bigger than the whole budget: not kept
+                pass
+    shared = spec.get("datasets", {})
+    spec = copy.deepcopy({k: v for k, v in spec.items() if k != "datasets"})  # Streamlit edits what it is given
+    spec["datasets"] = dict(shared)  # Arrow bytes, never changed: shared
+    return spec
 
 
 def with_data(key: tuple, build: Callable[[], alt.TopLevelMixin], datasets: dict[str, pd.DataFrame],
               params: dict | None = None) -> dict:
     """The spec of `build()` (a chart over alt.NamedData of the `datasets` names), built once per
     `key` (what shapes the chart besides its data), with `datasets` and top-level `params` values set."""
+    from ui.streamlit_internals import altair_spec
+
     with _SKELETONS_LOCK:
         skeleton = _SKELETONS.get(key)
     if skeleton is None:
-        skeleton = build().to_dict()
-        view = skeleton.get("config", {}).get("view", {})
-        for name, value in _ALTAIR_DEFAULT_VIEW.items():
-            if view.get(name) == value:
-                del view[name]
-        if "config" in skeleton and not view:
-            skeleton["config"].pop("view", None)
-            if not skeleton["config"]:
-                del skeleton["config"]
+        skeleton = altair_spec(build())
         with _SKELETONS_LOCK:
             _SKELETONS[key] = skeleton
     spec = copy.deepcopy(skeleton)  # a small dict: Streamlit edits the spec it is given
