@@ -205,12 +205,30 @@ def table(rows: list[LoadSummary], data: str) -> str:
     return "\n".join(lines)
 
 
+PERFORMANCE = ROOT / "docs" / "performance.md"
+SESSIONS_HEADING = "## Concurrent sessions"
+
+
+def write_section(path: Path, heading: str, body: str) -> None:
+    """Replace (or append) one `## ` section of a markdown file, leaving the others as they are."""
+    text = path.read_text() if path.exists() else "# Performance\n"
+    start = text.find(heading + "\n")
+    if start < 0:
+        text = text.rstrip("\n") + f"\n\n{heading}\n\n{body}\n"
+    else:
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + f"{heading}\n\n{body}\n" + (text[end:] if end >= 0 else "")
+    path.write_text(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, nargs="+", default=[20, 50])
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--url", help="an already running server (else one is started here)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "load_sessions.md")
+    parser.add_argument("--docs", action="store_true", help=f"also write the table to docs/performance.md "
+                                                              f"under {SESSIONS_HEADING!r}")
     args = parser.parse_args(argv)
     aim94 = os.environ.get("AIM94_DIR")
     data = f"real AIM94 data ({aim94})" if aim94 else "demo cohort"
@@ -234,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     text = table(rows, data)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")
+    if args.docs:
+        write_section(PERFORMANCE, SESSIONS_HEADING, text)
     print(text)
     return 1 if any(s.errors for s in rows) else 0
 

@@ -78,6 +78,7 @@ per_patient = per_patient_of(table, part).rename(columns={"patient_id": "patient
 st.dataframe(per_patient, key="pred_per_patient", width="stretch", hide_index=True,
              column_config={c: st.column_config.NumberColumn(format="%.3f")
                             for c in per_patient.columns if per_patient[c].dtype.kind == "f"})
-st.download_button("Download the predictions (CSV)", table.to_csv(index=False).encode(),
+# the CSV is made when clicked (a callable), not on every rerun of every session
+st.download_button("Download the predictions (CSV)", lambda table=table: table.to_csv(index=False).encode(),
                    file_name=f"predictions-{bundle.name}.csv", mime="text/csv", key="pred_csv",
                    icon=":material/download:")

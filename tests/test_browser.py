@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.load_sessions import load, start_server
+from bench.load_sessions import load, start_server, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -383,18 +383,6 @@ def clicks_table(rows: dict[str, dict[str, list[float]]]) -> str:
             lines.append(f"| {data} | {names[key]} | {statistics.median(values):.3f} | {max(values):.3f} | {target} | "
                          + ", ".join(f"{v:.3f}" for v in values) + " |")
     return "\n".join(lines)
-
-
-def write_section(path: Path, heading: str, body: str) -> None:
-    """Replace (or append) one `## ` section of a markdown file, leaving the others as they are."""
-    text = path.read_text() if path.exists() else "# Performance\n"
-    start = text.find(heading + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + f"\n\n{heading}\n\n{body}\n"
-    else:
-        end = text.find("\n## ", start + len(heading))
-        text = text[:start] + f"{heading}\n\n{body}\n" + (text[end:] if end >= 0 else "")
-    path.write_text(text)
 
 
 @pytest.fixture(scope="module")

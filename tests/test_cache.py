@@ -182,3 +182,15 @@ def test_whatif_specs_swap_the_data_into_the_same_structure():
     timeline = charts.decision_timeline_spec(points, "b")
     assert {"name": "timeline_picked", "value": "b"} in timeline["params"]
     assert charts.decision_timeline_spec(points, None)["params"] != timeline["params"]
+
+
+def test_chart_spec_sends_only_the_columns_the_chart_names():
+    import pyarrow as pa
+
+    from ui import charts
+
+    counts = pd.DataFrame({"kind": ["glucose", "regular"], "events": [10, 3], "unused_wide_column": ["x" * 500] * 2})
+    spec = charts.chart_spec(charts.counts_bar, counts, "kind", "events", "Events by kind")
+    (data,) = spec["datasets"].values()
+    assert pa.ipc.open_stream(data).read_all().column_names[:2] == ["kind", "events"]
+    assert "unused_wide_column" not in pa.ipc.open_stream(data).read_all().column_names

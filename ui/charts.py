@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import threading
 from collections.abc import Callable
 
@@ -72,6 +73,26 @@ _SPECS = cachetools.LRUCache(maxsize=64 * 2**20, getsizeof=_spec_bytes)
 _SPECS_LOCK = threading.Lock()
 
 
+def _prune(spec: dict) -> dict:
+    """Only the columns the chart names go to the browser (the Patients charts got the cohort's 70
+    feature columns; they use 10). Conservative: a column whose name appears anywhere in the spec
+    text is kept, and nothing is pruned when a tooltip shows every field."""
+    import pyarrow as pa
+    from streamlit import dataframe_util
+
+    text = json.dumps({k: v for k, v in spec.items() if k != "datasets"})
+    if '"content": "data"' in text or '"tooltip": true' in text:
+        return spec
+    for name, data in spec.get("datasets", {}).items():
+        if not isinstance(data, bytes):
+            continue
+        frame = pa.ipc.open_stream(data).read_all().to_pandas()
+        unused = [c for c in frame.columns if json.dumps(str(c))[1:-1] not in text]
+        if unused:
+            spec["datasets"][name] = dataframe_util.convert_anything_to_arrow_bytes(frame.drop(columns=unused))
+    return spec
+
+
 def chart_spec(builder: Callable[..., alt.TopLevelMixin], *args) -> dict:
     """`builder(*args)` as the Vega-Lite spec st.altair_chart would send (draw it with
     st.vega_lite_chart), built once for the same arguments (frames compared by content)."""
@@ -80,11 +101,11 @@ def chart_spec(builder: Callable[..., alt.TopLevelMixin], *args) -> dict:
     try:
         key = (builder.__module__, builder.__qualname__, *map(_fingerprint, args))
     except TypeError:  # a frame pandas cannot hash: build it every time
-        return altair_spec(builder(*args))
+        return _prune(altair_spec(builder(*args)))
     with _SPECS_LOCK:
         spec = _SPECS.get(key)
     if spec is None:
-        spec = altair_spec(builder(*args))
+        spec = _prune(altair_spec(builder(*args)))
         with _SPECS_LOCK:
             try:
                 _SPECS[key] = spec
