@@ -230,6 +230,11 @@ LOOSE_FACTOR = 4
 CLICKS = OUT / "dashboard_clicks.md"
 PERFORMANCE = ROOT / "docs" / "performance.md"
 CLICKS_HEADING = "## Dashboard clicks"
+# The same test run on main before the speed work (bffa946), on the same machine, busy as this run
+# was (load average 12-15 from other jobs): kept here so the docs show both.
+BEFORE_CLICKS = """Before (main at bffa946, same test, same machine, load average 12-15), median s: demo cohort: start 23.2
+(heading 20.7), slider 1.68, patient switch 2.41, model switch 1.55; real AIM94: start 26.3 (heading 24.0), slider
+2.25, patient switch 3.35, model switch 4.30."""
 
 ARM_JS = """() => {  // count the script runs that end from now on (attribute running -> anything else)
     const app = document.querySelector('[data-testid="stApp"]');
@@ -317,14 +322,15 @@ def measure_clicks(browser, models: Path, aim94_dir: str | None, log_dir: Path, 
                    switches: int = 4) -> dict[str, list[float]]:
     """Seconds per interaction on fresh servers (see the docs/performance.md section for what each
     one covers). `models` holds `demo` and `tiny`."""
-    found: dict[str, list[float]] = {"start": [], "start_heading": [], "start_model_label": [], "slider": [],
-                                     "patient": [], "model": []}
+    found: dict[str, list[float]] = {"start": [], "start_health": [], "start_heading": [], "start_model_label": [],
+                                     "slider": [], "patient": [], "model": []}
     srv = None
     for n in range(starts):  # a fresh server each time: server start -> the Overview rendered
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(120_000)
         srv = start_server(models, aim94_dir=aim94_dir, log=log_dir / f"start-{n}.log")
+        found["start_health"].append(srv.healthy - srv.started)
         page.goto(srv.url)
         page.get_by_role("heading", name="insulin-dash", exact=True).first.wait_for()
         found["start_heading"].append(time.perf_counter() - srv.started)
@@ -372,6 +378,7 @@ def measure_clicks(browser, models: Path, aim94_dir: str | None, log_dir: Path, 
 def clicks_table(rows: dict[str, dict[str, list[float]]]) -> str:
     """Markdown: one row per (data, interaction): median, slowest, every run, the target."""
     names = {"start": "server start -> Overview rendered", "start_heading": "server start -> Overview heading shown",
+             "start_health": "server start -> server answers /_stcore/health (Streamlit's own start)",
              "start_model_label": "server start -> sidebar model label shown",
              "slider": "What-if glucose slider move -> new dose and charts", "patient": "What-if patient switch",
              "model": "What-if model switch (demo <-> tiny)"}
@@ -418,7 +425,7 @@ def test_fast_clicks(click_models, tmp_path):
             "`streamlit run` server started afresh for each start, `OMP_NUM_THREADS=1`; "
             f"{'an idle' if idle else 'a possibly busy'} 2-core machine). A time ends when the rerun has finished, "
             "the changed text is shown, every visible chart and table is drawn and two frames are painted.\n\n"
-            + clicks_table(rows))
+            + clicks_table(rows) + "\n\n" + BEFORE_CLICKS.replace("\n", " "))
     CLICKS.parent.mkdir(parents=True, exist_ok=True)
     CLICKS.write_text(f"{CLICKS_HEADING}\n\n{body}\n")
     if os.environ.get("INSULIN_DASH_SCREENSHOTS"):
