@@ -53,6 +53,12 @@ class Server:
     started: float  # perf_counter() just before the process was started
     healthy: float = 0.0  # perf_counter() when /_stcore/health first answered ok
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user + system, from /proc): unlike wall
+        times it does not grow when other jobs share the machine."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -173,6 +179,7 @@ class LoadSummary:
     wall_s: float
     errors: list[str]
     per_page_median: dict[str, float]
+    server_cpu_per_view_s: float = float("nan")  # server CPU seconds per page view (when the bench started it)
 
 
 def summarise(results: list[SessionResult], wall: float) -> LoadSummary:
@@ -185,21 +192,26 @@ def summarise(results: list[SessionResult], wall: float) -> LoadSummary:
                        slowest[1], wall, [e for r in results for e in r.errors], per_page)
 
 
-def load(url: str, n: int, warm: bool = True) -> LoadSummary:
+def load(url: str, n: int, warm: bool = True, server: Server | None = None) -> LoadSummary:
     """Measure `n` concurrent sessions; with `warm`, one session walks every page first (so the
     figures are about sharing the server, not the first visitor's cold caches)."""
     if warm:
         asyncio.run(run_session(url))
-    return summarise(*asyncio.run(run_sessions(url, n)))
+    cpu = server.cpu_seconds() if server else float("nan")
+    summary = summarise(*asyncio.run(run_sessions(url, n)))
+    if server:
+        summary.server_cpu_per_view_s = (server.cpu_seconds() - cpu) / (n * len(PAGES))
+    return summary
 
 
 def table(rows: list[LoadSummary], data: str) -> str:
     lines = [f"Data: {data}. Each session requests all {len(PAGES)} pages in turn; page time = request to the "
              "server's script_finished.", "",
-             "| sessions | median page (s) | 90th pct (s) | slowest page (s) | slowest is | whole load (s) | errors |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| sessions | median page (s) | 90th pct (s) | slowest page (s) | slowest is | whole load (s) | "
+             "server CPU per page view (s) | errors |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {s.sessions} | {s.median_s:.2f} | {s.p90_s:.2f} | {s.slowest_s:.2f} | {s.slowest_page} | "
-              f"{s.wall_s:.1f} | {len(s.errors)} |" for s in rows]
+              f"{s.wall_s:.1f} | {s.server_cpu_per_view_s:.3f} | {len(s.errors)} |" for s in rows]
     lines += ["", "Median per page (s): " + "; ".join(
         f"{s.sessions} sessions: " + ", ".join(f"{p} {t:.2f}" for p, t in s.per_page_median.items()) for s in rows)]
     return "\n".join(lines)
@@ -242,10 +254,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rows = []
             for n in args.sessions:
-                rows.append(load(url, n))
+                rows.append(load(url, n, server=server))
                 s = rows[-1]
                 print(f"{n} sessions: median {s.median_s:.2f} s, slowest {s.slowest_s:.2f} s ({s.slowest_page}), "
-                      f"{len(s.errors)} errors {s.errors[:3]}", flush=True)
+                      f"server CPU {s.server_cpu_per_view_s:.3f} s a page view, {len(s.errors)} errors {s.errors[:3]}",
+                      flush=True)
         finally:
             if server:
                 server.stop()
