@@ -218,18 +218,32 @@ def table(rows: list[LoadSummary], data: str) -> str:
 
 
 PERFORMANCE = ROOT / "docs" / "performance.md"
-SESSIONS_HEADING = "## Concurrent sessions"
+SESSIONS_HEADING = "### Latest run of bench/load_sessions.py"  # inside "## Concurrent sessions"
 
 
-def write_section(path: Path, heading: str, body: str) -> None:
-    """Replace (or append) one `## ` section of a markdown file, leaving the others as they are."""
+def write_section(path: Path, heading: str, body: str, parent: str = "") -> None:
+    """Replace the section `heading` ("## ..." or "### ...") of a markdown file up to the next heading
+    of its level or above, leaving the rest as it is; a missing one is added at the end of `parent`
+    (a "## " section) or of the file."""
     text = path.read_text() if path.exists() else "# Performance\n"
+    level = heading.split(" ", 1)[0]
+    ends = [f"\n{'#' * n} " for n in range(2, len(level) + 1)]
+
+    def end_of(start: int) -> int:
+        found = [i for i in (text.find(e, start) for e in ends) if i >= 0]
+        return min(found) if found else len(text)
+
+    block = f"{heading}\n\n{body.rstrip()}\n"
     start = text.find(heading + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + f"\n\n{heading}\n\n{body}\n"
+    if start >= 0:
+        end = end_of(start + len(heading))
+        text = text[:start] + block + ("\n" + text[end:].lstrip("\n") if end < len(text) else "")
+    elif parent and (p := text.find(parent + "\n")) >= 0:
+        end = text.find("\n## ", p + len(parent))
+        end = len(text) if end < 0 else end
+        text = text[:end].rstrip("\n") + f"\n\n{block}" + ("\n" + text[end:].lstrip("\n") if end < len(text) else "")
     else:
-        end = text.find("\n## ", start + len(heading))
-        text = text[:start] + f"{heading}\n\n{body}\n" + (text[end:] if end >= 0 else "")
+        text = text.rstrip("\n") + f"\n\n{block}"
     path.write_text(text)
 
 
@@ -266,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")
     if args.docs:
-        write_section(PERFORMANCE, SESSIONS_HEADING, text)
+        write_section(PERFORMANCE, SESSIONS_HEADING, text, parent="## Concurrent sessions")
     print(text)
     return 1 if any(s.errors for s in rows) else 0
 

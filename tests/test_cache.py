@@ -194,3 +194,16 @@ def test_chart_spec_sends_only_the_columns_the_chart_names():
     (data,) = spec["datasets"].values()
     assert pa.ipc.open_stream(data).read_all().column_names[:2] == ["kind", "events"]
     assert "unused_wide_column" not in pa.ipc.open_stream(data).read_all().column_names
+
+
+def test_the_measured_tables_replace_only_their_own_docs_subsection(tmp_path):
+    from bench.load_sessions import write_section
+
+    doc = tmp_path / "performance.md"
+    doc.write_text("# Performance\n\n## Dashboard clicks\n\nby hand\n\n## Concurrent sessions\n\nalso by hand\n")
+    write_section(doc, "### Latest run", "first table", parent="## Dashboard clicks")
+    write_section(doc, "### Latest run", "second table", parent="## Dashboard clicks")
+    text = doc.read_text()
+    assert text.count("### Latest run") == 1 and "second table" in text and "first table" not in text
+    assert text.index("by hand") < text.index("second table") < text.index("## Concurrent sessions")
+    assert "also by hand" in text

@@ -7,10 +7,9 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
-
-from typing import TYPE_CHECKING
 
 from insulin_core.aim94 import load_texts, patient_id_of
 from insulin_core.dataset import Cohort, cohort_from_load
