@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import os
 import shutil
 import socket
@@ -192,13 +193,20 @@ def summarise(results: list[SessionResult], wall: float) -> LoadSummary:
                        slowest[1], wall, [e for r in results for e in r.errors], per_page)
 
 
+def _run(coroutine):
+    """asyncio.run in a thread of its own: the caller's thread may run a loop already (Playwright's
+    sync API in the browser tests does)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def load(url: str, n: int, warm: bool = True, server: Server | None = None) -> LoadSummary:
     """Measure `n` concurrent sessions; with `warm`, one session walks every page first (so the
     figures are about sharing the server, not the first visitor's cold caches)."""
     if warm:
-        asyncio.run(run_session(url))
+        _run(run_session(url))
     cpu = server.cpu_seconds() if server else float("nan")
-    summary = summarise(*asyncio.run(run_sessions(url, n)))
+    summary = summarise(*_run(run_sessions(url, n)))
     if server:
         summary.server_cpu_per_view_s = (server.cpu_seconds() - cpu) / (n * len(PAGES))
     return summary
