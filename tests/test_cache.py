@@ -207,3 +207,19 @@ def test_the_measured_tables_replace_only_their_own_docs_subsection(tmp_path):
     assert text.count("### Latest run") == 1 and "second table" in text and "first table" not in text
     assert text.index("by hand") < text.index("second table") < text.index("## Concurrent sessions")
     assert "also by hand" in text
+
+
+def test_the_overview_imports_neither_torch_nor_sklearn():
+    """The first page a user sees must not wait seconds for torch or scikit-learn (app.py imports the
+    registry in the background after it): what app.py and the Overview import stays free of them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys\n"
+            "import ui.session, ui.cache, ui.charts, insulin_core.download, insulin_core.labels, insulin_core.source\n"
+            "print(sorted(m for m in ('torch', 'sklearn') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
