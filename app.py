@@ -2,6 +2,9 @@
 scanned) and shows the data source and the model in use in the sidebar. Each page starts with
 ui.session.page_header (title + research-tool disclaimer); widgets that must survive a page switch
 use `persist_state="session"`."""
+import sys
+import threading
+
 import streamlit as st
 
 from ui.session import DECLARED_PAGES_KEY, active_model_ref, current_source, model_label
@@ -19,11 +22,41 @@ PAGES = [
     st.Page("pages/whatif.py", title="What-if", icon=":material/tune:"),
 ]
 
+
+def model_caption() -> None:
+    ref = active_model_ref()
+    st.caption(f":material/neurology: Model: {model_label(ref) if ref else 'none yet: train one'}")
+
+
+def _import_registry() -> None:
+    import insulin_core.registry  # noqa: F401 (the slow import: torch)
+
+
+@st.cache_resource(show_spinner=False)
+def registry_import() -> threading.Thread:
+    """Once per server: import the registry in the background (the page's own runs stay free)."""
+    thread = threading.Thread(target=_import_registry, name="import-registry", daemon=True)
+    thread.start()
+    return thread
+
+
+@st.fragment(run_every=1.0)
+def model_caption_pending() -> None:
+    """Speed: listing the saved models checks their weights, which imports torch (seconds). A fresh
+    server's first page does not wait for that: torch is imported in the background, this
+    placeholder looks once a second, and reruns the app (which then draws the label) when it is in."""
+    if not registry_import().is_alive():
+        st.rerun()
+    st.caption(":material/neurology: Model: checking the saved models...")
+
+
 navigation = st.navigation(PAGES)
 st.session_state[DECLARED_PAGES_KEY] = True
 track_runs()  # the owner token stays in the URL; a finished run becomes the active model (ui/training.py)
 with st.sidebar:
     st.caption(f":material/database: {current_source().label}")
-    ref = active_model_ref()
-    st.caption(f":material/neurology: Model: {model_label(ref) if ref else 'none yet: train one'}")
+    if "insulin_core.registry" in sys.modules or not registry_import().is_alive():  # in (or failed: show why)
+        model_caption()
+    else:
+        model_caption_pending()
 navigation.run()

@@ -23,6 +23,7 @@ import torch
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError,
                       model_validator)
 
+from .errors import BundleError  # noqa: F401 (defined torch-free for the pages; still importable from here)
 from .features import NOW_FEATURES, SEQ_FEATURES
 from .intervals import P_DOSE_BANDS
 from .configs import MAX_PATIENTS, ModelConfig, TrainConfig, check_keys
@@ -33,10 +34,6 @@ from .windows import WindowConfig
 
 FORMAT_VERSION = 1
 NAME_REGEX = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
-
-
-class BundleError(Exception):
-    """A bundle that cannot be used, with a message naming what is wrong."""
 
 
 def _config(cls):

@@ -1,6 +1,7 @@
 """One call from a data source to model-ready features: events -> timeline -> features."""
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ class Cohort:
     report: QualityReport
     features: pd.DataFrame  # one row per (patient, timestamp) with SEQ/NOW feature columns
 
-    @property
+    @functools.cached_property  # a hash of every event: once per cohort, not once per page view
     def fingerprint(self) -> str:
         return data_fingerprint(self.events)
 

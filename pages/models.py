@@ -58,7 +58,7 @@ with tab_compare:
         model_only = metrics[metrics["scored"] == "model"]
         st.dataframe(model_only.drop(columns="scored"), key="models_compare_table", width="stretch", hide_index=True)
         long = model_only.melt(id_vars=["model"], value_vars=["mae", "rmse", "r2", "within_1u"], var_name="metric")
-        st.altair_chart(charts.compare_models(long), width="stretch")
+        st.vega_lite_chart(charts.chart_spec(charts.compare_models, long), width="stretch")
         with st.expander("Each model beside the baselines it was scored with"):
             st.dataframe(metrics, width="stretch", hide_index=True)
 

@@ -100,7 +100,7 @@ st.markdown(
 by_kind = pd.DataFrame({"kind": list(summary["events_by_kind"]), "events": list(summary["events_by_kind"].values())})
 report = cohort.report
 left, right = st.columns(2)
-left.altair_chart(charts.counts_bar(by_kind, "kind", "events", "Events by kind"), width="stretch")
+left.vega_lite_chart(charts.chart_spec(charts.counts_bar, by_kind, "kind", "events", "Events by kind"), width="stretch")
 with right:
     st.subheader("Data quality")
     st.write(f"{report.lines:,} lines read, {report.accepted:,} accepted, {report.rejected_total:,} rejected.")

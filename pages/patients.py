@@ -33,7 +33,7 @@ if shown.empty:
     st.info("No diary entries in this span; widen it.", icon=":material/info:")
     st.stop()
 
-st.altair_chart(charts.patient_timeline(shown), width="stretch")
+st.vega_lite_chart(charts.chart_spec(charts.patient_timeline, shown), width="stretch")
 left, right = st.columns(2)
-left.altair_chart(charts.daily_pattern(tl), width="stretch")
-right.altair_chart(charts.sliding_scale(tl), width="stretch")
+left.vega_lite_chart(charts.chart_spec(charts.daily_pattern, tl), width="stretch")
+right.vega_lite_chart(charts.chart_spec(charts.sliding_scale, tl), width="stretch")

@@ -52,15 +52,15 @@ week = st.select_slider("Week starting", weeks, key="pred_week", persist_state="
 in_week = rows[rows["week"].dt.date == week]
 st.caption(f"Patient {patient}, week of {week:%d %b %Y}: {len(in_week)} decision points "
            f"({', '.join(f'{n} {p}' for p, n in in_week['part'].value_counts().items())}).")
-st.altair_chart(charts.actual_vs_predicted(in_week, ["predicted", *baselines]), width="stretch")
+st.vega_lite_chart(charts.chart_spec(charts.actual_vs_predicted, in_week, ["predicted", *baselines]), width="stretch")
 
 scored = rows if part == "all" else rows[rows["part"] == part]
 if scored.empty:
     st.info(f"Patient {patient} has no {part} windows with this model's split.", icon=":material/info:")
 else:
     left, right = st.columns(2)
-    left.altair_chart(charts.predicted_scatter(scored), width="stretch")
-    right.altair_chart(charts.residuals(scored), width="stretch")
+    left.vega_lite_chart(charts.chart_spec(charts.predicted_scatter, scored), width="stretch")
+    right.vega_lite_chart(charts.chart_spec(charts.residuals, scored), width="stretch")
     st.dataframe(plain_table(metrics_of(scored, "all")), key="pred_patient_metrics", width="stretch", hide_index=True,
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in METRIC_LABELS.values()})
 
@@ -78,6 +78,7 @@ per_patient = per_patient_of(table, part).rename(columns={"patient_id": "patient
 st.dataframe(per_patient, key="pred_per_patient", width="stretch", hide_index=True,
              column_config={c: st.column_config.NumberColumn(format="%.3f")
                             for c in per_patient.columns if per_patient[c].dtype.kind == "f"})
-st.download_button("Download the predictions (CSV)", table.to_csv(index=False).encode(),
+# the CSV is made when clicked (a callable), not on every rerun of every session
+st.download_button("Download the predictions (CSV)", lambda table=table: table.to_csv(index=False).encode(),
                    file_name=f"predictions-{bundle.name}.csv", mime="text/csv", key="pred_csv",
                    icon=":material/download:")

@@ -42,12 +42,47 @@ def _shared_engine(bundle_id: tuple, fingerprint: str, _bundle: ModelBundle, _co
 
 def engine_for(bundle: ModelBundle, cohort) -> WhatIf:
     if bundle.path is not None:
-        return _shared_engine(bundle_key(bundle), cohort.fingerprint, bundle, cohort)
+        return _shared_engine(*shared_engine_key(bundle, cohort), bundle, cohort)
     key = (bundle.name, id(bundle), cohort.fingerprint)
     held = st.session_state.get("whatif_session_engine")
     if held is None or held[0] != key:
         held = st.session_state["whatif_session_engine"] = (key, WhatIf(bundle, cohort.events, cohort.features))
     return held[1]
+
+
+def shared_engine_key(bundle: ModelBundle, cohort) -> tuple | None:
+    """What names a shared engine (a saved bundle on a cohort); None for a model of this session."""
+    return None if bundle.path is None else (bundle_key(bundle), cohort.fingerprint)
+
+
+# Speed: answers are shared by every session and rerun that asks the same scenario of the same engine
+# (the first view of a moment is the same for everyone; a slider moved back is asked again).
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _shared_answers(engine_key: tuple, scenario_key: str, _engine: WhatIf, _scenario: Scenario) -> tuple:
+    return _answers(_engine, _scenario)
+
+
+def _answers(engine: WhatIf, scenario: Scenario) -> tuple:
+    return (engine.predict(scenario, rebuild=False), engine.sweep_glucose(scenario, points=100),
+            engine.sweep_meal(scenario), engine.explain(scenario))
+
+
+def answers(engine: WhatIf, engine_key: tuple | None, scenario: Scenario) -> tuple:
+    """(prediction, glucose sweep, meal sweep, explanation) of a scenario; raises CORE_ERRORS."""
+    if engine_key is None:
+        return _answers(engine, scenario)
+    return _shared_answers(engine_key, repr(scenario), engine, scenario)
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _shared_recorded(engine_key: tuple, patient: int, at_key: str, _engine: WhatIf, _scenario: Scenario):
+    return _engine.predict(_scenario)
+
+
+def recorded_prediction(engine: WhatIf, engine_key: tuple | None, patient: int, at):
+    scenario = Scenario(patient, at)
+    return engine.predict(scenario) if engine_key is None else _shared_recorded(engine_key, patient, str(at), engine,
+                                                                                  scenario)
 
 
 def level_name(value: float) -> str:
@@ -85,6 +120,7 @@ with shows_errors("This model does not fit the data in use"):
         st.info(note, icon=":material/info:")
     points = decision_points(window_key(bundle), cohort.source, cohort)
     engine = engine_for(bundle, cohort)
+engine_key = shared_engine_key(bundle, cohort)
 length = window_cfg.length
 
 patients = sorted(int(p) for p in points["patient_id"].unique())
@@ -103,8 +139,8 @@ point = point_col.selectbox(
     format_func=lambda p: NEXT_LABEL if p == NEXT else f"{p} ({day_parts[p]})")
 at = NEXT if point == NEXT else pd.Timestamp(point)
 
-st.altair_chart(charts.decision_timeline(mine[["point", "timestamp", "day_part", "glucose_now", "actual"]], point),
-                key="whatif_timeline", on_select=pick_from_timeline, selection_mode="timeline_pick", width="stretch")
+st.vega_lite_chart(charts.decision_timeline_spec(mine[["point", "timestamp", "day_part", "glucose_now", "actual"]], point),
+                   key="whatif_timeline", on_select=pick_from_timeline, selection_mode="timeline_pick", width="stretch")
 
 # ---- the actual window and dose -----------------------------------------------------------------
 patient_rows = cohort.features.index[cohort.features["patient_id"] == patient]
@@ -128,7 +164,7 @@ dose_col.metric("Regular actually given here", "not yet" if actual_dose is None 
                 f"{dose_window} minutes later, before the next decision point.")
 
 with shows_errors("Could not rebuild this decision point"):
-    recorded = engine.predict(Scenario(patient, at))
+    recorded = recorded_prediction(engine, engine_key, patient, at)
 history = window.iloc[:length] if at != NEXT else window
 readings = [(i, ts, float(g)) for i, (ts, g) in enumerate(zip(history["timestamp"], history["glucose"])) if pd.notna(g)]
 rec = recorded.inputs
@@ -167,8 +203,8 @@ def edits_text(scenario: Scenario) -> str:
 
 
 @st.fragment
-def scenario_panel(engine: WhatIf, model_name: str, patient: int, at, recorded_widgets: dict, readings: list,
-                   actual_dose: float | None) -> None:
+def scenario_panel(engine: WhatIf, engine_key: tuple | None, model_name: str, patient: int, at, recorded_widgets: dict,
+                   readings: list, actual_dose: float | None) -> None:
     st.subheader("Change the moment")
     g_col, time_col = st.columns([3, 2])
     with g_col:
@@ -197,10 +233,7 @@ def scenario_panel(engine: WhatIf, model_name: str, patient: int, at, recorded_w
         st.error(message, icon=":material/block:")
     try:
         scenario = Scenario(patient, at, **edits)
-        prediction = engine.predict(scenario, rebuild=False)
-        glucose_sweep = engine.sweep_glucose(scenario, points=100)
-        meal_sweep = engine.sweep_meal(scenario)
-        explanation = engine.explain(scenario)
+        prediction, glucose_sweep, meal_sweep, explanation = answers(engine, engine_key, scenario)
     except CORE_ERRORS as exc:
         st.error(f"Could not predict this scenario: {exc}", icon=":material/error:")
         return
@@ -224,8 +257,10 @@ def scenario_panel(engine: WhatIf, model_name: str, patient: int, at, recorded_w
     curve_col, meal_chart_col = st.columns([3, 2])
     current = None if p.inputs["glucose_now"] is None else {
         "glucose": p.inputs["glucose_now"], "dose": p.dose, "low": p.low, "high": p.high}
-    curve_col.altair_chart(charts.dose_response(glucose_sweep.table(), glucose_sweep.real_doses, current), width="stretch")
-    meal_chart_col.altair_chart(charts.meal_response(meal_sweep.table(), p.inputs["meal_now"]), width="stretch")
+    # specs built once, data swapped in (ui/charts.py with_data): a slider move rebuilds no chart
+    curve_col.vega_lite_chart(charts.dose_response_spec(glucose_sweep.table(), glucose_sweep.real_doses, current),
+                              width="stretch")
+    meal_chart_col.vega_lite_chart(charts.meal_response_spec(meal_sweep.table(), p.inputs["meal_now"]), width="stretch")
 
     heat_col, why_col = st.columns([3, 2])
     heat_col.altair_chart(charts.attribution_heatmap(explanation.seq.rename(columns=FEATURE_LABELS)), width="stretch")
@@ -272,4 +307,4 @@ def saved_panel(p, model_name: str) -> None:
         st.rerun(scope="fragment")
 
 
-scenario_panel(engine, bundle.name, patient, at, recorded_widgets, readings, actual_dose)
+scenario_panel(engine, engine_key, bundle.name, patient, at, recorded_widgets, readings, actual_dose)

@@ -6,7 +6,14 @@ left to the Streamlit theme except where a colour carries meaning (insulin types
 """
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
+import threading
+from collections.abc import Callable
+
 import altair as alt
+import cachetools
 import numpy as np
 import pandas as pd
 
@@ -34,6 +41,100 @@ def _legend_toggle(field: str, name: str = "legend"):
 
 def _faded(selection):
     return alt.when(selection).then(alt.value(1.0)).otherwise(alt.value(0.08))
+
+
+# ---- speed: a chart's Vega-Lite spec built once, its data swapped in ----------------------------------
+# Building an Altair chart and converting it to Vega-Lite costs 50-250 ms of Python per chart
+# (Altair's object model, copies and schema checks), on every rerun of every session. The What-if
+# charts keep their structure while their data change (a slider move, a patient switch), so their
+# builders are run once per structure with named data (alt.NamedData), and each rerun only fills
+# the datasets. The same spec text each time also lets the browser update the data in place
+# instead of embedding a new chart. Draw them with st.vega_lite_chart(spec).
+_SKELETONS: dict[tuple, dict] = {}
+_SKELETONS_LOCK = threading.Lock()
+
+
+def _fingerprint(value) -> object:
+    """A hashable stand-in for a builder argument: a frame by the hash of its content."""
+    if isinstance(value, pd.DataFrame | pd.Series):
+        digest = hashlib.sha1(pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes())
+        frame = value.to_frame() if isinstance(value, pd.Series) else value
+        return ("frame", digest.hexdigest(), tuple(map(str, frame.columns)), tuple(map(str, frame.dtypes)))
+    return repr(value)
+
+
+def _spec_bytes(spec: dict) -> int:
+    return sum(len(d) if isinstance(d, bytes) else 1024 for d in spec.get("datasets", {}).values()) + 4096
+
+
+# Specs of charts of the same data, shared by every rerun and session (the Patients and Overview
+# charts are the same for everyone looking at the same patients); bounded by their bytes.
+_SPECS = cachetools.LRUCache(maxsize=64 * 2**20, getsizeof=_spec_bytes)
+_SPECS_LOCK = threading.Lock()
+
+
+def _prune(spec: dict) -> dict:
+    """Only the columns the chart names go to the browser (the Patients charts got the cohort's 70
+    feature columns; they use 10). Conservative: a column whose name appears anywhere in the spec
+    text is kept, and nothing is pruned when a tooltip shows every field."""
+    import pyarrow as pa
+    from streamlit import dataframe_util
+
+    text = json.dumps({k: v for k, v in spec.items() if k != "datasets"})
+    if '"content": "data"' in text or '"tooltip": true' in text:
+        return spec
+    for name, data in spec.get("datasets", {}).items():
+        if not isinstance(data, bytes):
+            continue
+        frame = pa.ipc.open_stream(data).read_all().to_pandas()
+        unused = [c for c in frame.columns if json.dumps(str(c))[1:-1] not in text]
+        if unused:
+            spec["datasets"][name] = dataframe_util.convert_anything_to_arrow_bytes(frame.drop(columns=unused))
+    return spec
+
+
+def chart_spec(builder: Callable[..., alt.TopLevelMixin], *args) -> dict:
+    """`builder(*args)` as the Vega-Lite spec st.altair_chart would send (draw it with
+    st.vega_lite_chart), built once for the same arguments (frames compared by content)."""
+    from ui.streamlit_internals import altair_spec
+
+    try:
+        key = (builder.__module__, builder.__qualname__, *map(_fingerprint, args))
+    except TypeError:  # a frame pandas cannot hash: build it every time
+        return _prune(altair_spec(builder(*args)))
+    with _SPECS_LOCK:
+        spec = _SPECS.get(key)
+    if spec is None:
+        spec = _prune(altair_spec(builder(*args)))
+        with _SPECS_LOCK:
+            try:
+                _SPECS[key] = spec
+            except ValueError:  # bigger than the whole budget: not kept
+                pass
+    shared = spec.get("datasets", {})
+    spec = copy.deepcopy({k: v for k, v in spec.items() if k != "datasets"})  # Streamlit edits what it is given
+    spec["datasets"] = dict(shared)  # Arrow bytes, never changed: shared
+    return spec
+
+
+def with_data(key: tuple, build: Callable[[], alt.TopLevelMixin], datasets: dict[str, pd.DataFrame],
+              params: dict | None = None) -> dict:
+    """The spec of `build()` (a chart over alt.NamedData of the `datasets` names), built once per
+    `key` (what shapes the chart besides its data), with `datasets` and top-level `params` values set."""
+    from ui.streamlit_internals import altair_spec
+
+    with _SKELETONS_LOCK:
+        skeleton = _SKELETONS.get(key)
+    if skeleton is None:
+        skeleton = altair_spec(build())
+        with _SKELETONS_LOCK:
+            _SKELETONS[key] = skeleton
+    spec = copy.deepcopy(skeleton)  # a small dict: Streamlit edits the spec it is given
+    for param in spec.get("params", []):
+        if params and param.get("name") in params:
+            param["value"] = params[param["name"]]
+    spec["datasets"] = dict(datasets)
+    return spec
 
 
 # ---- overview -------------------------------------------------------------------------------
@@ -233,6 +334,7 @@ def decision_timeline(points: pd.DataFrame, selected: str | None) -> alt.LayerCh
     """One mark per decision point (columns point, timestamp, day_part, glucose_now, actual): click one
     to pick it (selection `timeline_pick`, field `point`); drag to pan, scroll to zoom in time."""
     pick = alt.selection_point(fields=["point"], on="click", name="timeline_pick", clear=False)
+    picked = alt.param(name="timeline_picked", value=selected or "")  # a value, not spec text: see with_data
     base = alt.Chart(points).encode(
         x=alt.X("timestamp:T", title=None, axis=alt.Axis(format="%d %b")),
         y=alt.Y("day_part:N", title=None, sort=["morning", "afternoon", "evening", "night"]),
@@ -244,10 +346,10 @@ def decision_timeline(points: pd.DataFrame, selected: str | None) -> alt.LayerCh
                  alt.Tooltip("glucose_now:Q", title="glucose (mg/dL)", format=".0f"),
                  alt.Tooltip("actual:Q", title="Regular given (U)", format=".0f")],
     ).add_params(pick, _zoom_x("timeline_zoom"))
-    ring = base.transform_filter(alt.datum.point == (selected or "")).mark_point(
+    ring = base.transform_filter(alt.datum.point == picked).mark_point(
         size=220, strokeWidth=2.5, color=WHATIF_COLOURS["current"], filled=False)
     # discrete y: a step per row (a fixed height is squeezed by st.altair_chart's own sizing)
-    return (dots + ring).properties(height=alt.Step(22), width="container",
+    return (dots + ring).add_params(picked).properties(height=alt.Step(22), width="container",
                                     title="Decision points: click one to pick it (drag to pan, scroll to zoom)")
 
 
@@ -268,7 +370,7 @@ def dose_response(curve: pd.DataFrame, real: pd.DataFrame, current: dict | None)
                  alt.Tooltip("dose:Q", title="Regular given (U)", format=".0f"), "meal:N"])
     layers = [band, line, dots]
     if current is not None:
-        here = pd.DataFrame([current])
+        here = current if isinstance(current, alt.NamedData) else pd.DataFrame([current])
         layers += [
             alt.Chart(here).mark_rule(color=WHATIF_COLOURS["current"], strokeDash=[4, 3]).encode(x=x),
             alt.Chart(here).mark_rule(color=WHATIF_COLOURS["current"], strokeWidth=3).encode(x=x, y="low:Q", y2="high:Q"),
@@ -281,10 +383,17 @@ def dose_response(curve: pd.DataFrame, real: pd.DataFrame, current: dict | None)
         height=280, title="Dose response: model (line, 90% band) and their recorded doses (dots)")
 
 
-def meal_response(table: pd.DataFrame, current: str | None) -> alt.LayerChart:
-    """Predicted dose per meal size now (columns meal, dose, low, high, recorded_median); the
-    scenario's own meal size stands out; the recorded median at that meal size is a tick."""
+def meal_response_data(table: pd.DataFrame, current: str | None) -> dict[str, pd.DataFrame]:
     d = table.assign(this=np.where(table["meal"] == current, "this scenario", "other"))
+    return {"meal": d, "meal_median": d.dropna(subset=["recorded_median"])}
+
+
+def meal_response(table: pd.DataFrame | None, current: str | None) -> alt.LayerChart:
+    """Predicted dose per meal size now (columns meal, dose, low, high, recorded_median); the
+    scenario's own meal size stands out; the recorded median at that meal size is a tick. With
+    `table` None the chart reads the named data of meal_response_data (see with_data)."""
+    d, with_median = ((alt.NamedData("meal"), alt.NamedData("meal_median")) if table is None else
+                      meal_response_data(table, current).values())
     x = alt.X("meal:N", title="meal now", sort=LEVEL_ORDER)
     bars = alt.Chart(d).mark_bar(size=28).encode(
         x=x, y=alt.Y("dose:Q", title="Regular dose (units)"),
@@ -294,9 +403,30 @@ def meal_response(table: pd.DataFrame, current: str | None) -> alt.LayerChart:
                  alt.Tooltip("high:Q", title="90% high", format=".0f"),
                  alt.Tooltip("recorded_median:Q", title="their median dose", format=".1f")])
     whiskers = alt.Chart(d).mark_rule(strokeWidth=2, color="gray").encode(x=x, y="low:Q", y2="high:Q")
-    median = alt.Chart(d.dropna(subset=["recorded_median"])).mark_tick(
+    median = alt.Chart(with_median).mark_tick(
         thickness=3, size=34, color=WHATIF_COLOURS["recorded"]).encode(x=x, y="recorded_median:Q")
     return (bars + whiskers + median).properties(height=280, title="By meal size (tick: their median dose)")
+
+
+def dose_response_spec(curve: pd.DataFrame, real: pd.DataFrame, current: dict | None) -> dict:
+    """dose_response as a Vega-Lite spec, built once per structure (see with_data)."""
+    key = ("dose_response", current is None, tuple(curve.columns), tuple(real.columns))
+    here = None if current is None else alt.NamedData("here")
+    data = {"curve": curve, "real": real, **({} if current is None else {"here": pd.DataFrame([current])})}
+    return with_data(key, lambda: dose_response(alt.NamedData("curve"), alt.NamedData("real"), here), data)
+
+
+def meal_response_spec(table: pd.DataFrame, current: str | None) -> dict:
+    """meal_response as a Vega-Lite spec, built once (see with_data)."""
+    return with_data(("meal_response", tuple(table.columns)), lambda: meal_response(None, None),
+                     meal_response_data(table, current))
+
+
+def decision_timeline_spec(points: pd.DataFrame, selected: str | None) -> dict:
+    """decision_timeline as a Vega-Lite spec, built once (see with_data)."""
+    return with_data(("decision_timeline", tuple(points.columns)),
+                     lambda: decision_timeline(alt.NamedData("points"), None), {"points": points},
+                     params={"timeline_picked": selected or ""})
 
 
 def attribution_heatmap(seq: pd.DataFrame) -> alt.Chart:

@@ -7,18 +7,23 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from insulin_core.aim94 import load_texts, patient_id_of
-from insulin_core.baselines import BASELINES
 from insulin_core.dataset import Cohort, cohort_from_load
 from insulin_core.download import DownloadError
-from insulin_core.registry import BundleError, ModelBundle, list_bundles
+from insulin_core.errors import BundleError
 from insulin_core.source import DataSource, resolve_source, upload_source
 from insulin_core.windows import WindowError
 from ui.cache import cached_cohort, load_saved, models_dir
 from ui.streamlit_internals import DECLARED_PAGES_KEY, leave_legacy_pages_mode  # noqa: F401 (app.py reads the key)
+
+if TYPE_CHECKING:
+    from insulin_core.registry import ModelBundle
+# Speed: torch (registry) and scikit-learn (baselines) are imported where first used, not here, so the
+# Overview opens without them (they take seconds to import); see app.py's sidebar.
 
 DISCLAIMER = (
     "**Research and demo tool, not a dosing device.** Predictions come from a model trained on "
@@ -27,7 +32,7 @@ DISCLAIMER = (
 SHIPPED_MODEL = "demo"
 # The fast baselines; the two gradient-boosting ones take seconds each, so they are opt-in.
 # Every baseline, the gradient-boosting ones (the strongest) included: a model is judged beside all of them.
-DEFAULT_BASELINES = list(BASELINES)
+# DEFAULT_BASELINES = list(BASELINES), computed on first use (module __getattr__ below): it imports sklearn.
 # Uploads are parsed in memory and kept per session: bound how much one visitor can make us hold.
 MAX_UPLOADS_PER_SESSION = 20
 MAX_UPLOAD_FILES = 100  # the real set is 70 files
@@ -35,6 +40,14 @@ MAX_UPLOAD_BYTES = 64 * 2**20  # the real set is under 1 MB
 # Errors the core raises for bad input; anything else is a bug and is shown as one (see shows_errors).
 CORE_ERRORS = (WindowError, ValueError, BundleError, DownloadError, FileNotFoundError, NotADirectoryError,
                PermissionError, OSError)
+
+
+def __getattr__(name: str):
+    if name == "DEFAULT_BASELINES":
+        from insulin_core.baselines import BASELINES
+
+        return list(BASELINES)
+    raise AttributeError(name)
 
 
 @contextmanager
@@ -117,6 +130,8 @@ def env_data_dir() -> str | None:
 # ---- models ----------------------------------------------------------------------------------
 def saved_models() -> list[dict]:
     """Every bundle folder, broken ones with ok=False (list_bundles checks each in full)."""
+    from insulin_core.registry import list_bundles
+
     try:
         return list_bundles(models_dir())
     except BundleError as exc:  # the folder stayed locked: show the pages without saved models
