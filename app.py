@@ -23,5 +23,5 @@ st.session_state[DECLARED_PAGES_KEY] = True
 with st.sidebar:
     st.caption(f":material/database: {current_source().label}")
     ref = active_model_ref()
-    st.caption(f":material/neurology: Model: {model_label(ref) if ref else 'none yet: train one'}")
+    st.caption(f":material/neurology: Model: {model_label(ref) if ref else 'none trained on this data yet'}")
 navigation.run()

@@ -127,6 +127,8 @@ class Conformal(_Strict):
 class Data(_Strict):
     source: ShortText = ""
     fingerprint: ShortText | None = None
+    synthetic: bool | None = None  # absent in bundles saved before it was recorded (provenance.py)
+    patients: Count | None = None
 
 
 class BundleMeta(_Strict):

@@ -44,6 +44,7 @@ from .bundle_schema import FORMAT_VERSION, NAME_REGEX, BundleError, check_meta, 
 from .model import DoseNet, ModelConfig
 from .paths import DEFAULT_MODELS_DIR
 from .predictor import DosePredictor
+from .provenance import trained_on
 from .scaling import MinMaxScaler
 
 __all__ = ["BundleError", "FORMAT_VERSION", "ModelBundle", "save_bundle", "load_bundle", "list_bundles",
@@ -376,9 +377,10 @@ def _summary(path: Path, found: tuple | BundleError) -> dict:
 def _row(name: str, meta: dict) -> dict:
     """The table row of a checked meta (every field used here has its type checked by the schema)."""
     model_metrics = meta.get("metrics", {}).get("model", {})
+    data = trained_on(meta)
     return {
         "name": name, "ok": True, "error": "", "created": meta.get("created", ""),
-        "data": meta.get("data", {}).get("source", ""), "split": meta.get("split", ""),
+        "data": data.label, "trained_on": data.words(), "fingerprint": data.fingerprint, "split": meta.get("split", ""),
         "target": meta["window"].get("target", ""), "window": meta["window"].get("length"),
         "mae": model_metrics.get("mae"), "r2": model_metrics.get("r2"),
         "mae_dose": model_metrics.get("mae_dose"), "within_1u": model_metrics.get("within_1u"),

@@ -15,6 +15,7 @@ page_header("insulin-dash", "Predicts a patient's Regular insulin dose from thei
 
 SOURCES = {"demo": "Demo cohort (synthetic)", "folder": "A folder of AIM94 files", "upload": "Upload AIM94 files",
            "download": "Download from UCI"}
+KIND_OF_SOURCE = {"demo": "demo", "env": "folder", "folder": "folder", "upload": "upload"}  # DataSource.kind -> radio
 DOWNLOAD_DIR = Path(__file__).resolve().parent.parent / "data" / "aim94"
 
 
@@ -34,7 +35,8 @@ def switched(source: DataSource) -> None:
 
 with st.container(border=True):
     st.markdown("**:material/database: Data source**")
-    st.session_state.setdefault("source_kind", "demo")
+    # the radio starts on the source actually in use ($AIM94_DIR is a folder), never on "demo" over real data
+    st.session_state.setdefault("source_kind", KIND_OF_SOURCE.get(current_source().kind, "demo"))
     st.session_state.setdefault("source_folder", env_data_dir() or "")
     kind = st.radio("Where the diaries come from", list(SOURCES), format_func=SOURCES.get, key="source_kind", persist_state="session",
                     horizontal=True)

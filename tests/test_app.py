@@ -531,3 +531,76 @@ def test_whatif_next_moment_and_other_points(whatif):
     at.slider(key="whatif_time").set_value(datetime.time(7, 30)).run()
     no_errors(at)
     assert "07:30" in scenario_line(at)
+
+
+# ---- honest defaults ------------------------------------------------------------------------
+def save_tiny(cohort, name: str, folder: Path) -> None:
+    exp, cfg = ExperimentConfig(), TrainConfig(epochs=1, threads=1)
+    result = run_experiment(cohort.features, exp, TINY, cfg, baselines=["previous_row"])
+    save_bundle(result.training.model, bundle_meta(result, exp, cfg, cohort.source.label, cohort.fingerprint), name, folder)
+
+
+def sidebar_text() -> str:
+    """The sidebar's captions on the first page (AppTest drops the sidebar after switch_page)."""
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.run()
+    return texts(at.sidebar.caption)
+
+
+@pytest.fixture
+def real_dir(models_dir, tmp_path, monkeypatch) -> Path:
+    """$AIM94_DIR set to a folder of diaries that are not the demo cohort (the models folder holds
+    only the synthetic 'demo' model)."""
+    folder = tmp_path / "aim94"
+    folder.mkdir()
+    for name, text in generate_cohort(DemoConfig(patients=3, seed=1)).items():
+        (folder / name).write_text(text)
+    monkeypatch.setenv("AIM94_DIR", str(folder))
+    return folder
+
+
+def test_real_data_never_defaults_to_the_synthetic_model(real_dir, models_dir):
+    at = open_page("overview")
+    assert at.radio(key="source_kind").value == "folder"  # the source in use, not "Demo cohort (synthetic)"
+    assert at.text_input(key="source_folder").value == str(real_dir)
+    disclaimer = texts(at.warning)
+    assert "AIM94 diaries from $AIM94_DIR (3 patients)" in disclaimer and "none trained on this data yet" in disclaimer
+    assert "synthetic demo data" not in disclaimer
+    assert "Model: none trained on this data yet" in sidebar_text()
+    for page in ("predictions", "whatif"):
+        at = open_page(page)
+        no_errors(at)
+        assert "No saved model was trained on the data on screen" in texts(at.info)
+        assert any(link.proto.page.endswith("train.py") or "Train" in link.proto.label for link in at.get("page_link"))
+        assert at.selectbox(key="active_model").value is None  # nothing silently picked
+        assert not at.get("vega_lite_chart")  # no dose shown from a model of other data
+
+    # a person may still pick the demo model: it is used, with a visible warning
+    at = open_page("predictions")
+    at.selectbox(key="active_model").set_value("saved:demo").run()
+    no_errors(at)
+    assert "was trained on synthetic demo data (20 made-up patients" in texts(at.warning)
+    assert "other data than on screen" in texts(at.warning)  # the disclaimer says it too
+    at.switch_page("pages/whatif.py").run()
+    no_errors(at)
+    assert at.selectbox(key="active_model").value == "saved:demo"  # the pick holds across pages
+
+    # once a model trained on this data is saved, every page starts on it
+    save_tiny(load_cohort(DataSource("env", str(real_dir))), "real-tiny", models_dir)
+    assert "Model: real-tiny" in sidebar_text()
+    for page in ("predictions", "whatif", "models"):
+        at = open_page(page)
+        no_errors(at)
+        disclaimer = next(w.value for w in at.warning if "not a dosing device" in w.value)
+        assert "**real-tiny**, trained on real AIM94 diaries of 3 patients" in disclaimer
+        assert "other data" not in disclaimer
+    assert at.session_state["active_model"] == "saved:real-tiny"
+
+
+def test_demo_data_uses_the_demo_model_and_says_it_is_synthetic(models_dir):
+    at = open_page("models")  # (a fast page: the disclaimer is the same on every page)
+    no_errors(at)
+    assert at.session_state["active_model"] == "saved:demo"
+    disclaimer = next(w.value for w in at.warning if "not a dosing device" in w.value)
+    assert "synthetic demo cohort (20 patients" in disclaimer and "trained on synthetic demo data" in disclaimer
+    assert "70 patients" not in disclaimer and "1989" not in disclaimer
