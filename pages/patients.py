@@ -33,6 +33,11 @@ if shown.empty:
     st.info("No diary entries in this span; widen it.", icon=":material/info:")
     st.stop()
 
+typos = charts.dose_marks(shown.assign(patient=shown["patient_id"]), list(charts.INSULIN_NAMES)).query("implausible")
+if len(typos):
+    st.caption(":material/warning: " + "; ".join(f"{r.insulin} {r.recorded:g} U on {r.timestamp:%Y-%m-%d %H:%M} (patient {r.patient})"
+                                                 for r in typos.itertuples())
+               + ": implausible doses (typing errors), drawn at the plausible maximum and marked with a red triangle.")
 st.altair_chart(charts.patient_timeline(shown), width="stretch")
 left, right = st.columns(2)
 left.altair_chart(charts.daily_pattern(tl), width="stretch")

@@ -219,6 +219,46 @@ def test_patients_range_slider_changes_what_is_shown(models_dir):
     assert "Pick at least one patient" in texts(at.warning)
 
 
+def chart_data(chart) -> dict:
+    """The data sets Streamlit sends with a chart, by name, as DataFrames."""
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    return {d.name: convert_arrow_bytes_to_pandas_df(d.data.data) for d in chart.proto.datasets}
+
+
+def test_patients_regular_panel_shared_axis_and_implausible_dose_marked(models_dir, tmp_path, monkeypatch):
+    import json
+
+    folder = tmp_path / "aim94"
+    folder.mkdir()
+    for name, text in generate_cohort(DemoConfig(patients=2, seed=1)).items():
+        if name == "data-01":  # an NPH typing error (as the real 163 U) at the same moment as a Regular dose
+            text += text.split("\t", 1)[0] + "\t17:23\t34\t163\n" + text.split("\t", 1)[0] + "\t17:23\t33\t7\n"
+        (folder / name).write_text(text)
+    monkeypatch.setenv("AIM94_DIR", str(folder))
+    at = open_page("patients")
+    no_errors(at)
+    assert "NPH 163 U on" in texts(at.caption) and "implausible" in texts(at.caption)
+    chart = at.get("vega_lite_chart")[0]
+    spec, data = json.loads(chart.proto.spec), chart_data(chart)
+    panels = spec["vconcat"][0]
+    assert panels["resolve"]["scale"]["x"] == "shared"  # one time axis for every panel
+    titles = [p.get("title") for p in panels["vconcat"]]
+    assert titles[0].startswith("Blood glucose") and titles[1].startswith("Regular insulin")  # Regular on its own
+    regular, basal = panels["vconcat"][1], panels["vconcat"][2]
+    regular_rows = data[regular["layer"][0]["data"]["name"]]
+    assert set(regular_rows["insulin"]) == {"Regular"} and (regular_rows["recorded"] == 7).any()
+    basal_rows = data[basal["layer"][0]["data"]["name"]]
+    assert "Regular" not in set(basal_rows["insulin"])
+    typo = basal_rows[basal_rows["recorded"] == 163]
+    assert len(typo) == 1 and typo["units"].iloc[0] == 100 and bool(typo["implausible"].iloc[0])  # clipped, flagged
+    marker = basal["layer"][1]
+    assert marker["mark"]["shape"] == "triangle-down"
+    marked = data[marker["data"]["name"]]
+    assert list(marked["recorded"]) == [163] and "recorded 163 U" in marked["note"].iloc[0]
+    assert basal_rows["units"].max() <= 100 and regular_rows["units"].max() <= 40
+
+
 # ---- train ----------------------------------------------------------------------------------
 def set_tiny_form(at: AppTest, epochs: int = 2) -> None:
     at.multiselect(key="train_patients").set_value([1, 2, 3])

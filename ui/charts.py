@@ -10,11 +10,15 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from insulin_core.codes import MAX_PLAUSIBLE_DOSE
+
 # Streamlit sends the data to the browser itself; Altair's 5,000-row guard would only get in the way
 # of a real 70-patient cohort.
 alt.data_transformers.disable_max_rows()
 
 INSULIN_COLOURS = {"regular": "#1f77b4", "nph": "#2ca02c", "ultralente": "#9467bd"}
+INSULIN_NAMES = {"regular": "Regular", "nph": "NPH", "ultralente": "UltraLente"}
+IMPLAUSIBLE_COLOUR = "#d62728"
 # actual (orange diamonds), the model (blue), then the baselines: readable on light and dark themes
 SERIES_COLOURS = ["#f58518", "#1f6feb", "#8c8c8c", "#54a24b", "#b279a2", "#9d755d", "#e45756", "#72b7b2"]
 MARKER_COLOURS = {"meal": "#ff7f0e", "exercise": "#17becf", "hypo": "#d62728"}
@@ -46,35 +50,58 @@ def counts_bar(counts: pd.DataFrame, category: str, value: str, title: str) -> a
 
 
 # ---- patients -------------------------------------------------------------------------------
+def dose_marks(tl: pd.DataFrame, kinds: list[str]) -> pd.DataFrame:
+    """One row per dose of these insulin kinds (columns patient, timestamp, insulin, units, recorded,
+    implausible): an implausible dose (a typing error, over MAX_PLAUSIBLE_DOSE) is drawn at the
+    plausible maximum (`units`), its recorded value kept for the tooltip, never drawn to scale."""
+    doses = tl.melt(id_vars=["patient", "timestamp"], value_vars=kinds, var_name="insulin", value_name="recorded")
+    doses = doses[doses["recorded"] > 0]
+    cap = doses["insulin"].map(MAX_PLAUSIBLE_DOSE)
+    return doses.assign(units=np.minimum(doses["recorded"], cap), implausible=doses["recorded"] > cap,
+                        insulin=doses["insulin"].map(INSULIN_NAMES))
+
+
+def _dose_panel(doses: pd.DataFrame, x, title: str, colour, height: int, legend_name: str) -> alt.LayerChart:
+    """Bars of doses (clipped at the plausible maximum) with a red triangle on each implausible one."""
+    pick = _legend_toggle(colour.shorthand.split(":")[0], legend_name)
+    tooltip = ["patient:N", alt.Tooltip("timestamp:T", format="%Y-%m-%d %H:%M"), alt.Tooltip("insulin:N", title="insulin"),
+               alt.Tooltip("recorded:Q", title="recorded (U)", format=".0f")]
+    y = alt.Y("units:Q", title="units", stack=None, axis=alt.Axis(format=".0f", tickMinStep=1))
+    bars = alt.Chart(doses).mark_bar(size=3, clip=True).encode(x=x, y=y, color=colour, opacity=_faded(pick),
+                                                                 tooltip=tooltip).add_params(pick)
+    typos = alt.Chart(doses[doses["implausible"]].assign(
+        note=lambda d: d.apply(lambda r: f"recorded {r['recorded']:g} U: implausible (over {r['units']:g} U), "
+                                         f"drawn at {r['units']:g} U", axis=1))).mark_point(
+        shape="triangle-down", size=90, filled=True, color=IMPLAUSIBLE_COLOUR, clip=True).encode(
+        x=x, y="units:Q", tooltip=[*tooltip, alt.Tooltip("note:N", title="note")])
+    return alt.layer(bars, typos).properties(height=height, title=title)
+
+
 def patient_timeline(tl: pd.DataFrame) -> alt.VConcatChart:
-    """Glucose, insulin doses by type and meal/exercise/hypo markers over time; the strip at the bottom
-    is a brush: drag on it to choose the span the three panels above show."""
+    """Glucose, Regular insulin (what the model predicts, in a panel of its own), basal insulin and
+    meal/exercise/hypo markers on one shared time axis; the strip at the bottom is a brush: drag on it
+    to choose the span the panels above show. Implausible doses are clipped and marked (dose_marks)."""
     tl = tl.assign(patient=tl["patient_id"].map(lambda p: f"patient {p}"))
     brush = alt.selection_interval(encodings=["x"], name="span")
     x = alt.X("timestamp:T", title=None, scale=alt.Scale(domain=brush))
-    glucose = tl.dropna(subset=["glucose"])
+    glucose = tl.dropna(subset=["glucose"])[["patient", "timestamp", "glucose", "glucose_slot"]]  # only what is drawn
     pick = _legend_toggle("patient", "glucose_legend")
-    glucose_panel = alt.Chart(glucose, height=220, title="Blood glucose (mg/dL)").mark_line(
+    glucose_panel = alt.Chart(glucose, height=200, title="Blood glucose (mg/dL)").mark_line(
         point=alt.OverlayMarkDef(size=14), strokeWidth=1, clip=True).encode(
-        x=x, y=alt.Y("glucose:Q", title="mg/dL"), color=alt.Color("patient:N", title="Patient"),
+        x=x, y=alt.Y("glucose:Q", title="mg/dL", axis=alt.Axis(format=".0f")), color=alt.Color("patient:N", title="Patient"),
         opacity=_faded(pick),
         tooltip=["patient:N", alt.Tooltip("timestamp:T", format="%Y-%m-%d %H:%M"),
-                 alt.Tooltip("glucose:Q", format=".0f"), "glucose_slot:N"],
+                 alt.Tooltip("glucose:Q", format=".0f"), alt.Tooltip("glucose_slot:N", title="reading")],
     ).add_params(pick)
 
-    doses = tl.melt(id_vars=["patient", "timestamp"], value_vars=list(INSULIN_COLOURS),
-                    var_name="insulin", value_name="units")
-    doses = doses[doses["units"] > 0]
-    dose_pick = _legend_toggle("insulin", "insulin_legend")
-    dose_panel = alt.Chart(doses, height=150, title="Insulin doses (units)").mark_bar(
-        size=3, clip=True).encode(
-        x=x, y=alt.Y("units:Q", title="units", stack=None),
-        color=alt.Color("insulin:N", title="Insulin",
-                        scale=alt.Scale(domain=list(INSULIN_COLOURS), range=list(INSULIN_COLOURS.values()))),
-        opacity=_faded(dose_pick),
-        tooltip=["patient:N", alt.Tooltip("timestamp:T", format="%Y-%m-%d %H:%M"), "insulin:N",
-                 alt.Tooltip("units:Q", format=".0f")],
-    ).add_params(dose_pick)
+    regular_panel = _dose_panel(dose_marks(tl, ["regular"]), x, "Regular insulin (units): what the model predicts",
+                                alt.Color("patient:N", title="Patient"), 130, "regular_legend")
+    basal_kinds = ["nph", "ultralente"]
+    basal_panel = _dose_panel(dose_marks(tl, basal_kinds), x, "Basal insulin: NPH and UltraLente (units)",
+                              alt.Color("insulin:N", title="Insulin",
+                                        scale=alt.Scale(domain=[INSULIN_NAMES[k] for k in basal_kinds],
+                                                        range=[INSULIN_COLOURS[k] for k in basal_kinds])),
+                              100, "basal_legend")
 
     markers = pd.concat([
         tl.loc[tl["meal"] > 0, ["patient", "timestamp"]].assign(marker="meal"),
@@ -82,7 +109,7 @@ def patient_timeline(tl: pd.DataFrame) -> alt.VConcatChart:
         tl.loc[tl["hypo"] > 0, ["patient", "timestamp"]].assign(marker="hypo"),
     ], ignore_index=True)
     marker_pick = _legend_toggle("marker", "marker_legend")
-    marker_panel = alt.Chart(markers, height=80, title="Meals, exercise, hypoglycemia").mark_tick(
+    marker_panel = alt.Chart(markers, height=70, title="Meals, exercise, hypoglycemia").mark_tick(
         thickness=2, clip=True).encode(
         x=x, y=alt.Y("marker:N", title=None, sort=list(MARKER_COLOURS)),
         color=alt.Color("marker:N", title="Event",
@@ -96,7 +123,10 @@ def patient_timeline(tl: pd.DataFrame) -> alt.VConcatChart:
         x=alt.X("timestamp:T", title=None), y=alt.Y("glucose:Q", title=None, axis=None),
         color=alt.Color("patient:N", legend=None),
     ).add_params(brush)
-    return alt.vconcat(glucose_panel, dose_panel, marker_panel, overview).resolve_scale(color="independent")
+    # the four panels share one time axis (the brush strip keeps its own: it shows the whole span)
+    panels = alt.vconcat(glucose_panel, regular_panel, basal_panel, marker_panel).resolve_scale(
+        x="shared", color="independent")
+    return alt.vconcat(panels, overview).resolve_scale(color="independent")
 
 
 def daily_pattern(tl: pd.DataFrame) -> alt.LayerChart:
@@ -123,19 +153,22 @@ def daily_pattern(tl: pd.DataFrame) -> alt.LayerChart:
 
 
 def sliding_scale(tl: pd.DataFrame) -> alt.Chart:
-    """The patient's own sliding scale: Regular dose against the glucose measured at a decision point."""
+    """The patient's own sliding scale: Regular dose against the glucose measured at a decision point
+    (an implausible dose drawn at the plausible maximum, its recorded value in the tooltip)."""
+    cap = MAX_PLAUSIBLE_DOSE["regular"]
     d = tl[tl["decision_point"].astype(bool) & tl["glucose"].notna()].assign(
-        patient=lambda d: d["patient_id"].map(lambda p: f"patient {p}"))
+        patient=lambda d: d["patient_id"].map(lambda p: f"patient {p}"),
+        recorded=lambda d: d["regular"], regular=lambda d: np.minimum(d["regular"], cap))
     pick = _legend_toggle("day_part", "scale_legend")
-    return alt.Chart(d, height=300, title="Own sliding scale: Regular dose vs glucose at the decision point").mark_circle(
+    return alt.Chart(d, height=300, title="Own sliding scale: Regular dose vs glucose").mark_circle(
         size=40).encode(
-        x=alt.X("glucose:Q", title="glucose at the decision point (mg/dL)"),
-        y=alt.Y("regular:Q", title="Regular insulin given (units)"),
+        x=alt.X("glucose:Q", title="glucose at the decision point (mg/dL)", axis=alt.Axis(format=".0f")),
+        y=alt.Y("regular:Q", title="Regular insulin given (units)", axis=alt.Axis(format=".0f", tickMinStep=1)),
         color=alt.Color("day_part:N", title="Day part", sort=["morning", "afternoon", "evening", "night"]),
         shape=alt.Shape("patient:N", title="Patient"),
         opacity=alt.when(pick).then(alt.value(0.75)).otherwise(alt.value(0.05)),
-        tooltip=["patient:N", alt.Tooltip("timestamp:T", format="%Y-%m-%d %H:%M"), "day_part:N",
-                 alt.Tooltip("glucose:Q", format=".0f"), alt.Tooltip("regular:Q", format=".0f")],
+        tooltip=["patient:N", alt.Tooltip("timestamp:T", format="%Y-%m-%d %H:%M"), alt.Tooltip("day_part:N", title="day part"),
+                 alt.Tooltip("glucose:Q", format=".0f"), alt.Tooltip("recorded:Q", title="Regular given (U)", format=".0f")],
     ).add_params(pick, _zoom_xy("scale_zoom"))
 
 
