@@ -4,6 +4,7 @@ ui.session.page_header (title + research-tool disclaimer); widgets that must sur
 use `persist_state="session"`."""
 import streamlit as st
 
+from ui.glossary import glossary_popover  # ui-honest: the glossary on every page
 from ui.session import DECLARED_PAGES_KEY, active_model_ref, current_source, model_label
 
 st.set_page_config(page_title="insulin-dash", page_icon=":material/vaccines:", layout="wide")
@@ -24,4 +25,5 @@ with st.sidebar:
     st.caption(f":material/database: {current_source().label}")
     ref = active_model_ref()
     st.caption(f":material/neurology: Model: {model_label(ref) if ref else 'none trained on this data yet'}")
+glossary_popover()  # ui-honest
 navigation.run()

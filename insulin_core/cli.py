@@ -458,7 +458,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_predict(sub)
     _add_tune(sub)
+    glossary = sub.add_parser("glossary", help="what the words of the dashboard and this tool mean")
+    glossary.set_defaults(run=cmd_glossary)
     return parser
+
+
+def cmd_glossary(args: argparse.Namespace) -> int:
+    from .glossary import glossary_text
+
+    print(glossary_text(width=100), end="")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

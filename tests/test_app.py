@@ -644,3 +644,13 @@ def test_demo_data_uses_the_demo_model_and_says_it_is_synthetic(models_dir):
     disclaimer = next(w.value for w in at.warning if "not a dosing device" in w.value)
     assert "synthetic demo cohort (20 patients" in disclaimer and "trained on synthetic demo data" in disclaimer
     assert "70 patients" not in disclaimer and "1989" not in disclaimer
+
+
+def test_the_glossary_opens_from_the_sidebar(models_dir):
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.run()
+    no_errors(at)
+    popover = next(p for p in at.sidebar.get("popover") if p.proto.popover.label == "Glossary")
+    text = texts(popover.markdown)
+    for term in ("Decision dose", "MAE", "R²", "Within ±1 U", "P(dose)", "90% interval", "Split: chrono", "Baselines"):
+        assert f"**{term}**" in text
