@@ -40,10 +40,53 @@ FEATURE_LABELS = {
 
 REASON_LABELS = {reason: description[0].upper() + description[1:] for reason, description in REASONS.items()}
 
+# Meal and exercise levels (codes.LEVELS) in a sentence: "a smaller meal than usual", never "a less meal".
+LEVEL_PHRASES = {
+    "meal": {"none": "no meal", "less": "a smaller meal than usual", "typical": "a usual meal",
+             "more": "a larger meal than usual"},
+    "exercise": {"none": "no exercise", "less": "less exercise than usual", "typical": "usual exercise",
+                 "more": "more exercise than usual"},
+}
+PART_LABELS = {"train": "training part", "val": "validation part", "test": "test part", "all": "all parts"}
+DAY_PART_LABELS = {p: p for p in DAY_PARTS}
+
+# The columns of the predictions CSV (`evaluate --predictions` and the Predictions page's download):
+# machine names stay in the file; these descriptions ship beside it (describe_columns).
+COLUMN_DESCRIPTIONS = {
+    "patient_id": "patient number (the NN of the data-NN file)",
+    "timestamp": "date and time of the decision point",
+    "day_part": "time of day: morning, afternoon, evening or night",
+    "glucose_now": "glucose measured at the decision point (mg/dL; empty when none)",
+    "part": "part of the model's split the decision point fell in: train, val (validation) or test",
+    "split": "part of the model's split the decision point fell in: train, val (validation) or test",
+    "actual": "the decision dose actually given (units of Regular insulin)",
+    "predicted": "the LSTM-GRU model's predicted decision dose (units)",
+    "week": "first day of the week (weeks start on Monday)",
+}
+
+
+def column_description(column: str) -> str:
+    """What a predictions-CSV column holds, in words (baselines and 90% interval bounds included)."""
+    if column in COLUMN_DESCRIPTIONS:
+        return COLUMN_DESCRIPTIONS[column]
+    for suffix, bound in (("_low", "low"), ("_high", "high")):
+        if column.endswith(suffix):
+            who = column.removesuffix(suffix)
+            name = "the LSTM-GRU model" if who == "model" else PREDICTOR_LABELS.get(who, who)
+            return f"{bound} end of the 90% interval of {name} (units)"
+    if column in PREDICTOR_LABELS:
+        return f"the dose predicted by the baseline '{PREDICTOR_LABELS[column]}' (units)"
+    return label(column)
+
+
+def describe_columns(columns) -> pd.DataFrame:
+    """A two-column table (column, description) for a CSV's header."""
+    return pd.DataFrame({"column": list(columns), "description": [column_description(c) for c in columns]})
+
 
 def label(name: str) -> str:
     """The plain words for an identifier (itself when it has none)."""
-    for table in (METRIC_LABELS, PREDICTOR_LABELS, FEATURE_LABELS, REASON_LABELS):
+    for table in (METRIC_LABELS, PREDICTOR_LABELS, FEATURE_LABELS, REASON_LABELS, PART_LABELS):
         if name in table:
             return table[name]
     return name
