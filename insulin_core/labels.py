@@ -26,7 +26,7 @@ FEATURE_LABELS = {
     "glucose": "glucose", "has_glucose": "a glucose reading", "regular": "Regular dose", "nph": "NPH dose",
     "ultralente": "UltraLente dose", "hypo": "hypoglycemic symptoms", "meal": "meal size", "exercise": "exercise",
     "tod_sin": "time of day (cycle, sine)", "tod_cos": "time of day (cycle, cosine)",
-    **{f"dp_{p}": p for p in DAY_PARTS}, "log_hours_since_prev": "hours since the entry before",
+    **{f"dp_{p}": f"day part: {p}" for p in DAY_PARTS}, "log_hours_since_prev": "hours since the entry before",
     "paper_time": "a paper-record time", **{f"slot_{s}": f"reading slot: {s.replace('_', ' ')}" for s in GLUCOSE_SLOTS},
     "glucose_prev": "the reading before", "log_hours_since_glucose": "hours since the reading before",
     "last_regular_same_dp": "last dose at this time of day", "has_last_regular_same_dp": "a dose at this time of day before",
