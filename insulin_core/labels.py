@@ -92,10 +92,20 @@ def label(name: str) -> str:
     return name
 
 
+WITHOUT_IMPLAUSIBLE = " (without implausible)"  # pipeline.bundle_meta's suffix for metrics without typo doses
+
+
+def predictor_label(name: str) -> str:
+    """A model / baseline name in words, also with the bundle metrics' "(without implausible)" suffix."""
+    if isinstance(name, str) and name.endswith(WITHOUT_IMPLAUSIBLE):
+        return f"{predictor_label(name.removesuffix(WITHOUT_IMPLAUSIBLE))}, implausible doses left out"
+    return PREDICTOR_LABELS.get(name, name)
+
+
 def plain_table(table: pd.DataFrame) -> pd.DataFrame:
     """A metrics-like table with plain column names and plain model / baseline names."""
     out = table.copy()
     for column in ("name", "predictor"):
         if column in out.columns:
-            out[column] = out[column].map(lambda v: PREDICTOR_LABELS.get(v, v))
+            out[column] = out[column].map(predictor_label)
     return out.rename(columns=METRIC_LABELS)

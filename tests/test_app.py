@@ -290,7 +290,7 @@ def test_train_a_tiny_model_then_save_it(models_dir):
 
     # the settings survive a visit to another page
     at.switch_page("pages/models.py").run()
-    assert "tiny-test" in set(frame_with(at, "name", "created")["name"])
+    assert "tiny-test" in set(frame_with(at, "name", "trained on")["name"])
     at.switch_page("pages/train.py").run()
     assert at.slider(key="train_epochs").value == 2
     assert at.text_input(key="train_dense").value == "8"

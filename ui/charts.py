@@ -11,6 +11,12 @@ import numpy as np
 import pandas as pd
 
 from insulin_core.codes import MAX_PLAUSIBLE_DOSE
+from insulin_core.labels import METRIC_LABELS, PREDICTOR_LABELS
+
+# Axis and tooltip formats by unit (d3-format): insulin with 0-1 decimals, glucose whole, shares as %.
+UNITS = ".1~f"
+MGDL = ".0f"
+SHARE = ".0%"
 
 # Streamlit sends the data to the browser itself; Altair's 5,000-row guard would only get in the way
 # of a real 70-patient cohort.
@@ -139,9 +145,9 @@ def daily_pattern(tl: pd.DataFrame) -> alt.LayerChart:
     zoom = _zoom_xy("pattern_zoom")
     points = alt.Chart(g).mark_circle(size=12, opacity=0.35).encode(
         x=alt.X("hour:Q", title="hour of day", scale=alt.Scale(domain=[0, 24])),
-        y=alt.Y("glucose:Q", title="glucose (mg/dL)"), color=alt.Color("patient:N", title="Patient"),
+        y=alt.Y("glucose:Q", title="glucose (mg/dL)", axis=alt.Axis(format=MGDL)), color=alt.Color("patient:N", title="Patient"),
         tooltip=["patient:N", alt.Tooltip("timestamp:T", format="%Y-%m-%d %H:%M"),
-                 alt.Tooltip("glucose:Q", format=".0f"), "day_part:N"],
+                 alt.Tooltip("glucose:Q", format=".0f"), alt.Tooltip("day_part:N", title="day part")],
     )
     line = alt.Chart(medians).mark_line(strokeWidth=2.5).encode(
         x="hour:Q", y="glucose:Q", color="patient:N",
@@ -182,7 +188,7 @@ def loss_curve(history: pd.DataFrame, total_epochs: int | None = None) -> alt.Ch
     x_scale = alt.Scale(domain=[1, max(total_epochs or 1, int(history["epoch"].max() if len(history) else 1), 2)])
     return alt.Chart(long, height=260, title="Loss per epoch").mark_line(point=True).encode(
         x=alt.X("epoch:Q", title="epoch", scale=x_scale, axis=alt.Axis(tickMinStep=1)),
-        y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
+        y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False), axis=alt.Axis(format=".2~f")),
         color=alt.Color("series:N", title=None), opacity=_faded(pick),
         tooltip=["series:N", "epoch:Q", alt.Tooltip("loss:Q", format=".4f")],
     ).add_params(pick, _zoom_xy("loss_zoom"))
@@ -190,12 +196,18 @@ def loss_curve(history: pd.DataFrame, total_epochs: int | None = None) -> alt.Ch
 
 def metric_bars(metrics: pd.DataFrame, metric: str = "mae") -> alt.Chart:
     """One bar per model/baseline (the `name` column); the model stands out."""
-    d = metrics.assign(kind=np.where(metrics["name"].str.startswith("model"), "model", "baseline"))
-    return alt.Chart(d, height=max(200, 36 * len(d)), title=f"{metric} on the test part (lower is better)"
-                     if metric in ("mae", "rmse", "mae_dose") else f"{metric} on the test part").mark_bar().encode(
-        x=alt.X(f"{metric}:Q", title=metric), y=alt.Y("name:N", sort="x", title=None),
+    # the names may be identifiers or already in words (labels.PREDICTOR_LABELS)
+    is_model = metrics["name"].str.startswith("model") | (metrics["name"] == PREDICTOR_LABELS["model"])
+    d = metrics.assign(kind=np.where(is_model, "model", "baseline"))
+    words = METRIC_LABELS.get(metric, metric)
+    share = metric.startswith("within")
+    return alt.Chart(d, height=max(200, 36 * len(d)), title=f"{words} on the test part (lower is better)"
+                     if metric in ("mae", "rmse", "mae_dose") else f"{words} on the test part").mark_bar().encode(
+        x=alt.X(f"{metric}:Q", title=words, axis=alt.Axis(format=SHARE if share else ".2~f")),
+        y=alt.Y("name:N", sort="x", title=None),
         color=alt.Color("kind:N", title=None, scale=alt.Scale(domain=["model", "baseline"], range=["#1f6feb", "#9aa4b2"])),
-        tooltip=["name:N", alt.Tooltip(f"{metric}:Q", format=".3f")],
+        tooltip=[alt.Tooltip("name:N", title="model or baseline"),
+                 alt.Tooltip(f"{metric}:Q", title=words, format=SHARE if share else ".3f")],
     )
 
 
@@ -203,7 +215,8 @@ def compare_models(long: pd.DataFrame) -> alt.Chart:
     """Grouped bars: columns model, metric, value."""
     pick = _legend_toggle("model", "compare_legend")
     return alt.Chart(long, height=220).mark_bar().encode(
-        x=alt.X("model:N", title=None, axis=alt.Axis(labels=False, ticks=False)), y=alt.Y("value:Q", title=None),
+        x=alt.X("model:N", title=None, axis=alt.Axis(labels=False, ticks=False)),
+        y=alt.Y("value:Q", title=None, axis=alt.Axis(format=".2~f")),
         color=alt.Color("model:N", title="Model"), column=alt.Column("metric:N", title=None),
         opacity=_faded(pick), tooltip=["model:N", "metric:N", alt.Tooltip("value:Q", format=".3f")],
     ).add_params(pick).resolve_scale(y="independent")
@@ -214,21 +227,27 @@ def actual_vs_predicted(week: pd.DataFrame, series: list[str]) -> alt.LayerChart
     """Regular insulin at each decision point of one week: actual (points), model and baselines (lines)."""
     long = week.melt(id_vars=["timestamp", "day_part", "glucose_now"], value_vars=["actual", *series],
                      var_name="series", value_name="units")
-    long["series"] = long["series"].replace({"predicted": "model"})
-    names = ["actual", "model", *[s for s in series if s != "predicted"]]
+    # legend and tooltips in words: "actual dose", "LSTM-GRU model", the baselines' labels
+    words = {"actual": "actual dose", "predicted": PREDICTOR_LABELS["model"],
+             **{s: PREDICTOR_LABELS.get(s, s) for s in series if s != "predicted"}}
+    long["series"] = long["series"].map(words)
+    names = [words["actual"], words["predicted"], *[words[s] for s in series if s != "predicted"]]
     top = float(long["units"].max()) if len(long) else 1.0
     pick = _legend_toggle("series", "avp_legend")
     base = alt.Chart(long).encode(
         x=alt.X("timestamp:T", title=None, axis=alt.Axis(format="%a %d %b")),
-        y=alt.Y("units:Q", title="Regular insulin (units)", scale=alt.Scale(domain=[0, top * 1.1 + 0.5])),
+        y=alt.Y("units:Q", title="Regular insulin (units)", scale=alt.Scale(domain=[0, top * 1.1 + 0.5]),
+                axis=alt.Axis(format=UNITS)),
         color=alt.Color("series:N", title="Series", sort=names,
                         scale=alt.Scale(domain=names, range=SERIES_COLOURS[:len(names)])),
         opacity=_faded(pick),
-        tooltip=["series:N", alt.Tooltip("timestamp:T", format="%a %Y-%m-%d %H:%M"), "day_part:N",
-                 alt.Tooltip("glucose_now:Q", title="glucose", format=".0f"), alt.Tooltip("units:Q", format=".1f")],
+        tooltip=["series:N", alt.Tooltip("timestamp:T", title="time", format="%a %Y-%m-%d %H:%M"),
+                 alt.Tooltip("day_part:N", title="day part"),
+                 alt.Tooltip("glucose_now:Q", title="glucose (mg/dL)", format=".0f"),
+                 alt.Tooltip("units:Q", title="Regular (U)", format=".1f")],
     )
-    lines = base.transform_filter(alt.datum.series != "actual").mark_line(point=True, strokeWidth=1.5, clip=True)
-    actual = base.transform_filter(alt.datum.series == "actual").mark_point(size=90, filled=True, shape="diamond",
+    lines = base.transform_filter(alt.datum.series != words["actual"]).mark_line(point=True, strokeWidth=1.5, clip=True)
+    actual = base.transform_filter(alt.datum.series == words["actual"]).mark_point(size=90, filled=True, shape="diamond",
                                                                              clip=True)
     return (lines + actual).add_params(pick, _zoom_x("avp_zoom")).properties(height=320)
 
@@ -238,21 +257,24 @@ def predicted_scatter(table: pd.DataFrame) -> alt.LayerChart:
     counts = table.groupby(["actual", "predicted"], as_index=False).size().rename(columns={"size": "windows"})
     diagonal = alt.Chart(pd.DataFrame({"u": [0, hi]})).mark_line(strokeDash=[4, 4], color="gray").encode(x="u:Q", y="u:Q")
     points = alt.Chart(counts).mark_circle(opacity=0.6).encode(
-        x=alt.X("actual:Q", title="actual Regular dose (units)"),
-        y=alt.Y("predicted:Q", title="predicted (units)"),
+        x=alt.X("actual:Q", title="actual Regular dose (units)", axis=alt.Axis(format=UNITS)),
+        y=alt.Y("predicted:Q", title="predicted by the model (units)", axis=alt.Axis(format=UNITS)),
         size=alt.Size("windows:Q", title="decision points"),
-        tooltip=["actual:Q", "predicted:Q", "windows:Q"],
+        tooltip=[alt.Tooltip("actual:Q", title="actual (U)", format=".1f"),
+                 alt.Tooltip("predicted:Q", title="predicted (U)", format=".1f"),
+                 alt.Tooltip("windows:Q", title="decision points")],
     )
-    return (diagonal + points).add_params(_zoom_xy("scatter_zoom")).properties(height=300, title="Predicted vs actual")
+    return (diagonal + points).add_params(_zoom_xy("scatter_zoom")).properties(
+        height=300, title="LSTM-GRU model: predicted vs actual")
 
 
 def residuals(table: pd.DataFrame) -> alt.Chart:
     d = table.assign(residual=table["predicted"] - table["actual"])
-    return alt.Chart(d, height=300, title="Residuals (predicted - actual)").mark_bar().encode(
-        x=alt.X("residual:Q", bin=alt.Bin(step=1), title="units"),
-        y=alt.Y("count():Q", title="decision points", scale=alt.Scale(type="symlog")),
+    return alt.Chart(d, height=300, title="LSTM-GRU model: error (predicted - actual)").mark_bar().encode(
+        x=alt.X("residual:Q", bin=alt.Bin(step=1), title="error (units)", axis=alt.Axis(format=".0f")),
+        y=alt.Y("count():Q", title="decision points", scale=alt.Scale(type="symlog"), axis=alt.Axis(format=",.0f")),
         color=alt.Color("day_part:N", title="Day part", sort=["morning", "afternoon", "evening", "night"]),
-        tooltip=[alt.Tooltip("residual:Q", bin=alt.Bin(step=1), title="residual"), "day_part:N",
+        tooltip=[alt.Tooltip("residual:Q", bin=alt.Bin(step=1), title="error (U)"), alt.Tooltip("day_part:N", title="day part"),
                  alt.Tooltip("count():Q", title="decision points")],
     )
 
@@ -273,7 +295,7 @@ def decision_timeline(points: pd.DataFrame, selected: str | None) -> alt.LayerCh
     dots = base.mark_circle(size=40, opacity=0.85).encode(
         color=alt.Color("glucose_now:Q", title="glucose", scale=alt.Scale(scheme="redyellowblue", reverse=True,
                                                                           domain=[40, 400], clamp=True)),
-        tooltip=[alt.Tooltip("timestamp:T", format="%a %Y-%m-%d %H:%M"), "day_part:N",
+        tooltip=[alt.Tooltip("timestamp:T", title="time", format="%a %Y-%m-%d %H:%M"), alt.Tooltip("day_part:N", title="day part"),
                  alt.Tooltip("glucose_now:Q", title="glucose (mg/dL)", format=".0f"),
                  alt.Tooltip("actual:Q", title="Regular given (U)", format=".0f")],
     ).add_params(pick, _zoom_x("timeline_zoom"))
@@ -288,9 +310,9 @@ def dose_response(curve: pd.DataFrame, real: pd.DataFrame, current: dict | None)
     """The model's dose over glucose now (columns glucose, dose, low, high) with its 90% band, the
     patient's recorded doses at this day part as dots (columns glucose, dose, timestamp) and the
     scenario's own point (`current`: glucose, dose, low, high; None when there is no reading now)."""
-    x = alt.X("glucose:Q", title="glucose now (mg/dL)", scale=alt.Scale(domain=[0, 600]))
+    x = alt.X("glucose:Q", title="glucose now (mg/dL)", scale=alt.Scale(domain=[0, 600]), axis=alt.Axis(format=MGDL))
     band = alt.Chart(curve).mark_area(opacity=0.2, interpolate="step-after", color=WHATIF_COLOURS["model"]).encode(
-        x=x, y=alt.Y("low:Q", title="Regular dose (units)"), y2="high:Q")
+        x=x, y=alt.Y("low:Q", title="Regular dose (units)", axis=alt.Axis(format=UNITS)), y2="high:Q")
     line = alt.Chart(curve).mark_line(interpolate="step-after", color=WHATIF_COLOURS["model"], strokeWidth=2).encode(
         x=x, y="dose:Q",
         tooltip=[alt.Tooltip("glucose:Q", format=".0f"), alt.Tooltip("dose:Q", title="model dose", format=".0f"),
@@ -320,7 +342,7 @@ def meal_response(table: pd.DataFrame, current: str | None) -> alt.LayerChart:
     d = table.assign(this=np.where(table["meal"] == current, "this scenario", "other"))
     x = alt.X("meal:N", title="meal now", sort=LEVEL_ORDER)
     bars = alt.Chart(d).mark_bar(size=28).encode(
-        x=x, y=alt.Y("dose:Q", title="Regular dose (units)"),
+        x=x, y=alt.Y("dose:Q", title="Regular dose (units)", axis=alt.Axis(format=UNITS)),
         color=alt.Color("this:N", title=None, scale=alt.Scale(domain=["this scenario", "other"],
                                                               range=[WHATIF_COLOURS["current"], WHATIF_COLOURS["model"]])),
         tooltip=["meal:N", alt.Tooltip("dose:Q", format=".0f"), alt.Tooltip("low:Q", title="90% low", format=".0f"),
@@ -341,7 +363,8 @@ def attribution_heatmap(seq: pd.DataFrame) -> alt.Chart:
         x=alt.X("feature:N", title=None, sort=list(seq.columns), axis=alt.Axis(labelAngle=-40, labelOverlap=False)),
         y=alt.Y("step:O", title=None, timeUnit="yearmonthdatehoursminutes",
                 axis=alt.Axis(format="%a %d %b %H:%M", labelOverlap=False)),
-        color=alt.Color("units:Q", title="U", scale=alt.Scale(scheme="redblue", reverse=True, domain=[-top, top])),
+        color=alt.Color("units:Q", title="U", scale=alt.Scale(scheme="redblue", reverse=True, domain=[-top, top]),
+                        legend=alt.Legend(format="+.2~f")),
         tooltip=[alt.Tooltip("step:T", title="entry", format="%a %Y-%m-%d %H:%M"), "feature:N",
                  alt.Tooltip("units:Q", format="+.2f")],
     ).properties(height=alt.Step(20),
@@ -352,7 +375,7 @@ def scenario_comparison(table: pd.DataFrame) -> alt.LayerChart:
     """Saved scenarios side by side (columns name, dose, low, high): bar = dose, whisker = 90% interval."""
     y = alt.Y("name:N", title=None, sort=list(table["name"]))
     bars = alt.Chart(table).mark_bar(color=WHATIF_COLOURS["model"], opacity=0.8).encode(
-        x=alt.X("dose:Q", title="predicted Regular dose (units)"), y=y,
+        x=alt.X("dose:Q", title="predicted Regular dose (units)", axis=alt.Axis(format=UNITS)), y=y,
         tooltip=["name:N", alt.Tooltip("dose:Q", format=".0f"), alt.Tooltip("low:Q", title="90% low", format=".0f"),
                  alt.Tooltip("high:Q", title="90% high", format=".0f")])
     whiskers = alt.Chart(table).mark_rule(strokeWidth=2, color="#444").encode(x="low:Q", x2="high:Q", y=y)
@@ -371,7 +394,7 @@ def trials_chart(trials: pd.DataFrame) -> alt.LayerChart:
     pick = _legend_toggle("state", "trials_legend")
     points = alt.Chart(done).mark_circle(size=70).encode(
         x=alt.X("trial:Q", title="trial", axis=alt.Axis(tickMinStep=1)),
-        y=alt.Y("val_mae:Q", title="validation MAE (U)", scale=alt.Scale(zero=False)),
+        y=alt.Y("val_mae:Q", title="validation MAE (U)", scale=alt.Scale(zero=False), axis=alt.Axis(format=".2~f")),
         color=alt.Color("state:N", title=None, scale=alt.Scale(domain=list(TRIAL_STATE_COLOURS),
                                                                  range=list(TRIAL_STATE_COLOURS.values()))),
         opacity=_faded(pick),
