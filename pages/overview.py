@@ -99,7 +99,11 @@ st.markdown(
     f"most of their doses this way); **{fold['alone']:,}** stay alone, with no decision point before them, and "
     f"are history only.")
 
-by_kind = pd.DataFrame({"kind": list(summary["events_by_kind"]), "events": list(summary["events_by_kind"].values())})
+KIND_WORDS = {"glucose": "glucose readings", "regular": "Regular insulin", "nph": "NPH insulin",
+              "ultralente": "UltraLente insulin", "meal": "meals", "exercise": "exercise", "hypo": "hypoglycemic symptoms",
+              "special": "other entries"}
+by_kind = pd.DataFrame({"kind": [KIND_WORDS.get(k, k) for k in summary["events_by_kind"]],
+                        "events": list(summary["events_by_kind"].values())})
 report = cohort.report
 left, right = st.columns(2)
 left.altair_chart(charts.counts_bar(by_kind, "kind", "events", "Events by kind"), width="stretch")

@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from insulin_core.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS
-from insulin_core.labels import FEATURE_LABELS
+from insulin_core.labels import FEATURE_LABELS, LEVEL_PHRASES
 from insulin_core.registry import ModelBundle
 from insulin_core.serving import bundle_experiment, check_bundle_fits
 from insulin_core.whatif import NEXT, Scenario, WhatIf, edits_from_widgets
@@ -149,7 +149,7 @@ if st.session_state.get("whatif_recorded_for") != moment_key or any(k not in st.
 def describe(p, actual_dose: float | None) -> str:
     i = p.inputs
     glucose = f"glucose {i['glucose_now']:.0f} mg/dL" if i["glucose_now"] is not None else "no glucose reading"
-    parts = [glucose, f"meal {i['meal_now']}", f"exercise {i['exercise_now']}",
+    parts = [glucose, LEVEL_PHRASES["meal"][i["meal_now"]], LEVEL_PHRASES["exercise"][i["exercise_now"]],  # ui-honest: words
              "hypoglycemic symptoms" if i["hypo_now"] else "no hypo", f"{i['time']} ({i['day_part']})"]
     if p.scenario.glucose_readings:
         parts.append(f"{len(p.scenario.glucose_readings)} window reading(s) edited")
@@ -254,7 +254,7 @@ def saved_panel(p, model_name: str) -> None:
         row = {"name": name, "model": model_name, "patient": p.patient_id, "moment": f"{p.moment:%Y-%m-%d %H:%M}",
                "day_part": p.day_part, "edits": edits_text(p.scenario), "dose": p.dose, "low": p.low, "high": p.high,
                "p_dose": round(p.p_dose, 3), "unedited": p.unedited_dose, "change": p.change,
-               "flags": "; ".join(f.kind for f in p.flags)}
+               "flags": "; ".join(FLAG_TITLES.get(f.kind, f.kind) for f in p.flags)}  # ui-honest: words
         saved[:] = [s for s in saved if s["name"] != name] + [row]  # a name saved again replaces the old one
     if not saved:
         st.caption("Nothing saved yet: name the current scenario and save it to compare it with others.")

@@ -72,24 +72,26 @@ def _dose_panel(doses: pd.DataFrame, x, title: str, colour, height: int, legend_
     pick = _legend_toggle(colour.shorthand.split(":")[0], legend_name)
     tooltip = ["patient:N", alt.Tooltip("timestamp:T", format="%Y-%m-%d %H:%M"), alt.Tooltip("insulin:N", title="insulin"),
                alt.Tooltip("recorded:Q", title="recorded (U)", format=".0f")]
-    y = alt.Y("units:Q", title="units", stack=None, axis=alt.Axis(format=".0f", tickMinStep=1))
+    # room above the largest dose so an implausible dose's marker (at the plausible maximum) shows whole
+    top = float(doses["units"].max()) * 1.15 if len(doses) else 1.0
+    y = alt.Y("units:Q", title="units", stack=None, scale=alt.Scale(domain=[0, top], nice=False),
+              axis=alt.Axis(format=".0f", tickMinStep=1))
     bars = alt.Chart(doses).mark_bar(size=3, clip=True).encode(x=x, y=y, color=colour, opacity=_faded(pick),
                                                                  tooltip=tooltip).add_params(pick)
     typos = alt.Chart(doses[doses["implausible"]].assign(
         note=lambda d: d.apply(lambda r: f"recorded {r['recorded']:g} U: implausible (over {r['units']:g} U), "
                                          f"drawn at {r['units']:g} U", axis=1))).mark_point(
         shape="triangle-down", size=90, filled=True, color=IMPLAUSIBLE_COLOUR, clip=True).encode(
-        x=x, y="units:Q", tooltip=[*tooltip, alt.Tooltip("note:N", title="note")])
+        x=x, y=y, tooltip=[*tooltip, alt.Tooltip("note:N", title="note")])
     return alt.layer(bars, typos).properties(height=height, title=title)
 
 
 def patient_timeline(tl: pd.DataFrame) -> alt.VConcatChart:
     """Glucose, Regular insulin (what the model predicts, in a panel of its own), basal insulin and
-    meal/exercise/hypo markers on one shared time axis; the strip at the bottom is a brush: drag on it
-    to choose the span the panels above show. Implausible doses are clipped and marked (dose_marks)."""
+    meal/exercise/hypo markers on one shared time axis: drag any panel to pan, scroll to zoom, all
+    move together. Implausible doses are clipped and marked (dose_marks)."""
     tl = tl.assign(patient=tl["patient_id"].map(lambda p: f"patient {p}"))
-    brush = alt.selection_interval(encodings=["x"], name="span")
-    x = alt.X("timestamp:T", title=None, scale=alt.Scale(domain=brush))
+    x = alt.X("timestamp:T", title=None, axis=alt.Axis(format="%a %d %b"))
     glucose = tl.dropna(subset=["glucose"])[["patient", "timestamp", "glucose", "glucose_slot"]]  # only what is drawn
     pick = _legend_toggle("patient", "glucose_legend")
     glucose_panel = alt.Chart(glucose, height=200, title="Blood glucose (mg/dL)").mark_line(
@@ -98,7 +100,7 @@ def patient_timeline(tl: pd.DataFrame) -> alt.VConcatChart:
         opacity=_faded(pick),
         tooltip=["patient:N", alt.Tooltip("timestamp:T", format="%Y-%m-%d %H:%M"),
                  alt.Tooltip("glucose:Q", format=".0f"), alt.Tooltip("glucose_slot:N", title="reading")],
-    ).add_params(pick)
+    ).add_params(pick, _zoom_x("time_zoom"))
 
     regular_panel = _dose_panel(dose_marks(tl, ["regular"]), x, "Regular insulin (units): what the model predicts",
                                 alt.Color("patient:N", title="Patient"), 130, "regular_legend")
@@ -124,15 +126,9 @@ def patient_timeline(tl: pd.DataFrame) -> alt.VConcatChart:
         tooltip=["patient:N", alt.Tooltip("timestamp:T", format="%Y-%m-%d %H:%M"), "marker:N"],
     ).add_params(marker_pick)
 
-    overview = alt.Chart(glucose, height=50, title="Drag here to choose the span shown above").mark_line(
-        strokeWidth=1).encode(
-        x=alt.X("timestamp:T", title=None), y=alt.Y("glucose:Q", title=None, axis=None),
-        color=alt.Color("patient:N", legend=None),
-    ).add_params(brush)
-    # the four panels share one time axis (the brush strip keeps its own: it shows the whole span)
-    panels = alt.vconcat(glucose_panel, regular_panel, basal_panel, marker_panel).resolve_scale(
+    # one time scale for every panel: a zoom or pan on any of them moves them all
+    return alt.vconcat(glucose_panel, regular_panel, basal_panel, marker_panel).resolve_scale(
         x="shared", color="independent")
-    return alt.vconcat(panels, overview).resolve_scale(color="independent")
 
 
 def daily_pattern(tl: pd.DataFrame) -> alt.LayerChart:
