@@ -127,8 +127,9 @@ def patient_timeline(tl: pd.DataFrame) -> alt.VConcatChart:
     ).add_params(marker_pick)
 
     # one time scale for every panel: a zoom or pan on any of them moves them all
+    # legends above each panel: Streamlit stretches every panel to the page width, a legend on the right would be cut off
     return alt.vconcat(glucose_panel, regular_panel, basal_panel, marker_panel).resolve_scale(
-        x="shared", color="independent")
+        x="shared", color="independent").configure_legend(orient="top")
 
 
 def daily_pattern(tl: pd.DataFrame) -> alt.LayerChart:
