@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from insulin_core.labels import METRIC_LABELS, plain_table
+from insulin_core.labels import METRIC_LABELS, STOP_LABELS, plain_table
 from insulin_core.registry import delete_bundle, save_bundle
 from insulin_core.serving import check_bundle_fits
 from ui import charts, tables
@@ -12,9 +12,9 @@ from ui.session import (SHIPPED_MODEL, active_model_ref, current_cohort, current
                         saved_models, set_active_model, shows_errors)
 
 # the listing's columns as a person reads them (identifiers, hashes and error texts stay off the table)
-TABLE_COLUMNS = {"name": "name", "trained_on": "trained on", "on_screen": "trained on the data on screen",
-                 "created": "saved (UTC)", "split": "split", "window": "window (entries)",
-                 **{m: f"{METRIC_LABELS[m]}, test part" for m in ("mae", "r2", "mae_dose", "within_1u")}}
+# (short headers: the table must fit at 1280 px without a scroll bar; the caption below says the rest)
+TABLE_COLUMNS = {"name": "name", "trained_on": "trained on", "on_screen": "data on screen", "created": "saved",
+                 "split": "split", "mae": "MAE (U)", "r2": "R²", "mae_dose": "MAE on doses (U)", "within_1u": "within ±1 U"}
 
 page_header("Models")
 rows = saved_models()
@@ -23,9 +23,11 @@ if table.empty:
     st.info("No model yet: train one on the **Train** page, or upload a bundle below.", icon=":material/model_training:")
 else:
     usable = table[table["ok"]].assign(on_screen=lambda t: (t["fingerprint"] == current_fingerprint()).map({True: "yes", False: "no"}),
-                                       created=lambda t: t["created"].str.slice(0, 16).str.replace("T", " "))
+                                       created=lambda t: t["created"].str.slice(0, 10))
     tables.show(usable[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS), key="models_table", digits=3,
                 percent=(TABLE_COLUMNS["within_1u"],))
+    st.caption("Scores on each model's own test part (never used in training); *data on screen*: trained on "
+               "exactly the data now in use; *saved*: date in UTC. The Glossary in the sidebar explains the scores.")
     broken = table[~table["ok"]]
     for _, row in broken.iterrows():
         st.warning(f"**{row['name']}** cannot be used: {row['error']}", icon=":material/broken_image:")
@@ -48,7 +50,8 @@ with tab_use:
             left.markdown(f"**{pick}** was trained on {row['trained_on']}"
                           f" ({'the data on screen' if row['fingerprint'] == current_fingerprint() else 'not the data on screen'}), "
                           f"saved {meta.get('created', '?')[:16].replace('T', ' ')} UTC.")
-            right.write(f"Training stopped: {meta.get('stop_reason', 'not recorded')}; best epoch "
+            reason = meta.get("stop_reason")
+            right.write(f"Training stopped: {STOP_LABELS.get(reason, reason or 'not recorded')}; best epoch "
                         f"{meta.get('best_epoch', 'not recorded')}.")
             if right.button("Use on the other pages", key="models_use", icon=":material/check:"):
                 set_active_model(f"saved:{pick}")
@@ -100,7 +103,7 @@ with tab_upload:
 with tab_delete:
     # broken bundles too: one that cannot be loaded must still be removable from here
     deletable = [r["name"] for r in rows if r["name"] != SHIPPED_MODEL]
-    st.caption(f"The shipped **{SHIPPED_MODEL}** bundle cannot be deleted here: it is what a new user sees first.")
+    st.caption(f"The shipped **{SHIPPED_MODEL}** bundle (the model of the synthetic demo cohort) cannot be deleted here.")
     if deletable:
         doomed = st.selectbox("Model to delete", deletable, key="models_delete_name")
         if st.button("Delete...", key="models_delete", icon=":material/delete:"):
