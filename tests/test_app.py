@@ -654,3 +654,17 @@ def test_the_glossary_opens_from_the_sidebar(models_dir):
     text = texts(popover.markdown)
     for term in ("Decision dose", "MAE", "R²", "Within ±1 U", "P(dose)", "90% interval", "Split: chrono", "Baselines"):
         assert f"**{term}**" in text
+
+
+
+def test_tables_show_missing_values_as_a_dash_and_numbers_by_unit():
+    import numpy as np
+    import pandas as pd
+
+    from ui.tables import styled
+
+    table = pd.DataFrame({"predictor": ["LSTM-GRU model", None], "MAE (U)": [0.71234, np.nan], "within ±1 U": [0.8712, np.nan],
+                          "decision points": [1077.0, 3.0]})
+    html = styled(table, digits=3, percent=("within ±1 U",), integers=("decision points",)).to_html()
+    assert "0.712" in html and "87%" in html and "1,077" in html and "0.71234" not in html
+    assert "None" not in html and "nan" not in html and html.count("–") == 3

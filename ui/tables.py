@@ -10,8 +10,13 @@ MISSING = "–"
 
 def show(table: pd.DataFrame, key: str | None = None, digits: int = 2, percent: tuple[str, ...] = (),
          integers: tuple[str, ...] = (), **kwargs) -> None:
-    """st.dataframe with every float column at `digits` decimals (those in `percent` as %, those
-    in `integers` as whole numbers) and missing values as "–"."""
+    """st.dataframe of `styled(...)`."""
+    st.dataframe(styled(table, digits, percent, integers), key=key, width="stretch", hide_index=True, **kwargs)
+
+
+def styled(table: pd.DataFrame, digits: int = 2, percent: tuple[str, ...] = (), integers: tuple[str, ...] = ()):
+    """Every float column at `digits` decimals (those in `percent` as %, those in `integers` as
+    whole numbers) and missing values as "–"."""
     formats = {}
     for column in table.columns:
         if column in percent:
@@ -20,5 +25,4 @@ def show(table: pd.DataFrame, key: str | None = None, digits: int = 2, percent: 
             formats[column] = "{:,.0f}"
         elif pd.api.types.is_float_dtype(table[column]):
             formats[column] = f"{{:.{digits}f}}"
-    styled = table.style.format(na_rep=MISSING).format(formats, na_rep=MISSING)
-    st.dataframe(styled, key=key, width="stretch", hide_index=True, **kwargs)
+    return table.style.format(na_rep=MISSING).format(formats, na_rep=MISSING)
