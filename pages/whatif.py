@@ -115,14 +115,16 @@ else:
     row = int(mine.loc[mine["point"] == point, "row"].iloc[0])
     window = cohort.features.iloc[row - length:row + 1][WINDOW_SHOWN]
     actual_dose = float(mine.loc[mine["point"] == point, "actual_dose"].iloc[0])
-shown = window.assign(**{c: window[c].map(level_name) for c in ("meal", "exercise")}, hypo=window["hypo"] > 0)
+shown = window.assign(**{c: window[c].map(level_name) for c in ("meal", "exercise")}, hypo=window["hypo"] > 0,
+                      glucose=window["glucose"].map(lambda g: "–" if pd.isna(g) else f"{g:.0f}"))  # ui-honest: no "None"
 window_col, dose_col = st.columns([4, 1])
 window_col.caption(f"The {length} entries the model reads" + ("" if at == NEXT else ", then the decision point itself (last row)"))
 window_col.dataframe(shown, key="whatif_window", hide_index=True, height=35 * (len(shown) + 1) + 3, width="stretch",
                      column_config={"timestamp": st.column_config.DatetimeColumn("time", format="ddd DD MMM YYYY HH:mm"),
-                                    "glucose": st.column_config.NumberColumn(format="%.0f")})
+                                    "glucose": st.column_config.TextColumn("glucose (mg/dL)"),  # ui-honest: words
+                                    "day_part": st.column_config.TextColumn("day part")})
 dose_window = window_cfg.dose_window
-dose_col.metric("Regular actually given here", "not yet" if actual_dose is None else f"{actual_dose:.0f} U",
+dose_col.metric("Regular given", "not yet" if actual_dose is None else f"{actual_dose:.0f} U",
                 help="The next moment has not happened: there is no recorded dose." if actual_dose is None else
                 f"The decision dose: Regular written at this moment plus Regular written on its own up to "
                 f"{dose_window} minutes later, before the next decision point.")

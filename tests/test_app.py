@@ -490,7 +490,7 @@ def test_whatif_shows_the_recorded_moment_and_its_prediction(whatif):
     at = whatif
     labels = {m.label for m in at.metric}
     assert {"Predicted Regular dose", "90% interval", "P(dose)", "Unedited prediction",
-            "Regular actually given here"} <= labels
+            "Regular given"} <= labels
     assert "change +0 U" in scenario_line(at)  # nothing edited yet
     assert at.selectbox(key="whatif_point").options[0] == "next (after their last entry)"
     window = frame_with(at, "timestamp", "glucose", "regular", "meal")
@@ -554,7 +554,7 @@ def test_whatif_next_moment_and_other_points(whatif):
     at = whatif
     at.selectbox(key="whatif_point").set_value("next").run()
     no_errors(at)
-    assert any(m.label == "Regular actually given here" and m.value == "not yet" for m in at.metric)
+    assert any(m.label == "Regular given" and m.value == "not yet" for m in at.metric)
     assert "no glucose reading" in scenario_line(at)
     at.toggle(key="whatif_glucose_on").set_value(True).run()
     at.slider(key="whatif_glucose").set_value(320).run()

@@ -330,7 +330,7 @@ def dose_response(curve: pd.DataFrame, real: pd.DataFrame, current: dict | None)
                                           alt.Tooltip("high:Q", format=".0f")]),
         ]
     return alt.layer(*layers).add_params(_zoom_xy("whatif_zoom")).properties(
-        height=280, title="Dose response: model (line, 90% band) and their recorded doses (dots)")
+        height=280, title="Dose vs glucose now (dots: their own doses)")
 
 
 def meal_response(table: pd.DataFrame, current: str | None) -> alt.LayerChart:
