@@ -50,9 +50,6 @@ LEVEL_PHRASES = {
 STOP_LABELS = {"early_stopping": "the validation loss stopped improving", "max_epochs": "it reached the maximum number of epochs",
                "stopped_by_user": "stopped by the user", "diverged": "the loss diverged"}  # train.STOP_REASONS
 PART_LABELS = {"train": "training part", "val": "validation part", "test": "test part", "all": "all parts"}
-DAY_STOP_LABELS = {"early_stopping": "the validation loss stopped improving", "max_epochs": "it reached the maximum number of epochs",
-               "stopped_by_user": "stopped by the user", "diverged": "the loss diverged"}  # train.STOP_REASONS
-PART_LABELS = {p: p for p in DAY_PARTS}
 
 # The columns of the predictions CSV (`evaluate --predictions` and the Predictions page's download):
 # machine names stay in the file; these descriptions ship beside it (describe_columns).

@@ -41,7 +41,7 @@ if st.session_state.get("pred_patient") not in patients:
     st.session_state["pred_patient"] = patients[0]
 patient = patient_col.selectbox("Patient", patients, key="pred_patient", persist_state="session", format_func=lambda p: f"patient {p}")
 part = part_col.selectbox("Decision points scored", ["test", "val", "train", "all"], key="pred_part",
-                          persist_state="session", format_func=PART_LABELS.get,
+                          persist_state="session", format_func=lambda p: PART_LABELS.get(p, str(p)),
                           help="The model's own split: the test part was never used in training.")
 
 rows = table[table["patient_id"] == patient]

@@ -49,3 +49,11 @@ def test_predictions_csv_columns_are_described():
     assert list(described["column"]) == columns
     assert described["description"].str.len().min() > 10 and not described["description"].str.contains("_").any()
     assert described["description"].is_unique
+
+
+def test_split_parts_and_stop_reasons_have_words():
+    from insulin_core.labels import PART_LABELS, STOP_LABELS
+    from insulin_core.train import STOP_REASONS
+
+    assert PART_LABELS["val"] == "validation part" and set(PART_LABELS) == {"train", "val", "test", "all"}
+    assert set(STOP_REASONS) <= set(STOP_LABELS) and not any("_" in w for w in STOP_LABELS.values())
