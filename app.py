@@ -7,6 +7,7 @@ import threading
 
 import streamlit as st
 
+from ui.glossary import glossary_popover  # ui-honest: the glossary on every page
 from ui.session import DECLARED_PAGES_KEY, active_model_ref, current_source, model_label
 from ui.training import track_runs
 
@@ -25,7 +26,7 @@ PAGES = [
 
 def model_caption() -> None:
     ref = active_model_ref()
-    st.caption(f":material/neurology: Model: {model_label(ref) if ref else 'none yet: train one'}")
+    st.caption(f":material/neurology: Model: {model_label(ref) if ref else 'none trained on this data yet'}")
 
 
 def _import_registry() -> None:
@@ -59,4 +60,5 @@ with st.sidebar:
         model_caption()
     else:
         model_caption_pending()
+    glossary_popover()  # ui-honest
 navigation.run()

@@ -23,7 +23,7 @@ import torch
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError,
                       model_validator)
 
-from .errors import BundleError  # noqa: F401 (defined torch-free for the pages; still importable from here)
+from .errors import NAME_REGEX, BundleError  # noqa: F401 (defined torch-free for the pages; still importable from here)
 from .features import NOW_FEATURES, SEQ_FEATURES
 from .intervals import P_DOSE_BANDS
 from .configs import MAX_PATIENTS, ModelConfig, TrainConfig, check_keys
@@ -33,7 +33,6 @@ from .splits import SPLITS
 from .windows import WindowConfig
 
 FORMAT_VERSION = 1
-NAME_REGEX = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 
 
 def _config(cls):
@@ -124,6 +123,8 @@ class Conformal(_Strict):
 class Data(_Strict):
     source: ShortText = ""
     fingerprint: ShortText | None = None
+    synthetic: bool | None = None  # absent in bundles saved before it was recorded (provenance.py)
+    patients: Count | None = None
 
 
 class BundleMeta(_Strict):

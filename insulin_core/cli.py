@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .codes import DEFAULT_DOSE_WINDOW_MIN
+from .metrics import METRIC_COLUMNS
 
 
 class CliError(Exception):
@@ -41,6 +42,9 @@ def _non_negative_int(text: str) -> int:
     return _whole_number(text, 0)
 
 
+INSULIN_WORDS = {"regular": "Regular", "nph": "NPH", "ultralente": "UltraLente"}
+
+
 def cmd_check_data(args: argparse.Namespace) -> int:
     from .source import load_source, resolve_source
 
@@ -54,21 +58,28 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0
+    from .labels import REASON_LABELS
+
     print(f"Source: {source.label}")
     print(f"Files {report['files']}  lines {report['lines']}  accepted {report['accepted']}  "
           f"rejected {report['rejected_total']}  patients {report['patients']}  events {report['events']}")
+    if report["rejected"]:
+        print("Lines left out, and why:")
     for reason, count in sorted(report["rejected"].items(), key=lambda kv: -kv[1]):
         example = report["examples"][reason][0]
-        print(f"  {reason:22s} {count:5d}   e.g. {example['file']}:{example['line']}  {example['text']!r}")
-    print(f"Censored glucose (0Hi/0Lo): {report['censored']}  implausible doses: {report['implausible']}  "
-          f"conflicting values at one time: {report['conflicts']}")
+        print(f"  {count:5d}  {REASON_LABELS.get(reason, reason)}\n"
+              f"         e.g. {example['file']} line {example['line']}: {example['text']!r}")
+    censored = ", ".join(f"{n} {'above' if k == 'high' else 'below'} the meter's range" for k, n in report["censored"].items())
+    implausible = ", ".join(f"{n} {INSULIN_WORDS.get(k, k)}" for k, n in report["implausible"].items())
+    print(f"Glucose readings written as 0Hi/0Lo: {censored or 'none'}. Implausible doses (typing errors, kept but "
+          f"left out of training): {implausible or 'none'}. Conflicting values at one time: {report['conflicts']}.")
     for entry in report["skipped_files"]:
         print(f"  not read: {entry}")
     fold = report["decision_doses"]
-    print(f"Regular written on its own row: {fold['insulin_only_regular']}; folded into the decision point up to "
-          f"{fold['dose_window_min']} min before it: {fold['folded']} (feeding {fold['decision_points_with_folded_dose']} "
-          f"decision points); alone, history only: {fold['alone']}. Patients who wrote most doses that way: "
-          f"{fold['patients_mostly_late']}")
+    print(f"Regular written on a row of its own: {fold['insulin_only_regular']}. Counted as the dose of the decision "
+          f"point up to {fold['dose_window_min']} min before it: {fold['folded']} (for "
+          f"{fold['decision_points_with_folded_dose']} decision points); with no decision point before it, history "
+          f"only: {fold['alone']}. Patients who wrote most of their doses that way: {fold['patients_mostly_late']}.")
     return 0
 
 
@@ -133,9 +144,13 @@ def _load_cohort(data_dir: str | None):
     return load_cohort(resolve_source(data_dir))
 
 
-def _print_metrics(metrics) -> None:
-    cols = ["name", "rows", "mae", "rmse", "r2", "within_1u", "mae_dose", "n"]
-    print(metrics[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+def _print_metrics(metrics, cols: list[str] | None = None) -> None:
+    """A metrics table with plain column and model / baseline names (insulin_core/labels.py)."""
+    from .labels import plain_table
+
+    cols = cols or ["name", "rows", "mae", "rmse", "r2", "within_1u", "mae_dose", "n"]
+    print(plain_table(metrics[[c for c in cols if c in metrics.columns]]).to_string(
+        index=False, float_format=lambda v: f"{v:.3f}", na_rep="n/a"))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -247,14 +262,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = metrics_of(table, "test")
     if args.predictions:
         cols = ["patient_id", "timestamp", "part", "actual", "predicted"] + list(metrics["name"][1:])
-        test[cols].rename(columns={"part": "split"}).to_csv(args.predictions, index=False)
+        written = test[cols].rename(columns={"part": "split"})
+        written.to_csv(args.predictions, index=False)
+        described = write_column_descriptions(args.predictions, written.columns)
+        print(f"Wrote {len(written)} test rows to {args.predictions}; what each column holds: {described}",
+              file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps({"model": args.model, "data": cohort.source.label, "part": "test", "n": len(test),
                           "metrics": metrics.to_dict("records")}, indent=2, default=float))
     else:
         print(f"Model {args.model} on {cohort.source.label}, test part ({len(test)} decision points):")
-        print(metrics.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        _print_metrics(metrics, ["name", *METRIC_COLUMNS])
     return 0
+
+
+def column_descriptions_path(csv_path: str | Path) -> Path:
+    """Where the descriptions of a CSV's columns go: beside it, FILE.columns.csv."""
+    path = Path(csv_path)
+    return path.with_name(f"{path.stem}.columns.csv")
+
+
+def write_column_descriptions(csv_path: str | Path, columns) -> Path:
+    """A CSV keeps machine column names; this sidecar (column, description) says what each holds,
+    from the same label table as the pages (insulin_core/labels.py)."""
+    from .labels import describe_columns
+
+    target = column_descriptions_path(csv_path)
+    describe_columns(columns).to_csv(target, index=False)
+    return target
 
 
 def _add_train(sub) -> None:
@@ -506,7 +541,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_predict(sub)
     _add_tune(sub)
+    glossary = sub.add_parser("glossary", help="what the words of the dashboard and this tool mean")
+    glossary.set_defaults(run=cmd_glossary)
     return parser
+
+
+def cmd_glossary(args: argparse.Namespace) -> int:
+    from .glossary import glossary_text
+
+    print(glossary_text(width=100), end="")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from .codes import DAY_PARTS, LEVELS
 from .features import GLUCOSE_SLOTS, NOW_FEATURES, SEQ_FEATURES
+from .labels import LEVEL_PHRASES
 from .predictor import DosePredictor
 from .windows import WindowSet
 
@@ -132,7 +133,7 @@ def _describe_seq(group: str, row: pd.Series, x: np.ndarray) -> str:
         return f"the {v:g} U {name} dose at {when}" if v > 0 else f"the missed {name} dose at {when} ({row['day_part']})"
     if group in ("meal", "exercise"):
         v = _level_name(x[_SEQ[group]])
-        return f"no {group} recorded at {when}" if v == "none" else f"the {v} {group} at {when}"
+        return f"no {group} recorded at {when}" if v == "none" else f"{LEVEL_PHRASES[group].get(v, v)} at {when}"
     if group == "hypo":
         return f"hypoglycemic symptoms at {when}" if x[_SEQ["hypo"]] > 0 else f"no hypoglycemic symptoms at {when}"
     return f"the timing of the {when} entry"
@@ -149,8 +150,7 @@ def _describe_now(group: str, now: np.ndarray, decision: pd.Series) -> str:
     if group == "glucose":
         return f"the {n('glucose'):.0f} mg/dL reading now" if n("has_glucose") > 0 else "no glucose reading now"
     if group in ("meal", "exercise"):
-        v = _level_name(n(group))
-        return f"no {group} now" if v == "none" else f"a {v} {group} now"
+        return f"{LEVEL_PHRASES[group].get(_level_name(n(group)), _level_name(n(group)))} now"
     if group == "hypo":
         return "hypoglycemic symptoms now" if n("hypo") > 0 else "no hypoglycemic symptoms now"
     if group == "time":

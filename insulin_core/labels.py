@@ -26,7 +26,7 @@ FEATURE_LABELS = {
     "glucose": "glucose", "has_glucose": "a glucose reading", "regular": "Regular dose", "nph": "NPH dose",
     "ultralente": "UltraLente dose", "hypo": "hypoglycemic symptoms", "meal": "meal size", "exercise": "exercise",
     "tod_sin": "time of day (cycle, sine)", "tod_cos": "time of day (cycle, cosine)",
-    **{f"dp_{p}": p for p in DAY_PARTS}, "log_hours_since_prev": "hours since the entry before",
+    **{f"dp_{p}": f"day part: {p}" for p in DAY_PARTS}, "log_hours_since_prev": "hours since the entry before",
     "paper_time": "a paper-record time", **{f"slot_{s}": f"reading slot: {s.replace('_', ' ')}" for s in GLUCOSE_SLOTS},
     "glucose_prev": "the reading before", "log_hours_since_glucose": "hours since the reading before",
     "last_regular_same_dp": "last dose at this time of day", "has_last_regular_same_dp": "a dose at this time of day before",
@@ -40,13 +40,67 @@ FEATURE_LABELS = {
 
 REASON_LABELS = {reason: description[0].upper() + description[1:] for reason, description in REASONS.items()}
 
+# Meal and exercise levels (codes.LEVELS) in a sentence: "a smaller meal than usual", never "a less meal".
+LEVEL_PHRASES = {
+    "meal": {"none": "no meal", "less": "a smaller meal than usual", "typical": "a usual meal",
+             "more": "a larger meal than usual"},
+    "exercise": {"none": "no exercise", "less": "less exercise than usual", "typical": "usual exercise",
+                 "more": "more exercise than usual"},
+}
+STOP_LABELS = {"early_stopping": "the validation loss stopped improving", "max_epochs": "it reached the maximum number of epochs",
+               "stopped_by_user": "stopped by the user", "diverged": "the loss diverged"}  # train.STOP_REASONS
+PART_LABELS = {"train": "training part", "val": "validation part", "test": "test part", "all": "all parts"}
+
+# The columns of the predictions CSV (`evaluate --predictions` and the Predictions page's download):
+# machine names stay in the file; these descriptions ship beside it (describe_columns).
+COLUMN_DESCRIPTIONS = {
+    "patient_id": "patient number (the NN of the data-NN file)",
+    "timestamp": "date and time of the decision point",
+    "day_part": "time of day: morning, afternoon, evening or night",
+    "glucose_now": "glucose measured at the decision point (mg/dL; empty when none)",
+    "part": "part of the model's split the decision point fell in: train, val (validation) or test",
+    "split": "part of the model's split the decision point fell in: train, val (validation) or test",
+    "actual": "the decision dose actually given (units of Regular insulin)",
+    "predicted": "the LSTM-GRU model's predicted decision dose (units)",
+    "week": "first day of the week (weeks start on Monday)",
+}
+
+
+def column_description(column: str) -> str:
+    """What a predictions-CSV column holds, in words (baselines and 90% interval bounds included)."""
+    if column in COLUMN_DESCRIPTIONS:
+        return COLUMN_DESCRIPTIONS[column]
+    for suffix, bound in (("_low", "low"), ("_high", "high")):
+        if column.endswith(suffix):
+            who = column.removesuffix(suffix)
+            name = "the LSTM-GRU model" if who == "model" else PREDICTOR_LABELS.get(who, who)
+            return f"{bound} end of the 90% interval of {name} (units)"
+    if column in PREDICTOR_LABELS:
+        return f"the dose predicted by the baseline '{PREDICTOR_LABELS[column]}' (units)"
+    return label(column)
+
+
+def describe_columns(columns) -> pd.DataFrame:
+    """A two-column table (column, description) for a CSV's header."""
+    return pd.DataFrame({"column": list(columns), "description": [column_description(c) for c in columns]})
+
 
 def label(name: str) -> str:
     """The plain words for an identifier (itself when it has none)."""
-    for table in (METRIC_LABELS, PREDICTOR_LABELS, FEATURE_LABELS, REASON_LABELS):
+    for table in (METRIC_LABELS, PREDICTOR_LABELS, FEATURE_LABELS, REASON_LABELS, PART_LABELS):
         if name in table:
             return table[name]
     return name
+
+
+WITHOUT_IMPLAUSIBLE = " (without implausible)"  # pipeline.bundle_meta's suffix for metrics without typo doses
+
+
+def predictor_label(name: str) -> str:
+    """A model / baseline name in words, also with the bundle metrics' "(without implausible)" suffix."""
+    if isinstance(name, str) and name.endswith(WITHOUT_IMPLAUSIBLE):
+        return f"{predictor_label(name.removesuffix(WITHOUT_IMPLAUSIBLE))}, implausible doses left out"
+    return PREDICTOR_LABELS.get(name, name)
 
 
 def plain_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -54,5 +108,5 @@ def plain_table(table: pd.DataFrame) -> pd.DataFrame:
     out = table.copy()
     for column in ("name", "predictor"):
         if column in out.columns:
-            out[column] = out[column].map(lambda v: PREDICTOR_LABELS.get(v, v))
+            out[column] = out[column].map(predictor_label)
     return out.rename(columns=METRIC_LABELS)

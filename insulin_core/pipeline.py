@@ -19,6 +19,7 @@ from .features import SEQ_FEATURES
 from .metrics import METRIC_COLUMNS, metrics_table, per_patient_metrics
 from .model import DEFAULT_SIZES, DoseNet, ModelConfig
 from .scaling import MinMaxScaler
+from .provenance import data_record
 from .splits import Split, split_windows
 from .predictor import DosePredictor
 from .train import ArrayPart, EpochLog, TrainConfig, TrainData, TrainResult, train_model
@@ -191,7 +192,7 @@ def bundle_meta(result: ExperimentResult, exp: ExperimentConfig, train_cfg: Trai
         "conformal": ev.conformal,
         "metrics_extra": {"interval_coverage": ev.coverage},
         "sizes": {"train": int(len(p.train_idx)), "val": int(len(p.val_idx)), "test": int(len(p.split.test))},
-        "data": {"source": source_label, "fingerprint": fingerprint},
+        "data": data_record(source_label, fingerprint, len(p.patient_index)),
     }
 
 

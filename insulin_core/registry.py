@@ -40,10 +40,12 @@ import numpy as np
 import torch
 from filelock import FileLock, Timeout
 
-from .bundle_schema import FORMAT_VERSION, NAME_REGEX, BundleError, check_meta, check_state, check_weights
+from .bundle_schema import FORMAT_VERSION, BundleError, check_meta, check_state, check_weights
+from .errors import NAME_PATTERN, NAME_REGEX, check_name  # noqa: F401 (check_name: part of the registry's API)
 from .model import DoseNet, ModelConfig
 from .paths import DEFAULT_MODELS_DIR
 from .predictor import DosePredictor
+from .provenance import trained_on
 from .scaling import MinMaxScaler
 
 __all__ = ["BundleError", "FORMAT_VERSION", "ModelBundle", "save_bundle", "load_bundle", "list_bundles",
@@ -51,7 +53,6 @@ __all__ = ["BundleError", "FORMAT_VERSION", "ModelBundle", "save_bundle", "load_
 
 WEIGHTS_FILE = "weights.pt"
 META_FILE = "bundle.json"
-NAME_PATTERN = re.compile(NAME_REGEX)  # used with fullmatch: `$` would let "name\n" through
 LOCK_FILE = ".registry.lock"
 STAGING_DIR = ".staging"
 OLD_SUFFIX = ".old"
@@ -92,14 +93,6 @@ class ModelBundle:
         """The bundle's network with its own scalers, patient index and conformal table (or `conformal`)."""
         table = self.meta.get("conformal") if conformal is None else conformal
         return DosePredictor.of_network(self.model, self.seq_scaler, self.now_scaler, self.patient_index, table, self.name)
-
-
-def check_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise BundleError(
-            f"Invalid model name {name!r}: use 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit."
-        )
-    return name
 
 
 def library_versions() -> dict[str, str]:
@@ -376,9 +369,10 @@ def _summary(path: Path, found: tuple | BundleError) -> dict:
 def _row(name: str, meta: dict) -> dict:
     """The table row of a checked meta (every field used here has its type checked by the schema)."""
     model_metrics = meta.get("metrics", {}).get("model", {})
+    data = trained_on(meta)
     return {
         "name": name, "ok": True, "error": "", "created": meta.get("created", ""),
-        "data": meta.get("data", {}).get("source", ""), "split": meta.get("split", ""),
+        "data": data.label, "trained_on": data.words(), "fingerprint": data.fingerprint, "split": meta.get("split", ""),
         "target": meta["window"].get("target", ""), "window": meta["window"].get("length"),
         "mae": model_metrics.get("mae"), "r2": model_metrics.get("r2"),
         "mae_dose": model_metrics.get("mae_dose"), "within_1u": model_metrics.get("within_1u"),

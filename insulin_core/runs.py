@@ -46,13 +46,20 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 from filelock import FileLock, Timeout
 
 from .configs import TrainConfig
-from .pipeline import ExperimentConfig, ExperimentResult, bundle_meta, evaluate, model_config_for, prepare
-from .registry import BundleError, check_name, delete_bundle, load_bundle, save_bundle
-from .train import EpochLog, train_model
+from .errors import BundleError, check_name
+
+if TYPE_CHECKING:
+    from .pipeline import ExperimentConfig, ExperimentResult
+    from .train import EpochLog
+# Speed: torch comes with the pipeline, the trainer and the registry. They are imported where a run
+# is trained (in the worker, preloaded by the forkserver) or a bundle is renamed or deleted, so the
+# app's pages, which list runs on every rerun, open without paying seconds for torch.
 
 RUNS_SUBDIR = ".runs"
 RUN_FILE, STATUS_FILE, PROGRESS_FILE, STOP_FILE, ALIVE_LOCK = (
@@ -178,6 +185,8 @@ class _Progress:
 
 def _save_unique(result: ExperimentResult, meta: dict, name: str, models_dir: Path) -> str:
     """Save under `name`, or `name-2`, `name-3`... when a model of that name exists already."""
+    from .registry import save_bundle
+
     for i in range(1, 100):
         candidate = name if i == 1 else f"{name}-{i}"
         try:
@@ -199,6 +208,9 @@ def _limit_threads() -> None:
 
 def work(run_dir: str, models_dir: str, features: pd.DataFrame, spec: RunSpec) -> None:
     """The worker process's body: train, evaluate, save, and say how it went in status.json."""
+    from .pipeline import ExperimentResult, bundle_meta, evaluate, model_config_for, prepare
+    from .train import train_model
+
     run_dir, models_dir = Path(run_dir), Path(models_dir)
     alive = FileLock(run_dir / ALIVE_LOCK)
     alive.acquire()
@@ -247,7 +259,8 @@ def _context():
     # Imported once in the forkserver, not per run: torch and the pipeline. Each child also runs the
     # parent's main script again (multiprocessing's rule; Python 3.11's forkserver cannot preload it),
     # which under `streamlit run` imports streamlit.web.cli: preload that too, or every run pays ~1 s.
-    ctx.set_forkserver_preload(["insulin_core.runs"] + [m for m in ("streamlit.web.cli",) if m in sys.modules])
+    ctx.set_forkserver_preload(["insulin_core.runs", "insulin_core.pipeline", "insulin_core.train", "insulin_core.registry"]
+                               + [m for m in ("streamlit.web.cli",) if m in sys.modules])
     return ctx
 
 
@@ -424,6 +437,8 @@ class RunManager:
     def rename(self, run_id: str, owner: str, new_name: str) -> str:
         """Give a finished run's model another name (load, save under the new name, delete the old:
         each step is one registry operation, so a crash between leaves both, never neither)."""
+        from .registry import delete_bundle, load_bundle, save_bundle
+
         run_dir = self._own(run_id, owner)
         info = self.get(run_id)
         if info.state != FINISHED or not info.bundle:
@@ -441,6 +456,8 @@ class RunManager:
 
     def delete(self, run_id: str, owner: str) -> None:
         """Forget a finished or failed run and delete its model."""
+        from .registry import delete_bundle
+
         run_dir = self._own(run_id, owner)
         info = self.get(run_id)
         if info.active:

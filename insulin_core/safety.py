@@ -15,6 +15,7 @@ import pandas as pd
 
 from .codes import DAY_PARTS
 from .features import NOW_FEATURES, SEQ_FEATURES, day_part_of
+from .labels import FEATURE_LABELS
 
 SCALED_RANGE = (-0.05, 1.05)
 MONOTONE_RANGE = (70.0, 400.0)  # physiological range over which more glucose must not mean less insulin
@@ -39,7 +40,9 @@ def out_of_range_flag(seq_scaled: np.ndarray, now_scaled: np.ndarray, now_featur
     bad_now = [now_features[f] for f in np.flatnonzero(((now_scaled < lo) | (now_scaled > hi)).any(axis=0))]
     if not bad_seq and not bad_now:
         return None
-    parts = ([f"now: {', '.join(bad_now)}"] if bad_now else []) + ([f"window: {', '.join(bad_seq)}"] if bad_seq else [])
+    words = [FEATURE_LABELS.get(f, f) for f in bad_now], [FEATURE_LABELS.get(f, f) for f in bad_seq]
+    parts = ([f"at this moment: {', '.join(words[0])}"] if bad_now else []) + (
+        [f"in the entries before: {', '.join(words[1])}"] if bad_seq else [])
     return SafetyFlag("out_of_range", "Inputs outside the range seen in training (" + "; ".join(parts) + ").")
 
 

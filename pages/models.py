@@ -2,12 +2,19 @@
 import pandas as pd
 import streamlit as st
 
+from insulin_core.labels import METRIC_LABELS, STOP_LABELS, plain_table
 from insulin_core.registry import delete_bundle, save_bundle
 from insulin_core.serving import check_bundle_fits
-from ui import charts
+from ui import charts, tables
 from ui.bundles import bundle_from_zip, zip_bundle
 from ui.cache import load_saved, models_dir
-from ui.session import SHIPPED_MODEL, active_model_ref, current_cohort, model_label, page_header, saved_models, set_active_model, shows_errors
+from ui.session import (SHIPPED_MODEL, active_model_ref, current_cohort, current_fingerprint, model_label, page_header,
+                        saved_models, set_active_model, shows_errors)
+
+# the listing's columns as a person reads them (identifiers, hashes and error texts stay off the table)
+# (short headers: the table must fit at 1280 px without a scroll bar; the caption below says the rest)
+TABLE_COLUMNS = {"name": "name", "trained_on": "trained on", "on_screen": "data on screen", "created": "saved",
+                 "split": "split", "mae": "MAE (U)", "r2": "R²", "mae_dose": "MAE on doses (U)", "within_1u": "within ±1 U"}
 
 page_header("Models")
 rows = saved_models()
@@ -15,14 +22,18 @@ table = pd.DataFrame(rows)
 if table.empty:
     st.info("No model yet: train one on the **Train** page, or upload a bundle below.", icon=":material/model_training:")
 else:
-    st.dataframe(table.drop(columns=["ok"]), key="models_table", width="stretch", hide_index=True,
-                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("mae", "r2", "mae_dose", "within_1u")})
+    usable = table[table["ok"]].assign(on_screen=lambda t: (t["fingerprint"] == current_fingerprint()).map({True: "yes", False: "no"}),
+                                       created=lambda t: t["created"].str.slice(0, 10))
+    tables.show(usable[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS), key="models_table", digits=3,
+                percent=(TABLE_COLUMNS["within_1u"],))
+    st.caption("Scores on each model's own test part (never used in training); *data on screen*: trained on "
+               "exactly the data now in use; *saved*: date in UTC. The Glossary in the sidebar explains the scores.")
     broken = table[~table["ok"]]
     for _, row in broken.iterrows():
         st.warning(f"**{row['name']}** cannot be used: {row['error']}", icon=":material/broken_image:")
 names = [r["name"] for r in rows if r["ok"]]
 ref = active_model_ref()
-st.caption(f"In use on Predictions and What-if: **{model_label(ref) if ref else 'none'}**")
+st.caption(f"In use on Predictions and What-if: **{model_label(ref) if ref else 'none: no model was trained on the data on screen'}**")
 
 tab_use, tab_compare, tab_upload, tab_delete = st.tabs(["Use / download", "Compare", "Upload", "Delete"])
 with tab_use:
@@ -32,10 +43,16 @@ with tab_use:
             bundle = load_saved(pick)
             meta = bundle.meta
             left, right = st.columns(2)
-            left.json({"model": meta["model_config"], "window": meta["window"], "split": meta.get("split"),
-                       "training": meta.get("train_config", {}), "data": meta.get("data", {})}, expanded=1)
-            right.write(f"Created {meta.get('created', '?')}; stopped: {meta.get('stop_reason', '?')}, "
-                        f"best epoch {meta.get('best_epoch', '?')}.")
+            with left.expander("Technical details: the saved configuration"):
+                st.json({"model": meta["model_config"], "window": meta["window"], "split": meta.get("split"),
+                         "training": meta.get("train_config", {}), "data": meta.get("data", {})}, expanded=1)
+            row = next(r for r in rows if r["name"] == pick)
+            left.markdown(f"**{pick}** was trained on {row['trained_on']}"
+                          f" ({'the data on screen' if row['fingerprint'] == current_fingerprint() else 'not the data on screen'}), "
+                          f"saved {meta.get('created', '?')[:16].replace('T', ' ')} UTC.")
+            reason = meta.get("stop_reason")
+            right.write(f"Training stopped: {STOP_LABELS.get(reason, reason or 'not recorded')}; best epoch "
+                        f"{meta.get('best_epoch', 'not recorded')}.")
             if right.button("Use on the other pages", key="models_use", icon=":material/check:"):
                 set_active_model(f"saved:{pick}")
                 right.success(f"**{pick}** is now used on Predictions and What-if.", icon=":material/check_circle:")
@@ -50,17 +67,20 @@ with tab_compare:
     for name in chosen:
         with shows_errors(f"{name} cannot be compared", stop=False):
             for metric_name, values in load_saved(name).meta.get("metrics", {}).items():
-                metric_rows.append({"model": name, "scored": metric_name, **values})
+                metric_rows.append({"model": name, "predictor": metric_name, **values})
     if not chosen:
         st.info("Pick one or more models.", icon=":material/info:")
     elif metric_rows:
         metrics = pd.DataFrame(metric_rows)
-        model_only = metrics[metrics["scored"] == "model"]
-        st.dataframe(model_only.drop(columns="scored"), key="models_compare_table", width="stretch", hide_index=True)
+        model_only = metrics[metrics["predictor"] == "model"]
+        tables.show(plain_table(model_only.drop(columns="predictor")), key="models_compare_table", digits=3,
+                    integers=(METRIC_LABELS["n"], METRIC_LABELS["n_dose"]))
         long = model_only.melt(id_vars=["model"], value_vars=["mae", "rmse", "r2", "within_1u"], var_name="metric")
-        st.vega_lite_chart(charts.chart_spec(charts.compare_models, long), width="stretch")
-        with st.expander("Each model beside the baselines it was scored with"):
-            st.dataframe(metrics, width="stretch", hide_index=True)
+        st.vega_lite_chart(charts.chart_spec(charts.compare_models, long.assign(metric=long["metric"].map(METRIC_LABELS))),
+                        width="stretch")
+        with st.expander("Each model beside the baselines it was scored with (test part)"):
+            tables.show(plain_table(metrics), digits=3,
+                        integers=(METRIC_LABELS["n"], METRIC_LABELS["n_dose"]))
 
 with tab_upload:
     upload = st.file_uploader("A bundle zip (as downloaded here)", type=["zip"], key="models_upload")
@@ -84,7 +104,7 @@ with tab_upload:
 with tab_delete:
     # broken bundles too: one that cannot be loaded must still be removable from here
     deletable = [r["name"] for r in rows if r["name"] != SHIPPED_MODEL]
-    st.caption(f"The shipped **{SHIPPED_MODEL}** bundle cannot be deleted here: it is what a new user sees first.")
+    st.caption(f"The shipped **{SHIPPED_MODEL}** bundle (the model of the synthetic demo cohort) cannot be deleted here.")
     if deletable:
         doomed = st.selectbox("Model to delete", deletable, key="models_delete_name")
         if st.button("Delete...", key="models_delete", icon=":material/delete:"):

@@ -11,10 +11,12 @@ from ui import charts
 from ui.cache import cached_cohort
 from ui.session import adopt_upload, current_cohort, current_source, env_data_dir, load_upload, page_header, set_source, shows_errors
 
-page_header("insulin-dash", "Predicts a patient's Regular insulin dose from their AIM94 diary with a hybrid LSTM-GRU network.")
+page_header("insulin-dash", "Predicts a patient's Regular insulin dose from their AIM94 diary with a hybrid LSTM-GRU network.",
+            uses_models=False)
 
 SOURCES = {"demo": "Demo cohort (synthetic)", "folder": "A folder of AIM94 files", "upload": "Upload AIM94 files",
            "download": "Download from UCI"}
+KIND_OF_SOURCE = {"demo": "demo", "env": "folder", "folder": "folder", "upload": "upload"}  # DataSource.kind -> radio
 DOWNLOAD_DIR = Path(__file__).resolve().parent.parent / "data" / "aim94"
 
 
@@ -34,7 +36,8 @@ def switched(source: DataSource) -> None:
 
 with st.container(border=True):
     st.markdown("**:material/database: Data source**")
-    st.session_state.setdefault("source_kind", "demo")
+    # the radio starts on the source actually in use ($AIM94_DIR is a folder), never on "demo" over real data
+    st.session_state.setdefault("source_kind", KIND_OF_SOURCE.get(current_source().kind, "demo"))
     st.session_state.setdefault("source_folder", env_data_dir() or "")
     kind = st.radio("Where the diaries come from", list(SOURCES), format_func=SOURCES.get, key="source_kind", persist_state="session",
                     horizontal=True)
@@ -97,7 +100,11 @@ st.markdown(
     f"most of their doses this way); **{fold['alone']:,}** stay alone, with no decision point before them, and "
     f"are history only.")
 
-by_kind = pd.DataFrame({"kind": list(summary["events_by_kind"]), "events": list(summary["events_by_kind"].values())})
+KIND_WORDS = {"glucose": "glucose readings", "regular": "Regular insulin", "nph": "NPH insulin",
+              "ultralente": "UltraLente insulin", "meal": "meals", "exercise": "exercise", "hypo": "hypoglycemic symptoms",
+              "special": "other entries"}
+by_kind = pd.DataFrame({"kind": [KIND_WORDS.get(k, k) for k in summary["events_by_kind"]],
+                        "events": list(summary["events_by_kind"].values())})
 report = cohort.report
 left, right = st.columns(2)
 left.vega_lite_chart(charts.chart_spec(charts.counts_bar, by_kind, "kind", "events", "Events by kind"), width="stretch")

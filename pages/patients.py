@@ -6,7 +6,7 @@ import streamlit as st
 from ui import charts
 from ui.session import current_cohort, page_header
 
-page_header("Patients")
+page_header("Patients", uses_models=False)
 cohort = current_cohort()
 if cohort is None:
     st.stop()
@@ -33,6 +33,11 @@ if shown.empty:
     st.info("No diary entries in this span; widen it.", icon=":material/info:")
     st.stop()
 
+typos = charts.dose_marks(shown.assign(patient=shown["patient_id"]), list(charts.INSULIN_NAMES)).query("implausible")
+if len(typos):
+    st.caption(":material/warning: " + "; ".join(f"{r.insulin} {r.recorded:g} U on {r.timestamp:%Y-%m-%d %H:%M} (patient {r.patient})"
+                                                 for r in typos.itertuples())
+               + ": implausible doses (typing errors), drawn at the plausible maximum and marked with a red triangle.")
 st.vega_lite_chart(charts.chart_spec(charts.patient_timeline, shown), width="stretch")
 left, right = st.columns(2)
 left.vega_lite_chart(charts.chart_spec(charts.daily_pattern, tl), width="stretch")

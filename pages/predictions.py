@@ -2,9 +2,9 @@
 import streamlit as st
 
 from insulin_core.baselines import BASELINES
-from insulin_core.labels import METRIC_LABELS, PREDICTOR_LABELS, plain_table
+from insulin_core.labels import METRIC_LABELS, PART_LABELS, PREDICTOR_LABELS, describe_columns, plain_table
 from insulin_core.serving import bundle_experiment, check_bundle_fits, interval_coverage_of, metrics_of, per_patient_of
-from ui import charts
+from ui import charts, tables
 from ui.cache import predictions
 from ui.session import current_cohort, model_picker, page_header, shows_errors
 
@@ -40,8 +40,9 @@ patients = sorted(int(p) for p in table["patient_id"].unique())
 if st.session_state.get("pred_patient") not in patients:
     st.session_state["pred_patient"] = patients[0]
 patient = patient_col.selectbox("Patient", patients, key="pred_patient", persist_state="session", format_func=lambda p: f"patient {p}")
-part = part_col.selectbox("Windows scored", ["test", "val", "train", "all"], key="pred_part", persist_state="session",
-                          help="The model's own split: test windows were never used in training.")
+part = part_col.selectbox("Decision points scored", ["test", "val", "train", "all"], key="pred_part",
+                          persist_state="session", format_func=lambda p: PART_LABELS.get(p, str(p)),
+                          help="The model's own split: the test part was never used in training.")
 
 rows = table[table["patient_id"] == patient]
 weeks = sorted(rows["week"].dt.date.unique())
@@ -51,34 +52,40 @@ if st.session_state.get("pred_week") not in weeks:  # new patient: start at thei
 week = st.select_slider("Week starting", weeks, key="pred_week", persist_state="session", format_func=lambda d: d.strftime("%Y-%m-%d"))
 in_week = rows[rows["week"].dt.date == week]
 st.caption(f"Patient {patient}, week of {week:%d %b %Y}: {len(in_week)} decision points "
-           f"({', '.join(f'{n} {p}' for p, n in in_week['part'].value_counts().items())}).")
+           f"({', '.join(f'{n} in the {PART_LABELS[p]}' for p, n in in_week['part'].value_counts().items())}).")
 st.vega_lite_chart(charts.chart_spec(charts.actual_vs_predicted, in_week, ["predicted", *baselines]), width="stretch")
 
 scored = rows if part == "all" else rows[rows["part"] == part]
 if scored.empty:
-    st.info(f"Patient {patient} has no {part} windows with this model's split.", icon=":material/info:")
+    st.info(f"Patient {patient} has no decision points in the {PART_LABELS[part]} of this model's split.",
+            icon=":material/info:")
 else:
     left, right = st.columns(2)
     left.vega_lite_chart(charts.chart_spec(charts.predicted_scatter, scored), width="stretch")
     right.vega_lite_chart(charts.chart_spec(charts.residuals, scored), width="stretch")
-    st.dataframe(plain_table(metrics_of(scored, "all")), key="pred_patient_metrics", width="stretch", hide_index=True,
-                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in METRIC_LABELS.values()})
+    st.markdown(f"**Patient {patient}, {PART_LABELS[part]}: every predictor scored**")
+    tables.show(plain_table(metrics_of(scored, "all")), key="pred_patient_metrics", digits=3,
+                integers=("decision points", "dose occasions"),
+                percent=(METRIC_LABELS["within_1u"], METRIC_LABELS["within_1u_dose"]))
 
-st.subheader(f"90% intervals ({part} windows)")
+st.subheader(f"90% intervals ({PART_LABELS[part]})")
 st.caption("Each predictor's split-conformal interval, calibrated on the validation part of the model's split: "
            "how often it holds the actual dose here, and how wide it is.")
 coverage = plain_table(interval_coverage_of(table, part)).rename(columns={
     "model or baseline": "predictor", "coverage": "coverage", "coverage_dose_rows": "on dose occasions",
     "coverage_no_dose_rows": "where no dose was given", "mean_width_u": "mean width (U)"})
-st.dataframe(coverage, key="pred_coverage", width="stretch", hide_index=True,
-             column_config={c: st.column_config.NumberColumn(format="%.2f") for c in coverage.columns if c != "predictor"})
+tables.show(coverage, key="pred_coverage", percent=("coverage", "on dose occasions", "where no dose was given"))
 
-st.subheader(f"Every patient ({part} windows)")
+st.subheader(f"Every patient (LSTM-GRU model, {PART_LABELS[part]})")
 per_patient = per_patient_of(table, part).rename(columns={"patient_id": "patient", **METRIC_LABELS})
-st.dataframe(per_patient, key="pred_per_patient", width="stretch", hide_index=True,
-             column_config={c: st.column_config.NumberColumn(format="%.3f")
-                            for c in per_patient.columns if per_patient[c].dtype.kind == "f"})
-# the CSV is made when clicked (a callable), not on every rerun of every session
-st.download_button("Download the predictions (CSV)", lambda table=table: table.to_csv(index=False).encode(),
-                   file_name=f"predictions-{bundle.name}.csv", mime="text/csv", key="pred_csv",
-                   icon=":material/download:")
+tables.show(per_patient, key="pred_per_patient", digits=3, integers=("decision points",),
+            percent=(METRIC_LABELS["within_1u"],))
+csv_col, columns_col = st.columns(2)
+# the CSVs are made when clicked (a callable), not on every rerun of every session
+csv_col.download_button("Download the predictions (CSV)", lambda table=table: table.to_csv(index=False).encode(),
+                        file_name=f"predictions-{bundle.name}.csv", mime="text/csv", key="pred_csv",
+                        icon=":material/download:")
+columns_col.download_button("What each CSV column holds (CSV)",
+                            lambda cols=tuple(table.columns): describe_columns(cols).to_csv(index=False).encode(),
+                            file_name=f"predictions-{bundle.name}.columns.csv", mime="text/csv", key="pred_csv_columns",
+                            icon=":material/description:")

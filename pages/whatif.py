@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from insulin_core.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS
-from insulin_core.labels import FEATURE_LABELS
+from insulin_core.labels import FEATURE_LABELS, LEVEL_PHRASES
 from insulin_core.registry import ModelBundle
 from insulin_core.serving import bundle_experiment, check_bundle_fits
 from insulin_core.whatif import NEXT, Scenario, WhatIf, edits_from_widgets
@@ -151,14 +151,16 @@ else:
     row = int(mine.loc[mine["point"] == point, "row"].iloc[0])
     window = cohort.features.iloc[row - length:row + 1][WINDOW_SHOWN]
     actual_dose = float(mine.loc[mine["point"] == point, "actual_dose"].iloc[0])
-shown = window.assign(**{c: window[c].map(level_name) for c in ("meal", "exercise")}, hypo=window["hypo"] > 0)
+shown = window.assign(**{c: window[c].map(level_name) for c in ("meal", "exercise")}, hypo=window["hypo"] > 0,
+                      glucose=window["glucose"].map(lambda g: "–" if pd.isna(g) else f"{g:.0f}"))  # ui-honest: no "None"
 window_col, dose_col = st.columns([4, 1])
 window_col.caption(f"The {length} entries the model reads" + ("" if at == NEXT else ", then the decision point itself (last row)"))
 window_col.dataframe(shown, key="whatif_window", hide_index=True, height=35 * (len(shown) + 1) + 3, width="stretch",
                      column_config={"timestamp": st.column_config.DatetimeColumn("time", format="ddd DD MMM YYYY HH:mm"),
-                                    "glucose": st.column_config.NumberColumn(format="%.0f")})
+                                    "glucose": st.column_config.TextColumn("glucose (mg/dL)"),  # ui-honest: words
+                                    "day_part": st.column_config.TextColumn("day part")})
 dose_window = window_cfg.dose_window
-dose_col.metric("Regular actually given here", "not yet" if actual_dose is None else f"{actual_dose:.0f} U",
+dose_col.metric("Regular given", "not yet" if actual_dose is None else f"{actual_dose:.0f} U",
                 help="The next moment has not happened: there is no recorded dose." if actual_dose is None else
                 f"The decision dose: Regular written at this moment plus Regular written on its own up to "
                 f"{dose_window} minutes later, before the next decision point.")
@@ -185,7 +187,7 @@ if st.session_state.get("whatif_recorded_for") != moment_key or any(k not in st.
 def describe(p, actual_dose: float | None) -> str:
     i = p.inputs
     glucose = f"glucose {i['glucose_now']:.0f} mg/dL" if i["glucose_now"] is not None else "no glucose reading"
-    parts = [glucose, f"meal {i['meal_now']}", f"exercise {i['exercise_now']}",
+    parts = [glucose, LEVEL_PHRASES["meal"][i["meal_now"]], LEVEL_PHRASES["exercise"][i["exercise_now"]],  # ui-honest: words
              "hypoglycemic symptoms" if i["hypo_now"] else "no hypo", f"{i['time']} ({i['day_part']})"]
     if p.scenario.glucose_readings:
         parts.append(f"{len(p.scenario.glucose_readings)} window reading(s) edited")
@@ -289,7 +291,7 @@ def saved_panel(p, model_name: str) -> None:
         row = {"name": name, "model": model_name, "patient": p.patient_id, "moment": f"{p.moment:%Y-%m-%d %H:%M}",
                "day_part": p.day_part, "edits": edits_text(p.scenario), "dose": p.dose, "low": p.low, "high": p.high,
                "p_dose": round(p.p_dose, 3), "unedited": p.unedited_dose, "change": p.change,
-               "flags": "; ".join(f.kind for f in p.flags)}
+               "flags": "; ".join(FLAG_TITLES.get(f.kind, f.kind) for f in p.flags)}  # ui-honest: words
         saved[:] = [s for s in saved if s["name"] != name] + [row]  # a name saved again replaces the old one
     if not saved:
         st.caption("Nothing saved yet: name the current scenario and save it to compare it with others.")

@@ -219,6 +219,46 @@ def test_patients_range_slider_changes_what_is_shown(models_dir):
     assert "Pick at least one patient" in texts(at.warning)
 
 
+def chart_data(chart) -> dict:
+    """The data sets Streamlit sends with a chart, by name, as DataFrames."""
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    return {d.name: convert_arrow_bytes_to_pandas_df(d.data.data) for d in chart.proto.datasets}
+
+
+def test_patients_regular_panel_shared_axis_and_implausible_dose_marked(models_dir, tmp_path, monkeypatch):
+    import json
+
+    folder = tmp_path / "aim94"
+    folder.mkdir()
+    for name, text in generate_cohort(DemoConfig(patients=2, seed=1)).items():
+        if name == "data-01":  # an NPH typing error (as the real 163 U) at the same moment as a Regular dose
+            text += text.split("\t", 1)[0] + "\t17:23\t34\t163\n" + text.split("\t", 1)[0] + "\t17:23\t33\t7\n"
+        (folder / name).write_text(text)
+    monkeypatch.setenv("AIM94_DIR", str(folder))
+    at = open_page("patients")
+    no_errors(at)
+    assert "NPH 163 U on" in texts(at.caption) and "implausible" in texts(at.caption)
+    chart = at.get("vega_lite_chart")[0]
+    spec, data = json.loads(chart.proto.spec), chart_data(chart)
+    panels = spec
+    assert panels["resolve"]["scale"]["x"] == "shared"  # one time axis for every panel
+    titles = [p.get("title") for p in panels["vconcat"]]
+    assert titles[0].startswith("Blood glucose") and titles[1].startswith("Regular insulin")  # Regular on its own
+    regular, basal = panels["vconcat"][1], panels["vconcat"][2]
+    regular_rows = data[regular["layer"][0]["data"]["name"]]
+    assert set(regular_rows["insulin"]) == {"Regular"} and (regular_rows["recorded"] == 7).any()
+    basal_rows = data[basal["layer"][0]["data"]["name"]]
+    assert "Regular" not in set(basal_rows["insulin"])
+    typo = basal_rows[basal_rows["recorded"] == 163]
+    assert len(typo) == 1 and typo["units"].iloc[0] == 100 and bool(typo["implausible"].iloc[0])  # clipped, flagged
+    marker = basal["layer"][1]
+    assert marker["mark"]["shape"] == "triangle-down"
+    marked = data[marker["data"]["name"]]
+    assert list(marked["recorded"]) == [163] and "recorded 163 U" in marked["note"].iloc[0]
+    assert basal_rows["units"].max() <= 100 and regular_rows["units"].max() <= 40
+
+
 # ---- train ----------------------------------------------------------------------------------
 def set_tiny_form(at: AppTest, epochs: int = 2) -> None:
     at.multiselect(key="train_patients").set_value([1, 2, 3])
@@ -412,7 +452,7 @@ def test_whatif_shows_the_recorded_moment_and_its_prediction(whatif):
     at = whatif
     labels = {m.label for m in at.metric}
     assert {"Predicted Regular dose", "90% interval", "P(dose)", "Unedited prediction",
-            "Regular actually given here"} <= labels
+            "Regular given"} <= labels
     assert "change +0 U" in scenario_line(at)  # nothing edited yet
     assert at.selectbox(key="whatif_point").options[0] == "next (after their last entry)"
     window = frame_with(at, "timestamp", "glucose", "regular", "meal")
@@ -431,7 +471,7 @@ def test_whatif_glucose_slider_moves_the_dose_and_interval(whatif):
         before = line
     at.segmented_control(key="whatif_meal").set_value("more").run()
     no_errors(at)
-    assert "meal more" in scenario_line(at)
+    assert "a larger meal than usual" in scenario_line(at)  # words, not "meal more"
 
 
 def test_whatif_out_of_range_reading_is_refused(whatif):
@@ -476,7 +516,7 @@ def test_whatif_next_moment_and_other_points(whatif):
     at = whatif
     at.selectbox(key="whatif_point").set_value("next").run()
     no_errors(at)
-    assert any(m.label == "Regular actually given here" and m.value == "not yet" for m in at.metric)
+    assert any(m.label == "Regular given" and m.value == "not yet" for m in at.metric)
     assert "no glucose reading" in scenario_line(at)
     at.toggle(key="whatif_glucose_on").set_value(True).run()
     at.slider(key="whatif_glucose").set_value(320).run()
@@ -493,3 +533,100 @@ def test_whatif_next_moment_and_other_points(whatif):
     at.slider(key="whatif_time").set_value(datetime.time(7, 30)).run()
     no_errors(at)
     assert "07:30" in scenario_line(at)
+
+
+# ---- honest defaults ------------------------------------------------------------------------
+def save_tiny(cohort, name: str, folder: Path) -> None:
+    exp, cfg = ExperimentConfig(), TrainConfig(epochs=1, threads=1)
+    result = run_experiment(cohort.features, exp, TINY, cfg, baselines=["previous_row"])
+    save_bundle(result.training.model, bundle_meta(result, exp, cfg, cohort.source.label, cohort.fingerprint), name, folder)
+
+
+def sidebar_text() -> str:
+    """The sidebar's captions on the first page (AppTest drops the sidebar after switch_page)."""
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.run()
+    return texts(at.sidebar.caption)
+
+
+@pytest.fixture
+def real_dir(models_dir, tmp_path, monkeypatch) -> Path:
+    """$AIM94_DIR set to a folder of diaries that are not the demo cohort (the models folder holds
+    only the synthetic 'demo' model)."""
+    folder = tmp_path / "aim94"
+    folder.mkdir()
+    for name, text in generate_cohort(DemoConfig(patients=3, seed=1)).items():
+        (folder / name).write_text(text)
+    monkeypatch.setenv("AIM94_DIR", str(folder))
+    return folder
+
+
+def test_real_data_never_defaults_to_the_synthetic_model(real_dir, models_dir):
+    at = open_page("overview")
+    assert at.radio(key="source_kind").value == "folder"  # the source in use, not "Demo cohort (synthetic)"
+    assert at.text_input(key="source_folder").value == str(real_dir)
+    disclaimer = texts(at.warning)
+    assert "AIM94 diaries from $AIM94_DIR (3 patients)" in disclaimer and "none trained on this data yet" in disclaimer
+    assert "synthetic demo data" not in disclaimer
+    assert "Model: none trained on this data yet" in sidebar_text()
+    for page in ("predictions", "whatif"):
+        at = open_page(page)
+        no_errors(at)
+        assert "No saved model was trained on the data on screen" in texts(at.info)
+        assert any(link.proto.page.endswith("train.py") or "Train" in link.proto.label for link in at.get("page_link"))
+        assert at.selectbox(key="active_model").value is None  # nothing silently picked
+        assert not at.get("vega_lite_chart")  # no dose shown from a model of other data
+
+    # a person may still pick the demo model: it is used, with a visible warning
+    at = open_page("predictions")
+    at.selectbox(key="active_model").set_value("saved:demo").run()
+    no_errors(at)
+    assert "was trained on synthetic demo data (20 made-up patients" in texts(at.warning)
+    assert "other data than on screen" in texts(at.warning)  # the disclaimer says it too
+    at.switch_page("pages/whatif.py").run()
+    no_errors(at)
+    assert at.selectbox(key="active_model").value == "saved:demo"  # the pick holds across pages
+
+    # once a model trained on this data is saved, every page starts on it
+    save_tiny(load_cohort(DataSource("env", str(real_dir))), "real-tiny", models_dir)
+    assert "Model: real-tiny" in sidebar_text()
+    for page in ("predictions", "whatif", "models"):
+        at = open_page(page)
+        no_errors(at)
+        disclaimer = next(w.value for w in at.warning if "not a dosing device" in w.value)
+        assert "**real-tiny**, trained on real AIM94 diaries of 3 patients" in disclaimer
+        assert "other data" not in disclaimer
+    assert at.session_state["active_model"] == "saved:real-tiny"
+
+
+def test_demo_data_uses_the_demo_model_and_says_it_is_synthetic(models_dir):
+    at = open_page("models")  # (a fast page: the disclaimer is the same on every page)
+    no_errors(at)
+    assert at.session_state["active_model"] == "saved:demo"
+    disclaimer = next(w.value for w in at.warning if "not a dosing device" in w.value)
+    assert "synthetic demo cohort (20 patients" in disclaimer and "trained on synthetic demo data" in disclaimer
+    assert "70 patients" not in disclaimer and "1989" not in disclaimer
+
+
+def test_the_glossary_opens_from_the_sidebar(models_dir):
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.run()
+    no_errors(at)
+    popover = next(p for p in at.sidebar.get("popover") if p.proto.popover.label == "Glossary")
+    text = texts(popover.markdown)
+    for term in ("Decision dose", "MAE", "R²", "Within ±1 U", "P(dose)", "90% interval", "Split: chrono", "Baselines"):
+        assert f"**{term}**" in text
+
+
+
+def test_tables_show_missing_values_as_a_dash_and_numbers_by_unit():
+    import numpy as np
+    import pandas as pd
+
+    from ui.tables import styled
+
+    table = pd.DataFrame({"predictor": ["LSTM-GRU model", None], "MAE (U)": [0.71234, np.nan], "within ±1 U": [0.8712, np.nan],
+                          "decision points": [1077.0, 3.0]})
+    html = styled(table, digits=3, percent=("within ±1 U",), integers=("decision points",)).to_html()
+    assert "0.712" in html and "87%" in html and "1,077" in html and "0.71234" not in html
+    assert "None" not in html and "nan" not in html and html.count("–") == 3

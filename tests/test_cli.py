@@ -36,6 +36,7 @@ def test_check_data_json_has_the_contract_keys(capsys, demo_dir):
 def test_check_data_text_lists_reasons_with_examples(capsys, demo_dir):
     code, out, _ = run(capsys, "check-data", "--data-dir", str(demo_dir))
     assert code == 0 and "accepted" in out and "e.g. data-" in out
+    assert "{" not in out  # counts in words, not dict reprs
 
 
 def test_check_data_counts_doses_folded_into_a_decision_point_and_alone(capsys, demo_dir):
@@ -46,7 +47,7 @@ def test_check_data_counts_doses_folded_into_a_decision_point_and_alone(capsys, 
     code, out, _ = run(capsys, "check-data", "--data-dir", str(demo_dir), "--dose-window", "0", "--json")
     assert json.loads(out)["decision_doses"]["folded"] == 0
     code, out, _ = run(capsys, "check-data", "--data-dir", str(demo_dir))
-    assert f"folded into the decision point up to 60 min before it: {fold['folded']}" in out
+    assert f"Counted as the dose of the decision point up to 60 min before it: {fold['folded']}" in out
     code, _, err = run(capsys, "check-data", "--data-dir", str(demo_dir), "--dose-window", "-5")
     assert code == 2 and "dose window" in err
 
@@ -91,22 +92,34 @@ def test_user_errors_are_one_line_and_exit_2(capsys, argv, message):
 
 
 def test_train_then_evaluate_round_trip(capsys, demo_dir, tmp_path):
+    import pandas as pd
+
     models = tmp_path / "models"
     code, out, _ = run(capsys, "train", "--data-dir", str(demo_dir), "--name", "tiny", "--models-dir", str(models),
                        "--lstm", "8", "--gru", "8", "--dense", "8", "--embedding", "2", "--epochs", "2",
                        "--window", "5", "--threads", "1")
     assert code == 0
-    assert out.count("epoch ") >= 2 and "two_stage_gbm" in out and (models / "tiny" / "bundle.json").is_file()
+    assert out.count("epoch ") >= 2 and (models / "tiny" / "bundle.json").is_file()
+    assert "two-stage gradient boosting" in out and "MAE (U)" in out  # plain words (labels.py), no identifiers
+    assert not {"two_stage_gbm", "within_1u", "mae_dose"} & set(out.split())
     predictions = tmp_path / "p.csv"
-    code, out, _ = run(capsys, "evaluate", "--model", "tiny", "--data-dir", str(demo_dir),
-                       "--models-dir", str(models), "--json", "--predictions", str(predictions))
+    code, text, _ = run(capsys, "evaluate", "--model", "tiny", "--data-dir", str(demo_dir), "--models-dir", str(models))
+    assert code == 0 and "LSTM-GRU model" in text and "within ±1 U on dose occasions" in text and "R²" in text
+    assert not {"previous_row", "two_stage_gbm", "r2_dose", "within_1u_dose", "n_dose"} & set(text.split())
+    code, out, err = run(capsys, "evaluate", "--model", "tiny", "--data-dir", str(demo_dir),
+                         "--models-dir", str(models), "--json", "--predictions", str(predictions))
     assert code == 0
     result = json.loads(out)
     assert [m["name"] for m in result["metrics"]][:2] == ["model", "previous_row"]
     header = predictions.read_text().splitlines()[0].split(",")
     assert header[:5] == ["patient_id", "timestamp", "split", "actual", "predicted"] and "two_stage_gbm" in header
+    # machine names in the CSV, their descriptions beside it (one row per column, in order, no identifiers)
+    described = pd.read_csv(tmp_path / "p.columns.csv")
+    assert list(described["column"]) == header
+    assert all(len(d) > 10 and "_" not in d for d in described["description"])
+    assert "decision dose actually given" in described.set_index("column").loc["actual", "description"]
+    assert "p.columns.csv" in err  # said where (on stderr: stdout is the JSON)
     # `actual` is the decision dose: a dose written minutes after the reading counts at the reading
-    import pandas as pd
     from insulin_core.dataset import load_cohort
     from insulin_core.source import DataSource
 

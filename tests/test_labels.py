@@ -17,3 +17,43 @@ def test_every_feature_metric_baseline_and_reason_has_plain_words():
         words = label(name)
         assert words != name or name in ("glucose", "exercise"), name  # the odd identifier that is already a word
         assert "_" not in words, (name, words)
+
+
+def test_meal_and_exercise_levels_read_as_english():
+    import numpy as np
+    import pandas as pd
+
+    from insulin_core.codes import LEVELS
+    from insulin_core.explain import _NOW, _describe_now
+    from insulin_core.features import NOW_FEATURES
+
+    decision = pd.Series({"day_part": "morning", "timestamp": pd.Timestamp("1991-05-01 08:00")})
+    said = {}
+    for level, value in LEVELS.items():
+        now = np.zeros(len(NOW_FEATURES))
+        now[_NOW["meal"]] = now[_NOW["exercise"]] = value
+        said[level] = (_describe_now("meal", now, decision), _describe_now("exercise", now, decision))
+    assert said["less"] == ("a smaller meal than usual now", "less exercise than usual now")
+    assert said["more"] == ("a larger meal than usual now", "more exercise than usual now")
+    assert said["none"] == ("no meal now", "no exercise now")
+    for meal, exercise in said.values():
+        assert "a less" not in meal and "a more" not in meal and "typical exercise" not in exercise
+
+
+def test_predictions_csv_columns_are_described():
+    from insulin_core.baselines import BASELINES
+    from insulin_core.labels import describe_columns
+
+    columns = ["patient_id", "timestamp", "split", "actual", "predicted", *BASELINES, "model_low", "ridge_high"]
+    described = describe_columns(columns)
+    assert list(described["column"]) == columns
+    assert described["description"].str.len().min() > 10 and not described["description"].str.contains("_").any()
+    assert described["description"].is_unique
+
+
+def test_split_parts_and_stop_reasons_have_words():
+    from insulin_core.labels import PART_LABELS, STOP_LABELS
+    from insulin_core.train import STOP_REASONS
+
+    assert PART_LABELS["val"] == "validation part" and set(PART_LABELS) == {"train", "val", "test", "all"}
+    assert set(STOP_REASONS) <= set(STOP_LABELS) and not any("_" in w for w in STOP_LABELS.values())

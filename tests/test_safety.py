@@ -23,7 +23,8 @@ def test_out_of_range_flag(setup):
     now[0, NOW["glucose"]] = 1.2
     seq[0, 2, SEQ["regular"]] = -0.3
     flag = out_of_range_flag(seq, now)
-    assert flag.kind == "out_of_range" and "glucose" in flag.message and "regular" in flag.message
+    assert flag.kind == "out_of_range" and "glucose" in flag.message and "Regular dose" in flag.message
+    assert "_" not in flag.message  # plain words (labels.FEATURE_LABELS), no feature identifiers
     # through a prediction: a bundle whose training never saw glucose above 200 mg/dL
     meta = json.loads(json.dumps(bundle.meta))
     meta["scalers"]["now"]["high"][NOW["glucose"]] = 200.0

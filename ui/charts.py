@@ -17,11 +17,21 @@ import cachetools
 import numpy as np
 import pandas as pd
 
+from insulin_core.codes import MAX_PLAUSIBLE_DOSE
+from insulin_core.labels import METRIC_LABELS, PREDICTOR_LABELS
+
+# Axis and tooltip formats by unit (d3-format): insulin with 0-1 decimals, glucose whole, shares as %.
+UNITS = ".1~f"
+MGDL = ".0f"
+SHARE = ".0%"
+
 # Streamlit sends the data to the browser itself; Altair's 5,000-row guard would only get in the way
 # of a real 70-patient cohort.
 alt.data_transformers.disable_max_rows()
 
 INSULIN_COLOURS = {"regular": "#1f77b4", "nph": "#2ca02c", "ultralente": "#9467bd"}
+INSULIN_NAMES = {"regular": "Regular", "nph": "NPH", "ultralente": "UltraLente"}
+IMPLAUSIBLE_COLOUR = "#d62728"
 # actual (orange diamonds), the model (blue), then the baselines: readable on light and dark themes
 SERIES_COLOURS = ["#f58518", "#1f6feb", "#8c8c8c", "#54a24b", "#b279a2", "#9d755d", "#e45756", "#72b7b2"]
 MARKER_COLOURS = {"meal": "#ff7f0e", "exercise": "#17becf", "hypo": "#d62728"}
@@ -147,35 +157,60 @@ def counts_bar(counts: pd.DataFrame, category: str, value: str, title: str) -> a
 
 
 # ---- patients -------------------------------------------------------------------------------
+def dose_marks(tl: pd.DataFrame, kinds: list[str]) -> pd.DataFrame:
+    """One row per dose of these insulin kinds (columns patient, timestamp, insulin, units, recorded,
+    implausible): an implausible dose (a typing error, over MAX_PLAUSIBLE_DOSE) is drawn at the
+    plausible maximum (`units`), its recorded value kept for the tooltip, never drawn to scale."""
+    doses = tl.melt(id_vars=["patient", "timestamp"], value_vars=kinds, var_name="insulin", value_name="recorded")
+    doses = doses[doses["recorded"] > 0]
+    cap = doses["insulin"].map(MAX_PLAUSIBLE_DOSE)
+    return doses.assign(units=np.minimum(doses["recorded"], cap), implausible=doses["recorded"] > cap,
+                        insulin=doses["insulin"].map(INSULIN_NAMES))
+
+
+def _dose_panel(doses: pd.DataFrame, x, title: str, colour, height: int, legend_name: str) -> alt.LayerChart:
+    """Bars of doses (clipped at the plausible maximum) with a red triangle on each implausible one."""
+    pick = _legend_toggle(colour.shorthand.split(":")[0], legend_name)
+    tooltip = ["patient:N", alt.Tooltip("timestamp:T", format="%Y-%m-%d %H:%M"), alt.Tooltip("insulin:N", title="insulin"),
+               alt.Tooltip("recorded:Q", title="recorded (U)", format=".0f")]
+    # room above the largest dose so an implausible dose's marker (at the plausible maximum) shows whole
+    top = float(doses["units"].max()) * 1.15 if len(doses) else 1.0
+    y = alt.Y("units:Q", title="units", stack=None, scale=alt.Scale(domain=[0, top], nice=False),
+              axis=alt.Axis(format=".0f", tickMinStep=1))
+    bars = alt.Chart(doses).mark_bar(size=3, clip=True).encode(x=x, y=y, color=colour, opacity=_faded(pick),
+                                                                 tooltip=tooltip).add_params(pick)
+    typos = alt.Chart(doses[doses["implausible"]].assign(
+        note=lambda d: d.apply(lambda r: f"recorded {r['recorded']:g} U: implausible (over {r['units']:g} U), "
+                                         f"drawn at {r['units']:g} U", axis=1))).mark_point(
+        shape="triangle-down", size=90, filled=True, color=IMPLAUSIBLE_COLOUR, clip=True).encode(
+        x=x, y=y, tooltip=[*tooltip, alt.Tooltip("note:N", title="note")])
+    return alt.layer(bars, typos).properties(height=height, title=title)
+
+
 def patient_timeline(tl: pd.DataFrame) -> alt.VConcatChart:
-    """Glucose, insulin doses by type and meal/exercise/hypo markers over time; the strip at the bottom
-    is a brush: drag on it to choose the span the three panels above show."""
+    """Glucose, Regular insulin (what the model predicts, in a panel of its own), basal insulin and
+    meal/exercise/hypo markers on one shared time axis: drag any panel to pan, scroll to zoom, all
+    move together. Implausible doses are clipped and marked (dose_marks)."""
     tl = tl.assign(patient=tl["patient_id"].map(lambda p: f"patient {p}"))
-    brush = alt.selection_interval(encodings=["x"], name="span")
-    x = alt.X("timestamp:T", title=None, scale=alt.Scale(domain=brush))
-    glucose = tl.dropna(subset=["glucose"])
+    x = alt.X("timestamp:T", title=None, axis=alt.Axis(format="%a %d %b"))
+    glucose = tl.dropna(subset=["glucose"])[["patient", "timestamp", "glucose", "glucose_slot"]]  # only what is drawn
     pick = _legend_toggle("patient", "glucose_legend")
-    glucose_panel = alt.Chart(glucose, height=220, title="Blood glucose (mg/dL)").mark_line(
+    glucose_panel = alt.Chart(glucose, height=200, title="Blood glucose (mg/dL)").mark_line(
         point=alt.OverlayMarkDef(size=14), strokeWidth=1, clip=True).encode(
-        x=x, y=alt.Y("glucose:Q", title="mg/dL"), color=alt.Color("patient:N", title="Patient"),
+        x=x, y=alt.Y("glucose:Q", title="mg/dL", axis=alt.Axis(format=".0f")), color=alt.Color("patient:N", title="Patient"),
         opacity=_faded(pick),
         tooltip=["patient:N", alt.Tooltip("timestamp:T", format="%Y-%m-%d %H:%M"),
-                 alt.Tooltip("glucose:Q", format=".0f"), "glucose_slot:N"],
-    ).add_params(pick)
+                 alt.Tooltip("glucose:Q", format=".0f"), alt.Tooltip("glucose_slot:N", title="reading")],
+    ).add_params(pick, _zoom_x("time_zoom"))
 
-    doses = tl.melt(id_vars=["patient", "timestamp"], value_vars=list(INSULIN_COLOURS),
-                    var_name="insulin", value_name="units")
-    doses = doses[doses["units"] > 0]
-    dose_pick = _legend_toggle("insulin", "insulin_legend")
-    dose_panel = alt.Chart(doses, height=150, title="Insulin doses (units)").mark_bar(
-        size=3, clip=True).encode(
-        x=x, y=alt.Y("units:Q", title="units", stack=None),
-        color=alt.Color("insulin:N", title="Insulin",
-                        scale=alt.Scale(domain=list(INSULIN_COLOURS), range=list(INSULIN_COLOURS.values()))),
-        opacity=_faded(dose_pick),
-        tooltip=["patient:N", alt.Tooltip("timestamp:T", format="%Y-%m-%d %H:%M"), "insulin:N",
-                 alt.Tooltip("units:Q", format=".0f")],
-    ).add_params(dose_pick)
+    regular_panel = _dose_panel(dose_marks(tl, ["regular"]), x, "Regular insulin (units): what the model predicts",
+                                alt.Color("patient:N", title="Patient"), 130, "regular_legend")
+    basal_kinds = ["nph", "ultralente"]
+    basal_panel = _dose_panel(dose_marks(tl, basal_kinds), x, "Basal insulin: NPH and UltraLente (units)",
+                              alt.Color("insulin:N", title="Insulin",
+                                        scale=alt.Scale(domain=[INSULIN_NAMES[k] for k in basal_kinds],
+                                                        range=[INSULIN_COLOURS[k] for k in basal_kinds])),
+                              100, "basal_legend")
 
     markers = pd.concat([
         tl.loc[tl["meal"] > 0, ["patient", "timestamp"]].assign(marker="meal"),
@@ -183,7 +218,7 @@ def patient_timeline(tl: pd.DataFrame) -> alt.VConcatChart:
         tl.loc[tl["hypo"] > 0, ["patient", "timestamp"]].assign(marker="hypo"),
     ], ignore_index=True)
     marker_pick = _legend_toggle("marker", "marker_legend")
-    marker_panel = alt.Chart(markers, height=80, title="Meals, exercise, hypoglycemia").mark_tick(
+    marker_panel = alt.Chart(markers, height=70, title="Meals, exercise, hypoglycemia").mark_tick(
         thickness=2, clip=True).encode(
         x=x, y=alt.Y("marker:N", title=None, sort=list(MARKER_COLOURS)),
         color=alt.Color("marker:N", title="Event",
@@ -192,12 +227,10 @@ def patient_timeline(tl: pd.DataFrame) -> alt.VConcatChart:
         tooltip=["patient:N", alt.Tooltip("timestamp:T", format="%Y-%m-%d %H:%M"), "marker:N"],
     ).add_params(marker_pick)
 
-    overview = alt.Chart(glucose, height=50, title="Drag here to choose the span shown above").mark_line(
-        strokeWidth=1).encode(
-        x=alt.X("timestamp:T", title=None), y=alt.Y("glucose:Q", title=None, axis=None),
-        color=alt.Color("patient:N", legend=None),
-    ).add_params(brush)
-    return alt.vconcat(glucose_panel, dose_panel, marker_panel, overview).resolve_scale(color="independent")
+    # one time scale for every panel: a zoom or pan on any of them moves them all
+    # legends above each panel: Streamlit stretches every panel to the page width, a legend on the right would be cut off
+    return alt.vconcat(glucose_panel, regular_panel, basal_panel, marker_panel).resolve_scale(
+        x="shared", color="independent").configure_legend(orient="top")
 
 
 def daily_pattern(tl: pd.DataFrame) -> alt.LayerChart:
@@ -210,9 +243,9 @@ def daily_pattern(tl: pd.DataFrame) -> alt.LayerChart:
     zoom = _zoom_xy("pattern_zoom")
     points = alt.Chart(g).mark_circle(size=12, opacity=0.35).encode(
         x=alt.X("hour:Q", title="hour of day", scale=alt.Scale(domain=[0, 24])),
-        y=alt.Y("glucose:Q", title="glucose (mg/dL)"), color=alt.Color("patient:N", title="Patient"),
+        y=alt.Y("glucose:Q", title="glucose (mg/dL)", axis=alt.Axis(format=MGDL)), color=alt.Color("patient:N", title="Patient"),
         tooltip=["patient:N", alt.Tooltip("timestamp:T", format="%Y-%m-%d %H:%M"),
-                 alt.Tooltip("glucose:Q", format=".0f"), "day_part:N"],
+                 alt.Tooltip("glucose:Q", format=".0f"), alt.Tooltip("day_part:N", title="day part")],
     )
     line = alt.Chart(medians).mark_line(strokeWidth=2.5).encode(
         x="hour:Q", y="glucose:Q", color="patient:N",
@@ -224,19 +257,22 @@ def daily_pattern(tl: pd.DataFrame) -> alt.LayerChart:
 
 
 def sliding_scale(tl: pd.DataFrame) -> alt.Chart:
-    """The patient's own sliding scale: Regular dose against the glucose measured at a decision point."""
+    """The patient's own sliding scale: Regular dose against the glucose measured at a decision point
+    (an implausible dose drawn at the plausible maximum, its recorded value in the tooltip)."""
+    cap = MAX_PLAUSIBLE_DOSE["regular"]
     d = tl[tl["decision_point"].astype(bool) & tl["glucose"].notna()].assign(
-        patient=lambda d: d["patient_id"].map(lambda p: f"patient {p}"))
+        patient=lambda d: d["patient_id"].map(lambda p: f"patient {p}"),
+        recorded=lambda d: d["regular"], regular=lambda d: np.minimum(d["regular"], cap))
     pick = _legend_toggle("day_part", "scale_legend")
-    return alt.Chart(d, height=300, title="Own sliding scale: Regular dose vs glucose at the decision point").mark_circle(
+    return alt.Chart(d, height=300, title="Own sliding scale: Regular dose vs glucose").mark_circle(
         size=40).encode(
-        x=alt.X("glucose:Q", title="glucose at the decision point (mg/dL)"),
-        y=alt.Y("regular:Q", title="Regular insulin given (units)"),
+        x=alt.X("glucose:Q", title="glucose at the decision point (mg/dL)", axis=alt.Axis(format=".0f")),
+        y=alt.Y("regular:Q", title="Regular insulin given (units)", axis=alt.Axis(format=".0f", tickMinStep=1)),
         color=alt.Color("day_part:N", title="Day part", sort=["morning", "afternoon", "evening", "night"]),
         shape=alt.Shape("patient:N", title="Patient"),
         opacity=alt.when(pick).then(alt.value(0.75)).otherwise(alt.value(0.05)),
-        tooltip=["patient:N", alt.Tooltip("timestamp:T", format="%Y-%m-%d %H:%M"), "day_part:N",
-                 alt.Tooltip("glucose:Q", format=".0f"), alt.Tooltip("regular:Q", format=".0f")],
+        tooltip=["patient:N", alt.Tooltip("timestamp:T", format="%Y-%m-%d %H:%M"), alt.Tooltip("day_part:N", title="day part"),
+                 alt.Tooltip("glucose:Q", format=".0f"), alt.Tooltip("recorded:Q", title="Regular given (U)", format=".0f")],
     ).add_params(pick, _zoom_xy("scale_zoom"))
 
 
@@ -250,7 +286,7 @@ def loss_curve(history: pd.DataFrame, total_epochs: int | None = None) -> alt.Ch
     x_scale = alt.Scale(domain=[1, max(total_epochs or 1, int(history["epoch"].max() if len(history) else 1), 2)])
     return alt.Chart(long, height=260, title="Loss per epoch").mark_line(point=True).encode(
         x=alt.X("epoch:Q", title="epoch", scale=x_scale, axis=alt.Axis(tickMinStep=1)),
-        y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
+        y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False), axis=alt.Axis(format=".2~f")),
         color=alt.Color("series:N", title=None), opacity=_faded(pick),
         tooltip=["series:N", "epoch:Q", alt.Tooltip("loss:Q", format=".4f")],
     ).add_params(pick, _zoom_xy("loss_zoom"))
@@ -258,12 +294,18 @@ def loss_curve(history: pd.DataFrame, total_epochs: int | None = None) -> alt.Ch
 
 def metric_bars(metrics: pd.DataFrame, metric: str = "mae") -> alt.Chart:
     """One bar per model/baseline (the `name` column); the model stands out."""
-    d = metrics.assign(kind=np.where(metrics["name"].str.startswith("model"), "model", "baseline"))
-    return alt.Chart(d, height=max(200, 36 * len(d)), title=f"{metric} on the test part (lower is better)"
-                     if metric in ("mae", "rmse", "mae_dose") else f"{metric} on the test part").mark_bar().encode(
-        x=alt.X(f"{metric}:Q", title=metric), y=alt.Y("name:N", sort="x", title=None),
+    # the names may be identifiers or already in words (labels.PREDICTOR_LABELS)
+    is_model = metrics["name"].str.startswith("model") | (metrics["name"] == PREDICTOR_LABELS["model"])
+    d = metrics.assign(kind=np.where(is_model, "model", "baseline"))
+    words = METRIC_LABELS.get(metric, metric)
+    share = metric.startswith("within")
+    return alt.Chart(d, height=max(200, 36 * len(d)), title=f"{words} on the test part (lower is better)"
+                     if metric in ("mae", "rmse", "mae_dose") else f"{words} on the test part").mark_bar().encode(
+        x=alt.X(f"{metric}:Q", title=words, axis=alt.Axis(format=SHARE if share else ".2~f")),
+        y=alt.Y("name:N", sort="x", title=None),
         color=alt.Color("kind:N", title=None, scale=alt.Scale(domain=["model", "baseline"], range=["#1f6feb", "#9aa4b2"])),
-        tooltip=["name:N", alt.Tooltip(f"{metric}:Q", format=".3f")],
+        tooltip=[alt.Tooltip("name:N", title="model or baseline"),
+                 alt.Tooltip(f"{metric}:Q", title=words, format=SHARE if share else ".3f")],
     )
 
 
@@ -271,7 +313,8 @@ def compare_models(long: pd.DataFrame) -> alt.Chart:
     """Grouped bars: columns model, metric, value."""
     pick = _legend_toggle("model", "compare_legend")
     return alt.Chart(long, height=220).mark_bar().encode(
-        x=alt.X("model:N", title=None, axis=alt.Axis(labels=False, ticks=False)), y=alt.Y("value:Q", title=None),
+        x=alt.X("model:N", title=None, axis=alt.Axis(labels=False, ticks=False)),
+        y=alt.Y("value:Q", title=None, axis=alt.Axis(format=".2~f")),
         color=alt.Color("model:N", title="Model"), column=alt.Column("metric:N", title=None),
         opacity=_faded(pick), tooltip=["model:N", "metric:N", alt.Tooltip("value:Q", format=".3f")],
     ).add_params(pick).resolve_scale(y="independent")
@@ -282,21 +325,27 @@ def actual_vs_predicted(week: pd.DataFrame, series: list[str]) -> alt.LayerChart
     """Regular insulin at each decision point of one week: actual (points), model and baselines (lines)."""
     long = week.melt(id_vars=["timestamp", "day_part", "glucose_now"], value_vars=["actual", *series],
                      var_name="series", value_name="units")
-    long["series"] = long["series"].replace({"predicted": "model"})
-    names = ["actual", "model", *[s for s in series if s != "predicted"]]
+    # legend and tooltips in words: "actual dose", "LSTM-GRU model", the baselines' labels
+    words = {"actual": "actual dose", "predicted": PREDICTOR_LABELS["model"],
+             **{s: PREDICTOR_LABELS.get(s, s) for s in series if s != "predicted"}}
+    long["series"] = long["series"].map(words)
+    names = [words["actual"], words["predicted"], *[words[s] for s in series if s != "predicted"]]
     top = float(long["units"].max()) if len(long) else 1.0
     pick = _legend_toggle("series", "avp_legend")
     base = alt.Chart(long).encode(
         x=alt.X("timestamp:T", title=None, axis=alt.Axis(format="%a %d %b")),
-        y=alt.Y("units:Q", title="Regular insulin (units)", scale=alt.Scale(domain=[0, top * 1.1 + 0.5])),
+        y=alt.Y("units:Q", title="Regular insulin (units)", scale=alt.Scale(domain=[0, top * 1.1 + 0.5]),
+                axis=alt.Axis(format=UNITS)),
         color=alt.Color("series:N", title="Series", sort=names,
                         scale=alt.Scale(domain=names, range=SERIES_COLOURS[:len(names)])),
         opacity=_faded(pick),
-        tooltip=["series:N", alt.Tooltip("timestamp:T", format="%a %Y-%m-%d %H:%M"), "day_part:N",
-                 alt.Tooltip("glucose_now:Q", title="glucose", format=".0f"), alt.Tooltip("units:Q", format=".1f")],
+        tooltip=["series:N", alt.Tooltip("timestamp:T", title="time", format="%a %Y-%m-%d %H:%M"),
+                 alt.Tooltip("day_part:N", title="day part"),
+                 alt.Tooltip("glucose_now:Q", title="glucose (mg/dL)", format=".0f"),
+                 alt.Tooltip("units:Q", title="Regular (U)", format=".1f")],
     )
-    lines = base.transform_filter(alt.datum.series != "actual").mark_line(point=True, strokeWidth=1.5, clip=True)
-    actual = base.transform_filter(alt.datum.series == "actual").mark_point(size=90, filled=True, shape="diamond",
+    lines = base.transform_filter(alt.datum.series != words["actual"]).mark_line(point=True, strokeWidth=1.5, clip=True)
+    actual = base.transform_filter(alt.datum.series == words["actual"]).mark_point(size=90, filled=True, shape="diamond",
                                                                              clip=True)
     return (lines + actual).add_params(pick, _zoom_x("avp_zoom")).properties(height=320)
 
@@ -306,21 +355,24 @@ def predicted_scatter(table: pd.DataFrame) -> alt.LayerChart:
     counts = table.groupby(["actual", "predicted"], as_index=False).size().rename(columns={"size": "windows"})
     diagonal = alt.Chart(pd.DataFrame({"u": [0, hi]})).mark_line(strokeDash=[4, 4], color="gray").encode(x="u:Q", y="u:Q")
     points = alt.Chart(counts).mark_circle(opacity=0.6).encode(
-        x=alt.X("actual:Q", title="actual Regular dose (units)"),
-        y=alt.Y("predicted:Q", title="predicted (units)"),
+        x=alt.X("actual:Q", title="actual Regular dose (units)", axis=alt.Axis(format=UNITS)),
+        y=alt.Y("predicted:Q", title="predicted by the model (units)", axis=alt.Axis(format=UNITS)),
         size=alt.Size("windows:Q", title="decision points"),
-        tooltip=["actual:Q", "predicted:Q", "windows:Q"],
+        tooltip=[alt.Tooltip("actual:Q", title="actual (U)", format=".1f"),
+                 alt.Tooltip("predicted:Q", title="predicted (U)", format=".1f"),
+                 alt.Tooltip("windows:Q", title="decision points")],
     )
-    return (diagonal + points).add_params(_zoom_xy("scatter_zoom")).properties(height=300, title="Predicted vs actual")
+    return (diagonal + points).add_params(_zoom_xy("scatter_zoom")).properties(
+        height=300, title="LSTM-GRU model: predicted vs actual")
 
 
 def residuals(table: pd.DataFrame) -> alt.Chart:
     d = table.assign(residual=table["predicted"] - table["actual"])
-    return alt.Chart(d, height=300, title="Residuals (predicted - actual)").mark_bar().encode(
-        x=alt.X("residual:Q", bin=alt.Bin(step=1), title="units"),
-        y=alt.Y("count():Q", title="decision points", scale=alt.Scale(type="symlog")),
+    return alt.Chart(d, height=300, title="LSTM-GRU model: error (predicted - actual)").mark_bar().encode(
+        x=alt.X("residual:Q", bin=alt.Bin(step=1), title="error (units)", axis=alt.Axis(format=".0f")),
+        y=alt.Y("count():Q", title="decision points", scale=alt.Scale(type="symlog"), axis=alt.Axis(format=",.0f")),
         color=alt.Color("day_part:N", title="Day part", sort=["morning", "afternoon", "evening", "night"]),
-        tooltip=[alt.Tooltip("residual:Q", bin=alt.Bin(step=1), title="residual"), "day_part:N",
+        tooltip=[alt.Tooltip("residual:Q", bin=alt.Bin(step=1), title="error (U)"), alt.Tooltip("day_part:N", title="day part"),
                  alt.Tooltip("count():Q", title="decision points")],
     )
 
@@ -342,7 +394,7 @@ def decision_timeline(points: pd.DataFrame, selected: str | None) -> alt.LayerCh
     dots = base.mark_circle(size=40, opacity=0.85).encode(
         color=alt.Color("glucose_now:Q", title="glucose", scale=alt.Scale(scheme="redyellowblue", reverse=True,
                                                                           domain=[40, 400], clamp=True)),
-        tooltip=[alt.Tooltip("timestamp:T", format="%a %Y-%m-%d %H:%M"), "day_part:N",
+        tooltip=[alt.Tooltip("timestamp:T", title="time", format="%a %Y-%m-%d %H:%M"), alt.Tooltip("day_part:N", title="day part"),
                  alt.Tooltip("glucose_now:Q", title="glucose (mg/dL)", format=".0f"),
                  alt.Tooltip("actual:Q", title="Regular given (U)", format=".0f")],
     ).add_params(pick, _zoom_x("timeline_zoom"))
@@ -357,9 +409,9 @@ def dose_response(curve: pd.DataFrame, real: pd.DataFrame, current: dict | None)
     """The model's dose over glucose now (columns glucose, dose, low, high) with its 90% band, the
     patient's recorded doses at this day part as dots (columns glucose, dose, timestamp) and the
     scenario's own point (`current`: glucose, dose, low, high; None when there is no reading now)."""
-    x = alt.X("glucose:Q", title="glucose now (mg/dL)", scale=alt.Scale(domain=[0, 600]))
+    x = alt.X("glucose:Q", title="glucose now (mg/dL)", scale=alt.Scale(domain=[0, 600]), axis=alt.Axis(format=MGDL))
     band = alt.Chart(curve).mark_area(opacity=0.2, interpolate="step-after", color=WHATIF_COLOURS["model"]).encode(
-        x=x, y=alt.Y("low:Q", title="Regular dose (units)"), y2="high:Q")
+        x=x, y=alt.Y("low:Q", title="Regular dose (units)", axis=alt.Axis(format=UNITS)), y2="high:Q")
     line = alt.Chart(curve).mark_line(interpolate="step-after", color=WHATIF_COLOURS["model"], strokeWidth=2).encode(
         x=x, y="dose:Q",
         tooltip=[alt.Tooltip("glucose:Q", format=".0f"), alt.Tooltip("dose:Q", title="model dose", format=".0f"),
@@ -380,7 +432,7 @@ def dose_response(curve: pd.DataFrame, real: pd.DataFrame, current: dict | None)
                                           alt.Tooltip("high:Q", format=".0f")]),
         ]
     return alt.layer(*layers).add_params(_zoom_xy("whatif_zoom")).properties(
-        height=280, title="Dose response: model (line, 90% band) and their recorded doses (dots)")
+        height=280, title="Dose vs glucose now (dots: their own doses)")
 
 
 def meal_response_data(table: pd.DataFrame, current: str | None) -> dict[str, pd.DataFrame]:
@@ -396,7 +448,7 @@ def meal_response(table: pd.DataFrame | None, current: str | None) -> alt.LayerC
                       meal_response_data(table, current).values())
     x = alt.X("meal:N", title="meal now", sort=LEVEL_ORDER)
     bars = alt.Chart(d).mark_bar(size=28).encode(
-        x=x, y=alt.Y("dose:Q", title="Regular dose (units)"),
+        x=x, y=alt.Y("dose:Q", title="Regular dose (units)", axis=alt.Axis(format=UNITS)),
         color=alt.Color("this:N", title=None, scale=alt.Scale(domain=["this scenario", "other"],
                                                               range=[WHATIF_COLOURS["current"], WHATIF_COLOURS["model"]])),
         tooltip=["meal:N", alt.Tooltip("dose:Q", format=".0f"), alt.Tooltip("low:Q", title="90% low", format=".0f"),
@@ -438,7 +490,8 @@ def attribution_heatmap(seq: pd.DataFrame) -> alt.Chart:
         x=alt.X("feature:N", title=None, sort=list(seq.columns), axis=alt.Axis(labelAngle=-40, labelOverlap=False)),
         y=alt.Y("step:O", title=None, timeUnit="yearmonthdatehoursminutes",
                 axis=alt.Axis(format="%a %d %b %H:%M", labelOverlap=False)),
-        color=alt.Color("units:Q", title="U", scale=alt.Scale(scheme="redblue", reverse=True, domain=[-top, top])),
+        color=alt.Color("units:Q", title="U", scale=alt.Scale(scheme="redblue", reverse=True, domain=[-top, top]),
+                        legend=alt.Legend(format="+.2~f")),
         tooltip=[alt.Tooltip("step:T", title="entry", format="%a %Y-%m-%d %H:%M"), "feature:N",
                  alt.Tooltip("units:Q", format="+.2f")],
     ).properties(height=alt.Step(20),
@@ -449,7 +502,7 @@ def scenario_comparison(table: pd.DataFrame) -> alt.LayerChart:
     """Saved scenarios side by side (columns name, dose, low, high): bar = dose, whisker = 90% interval."""
     y = alt.Y("name:N", title=None, sort=list(table["name"]))
     bars = alt.Chart(table).mark_bar(color=WHATIF_COLOURS["model"], opacity=0.8).encode(
-        x=alt.X("dose:Q", title="predicted Regular dose (units)"), y=y,
+        x=alt.X("dose:Q", title="predicted Regular dose (units)", axis=alt.Axis(format=UNITS)), y=y,
         tooltip=["name:N", alt.Tooltip("dose:Q", format=".0f"), alt.Tooltip("low:Q", title="90% low", format=".0f"),
                  alt.Tooltip("high:Q", title="90% high", format=".0f")])
     whiskers = alt.Chart(table).mark_rule(strokeWidth=2, color="#444").encode(x="low:Q", x2="high:Q", y=y)
@@ -468,7 +521,7 @@ def trials_chart(trials: pd.DataFrame) -> alt.LayerChart:
     pick = _legend_toggle("state", "trials_legend")
     points = alt.Chart(done).mark_circle(size=70).encode(
         x=alt.X("trial:Q", title="trial", axis=alt.Axis(tickMinStep=1)),
-        y=alt.Y("val_mae:Q", title="validation MAE (U)", scale=alt.Scale(zero=False)),
+        y=alt.Y("val_mae:Q", title="validation MAE (U)", scale=alt.Scale(zero=False), axis=alt.Axis(format=".2~f")),
         color=alt.Color("state:N", title=None, scale=alt.Scale(domain=list(TRIAL_STATE_COLOURS),
                                                                  range=list(TRIAL_STATE_COLOURS.values()))),
         opacity=_faded(pick),

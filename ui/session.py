@@ -5,6 +5,7 @@ sessions is in ui/cache.py."""
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from insulin_core.aim94 import load_texts, patient_id_of
 from insulin_core.dataset import Cohort, cohort_from_load
 from insulin_core.download import DownloadError
 from insulin_core.errors import BundleError
+from insulin_core.provenance import Candidate, newest_fitting, trained_on
 from insulin_core.source import DataSource, resolve_source, upload_source
 from insulin_core.windows import WindowError
 from ui.cache import cached_cohort, load_saved, models_dir
@@ -25,12 +27,9 @@ if TYPE_CHECKING:
 # Speed: torch (registry) and scikit-learn (baselines) are imported where first used, not here, so the
 # Overview opens without them (they take seconds to import); see app.py's sidebar.
 
-DISCLAIMER = (
-    "**Research and demo tool, not a dosing device.** Predictions come from a model trained on "
-    "1989-1991 records of 70 patients (or on synthetic data). Never use them to choose an insulin dose."
-)
+DISCLAIMER = "**Research and demo tool, not a dosing device.** Never use it to choose an insulin dose."
 SHIPPED_MODEL = "demo"
-# The fast baselines; the two gradient-boosting ones take seconds each, so they are opt-in.
+TRAIN_PAGE = "pages/train.py"
 # Every baseline, the gradient-boosting ones (the strongest) included: a model is judged beside all of them.
 # DEFAULT_BASELINES = list(BASELINES), computed on first use (module __getattr__ below): it imports sklearn.
 # Uploads are parsed in memory and kept per session: bound how much one visitor can make us hold.
@@ -61,13 +60,48 @@ def shows_errors(what: str, stop: bool = True):
             st.stop()
 
 
-def page_header(title: str, caption: str | None = None) -> None:
-    """Every page starts here: its title and the research-tool disclaimer."""
+def page_header(title: str, caption: str | None = None, uses_models: bool = True) -> None:
+    """Every page starts here: its title and the research-tool disclaimer, which says what data is
+    on screen and what the model in use was trained on (never a claim that can be false). A page
+    that `uses_models=False` does not wait for torch to name the model (see models_ready)."""
     leave_legacy_pages_mode()
     st.title(title)
-    st.warning(DISCLAIMER, icon=":material/health_and_safety:")
+    st.warning(disclaimer(uses_models or models_ready()), icon=":material/health_and_safety:")
     if caption:
         st.caption(caption)
+
+
+def disclaimer(name_model: bool = True) -> str:
+    if not name_model:
+        return f"{DISCLAIMER} On screen: {data_words()}. Model in use: being looked up (see the sidebar)."
+    found = candidates()
+    return f"{DISCLAIMER} On screen: {data_words()}. Model in use: {model_words(active_model_ref(found), found)}."
+
+
+def models_ready() -> bool:
+    """Whether the saved models can be listed without waiting: listing checks their weights, which
+    needs torch (seconds to import). app.py imports it in the background after the first page and
+    reruns the app when it is in, so the disclaimer then names the model."""
+    return "insulin_core.registry" in sys.modules
+
+
+def data_words() -> str:
+    """The data on screen in plain words (patients counted when the data loads)."""
+    source = current_source()
+    cohort = _quiet_cohort()
+    patients = f"{len(cohort.patients)} patients" if cohort is not None else "not loaded"
+    if source.is_synthetic:
+        return f"the synthetic demo cohort ({patients}, made up: no real person)"
+    where = {"env": "from $AIM94_DIR", "folder": "from a folder", "upload": "uploaded"}.get(source.kind, "")
+    return f"AIM94 diaries {where} ({patients})"
+
+
+def model_words(ref: str | None, found: list[Candidate]) -> str:
+    if ref is None:
+        return "none trained on this data yet (train one on the Train page)"
+    fits = ref in fitting_refs(found)
+    return (f"**{model_label(ref)}**, trained on {trained_words(ref, found)}"
+            + ("" if fits else " (**other data than on screen**: its answers do not describe these patients)"))
 
 
 # ---- data ------------------------------------------------------------------------------------
@@ -80,6 +114,31 @@ def current_source() -> DataSource:
 
 def set_source(source: DataSource) -> None:
     st.session_state["data_source"] = source
+
+
+def _quiet_cohort() -> Cohort | None:
+    """The current cohort without any message (for the sidebar and the disclaimer); None when it
+    does not load (the page itself then says why)."""
+    source = current_source()
+    if source.kind == "upload":
+        cohort = st.session_state.get("upload_cohort")
+        return cohort if cohort is not None and cohort.source == source else None
+    try:
+        return cached_cohort(source)
+    except CORE_ERRORS:
+        return None
+
+
+def current_fingerprint() -> str | None:
+    """The fingerprint of the data in use (memoised per source: hashing the events takes a while)."""
+    source = current_source()
+    memo = st.session_state.setdefault("fingerprints", {})
+    if source not in memo:
+        cohort = _quiet_cohort()
+        if cohort is None:
+            return None
+        memo[source] = cohort.fingerprint
+    return memo[source]
 
 
 def current_cohort() -> Cohort | None:
@@ -143,10 +202,32 @@ def session_models() -> dict[str, ModelBundle]:
     return st.session_state.setdefault("session_models", {})
 
 
-def model_refs() -> list[str]:
-    """Every model this session can use: 'saved:NAME' and 'session:NAME'."""
-    refs = [f"saved:{row['name']}" for row in saved_models() if row["ok"]]
-    return refs + [f"session:{name}" for name in session_models()]
+def model_refs(found: list[Candidate] | None = None) -> list[str]:
+    """Every model this session can use: 'saved:NAME' and 'session:NAME'; those trained on the
+    data in use first (newest first), then the others."""
+    fits = fitting_refs(found)
+    newest_first = sorted(candidates() if found is None else found, key=lambda c: c.created, reverse=True)
+    return [c.ref for c in sorted(newest_first, key=lambda c: c.ref not in fits)]  # a stable sort
+
+
+def candidates() -> list[Candidate]:
+    """Every usable model with its training data's fingerprint (one listing of the models folder)."""
+    saved = [Candidate(f"saved:{row['name']}", row.get("fingerprint"), row.get("created", ""), row.get("trained_on", ""))
+             for row in saved_models() if row["ok"]]
+    # a model trained in this session has no saved time: it is the newest there is
+    return saved + [Candidate(f"session:{name}", trained_on(b.meta).fingerprint, "~", trained_on(b.meta).words())
+                    for name, b in session_models().items()]
+
+
+def fitting_refs(found: list[Candidate] | None = None) -> set[str]:
+    """The models trained on the data in use."""
+    fp = current_fingerprint()
+    return {c.ref for c in (candidates() if found is None else found) if fp is not None and c.fingerprint == fp}
+
+
+def trained_words(ref: str, found: list[Candidate] | None = None) -> str:
+    """What a model was trained on, in plain words."""
+    return next((c.words for c in (candidates() if found is None else found) if c.ref == ref), "") or "unknown data"
 
 
 def model_label(ref: str) -> str:
@@ -154,21 +235,31 @@ def model_label(ref: str) -> str:
     return name if kind == "saved" else f"{name} (trained in this session, not saved)"
 
 
-def active_model_ref() -> str | None:
-    """The model picked in this session (the `active_model` widget key), kept valid."""
-    refs = model_refs()
+def active_model_ref(found: list[Candidate] | None = None) -> str | None:
+    """The model in use: the one a person picked for the data in use, else the newest model trained
+    on that data, else None (never silently a model trained on other data)."""
+    found = candidates() if found is None else found
     ref = st.session_state.get("active_model")
-    if ref not in refs:
-        ref = f"saved:{SHIPPED_MODEL}" if f"saved:{SHIPPED_MODEL}" in refs else (refs[0] if refs else None)
-        if ref is None:
-            st.session_state.pop("active_model", None)
-        else:
-            st.session_state["active_model"] = ref
+    chosen = st.session_state.get("active_model_chosen") == (ref, current_fingerprint())
+    if ref in model_refs(found) and (chosen or ref in fitting_refs(found)):
+        return ref
+    ref = newest_fitting(found, current_fingerprint())
+    if ref is None:
+        st.session_state.pop("active_model", None)
+    else:
+        st.session_state["active_model"] = ref
     return ref
 
 
 def set_active_model(ref: str) -> None:
+    """A person's pick (Train's save, Models' "use"): kept for the data in use even when the model
+    was trained on other data."""
     st.session_state["active_model"] = ref
+    _mark_chosen()
+
+
+def _mark_chosen() -> None:
+    st.session_state["active_model_chosen"] = (st.session_state.get("active_model"), current_fingerprint())
 
 
 def bundle_of(ref: str) -> ModelBundle:
@@ -181,20 +272,37 @@ def bundle_of(ref: str) -> ModelBundle:
 
 
 def model_picker(label: str = "Model") -> ModelBundle | None:
-    """The selectbox every model-using page shares (key `active_model`); None with a message."""
-    ref = active_model_ref()
-    if ref is None:
+    """The selectbox every model-using page shares (key `active_model`). It starts on the newest
+    model trained on the data in use; when there is none it says so, offers training and lets a
+    person pick another model explicitly, with a warning. None (after a message) when no model is used."""
+    found = candidates()
+    ref = active_model_ref(found)
+    refs, fits = model_refs(found), fitting_refs(found)
+    if not refs:
         st.info("No model yet: train one on the **Train** page, or upload a bundle on **Models**.",
                 icon=":material/model_training:")
+        st.page_link(TRAIN_PAGE, label="Train a model", icon=":material/model_training:")
         return None
-    st.selectbox(label, model_refs(), format_func=model_label, key="active_model", persist_state="session")
+    if ref is None:
+        st.info(f"No saved model was trained on the data on screen ({data_words()}). Train one on it, or pick "
+                "a model trained on other data below (its answers will not describe these patients).",
+                icon=":material/model_training:")
+        st.page_link(TRAIN_PAGE, label="Train a model on this data", icon=":material/model_training:")
+    # no index when a model is in use: the `active_model` state holds it (index and state together warn)
+    extra = {"index": None, "placeholder": "Pick a model trained on other data..."} if ref is None else {}
+    st.selectbox(label, refs, key="active_model", persist_state="session", on_change=_mark_chosen,
+                 format_func=lambda r: model_label(r) + ("" if r in fits else " (trained on other data)"), **extra)
+    ref = st.session_state.get("active_model")
+    if ref is None:
+        return None
+    if ref not in fits:
+        st.warning(f"**{model_label(ref)}** was trained on {trained_words(ref, found)}, not on the data on screen: "
+                   "its doses and scores do not describe these patients.", icon=":material/warning:")
     try:
-        return bundle_of(st.session_state["active_model"])
+        return bundle_of(ref)
     except BundleError as exc:
         st.error(f"This model cannot be used: {exc}", icon=":material/error:")
         return None
-
-
 
 
 def form_defaults(defaults: dict, patients_key: str, cohort: Cohort) -> None:
