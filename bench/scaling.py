@@ -129,13 +129,14 @@ def child_train(patient_years: int) -> dict:
     del features
     data = prepared.train_data()
     cfg = model_config_for(prepared, **DEFAULT_SIZES)
-    result = train_model(cfg, TrainConfig(epochs=2, patience=5, threads=1), data)
+    train_cfg = TrainConfig(epochs=2, patience=5, threads=1)
+    result = train_model(cfg, train_cfg, data)
     h = result.history
     epoch = h[1].elapsed_s - h[0].elapsed_s if len(h) > 1 else h[0].elapsed_s
     return {"patient_years": patient_years, "train_windows": len(data.train), "val_windows": len(data.val),
             "epoch_s": round(epoch, 2), "first_epoch_s": round(h[0].elapsed_s, 2),
             "windows_per_s": round(len(data.train) / epoch), "peak_rss_mb": round(_rss_mb(), 1),
-            "threads": __import__("torch").get_num_threads()}
+            "threads": train_cfg.threads}
 
 
 def run_child(kind: str, size: int) -> dict:
