@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast browser bench screenshots clean-venv
+.PHONY: run test test-fast browser bench bench-guard screenshots clean-venv
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -32,12 +32,20 @@ test-fast: $(STAMP)
 screenshots: $(STAMP) browser
 	INSULIN_DASH_SCREENSHOTS=1 $(PY) -m pytest -q -rs tests/test_browser.py
 
+# Every benchmark; docs/performance.md quotes them. The guard alone (seconds): make bench-guard.
 bench: $(STAMP)
+	$(PY) bench/guard.py
+	$(PY) bench/commands_speed.py
 	$(PY) bench/load_speed.py
 	$(PY) bench/features_speed.py
+	$(PY) bench/inference_speed.py
 	$(PY) bench/whatif_speed.py
 	$(PY) bench/windows_speed.py
+	$(PY) bench/scaling.py --sizes 100,1000,10000
 	$(PY) bench/accuracy.py
+
+bench-guard: $(STAMP)
+	$(PY) bench/guard.py
 
 clean-venv:
 	rm -rf $(VENV)

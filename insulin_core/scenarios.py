@@ -179,12 +179,16 @@ def _is_decision(kind: pd.Series) -> bool:
 
 def _habit_glucose_code(history: pd.DataFrame, part: str) -> int:
     """The glucose code this patient usually records in this day part (else 'unspecified')."""
-    g = history[history["kind"] == "glucose"]
-    if g.empty:
+    glucose = history["kind"].to_numpy() == "glucose"
+    if not glucose.any():
         return UNSPECIFIED_GLUCOSE_CODE
-    parts = np.asarray(DAY_PARTS)[day_part_of(g["timestamp"].dt.hour + g["timestamp"].dt.minute / 60.0)]
-    mine = g.loc[parts == part, "code"]
-    return int(mine.mode().min()) if len(mine) else UNSPECIFIED_GLUCOSE_CODE
+    stamps = pd.DatetimeIndex(history["timestamp"].to_numpy()[glucose])
+    parts = np.asarray(DAY_PARTS)[day_part_of((stamps.hour + stamps.minute / 60.0).to_numpy())]
+    mine = history["code"].to_numpy()[glucose][parts == part]
+    if not len(mine):
+        return UNSPECIFIED_GLUCOSE_CODE
+    codes, counts = np.unique(mine, return_counts=True)
+    return int(codes[counts == counts.max()].min())  # the commonest code, the smallest on a tie (as mode().min())
 
 
 def _replace_glucose(events: pd.DataFrame, pid: int, stamp: pd.Timestamp, value: float, code: int) -> pd.DataFrame:
@@ -222,7 +226,7 @@ def _moment_of(scenario: Scenario, patient_events: pd.DataFrame) -> tuple[pd.Tim
                 moment += pd.Timedelta(days=1)
         return moment, pe.iloc[:0], pe
     at = scenario.at
-    here = pe[stamps == at]
+    here = _between(pe, at, at)
     if here.empty or not _is_decision(here["kind"]):
         dec = pe.loc[pe["kind"].isin(DECISION_KINDS), "timestamp"]
         near = dec.iloc[int(np.argmin(np.abs((dec - at).dt.total_seconds().to_numpy())))] if len(dec) else None
@@ -235,75 +239,135 @@ def _moment_of(scenario: Scenario, patient_events: pd.DataFrame) -> tuple[pd.Tim
         moment = at.normalize() + pd.Timedelta(hours=t.hour, minutes=t.minute)
     # Only what happened before the recorded moment is history, and only what precedes the moved
     # moment: events between the two would otherwise jump across the decision.
-    history = pe[stamps < min(at, moment)]
+    history = _between(pe, None, min(at, moment), right_closed=False)
     return moment, here.assign(timestamp=moment), history
 
 
-def _history_rows(history: pd.DataFrame, dose_window: int) -> pd.DataFrame:
+def _between(events: pd.DataFrame, first: pd.Timestamp | None, last: pd.Timestamp | None,
+             right_closed: bool = True) -> pd.DataFrame:
+    """The events with first <= timestamp <= last (< last when not `right_closed`; None = open).
+    A slice when the events are sorted by time (a patient's events always are here): a boolean
+    mask copies every column, which was a large part of a What-if cache miss."""
+    stamps = events["timestamp"]
+    if stamps.is_monotonic_increasing:
+        t = stamps.to_numpy()
+        lo = 0 if first is None else int(np.searchsorted(t, pd.Timestamp(first).to_datetime64(), "left"))
+        hi = len(t) if last is None else int(np.searchsorted(t, pd.Timestamp(last).to_datetime64(),
+                                                              "right" if right_closed else "left"))
+        return events.iloc[lo:max(lo, hi)]
+    keep = np.ones(len(events), dtype=bool)
+    if first is not None:
+        keep &= (stamps >= first).to_numpy()
+    if last is not None:
+        keep &= (stamps <= last if right_closed else stamps < last).to_numpy()
+    return events[keep]
+
+
+@dataclass
+class _HistoryRows:
+    """One entry per timestamp of the history (numpy arrays): what the tail bound needs to know.
+    Plain arrays, not a DataFrame: band_variants asks for 15 bounds at once, and pandas column
+    access was most of a What-if cache miss."""
+
+    stamps: pd.DatetimeIndex
+    hours: np.ndarray  # hour of day with minutes as a fraction
+    glucose: np.ndarray  # bool: a glucose reading
+    glucose_value: np.ndarray  # mean glucose, NaN if none
+    regular: np.ndarray  # bool: carries a Regular dose in the history features
+    nph: np.ndarray
+    ultralente: np.ndarray
+    decision: np.ndarray  # bool: a decision point
+    folded: np.ndarray  # bool: an insulin-only dose counted at an earlier decision point
+
+
+def _history_rows(history: pd.DataFrame, dose_window: int) -> _HistoryRows:
     """One row per timestamp of the history: what the tail bound needs to know about it.
     `regular` marks the rows that carry a Regular dose in the history features: a decision
     point with a decision dose, or an insulin-only dose that stayed alone; `folded` the
     insulin-only rows counted at an earlier decision point."""
     kind = history["kind"].to_numpy()
-    rows = pd.DataFrame({"t": history["timestamp"].to_numpy(), "glucose": kind == "glucose",
-                         "glucose_value": history["value"].where(kind == "glucose").to_numpy(dtype=float),
-                         "regular_u": np.where(kind == "regular", history["value"].fillna(0.0).to_numpy(dtype=float), 0.0),
-                         "nph": kind == "nph", "ultralente": kind == "ultralente",
-                         "decision": np.isin(kind, DECISION_KINDS)})
-    rows = rows.groupby("t", sort=True).agg({"glucose": "max", "glucose_value": "mean", "regular_u": "sum",
-                                             "nph": "max", "ultralente": "max", "decision": "max"})
-    t = rows.index.to_numpy()
-    dose, folded = fold_doses(np.zeros(len(rows)), t.astype("datetime64[m]").astype(np.int64).astype(float),
-                              rows["decision"].to_numpy(dtype=bool), rows["regular_u"].to_numpy(), dose_window)
-    rows["regular"] = np.where(rows["decision"], dose, np.where(folded, 0.0, rows["regular_u"])) > 0
-    rows["folded"] = folded
-    return rows
+    t = history["timestamp"].to_numpy()
+    value = history["value"].to_numpy(dtype=float)
+    # Group by timestamp with numpy (sorted unique + reduceat), as groupby().agg did.
+    order = np.argsort(t, kind="stable")
+    t, kind, value = t[order], kind[order], value[order]
+    first = np.flatnonzero(np.r_[True, t[1:] != t[:-1]]) if len(t) else np.zeros(0, dtype=np.int64)
+    is_glucose = kind == "glucose"
+
+    def any_of(mask: np.ndarray) -> np.ndarray:
+        return np.maximum.reduceat(mask, first).astype(bool) if len(first) else np.zeros(0, bool)
+
+    def sum_of(values: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(values, first) if len(first) else np.zeros(0)
+
+    n_glucose = sum_of(is_glucose.astype(float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        glucose_value = sum_of(np.where(is_glucose, value, 0.0)) / n_glucose
+    regular_u = sum_of(np.where(kind == "regular", np.nan_to_num(value), 0.0))
+    decision = any_of(np.isin(kind, DECISION_KINDS))
+    stamps = pd.DatetimeIndex(t[first])
+    dose, folded = fold_doses(np.zeros(len(first)), stamps.to_numpy().astype("datetime64[m]").astype(np.int64).astype(float),
+                              decision, regular_u, dose_window)
+    return _HistoryRows(
+        stamps=stamps, hours=(stamps.hour + stamps.minute / 60.0).to_numpy(), glucose=n_glucose > 0,
+        glucose_value=glucose_value, regular=np.where(decision, dose, np.where(folded, 0.0, regular_u)) > 0,
+        nph=any_of(kind == "nph"), ultralente=any_of(kind == "ultralente"), decision=decision,
+        folded=np.asarray(folded, dtype=bool))
 
 
 def _tail_start(history: pd.DataFrame, part: str, length: int, glucose_now: float | None,
-                rows: pd.DataFrame | None = None, dose_window: int = DEFAULT_DOSE_WINDOW_MIN) -> pd.Timestamp | None:
-    """Earliest timestamp the decision row's features can depend on (None = keep everything).
+                rows: _HistoryRows | None = None, dose_window: int = DEFAULT_DOSE_WINDOW_MIN) -> pd.Timestamp | None:
+    """Earliest timestamp the decision row's features can depend on (None = keep everything)."""
+    if history.empty:
+        return None
+    rows = _history_rows(history, dose_window) if rows is None else rows
+    return _tail_starts(rows, part, length, [glucose_now])[0]
+
+
+def _tail_starts(rows: _HistoryRows, part: str, length: int, glucose_nows: list) -> list:
+    """_tail_start for each glucose now in `glucose_nows` (one per band in band_variants): what
+    does not depend on the glucose now is computed once.
 
     The window needs `length` rows plus one (its first row's gap to the one before); the history
     features need what features.LOOKBACKS names: the last glucose, Regular, NPH and UltraLente,
     the last Regular doses and decision moments of this day part, and of this glucose band (decision
     moments counted before the window: window edits can only add decision moments inside it).
     """
-    if history.empty:
-        return None
-    rows = _history_rows(history, dose_window) if rows is None else rows
-    stamps = rows.index
+    stamps = rows.stamps
     n = len(stamps)
     if n <= length + 1:
-        return None
-    hours = stamps.hour + stamps.minute / 60.0
-    same_dp = np.asarray(DAY_PARTS)[day_part_of(hours)] == part
+        return [None] * len(glucose_nows)
+    same_dp = np.asarray(DAY_PARTS)[day_part_of(rows.hours)] == part
     window_start = n - length
-    needs = [window_start - 1]
 
     def nth_last(mask: np.ndarray, k: int, before: int = n) -> int:
         # with fewer than k such rows the rolling figures use all of them: keep from the first
         pos = np.flatnonzero(mask[:before])
         return n if len(pos) == 0 else int(pos[-min(k, len(pos))])
 
-    needs.append(nth_last(rows["glucose"].to_numpy(), LOOKBACKS["glucose"], window_start))
+    needs = [window_start - 1, nth_last(rows.glucose, LOOKBACKS["glucose"], window_start)]
     for kind in ("regular", "nph", "ultralente"):
-        needs.append(nth_last(rows[kind].to_numpy(), LOOKBACKS[kind]))
-    needs.append(nth_last(rows["regular"].to_numpy() & same_dp, LOOKBACKS["regular_same_day_part"]))
-    needs.append(nth_last(rows["decision"].to_numpy() & same_dp, LOOKBACKS["decisions_same_day_part"], window_start))
-    # The patient's own sliding scale: earlier moments with a reading in the same 40 mg/dL band
-    # and day part as the glucose now.
-    if glucose_now is not None and not np.isnan(glucose_now):
-        band = np.floor(rows["glucose_value"].to_numpy() / GLUCOSE_BAND_MGDL)
-        same_band = rows["decision"].to_numpy() & same_dp & (band == np.floor(glucose_now / GLUCOSE_BAND_MGDL))
-        needs.append(nth_last(same_band, LOOKBACKS["decisions_same_band"], window_start))
-    start = min(needs)
-    # A tail must not begin on a dose folded into a decision point it leaves out: that dose would
-    # count alone there. Start at that decision point instead (the last one before the row).
-    folded = rows["folded"].to_numpy()
-    if 0 < start < n and folded[start]:
-        start = int(np.flatnonzero(rows["decision"].to_numpy()[:start])[-1])
-    return None if start <= 0 else stamps[start]
+        needs.append(nth_last(getattr(rows, kind), LOOKBACKS[kind]))
+    needs.append(nth_last(rows.regular & same_dp, LOOKBACKS["regular_same_day_part"]))
+    needs.append(nth_last(rows.decision & same_dp, LOOKBACKS["decisions_same_day_part"], window_start))
+    common = min(needs)
+    with np.errstate(invalid="ignore"):
+        band = np.floor(rows.glucose_value / GLUCOSE_BAND_MGDL)
+    decision_dp = rows.decision & same_dp
+    starts = []
+    for glucose_now in glucose_nows:
+        start = common
+        # The patient's own sliding scale: earlier moments with a reading in the same 40 mg/dL band
+        # and day part as the glucose now.
+        if glucose_now is not None and not np.isnan(glucose_now):
+            same_band = decision_dp & (band == np.floor(glucose_now / GLUCOSE_BAND_MGDL))
+            start = min(start, nth_last(same_band, LOOKBACKS["decisions_same_band"], window_start))
+        # A tail must not begin on a dose folded into a decision point it leaves out: that dose would
+        # count alone there. Start at that decision point instead (the last one before the row).
+        if 0 < start < n and rows.folded[start]:
+            start = int(np.flatnonzero(rows.decision[:start])[-1])
+        starts.append(None if start <= 0 else stamps[start])
+    return starts
 
 
 def _day_part_at(stamp: pd.Timestamp) -> str:
@@ -365,7 +429,7 @@ def scenario_events(scenario: Scenario, patient_events: pd.DataFrame, length: in
         g = here.loc[here["kind"] == "glucose", "value"]
         start = _tail_start(history, part, length, float(g.mean()) if len(g) else None, dose_window=dose_window)
         if start is not None:
-            history = history[history["timestamp"] >= start]
+            history = _between(history, start, None)
     events = pd.concat([history, here], ignore_index=True)
     events = events.sort_values(["timestamp", "code"], kind="stable").reset_index(drop=True)
     return events, moment, code
@@ -396,15 +460,24 @@ def band_variants(base: Built, patient_events: pd.DataFrame, length: int,
     rep = np.clip(np.arange(N_BANDS) * GLUCOSE_BAND_MGDL + GLUCOSE_BAND_MGDL / 2, GLUCOSE_METER_MIN, GLUCOSE_METER_MAX)
     full, moment, _ = scenario_events(replace(base.scenario, glucose_now=float(rep[0])), patient_events, length,
                                       bounded=False, dose_window=dose_window)
-    history = full[full["timestamp"] < moment]
+    stamps = full["timestamp"].to_numpy()
+    history = _between(full, None, moment, right_closed=False)
     rows = _history_rows(history, dose_window)
-    glucose_now = ((full["timestamp"] == moment) & (full["kind"] == "glucose")).to_numpy()
-    copies = []
-    for b, g in enumerate(rep):
-        start = _tail_start(history, base.day_part, length, float(g), rows, dose_window)
-        ev = full if start is None else full[full["timestamp"] >= start]
-        copies.append(ev.assign(patient_id=-1 - b, value=np.where(glucose_now, g, full["value"])[full.index.isin(ev.index)]))
-    feats = add_features(build_timeline(pd.concat(copies, ignore_index=True)), dose_window)
+    glucose_now = (stamps == moment.to_datetime64()) & (full["kind"].to_numpy() == "glucose")
+    # All copies in one take of `full` (one per band, each from its own tail start), then the
+    # stand-in patient id and the band's glucose now set as whole columns.
+    takes, pids, values = [], [], []
+    value = full["value"].to_numpy()
+    starts = _tail_starts(rows, base.day_part, length, [float(g) for g in rep]) if len(history) else [None] * len(rep)
+    for b, (g, start) in enumerate(zip(rep, starts)):
+        idx = np.arange(len(full)) if start is None else np.flatnonzero(stamps >= start.to_datetime64())
+        takes.append(idx)
+        pids.append(np.full(len(idx), -1 - b, dtype=full["patient_id"].dtype))
+        values.append(np.where(glucose_now[idx], g, value[idx]))
+    copies = full.take(np.concatenate(takes)).reset_index(drop=True)
+    copies["patient_id"] = np.concatenate(pids)
+    copies["value"] = np.concatenate(values)
+    feats = add_features(build_timeline(copies), dose_window)
     last = feats.groupby("patient_id").tail(1)  # the decision row of each copy
     order = np.argsort(-last["patient_id"].to_numpy())  # -1 (band 0), -2 (band 1), ...
     return last[list(now_columns())].to_numpy(dtype=np.float32)[order]

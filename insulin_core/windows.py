@@ -151,3 +151,50 @@ def _context(features: pd.DataFrame, rows: np.ndarray, cfg: WindowConfig) -> pd.
                         else (at["regular"] > MAX_PLAUSIBLE_DOSE["regular"]).to_numpy()),
         "row": rows,
     })
+
+
+@dataclass
+class LazyWindows:
+    """The windows of `make_windows` (same rows, same values), materialised per batch.
+
+    A WindowSet copies each timeline row into L windows (L * 16 floats per window); this keeps the
+    feature rows once and gathers a batch's windows when asked, about 4x less memory at L = 10.
+    It is how a cohort whose windows do not fit in memory is walked (bench/scaling.py)."""
+
+    seq_rows: np.ndarray  # (timeline rows, len(SEQ_FEATURES)) float32, unscaled
+    now_rows: np.ndarray  # (timeline rows, len(now_features)) float32; width 0 for next-row
+    y_rows: np.ndarray  # (timeline rows, len(targets)) float32
+    rows: np.ndarray  # (n,) the target row of each window
+    config: WindowConfig
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def seq(self, idx: np.ndarray) -> np.ndarray:
+        """(len(idx), L, F) windows: the L rows before each target row."""
+        L = self.config.length
+        return self.seq_rows[self.rows[np.asarray(idx)][:, None] - L + np.arange(L)]
+
+    def now(self, idx: np.ndarray) -> np.ndarray:
+        return self.now_rows[self.rows[np.asarray(idx)]]
+
+    def y(self, idx: np.ndarray) -> np.ndarray:
+        return self.y_rows[self.rows[np.asarray(idx)]]
+
+    def batches(self, batch: int):
+        """(seq, now, y) of consecutive windows, `batch` at a time."""
+        for start in range(0, len(self), batch):
+            idx = np.arange(start, min(start + batch, len(self)))
+            yield self.seq(idx), self.now(idx), self.y(idx)
+
+
+def lazy_windows(features: pd.DataFrame, cfg: WindowConfig) -> LazyWindows:
+    """The windows `make_windows(features, cfg)` would cut, as a LazyWindows (no window copied yet)."""
+    features = features_for(features, cfg.dose_window).reset_index(drop=True)
+    rows = target_rows(features, cfg)
+    if cfg.target == "decision-point":
+        now_rows = features[now_columns()].to_numpy(dtype=np.float32)
+    else:
+        now_rows = np.zeros((len(features), 0), dtype=np.float32)
+    return LazyWindows(features[seq_columns()].to_numpy(dtype=np.float32), now_rows,
+                       features[list(_target_columns(cfg))].to_numpy(dtype=np.float32), rows, cfg)

@@ -101,3 +101,20 @@ def test_windowing_many_patients_at_once():
     assert len(ws) > 5_000 and len(target_rows(features, WindowConfig(length=10))) == len(ws)
     rows = ws.context["row"].to_numpy()
     assert np.array_equal(ws.seq[:, -1, :], features.loc[rows - 1, [f"seq_{n}" for n in ws.seq_features]].to_numpy(np.float32))
+
+
+@pytest.mark.parametrize("target", ["decision-point", "next-row"])
+def test_lazy_windows_equal_make_windows_batch_by_batch(target):
+    from insulin_core.windows import lazy_windows
+
+    features = cohort_features(days=8, patients=3)
+    cfg = WindowConfig(length=4, target=target)
+    ws, lazy = make_windows(features, cfg), lazy_windows(features, cfg)
+    assert len(lazy) == len(ws) > 0
+    np.testing.assert_array_equal(lazy.rows, ws.context["row"].to_numpy())
+    got = list(lazy.batches(batch=5))
+    assert len(got) == -(-len(ws) // 5)
+    for name, i in (("seq", 0), ("now", 1), ("y", 2)):
+        np.testing.assert_array_equal(np.concatenate([b[i] for b in got]), getattr(ws, name))
+    picked = np.array([len(ws) - 1, 0, 3])
+    np.testing.assert_array_equal(lazy.seq(picked), ws.seq[picked])
