@@ -257,22 +257,25 @@ def daily_pattern(tl: pd.DataFrame) -> alt.LayerChart:
 
 
 def sliding_scale(tl: pd.DataFrame) -> alt.Chart:
-    """The patient's own sliding scale: Regular dose against the glucose measured at a decision point
-    (an implausible dose drawn at the plausible maximum, its recorded value in the tooltip)."""
+    """The patient's own sliding scale: the decision dose (what the model predicts: the Regular
+    written at the decision point plus any written on its own rows within the dose window after it)
+    against the glucose measured there. Plotting the Regular on the reading's row alone would show a
+    flat 0 for every patient who wrote the dose a few minutes after the reading. An implausible dose
+    is drawn at the plausible maximum, its recorded value in the tooltip."""
     cap = MAX_PLAUSIBLE_DOSE["regular"]
     d = tl[tl["decision_point"].astype(bool) & tl["glucose"].notna()].assign(
         patient=lambda d: d["patient_id"].map(lambda p: f"patient {p}"),
-        recorded=lambda d: d["regular"], regular=lambda d: np.minimum(d["regular"], cap))
+        recorded=lambda d: d["decision_dose"], regular=lambda d: np.minimum(d["decision_dose"], cap))
     pick = _legend_toggle("day_part", "scale_legend")
-    return alt.Chart(d, height=300, title="Own sliding scale: Regular dose vs glucose").mark_circle(
+    return alt.Chart(d, height=300, title="Own sliding scale: Regular decided vs glucose").mark_circle(
         size=40).encode(
         x=alt.X("glucose:Q", title="glucose at the decision point (mg/dL)", axis=alt.Axis(format=".0f")),
-        y=alt.Y("regular:Q", title="Regular insulin given (units)", axis=alt.Axis(format=".0f", tickMinStep=1)),
+        y=alt.Y("regular:Q", title="Regular decided there (units)", axis=alt.Axis(format=".0f", tickMinStep=1)),
         color=alt.Color("day_part:N", title="Day part", sort=["morning", "afternoon", "evening", "night"]),
         shape=alt.Shape("patient:N", title="Patient"),
         opacity=alt.when(pick).then(alt.value(0.75)).otherwise(alt.value(0.05)),
         tooltip=["patient:N", alt.Tooltip("timestamp:T", format="%Y-%m-%d %H:%M"), alt.Tooltip("day_part:N", title="day part"),
-                 alt.Tooltip("glucose:Q", format=".0f"), alt.Tooltip("recorded:Q", title="Regular given (U)", format=".0f")],
+                 alt.Tooltip("glucose:Q", format=".0f"), alt.Tooltip("recorded:Q", title="decision dose (U)", format=".0f")],
     ).add_params(pick, _zoom_xy("scale_zoom"))
 
 
