@@ -49,6 +49,11 @@ LEVEL_PHRASES = {
 }
 STOP_LABELS = {"early_stopping": "the validation loss stopped improving", "max_epochs": "it reached the maximum number of epochs",
                "stopped_by_user": "stopped by the user", "diverged": "the loss diverged"}  # train.STOP_REASONS
+SPLIT_LABELS = {"chrono": "by time (each patient's last days are the test part)",
+                "patients": "by patient (the test patients are never seen in training)",
+                "random": "at random (decision points drawn at random)"}
+TARGET_LABELS = {"decision-point": "the decision dose at each decision point",
+                 "next-row": "the next row's dose (the seed's formulation: flatters the score)"}
 PART_LABELS = {"train": "training part", "val": "validation part", "test": "test part", "all": "all parts"}
 
 # The columns of the predictions CSV (`evaluate --predictions` and the Predictions page's download):
@@ -87,7 +92,8 @@ def describe_columns(columns) -> pd.DataFrame:
 
 def label(name: str) -> str:
     """The plain words for an identifier (itself when it has none)."""
-    for table in (METRIC_LABELS, PREDICTOR_LABELS, FEATURE_LABELS, REASON_LABELS, PART_LABELS):
+    for table in (METRIC_LABELS, PREDICTOR_LABELS, FEATURE_LABELS, REASON_LABELS, PART_LABELS, SPLIT_LABELS,
+                  TARGET_LABELS):
         if name in table:
             return table[name]
     return name

@@ -44,7 +44,7 @@ with st.form("train_form", border=True):
         st.multiselect("Patients (none picked = all)", cohort.patients, key="train_patients", persist_state="session",
                        format_func=lambda p: f"patient {p}")
         st.slider("Window length (diary rows before the decision)", 1, 512, key="train_window", persist_state="session")
-        st.selectbox("Target", TARGETS, key="train_target", persist_state="session",
+        st.selectbox("Target", TARGETS, key="train_target", persist_state="session", format_func=label,
                      help="decision-point: the dose at a moment with a reading or meal, from what is known then. "
                           "next-row: the seed's formulation (flatters the score, see docs).")
         st.number_input("Dose window (minutes after the reading)", 0, MAX_DOSE_WINDOW_MIN, step=5,
@@ -52,7 +52,7 @@ with st.form("train_form", border=True):
                         help="What is predicted: the decision dose, i.e. the Regular written at the decision point plus "
                              "Regular written on its own row up to this many minutes later (before the next decision "
                              "point). Many patients logged the dose minutes after the reading. 0 = the moment's own dose.")
-        st.selectbox("Split", SPLITS, key="train_split", persist_state="session",
+        st.selectbox("Split", SPLITS, key="train_split", persist_state="session", format_func=label,
                      help="chrono: each patient's last days are the test part; patients: unseen patients; random.")
         st.number_input("Seed", 0, 2**31 - 1, step=1, key="train_seed", persist_state="session")
     with net_col:
@@ -74,6 +74,7 @@ with st.form("train_form", border=True):
                          format_func=lambda v: f"{v:g}")
         st.select_slider("Batch size", [16, 32, 64, 128, 256, 512, 1024], key="train_batch", persist_state="session")
         st.multiselect("Baselines to compare with", list(BASELINES), key="train_baselines", persist_state="session",
+                       format_func=label,
                        help="The gradient-boosting baselines take a few seconds each.")
     submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", key="train_go")
 

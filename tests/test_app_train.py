@@ -123,3 +123,15 @@ def test_settings_that_cannot_be_used_are_a_message_and_start_nothing(models_dir
     at.switch_page("pages/overview.py").run()
     at.switch_page("pages/train.py").run()
     assert at.slider(key="train_epochs").value == 2 and at.text_input(key="train_dense").value == "eight"
+
+
+def test_the_form_names_splits_targets_and_baselines_in_words(models_dir):  # noqa: F811
+    from insulin_core.baselines import BASELINES
+    from insulin_core.labels import label
+
+    at = open_train()
+    assert set(at.multiselect(key="train_baselines").options) == {label(b) for b in BASELINES}
+    assert "by time (each patient's last days are the test part)" in at.selectbox(key="train_split").options
+    shown = [*at.multiselect(key="train_baselines").options, *at.selectbox(key="train_split").options,
+             *at.selectbox(key="train_target").options]
+    assert not any("_" in option or option in BASELINES for option in shown), shown

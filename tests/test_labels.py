@@ -57,3 +57,11 @@ def test_split_parts_and_stop_reasons_have_words():
 
     assert PART_LABELS["val"] == "validation part" and set(PART_LABELS) == {"train", "val", "test", "all"}
     assert set(STOP_REASONS) <= set(STOP_LABELS) and not any("_" in w for w in STOP_LABELS.values())
+
+
+def test_every_split_and_target_the_train_form_offers_has_words():
+    from insulin_core.splits import SPLITS
+    from insulin_core.windows import TARGETS
+
+    for name in (*SPLITS, *TARGETS):
+        assert label(name) != name and "_" not in label(name), name
