@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,23 +19,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.timing import timings_ms  # noqa: E402
 from bench.whatif_speed import get_bundle  # noqa: E402
 from insulin_core import whatif as W  # noqa: E402
 from insulin_core.dataset import load_cohort  # noqa: E402
 from insulin_core.serving import bundle_experiment  # noqa: E402
 from insulin_core.source import resolve_source  # noqa: E402
 from insulin_core.windows import make_windows  # noqa: E402
-
-
-def timings_ms(fn, runs: int, warmup: int = 2) -> np.ndarray:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return np.asarray(out)
 
 
 def main() -> int:

@@ -5,8 +5,8 @@ import statistics
 import time
 
 
-def median_ms(fn, runs: int, warmup: int = 2) -> float:
-    """Median wall time of `fn()` in milliseconds over `runs` runs, after `warmup` untimed runs."""
+def timings_ms(fn, runs: int, warmup: int = 2) -> list[float]:
+    """Wall times of `fn()` in milliseconds over `runs` runs, after `warmup` untimed runs."""
     for _ in range(warmup):
         fn()
     times = []
@@ -14,4 +14,9 @@ def median_ms(fn, runs: int, warmup: int = 2) -> float:
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return times
+
+
+def median_ms(fn, runs: int, warmup: int = 2) -> float:
+    """Median wall time of `fn()` in milliseconds over `runs` runs, after `warmup` untimed runs."""
+    return statistics.median(timings_ms(fn, runs, warmup))
