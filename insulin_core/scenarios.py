@@ -126,6 +126,21 @@ class Scenario:
         return any(v is not None for v in self.moment_edits.values()) or bool(
             self.glucose_readings or self.exercise_earlier or self.time_of_day)
 
+    def words(self) -> str:
+        """The edits in plain English, for tables and exports ("as recorded" when there are none)."""
+        from .labels import LEVEL_PHRASES
+
+        parts = [f"glucose now {self.glucose_now:g} mg/dL"] if self.glucose_now is not None else []
+        parts += [f"{LEVEL_PHRASES[kind][level]} now" for kind, level in (("meal", self.meal_now), ("exercise", self.exercise_now))
+                  if level is not None]
+        if self.hypo_now is not None:
+            parts.append("hypoglycemic symptoms now" if self.hypo_now else "no hypoglycemic symptoms now")
+        if self.time_of_day:
+            parts.append(f"moment moved to {self.time_of_day}")
+        parts += [f"reading of {t:%d %b %H:%M} at {v:g} mg/dL" for t, v in sorted(self.glucose_readings.items())]
+        parts += [f"{LEVEL_PHRASES['exercise'][level]} on {t:%d %b %H:%M}" for t, level in sorted(self.exercise_earlier.items())]
+        return "; ".join(parts) or "as recorded"
+
     def unedited(self) -> "Scenario":
         return Scenario(self.patient_id, self.at)
 

@@ -197,13 +197,6 @@ def describe(p, actual_dose: float | None) -> str:
             f"P(dose) {p.p_dose:.0%}{change}{actual}.")
 
 
-def edits_text(scenario: Scenario) -> str:
-    e = {k: v for k, v in scenario.moment_edits.items() if v is not None}
-    e.update({"time": scenario.time_of_day} if scenario.time_of_day else {})
-    e.update({f"reading {t:%d %b %H:%M}": v for t, v in scenario.glucose_readings.items()})
-    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in e.items()) or "as recorded"
-
-
 @st.fragment
 def scenario_panel(engine: WhatIf, engine_key: tuple | None, model_name: str, patient: int, at, recorded_widgets: dict,
                    readings: list, actual_dose: float | None) -> None:
@@ -289,16 +282,19 @@ def saved_panel(p, model_name: str) -> None:
     if save_col.button("Save this scenario", key="whatif_save", icon=":material/bookmark_add:"):
         name = name.strip() or f"scenario {len(saved) + 1}"
         row = {"name": name, "model": model_name, "patient": p.patient_id, "moment": f"{p.moment:%Y-%m-%d %H:%M}",
-               "day_part": p.day_part, "edits": edits_text(p.scenario), "dose": p.dose, "low": p.low, "high": p.high,
-               "p_dose": round(p.p_dose, 3), "unedited": p.unedited_dose, "change": p.change,
-               "flags": "; ".join(FLAG_TITLES.get(f.kind, f.kind) for f in p.flags)}  # ui-honest: words
+               "day part": p.day_part, "edits": p.scenario.words(), "dose": p.dose, "low": p.low, "high": p.high,
+               "P(dose)": round(p.p_dose, 3), "unedited": p.unedited_dose, "change": p.change,
+               "flags": "; ".join(FLAG_TITLES.get(f.kind, f.kind) for f in p.flags)}  # words, never identifiers
         saved[:] = [s for s in saved if s["name"] != name] + [row]  # a name saved again replaces the old one
     if not saved:
         st.caption("Nothing saved yet: name the current scenario and save it to compare it with others.")
         return
     table = pd.DataFrame(saved)
+    units = {c: st.column_config.NumberColumn(f"{c} (U)", format="%.1f") for c in ("dose", "unedited", "change")}
     st.dataframe(table, key="whatif_compare", hide_index=True, width="stretch",
-                 column_config={"p_dose": st.column_config.NumberColumn("P(dose)", format="%.2f")})
+                 column_config={**units, "low": st.column_config.NumberColumn("90% low (U)", format="%.1f"),
+                                "high": st.column_config.NumberColumn("90% high (U)", format="%.1f"),
+                                "P(dose)": st.column_config.NumberColumn(format="%.2f")})
     chart_col, buttons_col = st.columns([3, 1])
     chart_col.altair_chart(charts.scenario_comparison(table), width="stretch")
     buttons_col.download_button("Download the comparison (CSV)", table.to_csv(index=False).encode(),

@@ -502,7 +502,7 @@ def test_whatif_save_two_scenarios_compare_and_reset(whatif):
     no_errors(at)
     table = frame_with(at, "name", "dose", "low", "high", "edits")
     assert list(table["name"]) == ["high glucose", "big meal, hypo"]
-    assert "glucose_now 300" in table["edits"].iloc[0]
+    assert "glucose now 300 mg/dL" in table["edits"].iloc[0] and "P(dose)" in table.columns  # words, not identifiers
     assert at.get("download_button")[0].proto.label == "Download the comparison (CSV)"
 
     at.button(key="whatif_reset").click().run()

@@ -281,3 +281,14 @@ def test_an_absurd_window_reading_is_refused_and_the_record_kept():
     edits, refused = edits_from_widgets(recorded, {"whatif_reading_0": 9000.0, "whatif_glucose_on": True}, [(0, stamp, 120.0)])
     assert edits["glucose_readings"] == {} and len(refused) == 1 and "meter range" in refused[0]
     assert edits["glucose_now"] == 150.0  # a reading added where none was recorded
+
+
+def test_a_scenarios_edits_read_as_english_for_the_saved_table():
+    from insulin_core.scenarios import Scenario
+
+    assert Scenario(1, "next").words() == "as recorded"
+    edited = Scenario(1, "next", glucose_now=250, meal_now="less", exercise_now="more", hypo_now=False, time_of_day="07:30",
+                      glucose_readings={pd.Timestamp("1991-04-01 12:00"): 140})
+    assert edited.words() == ("glucose now 250 mg/dL; a smaller meal than usual now; more exercise than usual now; "
+                              "no hypoglycemic symptoms now; moment moved to 07:30; reading of 01 Apr 12:00 at 140 mg/dL")
+    assert "_" not in edited.words()
