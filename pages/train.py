@@ -16,7 +16,7 @@ from insulin_core.train import TrainConfig
 from insulin_core.windows import TARGETS, WindowConfig
 from ui import charts
 from ui.session import form_defaults, DEFAULT_BASELINES, current_cohort, page_header, set_active_model, shows_errors
-from ui.training import owner_token, run_manager, runs_panel, runs_table
+from ui.training import owner_token, run_manager, runs_panel, runs_table, started_here
 
 # Every default comes from the core's configs, so the form trains what the CLI trains by default.
 _T, _W, _E = TrainConfig(), WindowConfig(), ExperimentConfig()
@@ -104,7 +104,7 @@ if submitted:
         spec = RunSpec(exp, sizes, train_cfg, tuple(s["train_baselines"]), cohort.source.label, cohort.fingerprint,
                        data_tag(cohort.source))
     with shows_errors("Could not start the training", stop=False):
-        run_manager().start(owner, cohort.features, spec)
+        started_here().add(run_manager().start(owner, cohort.features, spec))
 
 st.subheader("Your runs")
 runs = runs_panel(owner)

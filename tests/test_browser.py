@@ -77,16 +77,24 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tab(server):
+def chromium():
+    """One Playwright and one Chromium for the module: Playwright's sync API refuses to start a
+    second instance while one is open in the same thread."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        tab = context.new_page()
-        tab.set_default_timeout(60_000)
-        yield tab
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def tab(server, chromium):
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)
+    yield tab
+    context.close()
 
 
 def wait_idle(page, title: str) -> None:
@@ -408,20 +416,11 @@ def click_models(tmp_path_factory):
     return folders
 
 
-def test_fast_clicks(click_models, tmp_path):
+def test_fast_clicks(click_models, chromium, tmp_path):
     """Issue 10's three interactions on fresh servers, with the demo cohort and (with AIM94_DIR) the
     real data; the table goes to tests/artifacts/dashboard_clicks.md (and docs/performance.md under
     `make screenshots`)."""
-    from playwright.sync_api import sync_playwright
-
-    rows = {}
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        try:
-            for data, (models, aim94) in click_models.items():
-                rows[data] = measure_clicks(browser, models, aim94, tmp_path)
-        finally:
-            browser.close()
+    rows = {data: measure_clicks(chromium, models, aim94, tmp_path) for data, (models, aim94) in click_models.items()}
     idle = os.environ.get("INSULIN_DASH_IDLE") == "1"
     body = ("Measured by `tests/test_browser.py::test_fast_clicks` (headless Chromium 1400x1000, the real "
             "`streamlit run` server started afresh for each start, `OMP_NUM_THREADS=1`; "

@@ -76,14 +76,21 @@ def _seen() -> set[str]:
     return st.session_state.setdefault("runs_seen_done", set())
 
 
+def started_here() -> set[str]:
+    """The runs this session started (pages/train.py adds each)."""
+    return st.session_state.setdefault("runs_started", set())
+
+
 def adopt_finished(runs: list[RunInfo]) -> bool:
-    """Make the newest run that finished since the last look the active model; True when one did."""
+    """Make the newest run that finished since the last look the active model; True when one did.
+    On a session's first look (a refresh, a new tab) only a run this session started is adopted:
+    an old run finishing long ago must not replace the model a person is looking at."""
     seen, first_look = _seen(), "runs_seen_init" not in st.session_state
     st.session_state["runs_seen_init"] = True
     done = [r for r in runs if not r.active and r.id not in seen]
     seen.update(r.id for r in done)
-    fresh = [r for r in done if r.state == "finished" and r.bundle]
-    if first_look or not fresh:
+    fresh = [r for r in done if r.state == "finished" and r.bundle and (not first_look or r.id in started_here())]
+    if not fresh:
         return False
     set_active_model(f"saved:{fresh[0].bundle}")
     st.session_state["train_run_pick"] = fresh[0].id
