@@ -375,8 +375,10 @@ def measure_clicks(browser, models: Path, aim94_dir: str | None, log_dir: Path, 
             found["patient"].append(switch(page, "whatif_patient", target))
             assert picked(page, "whatif_patient") == target
         assert_clean(page, "what-if after patient switches")
+        start_model = picked(page, "active_model")  # the newest model trained on the data on screen
+        other_model = "demo" if start_model == "tiny" else "tiny"
         for n in range(switches):
-            target = "tiny" if n % 2 == 0 else "demo"
+            target = other_model if n % 2 == 0 else start_model
             found["model"].append(switch(page, "active_model", target))
             assert picked(page, "active_model") == target
         assert_clean(page, "what-if after model switches")

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.test_browser import ALERT, CHROMIUM, assert_clean, server, tab, wait_idle  # noqa: F401 (fixtures)
+from tests.test_browser import ALERT, CHROMIUM, assert_clean, chromium, server, tab, wait_idle  # noqa: F401 (fixtures)
 
 pytestmark = [
     pytest.mark.browser,
