@@ -376,7 +376,9 @@ def measure_clicks(browser, models: Path, aim94_dir: str | None, log_dir: Path, 
             assert picked(page, "whatif_patient") == target
         assert_clean(page, "what-if after patient switches")
         start_model = picked(page, "active_model")  # the newest model trained on the data on screen
-        other_model = "demo" if start_model == "tiny" else "tiny"
+        options = open_options(page, "active_model")  # a model of other data is labelled so
+        page.keyboard.press("Escape")
+        other_model = next(o for o in options if o != start_model and o.split(" (")[0] in ("demo", "tiny"))
         for n in range(switches):
             target = other_model if n % 2 == 0 else start_model
             found["model"].append(switch(page, "active_model", target))
