@@ -35,10 +35,24 @@ def _import_registry() -> None:
 
 @st.cache_resource(show_spinner=False)
 def registry_import() -> threading.Thread:
-    """Once per server: import the registry in the background (the page's own runs stay free)."""
-    thread = threading.Thread(target=_import_registry, name="import-registry", daemon=True)
-    thread.start()
-    return thread
+    """Once per server: the thread that imports the registry (torch) in the background. Started
+    after the first page is drawn (see the end of this script), so it does not slow that page."""
+    return threading.Thread(target=_import_registry, name="import-registry", daemon=True)
+
+
+def start_registry_import() -> None:
+    thread = registry_import()
+    if thread.ident is None:
+        try:
+            thread.start()
+        except RuntimeError:  # another session started it a moment ago
+            pass
+
+
+def registry_imported() -> bool:
+    """In, or the import ended (failed: model_caption then shows why)."""
+    thread = registry_import()
+    return "insulin_core.registry" in sys.modules or (thread.ident is not None and not thread.is_alive())
 
 
 @st.fragment(run_every=1.0)
@@ -46,7 +60,7 @@ def model_caption_pending() -> None:
     """Speed: listing the saved models checks their weights, which imports torch (seconds). A fresh
     server's first page does not wait for that: torch is imported in the background, this
     placeholder looks once a second, and reruns the app (which then draws the label) when it is in."""
-    if not registry_import().is_alive():
+    if registry_imported():
         st.rerun()
     st.caption(":material/neurology: Model: checking the saved models...")
 
@@ -56,9 +70,12 @@ st.session_state[DECLARED_PAGES_KEY] = True
 track_runs()  # the owner token stays in the URL; a finished run becomes the active model (ui/training.py)
 with st.sidebar:
     st.caption(f":material/database: {current_source().label}")
-    if "insulin_core.registry" in sys.modules or not registry_import().is_alive():  # in (or failed: show why)
+    if registry_imported():
         model_caption()
     else:
         model_caption_pending()
     glossary_popover()  # ui-honest
-navigation.run()
+try:
+    navigation.run()
+finally:  # also when the page stops early (st.stop) or reruns
+    start_registry_import()  # after the page: torch's import then does not compete with it

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.linear_model import RidgeCV
-from sklearn.preprocessing import StandardScaler
+
+# scikit-learn is imported in the fits that use it, not here: the dashboard names the baselines on
+# every page (labels, glossary), and importing scikit-learn costs most of a second at start-up.
 
 BASELINES: dict[str, type["Baseline"]] = {}
 RANDOM_STATE = 0
@@ -171,6 +171,9 @@ class Ridge(Baseline):
                           self.patients_.one_hot(_patients(ws, idx))])
 
     def _fit(self, ws, idx):
+        from sklearn.linear_model import RidgeCV
+        from sklearn.preprocessing import StandardScaler
+
         self.patients_ = PatientCodes(max_codes=10**6).fit(_patients(ws, idx))
         x = self._design(ws, idx)
         self.scaler_ = StandardScaler().fit(x)
@@ -206,6 +209,8 @@ class GBM(_GBMBase):
                    "features and the patient as a categorical feature; clipped at 0.")
 
     def _fit(self, ws, idx):
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
         x, cat = self._fit_design(ws, idx)
         self.model_ = HistGradientBoostingRegressor(categorical_features=cat, **_hgb_params(len(idx)))
         self.model_.fit(x, _target(ws, idx))
@@ -221,6 +226,8 @@ class TwoStageGBM(_GBMBase):
     threshold = 0.5
 
     def _fit(self, ws, idx):
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
         x, cat = self._fit_design(ws, idx)
         y = _target(ws, idx)
         dose = y > 0
