@@ -258,7 +258,8 @@ def scenario_panel(engine: WhatIf, engine_key: tuple | None, model_name: str, pa
     meal_chart_col.vega_lite_chart(charts.meal_response_spec(meal_sweep.table(), p.inputs["meal_now"]), width="stretch")
 
     heat_col, why_col = st.columns([3, 2])
-    heat_col.altair_chart(charts.attribution_heatmap(explanation.seq.rename(columns=FEATURE_LABELS)), width="stretch")
+    heat_col.vega_lite_chart(charts.attribution_heatmap_spec(explanation.seq.rename(columns=FEATURE_LABELS)),
+                             width="stretch")
     with why_col:
         st.markdown(f"**Why.** {explanation.sentence}")
         top = explanation.groups.head(6).assign(where=lambda d: d["where"].map(

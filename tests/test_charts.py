@@ -15,3 +15,15 @@ def test_the_own_sliding_scale_plots_the_decision_dose_not_the_reading_rows_regu
     drawn = charts.sliding_scale(features).data.sort_values("timestamp")
     assert list(drawn["glucose"]) == [250, 140, 110]  # one point per decision point with a reading
     assert list(drawn["regular"]) == [7, 4, 0]  # the late-written 7 U belongs to the 08:00 reading
+
+
+def test_the_explanation_heatmap_keeps_one_spec_and_swaps_its_cells():
+    import pandas as pd
+
+    steps = pd.to_datetime(["1991-04-01 08:00", "1991-04-01 12:00"])
+    first = pd.DataFrame({"glucose": [0.5, -0.2], "meal": [0.0, 0.1]}, index=steps)
+    second = first * -3
+    a, b = charts.attribution_heatmap_spec(first), charts.attribution_heatmap_spec(second)
+    assert {k: v for k, v in a.items() if k != "datasets"} == {k: v for k, v in b.items() if k != "datasets"}
+    assert sorted(b["datasets"]["cells"]["units"]) == sorted((second.to_numpy()).ravel())
+    assert a["encoding"]["color"]["scale"]["domainMid"] == 0  # white is "no effect" whatever the data

@@ -484,21 +484,29 @@ def decision_timeline_spec(points: pd.DataFrame, selected: str | None) -> dict:
                      params={"timeline_picked": selected or ""})
 
 
-def attribution_heatmap(seq: pd.DataFrame) -> alt.Chart:
+def attribution_heatmap(cells, features: list[str]) -> alt.Chart:
     """Occlusion attributions (rows: the window's time steps, columns: features), in units of
-    expected dose; red pushes the dose up, blue pulls it down."""
-    long = seq.rename_axis("step").reset_index().melt(id_vars="step", var_name="feature", value_name="units")
-    top = max(float(long["units"].abs().max()), 0.05)
-    return alt.Chart(long).mark_rect().encode(
-        x=alt.X("feature:N", title=None, sort=list(seq.columns), axis=alt.Axis(labelAngle=-40, labelOverlap=False)),
+    expected dose; red pushes the dose up, blue pulls it down (white at 0: domainMid, so the spec
+    does not depend on the data and is built once, see attribution_heatmap_spec)."""
+    return alt.Chart(cells).mark_rect().encode(
+        x=alt.X("feature:N", title=None, sort=features, axis=alt.Axis(labelAngle=-40, labelOverlap=False)),
         y=alt.Y("step:O", title=None, timeUnit="yearmonthdatehoursminutes",
                 axis=alt.Axis(format="%a %d %b %H:%M", labelOverlap=False)),
-        color=alt.Color("units:Q", title="U", scale=alt.Scale(scheme="redblue", reverse=True, domain=[-top, top]),
+        color=alt.Color("units:Q", title="U", scale=alt.Scale(scheme="redblue", reverse=True, domainMid=0),
                         legend=alt.Legend(format="+.2~f")),
         tooltip=[alt.Tooltip("step:T", title="entry", format="%a %Y-%m-%d %H:%M"), "feature:N",
                  alt.Tooltip("units:Q", format="+.2f")],
     ).properties(height=alt.Step(20),
                  title="What moved the expected dose (window steps x features)")
+
+
+def attribution_heatmap_spec(seq: pd.DataFrame) -> dict:
+    """attribution_heatmap of an explanation's `seq` table as a Vega-Lite spec, built once per
+    feature list (see with_data): a slider move then sends new cells, not a new chart."""
+    cells = seq.rename_axis("step").reset_index().melt(id_vars="step", var_name="feature", value_name="units")
+    features = [str(c) for c in seq.columns]
+    return with_data(("attribution_heatmap", tuple(features)),
+                     lambda: attribution_heatmap(alt.NamedData("cells"), features), {"cells": cells})
 
 
 def scenario_comparison(table: pd.DataFrame) -> alt.LayerChart:
