@@ -58,11 +58,13 @@ def registry_imported() -> bool:
 @st.fragment(run_every=1.0)
 def model_caption_pending() -> None:
     """Speed: listing the saved models checks their weights, which imports torch (seconds). A fresh
-    server's first page does not wait for that: torch is imported in the background, this
-    placeholder looks once a second, and reruns the app (which then draws the label) when it is in."""
+    server's first page does not wait for that: torch is imported in the background, and this
+    placeholder looks once a second and draws the label itself when it is in. It never reruns the
+    whole app: a click landing during such a rerun (a form being submitted) could be lost."""
     if registry_imported():
-        st.rerun()
-    st.caption(":material/neurology: Model: checking the saved models...")
+        model_caption()
+    else:
+        st.caption(":material/neurology: Model: checking the saved models...")
 
 
 navigation = st.navigation(PAGES)

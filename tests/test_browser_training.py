@@ -7,6 +7,7 @@ Run: .venv/bin/python -m pytest tests/test_browser_training.py -q -s   (needs /u
 from __future__ import annotations
 
 import re
+from pathlib import Path
 import time
 
 import pytest
@@ -18,6 +19,7 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (install it with `make browser`)"),
 ]
 EPOCHS = 30
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
 def epoch_shown(page) -> int:
@@ -27,8 +29,16 @@ def epoch_shown(page) -> int:
 
 
 def wait_for_epoch_above(page, n: int, timeout_ms: int = 120_000) -> int:
-    page.wait_for_function(f"""() => {{ const m = document.body.innerText.match(/Epoch (\\d+)\\/{EPOCHS}/);
-                                         return m && Number(m[1]) > {n}; }}""", timeout=timeout_ms)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(f"""() => {{ const m = document.body.innerText.match(/Epoch (\\d+)\\/{EPOCHS}/);
+                                             return m && Number(m[1]) > {n}; }}""", timeout=timeout_ms)
+    except PlaywrightTimeout:  # say what the page showed instead (a message, the runs table, nothing)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "training-no-epoch.png"), full_page=True)
+        raise AssertionError(f"no epoch above {n} within {timeout_ms / 1000:.0f} s; the page shows:\n"
+                             + page.locator("[data-testid='stMain']").inner_text()[-3000:]) from None
     return epoch_shown(page)
 
 
