@@ -420,6 +420,40 @@ def click_models(tmp_path_factory):
     return folders
 
 
+CUT_OFF_JS = """() => {  // text the page cuts off: wider than its box (ellipsis or clipping), or the page wider than the window
+    const clipped = [...document.querySelectorAll('h1, h2, h3, [data-testid="stMetricLabel"], [data-testid="stMetricValue"], '
+                                                 + '[data-testid="stWidgetLabel"], [data-testid="stCaptionContainer"]')]
+        .filter(e => e.checkVisibility() && e.scrollWidth > e.clientWidth + 1)
+        .map(e => e.innerText.slice(0, 80));
+    const main = document.querySelector('[data-testid="stMain"]');
+    return main.scrollWidth > main.clientWidth + 1 ? [...clipped, 'the page scrolls sideways'] : clipped;
+}"""
+
+
+@pytest.mark.parametrize("width", [1280, 1400])
+def test_no_title_label_or_page_is_cut_off(server, chromium, width):
+    """Issue 10: titles, labels and metrics fit at 1280 and 1400 px wide, and no page scrolls sideways."""
+    context = chromium.new_context(viewport={"width": width, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    try:
+        cut = {}
+        for path, title, shot in [*PAGES, ("tune", "Tune the settings", "tune")]:
+            page.goto(f"{server}/{path}")
+            wait_idle(page, title)
+            if found := page.evaluate(CUT_OFF_JS):
+                cut[shot] = found
+        assert cut == {}, f"cut off at {width} px: {cut}"
+        # the detector itself: a title clipped by its box is found
+        page.evaluate("""() => { const h = document.createElement('h3');
+            h.style.cssText = 'width: 60px; overflow: hidden; white-space: nowrap; text-overflow: ellipsis';
+            h.innerText = 'a title far too long for its box';
+            document.querySelector('[data-testid="stMain"]').appendChild(h); }""")
+        assert page.evaluate(CUT_OFF_JS) == ["a title far too long for its box"]
+    finally:
+        context.close()
+
+
 def test_fast_clicks(click_models, chromium, tmp_path):
     """Issue 10's three interactions on fresh servers, with the demo cohort and (with AIM94_DIR) the
     real data; the table goes to tests/artifacts/dashboard_clicks.md (and docs/performance.md under
