@@ -55,18 +55,6 @@ def registry_imported() -> bool:
     return "insulin_core.registry" in sys.modules or (thread.ident is not None and not thread.is_alive())
 
 
-@st.fragment(run_every=1.0)
-def model_caption_pending() -> None:
-    """Speed: listing the saved models checks their weights, which imports torch (seconds). A fresh
-    server's first page does not wait for that: torch is imported in the background, and this
-    placeholder looks once a second and draws the label itself when it is in. It never reruns the
-    whole app: a click landing during such a rerun (a form being submitted) could be lost."""
-    if registry_imported():
-        model_caption()
-    else:
-        st.caption(":material/neurology: Model: checking the saved models...")
-
-
 navigation = st.navigation(PAGES)
 st.session_state[DECLARED_PAGES_KEY] = True
 track_runs()  # the owner token stays in the URL; a finished run becomes the active model (ui/training.py)
@@ -74,8 +62,8 @@ with st.sidebar:
     st.caption(f":material/database: {current_source().label}")
     if registry_imported():
         model_caption()
-    else:
-        model_caption_pending()
+    else:  # no timer rerun to fill it in: a timer rerun can swallow a click made at that moment
+        st.caption(":material/neurology: Model: checking the saved models (named from your next click)...")
     glossary_popover()  # ui-honest
 try:
     navigation.run()

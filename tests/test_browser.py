@@ -332,7 +332,7 @@ def measure_clicks(browser, models: Path, aim94_dir: str | None, log_dir: Path, 
                    switches: int = 4) -> dict[str, list[float]]:
     """Seconds per interaction on fresh servers (see the docs/performance.md section for what each
     one covers). `models` holds `demo` and `tiny`."""
-    found: dict[str, list[float]] = {"start": [], "start_health": [], "start_heading": [], "start_model_label": [],
+    found: dict[str, list[float]] = {"start": [], "start_health": [], "start_heading": [],
                                      "slider": [], "patient": [], "model": []}
     srv = None
     for n in range(starts):  # a fresh server each time: server start -> the Overview rendered
@@ -346,10 +346,6 @@ def measure_clicks(browser, models: Path, aim94_dir: str | None, log_dir: Path, 
         found["start_heading"].append(time.perf_counter() - srv.started)
         wait_rendered(page, "insulin-dash")
         found["start"].append(time.perf_counter() - srv.started)
-        # the sidebar's model label follows once torch is imported in the background (app.py)
-        page.wait_for_function("""() => { const t = document.querySelector('[data-testid="stSidebar"]').innerText;
-            return t.includes('Model: demo') || t.includes('Model: tiny'); }""", polling=100)
-        found["start_model_label"].append(time.perf_counter() - srv.started)
         assert_clean(page, "the first page")
         if n < starts - 1:
             context.close()
