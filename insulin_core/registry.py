@@ -361,7 +361,8 @@ def _summary(path: Path, found: tuple | BundleError) -> dict:
         row = {"name": name, "ok": False, "error": str(exc)}
     except Exception as exc:  # a check this code lacks must not take every page down with it
         log.exception("unexpected error checking bundle %s", name)
-        row = {"name": name, "ok": False, "error": f"{name}: cannot be read ({type(exc).__name__}: {exc})"}
+        # not cached: it may be passing (the next listing checks again), a BundleError is not
+        return {"name": name, "ok": False, "error": f"{name}: cannot be read ({type(exc).__name__}: {exc})"}
     _SUMMARIES[str(path)] = (stamp, row)
     return row
 

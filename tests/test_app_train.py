@@ -47,6 +47,16 @@ def wait_until_done(at: AppTest, timeout_s: float = TIMEOUT_S) -> None:
         time.sleep(0.3)
 
 
+def model_state(at: AppTest, models_dir) -> str:
+    """What decides the active model, for an assertion's message (a CI failure then says why)."""
+    from insulin_core.registry import list_bundles
+
+    keys = ("active_model", "active_model_chosen", "runs_seen_done", "runs_started", "runs_seen_init")
+    state = {k: at.session_state[k] if k in at.session_state else "<unset>" for k in keys}
+    rows = [{k: r.get(k) for k in ("name", "ok", "error", "fingerprint", "created")} for r in list_bundles(models_dir)]
+    return f"session: {state}\nbundles: {rows}\nsidebar: {[c.value for c in at.sidebar.caption]}"
+
+
 def test_a_run_goes_on_across_a_page_switch_then_is_saved_renamed_and_deleted(models_dir):  # noqa: F811
     at = open_train()
     set_tiny_form(at, epochs=3)
@@ -63,7 +73,8 @@ def test_a_run_goes_on_across_a_page_switch_then_is_saved_renamed_and_deleted(mo
     table = frame_with(at, "run", "status", "epochs")
     assert list(table["status"]) == ["finished"] and list(table["epochs"]) == ["3/3"]
     assert (models_dir / run / "bundle.json").is_file()
-    assert at.session_state["active_model"] == f"saved:{run}"  # the sidebar's label follows at once
+    # the sidebar's label follows at once
+    assert at.session_state["active_model"] == f"saved:{run}", model_state(at, models_dir)
     assert at.subheader[-1].value == f"Result: {run}"
     assert "Reached the maximum of 3 epochs" in texts(at.success)
     metrics = frame_with(at, "model or baseline", "MAE (U)")

@@ -33,4 +33,3 @@ def test_newest_fitting_picks_the_newest_model_of_this_data_or_none():
     assert newest_fitting(found, "demo-fp") == "saved:newest-demo"
     assert newest_fitting(found, "other-fp") is None
     assert newest_fitting(found, None) is None
-    assert newest_fitting([*found, Candidate("session:s", "real-fp", "~")], "real-fp") == "session:s"

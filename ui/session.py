@@ -1,7 +1,6 @@
 """Per-session state of the pages: the page header, the data source and the model a user picked,
-uploads, and the models trained in this session (in `st.session_state["session_models"]`, never in
-a shared cache: one user's training never replaces what another user sees). What is shared between
-sessions is in ui/cache.py."""
+and uploads. Models are saved bundles, referred to as 'saved:NAME' (training runs in the
+background and saves its model, ui/training.py). What is shared between sessions is in ui/cache.py."""
 from __future__ import annotations
 
 import os
@@ -16,7 +15,7 @@ from insulin_core.aim94 import load_texts, patient_id_of
 from insulin_core.dataset import Cohort, cohort_from_load
 from insulin_core.download import DownloadError
 from insulin_core.errors import BundleError
-from insulin_core.provenance import Candidate, newest_fitting, trained_on
+from insulin_core.provenance import Candidate, newest_fitting
 from insulin_core.source import DataSource, resolve_source, upload_source
 from insulin_core.windows import WindowError
 from ui.cache import cached_cohort, load_saved, models_dir
@@ -198,13 +197,9 @@ def saved_models() -> list[dict]:
         return []
 
 
-def session_models() -> dict[str, ModelBundle]:
-    return st.session_state.setdefault("session_models", {})
-
-
 def model_refs(found: list[Candidate] | None = None) -> list[str]:
-    """Every model this session can use: 'saved:NAME' and 'session:NAME'; those trained on the
-    data in use first (newest first), then the others."""
+    """Every model this session can use ('saved:NAME'): those trained on the data in use first
+    (newest first), then the others."""
     fits = fitting_refs(found)
     newest_first = sorted(candidates() if found is None else found, key=lambda c: c.created, reverse=True)
     return [c.ref for c in sorted(newest_first, key=lambda c: c.ref not in fits)]  # a stable sort
@@ -212,11 +207,8 @@ def model_refs(found: list[Candidate] | None = None) -> list[str]:
 
 def candidates() -> list[Candidate]:
     """Every usable model with its training data's fingerprint (one listing of the models folder)."""
-    saved = [Candidate(f"saved:{row['name']}", row.get("fingerprint"), row.get("created", ""), row.get("trained_on", ""))
-             for row in saved_models() if row["ok"]]
-    # a model trained in this session has no saved time: it is the newest there is
-    return saved + [Candidate(f"session:{name}", trained_on(b.meta).fingerprint, "~", trained_on(b.meta).words())
-                    for name, b in session_models().items()]
+    return [Candidate(f"saved:{row['name']}", row.get("fingerprint"), row.get("created", ""), row.get("trained_on", ""))
+            for row in saved_models() if row["ok"]]
 
 
 def fitting_refs(found: list[Candidate] | None = None) -> set[str]:
@@ -231,8 +223,7 @@ def trained_words(ref: str, found: list[Candidate] | None = None) -> str:
 
 
 def model_label(ref: str) -> str:
-    kind, name = ref.split(":", 1)
-    return name if kind == "saved" else f"{name} (trained in this session, not saved)"
+    return ref.split(":", 1)[1]
 
 
 def active_model_ref(found: list[Candidate] | None = None) -> str | None:
@@ -263,12 +254,7 @@ def _mark_chosen() -> None:
 
 
 def bundle_of(ref: str) -> ModelBundle:
-    kind, name = ref.split(":", 1)
-    if kind == "session":
-        if name not in session_models():
-            raise BundleError(f"The model {name!r} trained in this session is gone; train it again.")
-        return session_models()[name]
-    return load_saved(name)
+    return load_saved(model_label(ref))
 
 
 def model_picker(label: str = "Model") -> ModelBundle | None:

@@ -9,9 +9,9 @@ test_streamlit_internals.py fails loudly on an upgrade that moves either.
 - `altair_spec`: the Vega-Lite dict (datasets as Arrow bytes) st.altair_chart makes of a chart,
   so ui/charts.py can keep it and give it to st.vega_lite_chart on later reruns and to other
   sessions (building it costs 50-300 ms of Python a chart).
-- `ScriptControlException`: a click during the page-script training loop arrives as this
-  exception at the next `st.*` call (ui/training.py catches it to stop after the epoch and keep
-  the best weights). A background training worker would not need it.
+- `ScriptControlException`: a click during the Tune page's study (which still trains inside the
+  page script; the Train page's runs are background workers) arrives as this exception at the
+  next `st.*` call; ui/tuning.py catches it to stop after the epoch and keep what was found.
 """
 from __future__ import annotations
 

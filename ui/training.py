@@ -16,7 +16,6 @@
 """
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -151,7 +150,8 @@ def runs_table(runs: list[RunInfo]) -> pd.DataFrame:
 def runs_panel(owner: str) -> list[RunInfo]:
     """The live part of the page: this owner's active runs, refreshed by a timer while any runs."""
     manager = run_manager()
-    any_active = any(r.active for r in manager.runs(owner))
+    runs_now = manager.runs(owner)
+    any_active = any(r.active for r in runs_now)
 
     @st.fragment(run_every=REFRESH_S if any_active else None)
     def live() -> None:
@@ -161,15 +161,5 @@ def runs_panel(owner: str) -> list[RunInfo]:
         for run in (r for r in runs if r.active):
             live_run(run, manager, owner)
 
-    live()
-    return manager.runs(owner)
-
-
-def wait_while_running(store: dict, message: str, timeout_s: float) -> None:
-    """(The Tune page, which still trains in its script.) Called by a run that started while another
-    run of this session is still working: wait until it has stopped after its epoch and stored its result."""
-    deadline = time.monotonic() + timeout_s
-    with st.spinner(message):
-        while store.get("running") and time.monotonic() < deadline:
-            time.sleep(0.2)
-    store["running"] = False
+    live()  # when a run ends during this read, the fragment reruns the page, so runs_now is never stale for long
+    return runs_now

@@ -1,18 +1,21 @@
-"""A study run in the page script: per-epoch progress and a per-trial table and chart, drawn live;
-a click (Stop, or anything else) stops the study after the current epoch, as ui/training.py does
-for one training (read its docstring for why the click is caught and re-raised)."""
+"""A study run in the page script: per-epoch progress and a per-trial table and chart, drawn live.
+A click (Stop, or anything else) during the study reaches the script as a ScriptControlException
+at its next `st.*` call; it is caught so the study stops after the current epoch and its result is
+stored, then raised again so Streamlit still handles the click. (The Train page does not need
+this: its runs are background workers, ui/training.py.)"""
 from __future__ import annotations
 
 import os
 
+import time
+
 import optuna
 import streamlit as st
-from ui.streamlit_internals import ScriptControlException
-from ui.training import wait_while_running
 
 from insulin_core.train import EpochLog
 from insulin_core.tune import SEARCH_SPACE, default_storage, trials_table
 from ui import charts
+from ui.streamlit_internals import ScriptControlException
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the page shows the trials; no log line per trial
 
@@ -72,7 +75,13 @@ class LiveStudy:
 
 
 def wait_for_study(timeout_s: float = 600.0) -> None:
-    wait_while_running(tuning_store(), "Stopping the study after the current epoch...", timeout_s)
+    """Called by a study that started while another study of this session is still working: wait
+    until that one has stopped after its epoch and stored its result."""
+    store, deadline = tuning_store(), time.monotonic() + timeout_s
+    with st.spinner("Stopping the study after the current epoch..."):
+        while store.get("running") and time.monotonic() < deadline:
+            time.sleep(0.2)
+    store["running"] = False
 
 
 PARAMS = list(SEARCH_SPACE)
