@@ -1,6 +1,6 @@
 """Inference speed: median and 95th percentile of the full-cohort prediction pass, one What-if update
-(cached history, and a cache miss: a window/time edit that rebuilds the events) and a 100-point
-glucose sweep, on this CPU with torch on one thread (the dashboard's setting on a shared 2-core CPU).
+(cached history, and a cache miss: a window/time edit that rebuilds the events), a 100-point
+glucose sweep and everything a What-if slider move computes (the page's four answers in one pass), on this CPU with torch on one thread (the dashboard's setting on a shared 2-core CPU).
 
     .venv/bin/python bench/inference_speed.py [--runs 30] [--model demo]
     AIM94_DIR=../shared/data/aim94 .venv/bin/python bench/inference_speed.py
@@ -11,6 +11,7 @@ Uses models/NAME when it was trained on this data, else trains a small model her
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def main() -> int:
     moments = engine.decision_points(patient)
     at = moments.iloc[len(moments) // 2]
     glucose = iter(np.tile(np.linspace(60, 400, 35), 1000))
-    times = iter(f"{h:02d}:{m:02d}" for h in range(6, 22) for m in (5, 25, 45))
+    times = itertools.cycle([f"{h:02d}:{m:02d}" for h in range(6, 22) for m in (5, 25, 45)])
     rows = {
         f"full-cohort prediction pass ({len(ws):,} windows, dose + interval)": lambda: predictor.interval(ws, everything),
         "What-if update, moment edit (cached history)": lambda: engine.predict(
@@ -54,6 +55,11 @@ def main() -> int:
         "What-if update, time edit (cache miss: events rebuilt)": lambda: (
             engine._built.clear(), engine.predict(W.Scenario(patient, at, time_of_day=next(times)))),
         "sweep, 100 glucose points (cached history)": lambda: engine.sweep_glucose(W.Scenario(patient, at)),
+        # what one slider move of the page computes: dose, both sweeps and the explanation, one pass
+        "What-if page answers, moment edit (cached history)": lambda: engine.answers(
+            W.Scenario(patient, at, glucose_now=float(next(glucose)), meal_now="more")),
+        "What-if page answers, time edit (cache miss)": lambda: (
+            engine._built.clear(), engine.answers(W.Scenario(patient, at, time_of_day=next(times)))),
     }
     print(f"Data: {cohort.source.label}\nModel: {which}\nPatient {patient}, decision point {at}; "
           f"{args.runs} runs after 2 warm-ups, 1 torch thread")

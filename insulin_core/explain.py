@@ -85,45 +85,68 @@ def _occlusions(seq0: np.ndarray, now0: np.ndarray, seq_ref: np.ndarray, now_ref
     return np.stack(seqs), np.stack(nows), labels
 
 
+@dataclass
+class OcclusionBatch:
+    """The rows to predict for an explanation (the input, each feature and group occluded, all
+    occluded) and what turns their expected doses into one."""
+    seqs: np.ndarray  # (n, L, F) unscaled
+    nows: np.ndarray  # (n, F) unscaled
+    labels: list  # (kind, step, feature or group) per row
+    features: pd.DataFrame
+    row: int
+    now_features: tuple
+
+
+def occlusion_batch(features: pd.DataFrame, row: int, ws: WindowSet, now: np.ndarray) -> OcclusionBatch:
+    """The occlusions of the decision row `row` of `features` (its window `ws`, its now-vector
+    `now`, unscaled and possibly edited), each input set to this patient's average before it."""
+    seq_ref, now_ref = _references(features, row, ws.now_features)
+    seqs, nows, labels = _occlusions(ws.seq[0], np.asarray(now, np.float32)[0], seq_ref, now_ref)
+    return OcclusionBatch(seqs, nows, labels, features, row, tuple(ws.now_features))
+
+
 def explain_occlusion(predictor: DosePredictor, features: pd.DataFrame, row: int, ws: WindowSet, now: np.ndarray,
                       patient_id: int, top: int = 2) -> Explanation:
-    """Occlusion of the decision row `row` of `features` (its window `ws`, its now-vector `now`,
-    unscaled and possibly edited): attribution of an input = expected dose - expected dose with that
-    input set to this patient's average."""
-    seq0, now0 = ws.seq[0], np.asarray(now, np.float32)[0]
-    L, Fs = seq0.shape
-    seq_ref, now_ref = _references(features, row, ws.now_features)
-    seqs, nows, labels = _occlusions(seq0, now0, seq_ref, now_ref)
-    out = _expected(predictor, seqs, nows, patient_id)
-    full = float(out[0])
-    delta = full - out
+    """Occlusion of one decision row: attribution of an input = expected dose - expected dose
+    with that input set to this patient's average (one forward pass of the whole batch)."""
+    batch = occlusion_batch(features, row, ws, now)
+    return explanation_of(batch, _expected(predictor, batch.seqs, batch.nows, patient_id), top)
 
+
+def explanation_of(batch: OcclusionBatch, expected: np.ndarray, top: int = 2) -> Explanation:
+    """The explanation from the expected doses (P(dose) x amount) of the batch's rows, in order."""
+    seq0, now0, features, row = batch.seqs[0], batch.nows[0], batch.features, batch.row
+    L, Fs = seq0.shape
+    full = float(expected[0])
+    delta = full - expected
     decision = features.iloc[row]
     stamps = features["timestamp"].iloc[row - L:row].to_numpy()
+    # the window's rows as plain values, read once (a row read per occlusion cost ~10 ms a call)
+    window_rows = features[["timestamp", "day_part"]].iloc[row - L:row].to_dict("records")
     seq_attr = np.zeros((L, Fs)); now_attr = np.zeros(len(now0)); rows = []
-    for (kind, t, f), d in zip(labels, delta):
+    for (kind, t, f), d in zip(batch.labels, delta):
         if kind == "seq":
             seq_attr[t, f] = d
         elif kind == "now":
             now_attr[f] = d
         elif kind == "seq_group":
             rows.append({"where": pd.Timestamp(stamps[t]), "what": f, "attribution": float(d),
-                         "description": _describe_seq(f, features.iloc[row - L + t], seq0[t])})
+                         "description": _describe_seq(f, window_rows[t], seq0[t])})
         elif kind == "now_group":
             rows.append({"where": "now", "what": f, "attribution": float(d),
                          "description": _describe_now(f, now0, decision)})
     groups = pd.DataFrame(rows)
     groups = groups.reindex(groups["attribution"].abs().sort_values(ascending=False, kind="stable").index).reset_index(drop=True)
-    sentence = _sentence(full, float(out[-1]), groups, top)
-    return Explanation(full, float(out[-1]), pd.DataFrame(seq_attr, index=pd.DatetimeIndex(stamps), columns=list(SEQ_FEATURES)),
-                       pd.Series(now_attr, index=list(ws.now_features)), groups, sentence)
+    sentence = _sentence(full, float(expected[-1]), groups, top)
+    return Explanation(full, float(expected[-1]), pd.DataFrame(seq_attr, index=pd.DatetimeIndex(stamps), columns=list(SEQ_FEATURES)),
+                       pd.Series(now_attr, index=list(batch.now_features)), groups, sentence)
 
 
 def _level_name(v: float) -> str:
     return _LEVEL_NAMES[int(round(v))] if 0 <= round(v) < len(_LEVEL_NAMES) else f"{v:g}"
 
 
-def _describe_seq(group: str, row: pd.Series, x: np.ndarray) -> str:
+def _describe_seq(group: str, row: dict, x: np.ndarray) -> str:
     when = f"{row['timestamp']:%a %d %b %H:%M}"
     if group == "glucose":
         return f"the {x[_SEQ['glucose']]:.0f} mg/dL reading at {when}" if x[_SEQ["has_glucose"]] > 0 else f"no glucose reading at {when}"

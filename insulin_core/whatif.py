@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .codes import DAY_PARTS, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, MAX_PLAUSIBLE_DOSE
-from .explain import Explanation, explain_occlusion
+from .explain import Explanation, explanation_of, occlusion_batch
 from .features import DECISION_KINDS, add_decision_doses, add_features, build_timeline, day_part_of
 from .predictor import DosePredictor
 from .registry import ModelBundle
@@ -74,6 +74,31 @@ class Sweep:
                              "p_dose": self.p_dose, "recorded_median": self.band_median})
 
 
+class _Pass:
+    """The rows of one forward pass, asked for by several answers (a pass has a fixed cost: the
+    page's four answers in one pass instead of four); each answer gets its slice of the heads."""
+
+    def __init__(self):
+        self.seqs: list[np.ndarray] = []
+        self.nows: list[np.ndarray] = []
+        self.size = 0
+
+    def add(self, seq: np.ndarray, now: np.ndarray) -> slice:
+        """Rows (n, F) of `now`, each with the window `seq`: (1, L, F) shared, or (n, L, F)."""
+        self.seqs.append(np.repeat(seq, len(now), axis=0) if len(seq) == 1 else seq)
+        self.nows.append(now)
+        self.size += len(now)
+        return slice(self.size - len(now), self.size)
+
+    def run(self, engine: "WhatIf", patient_id: int) -> tuple[np.ndarray, ...]:
+        """(amount, P(dose), scaled seq, scaled now) of every row, in the order added."""
+        return engine._heads(np.concatenate(self.seqs), np.concatenate(self.nows), patient_id)
+
+
+def _rows(heads: tuple[np.ndarray, ...], rows: slice) -> tuple[np.ndarray, ...]:
+    return tuple(h[rows] for h in heads)
+
+
 class WhatIf:
     """What-if engine for one bundle over one cohort's events (and, optionally, its features)."""
 
@@ -89,6 +114,7 @@ class WhatIf:
         self._built: dict[tuple, Built] = {}
         self._unedited: dict[tuple, float] = {}
         self._timelines: dict[int, pd.DataFrame] = {}
+        self._real: dict[tuple, pd.DataFrame] = {}
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
@@ -162,18 +188,20 @@ class WhatIf:
         reuses the rebuilt history of the scenario's window/time edits and sets the moment's own
         columns (proved equal in tests), which is what keeps slider moves fast.
         """
-        if rebuild:
-            built = self.build(scenario)
-            now = built.ws.now
-        else:
-            built = self._base(scenario)
-            now = self._moment_now(built, scenario)
-        # One batch: the scenario itself, then the monotonicity grid over 70-400 mg/dL.
-        grid_now = set_moment(np.repeat(now, len(MONOTONE_GRID), axis=0), MONOTONE_GRID,
-                               band_now=self._bands(built if not rebuild else self._base(scenario)))
-        all_now = np.concatenate([now, grid_now])
-        seq = np.repeat(built.ws.seq, len(all_now), axis=0)
-        amount, p, seq_s, now_s = self._heads(seq, all_now, scenario.patient_id)
+        base = self._base(scenario)
+        built = self.build(scenario) if rebuild else base
+        now = built.ws.now if rebuild else self._moment_now(base, scenario)
+        batch = _Pass()
+        rows = batch.add(built.ws.seq, self._prediction_rows(now, base))
+        return self._prediction(scenario, built, now, _rows(batch.run(self, scenario.patient_id), rows), with_unedited)
+
+    def _prediction_rows(self, now: np.ndarray, base: Built) -> np.ndarray:
+        """The scenario's moment, then the monotonicity grid over 70-400 mg/dL (the safety flags)."""
+        grid_now = set_moment(np.repeat(now, len(MONOTONE_GRID), axis=0), MONOTONE_GRID, band_now=self._bands(base))
+        return np.concatenate([now, grid_now])
+
+    def _prediction(self, scenario: Scenario, built: Built, now: np.ndarray, heads: tuple, with_unedited: bool) -> Prediction:
+        amount, p, seq_s, now_s = heads
         dose, low, high = self.predictor.interval_of(amount, p)
         history = self.history_doses(scenario.patient_id, before=built.moment)
         flags = [f for f in (out_of_range_flag(seq_s[:1], now_s[:1], built.ws.now_features),
@@ -187,6 +215,26 @@ class WhatIf:
         return Prediction(scenario.patient_id, built.moment, built.day_part, float(dose[0]), float(low[0]),
                           float(high[0]), float(p[0]), float(amount[0]), unedited, flags,
                           self._inputs(now[0], built), scenario)
+
+    def answers(self, scenario: Scenario, points: int = SWEEP_POINTS) -> tuple[Prediction, Sweep, Sweep, Explanation]:
+        """What the What-if page shows for a scenario (its prediction, the glucose sweep of `points`
+        values, the meal sweep, the explanation), from one forward pass of the network: equal to
+        `predict`, `sweep_glucose`, `sweep_meal` and `explain` called apart (tests/test_whatif.py)."""
+        base = self._base(scenario)
+        now = self._moment_now(base, scenario)
+        values = self._glucose_values(None, points)
+        occlusions = occlusion_batch(base.features, base.row, base.ws, now)
+        batch = _Pass()
+        rows = [batch.add(base.ws.seq, self._prediction_rows(now, base)),
+                batch.add(base.ws.seq, self._glucose_rows(now, base, values)),
+                batch.add(base.ws.seq, self._meal_rows(now)),
+                batch.add(occlusions.seqs, occlusions.nows)]
+        heads = batch.run(self, scenario.patient_id)
+        prediction, glucose, meal, explained = (_rows(heads, r) for r in rows)
+        return (self._prediction(scenario, base, now, prediction, with_unedited=True),
+                self._sweep("glucose", list(map(float, values)), base, glucose, scenario),
+                self._sweep("meal", list(LEVEL_NAMES), base, meal, scenario),
+                explanation_of(occlusions, explained[0] * explained[1]))
 
     def unedited_dose(self, scenario: Scenario) -> float:
         key = (scenario.patient_id, str(scenario.at))
@@ -204,30 +252,45 @@ class WhatIf:
     # -- sweeps ---------------------------------------------------------------------------------
     def sweep_glucose(self, scenario: Scenario, values: np.ndarray | None = None, points: int = SWEEP_POINTS) -> Sweep:
         """Predicted dose over glucose now (default: `points` values over the meter range), one forward pass."""
-        if not 1 <= (points if values is None else len(values)) <= MAX_SWEEP_POINTS:
-            raise ValueError(f"a glucose sweep has 1 to {MAX_SWEEP_POINTS:,} points")
-        values = (np.linspace(GLUCOSE_METER_MIN, GLUCOSE_METER_MAX, points) if values is None
-                  else np.asarray([check_glucose(v) for v in values], dtype=float))
+        values = self._glucose_values(values, points)
         base = self._base(scenario)
-        now = self._moment_now(base, scenario)
-        variants = set_moment(np.repeat(now, len(values), axis=0), values, band_now=self._bands(base))
-        return self._sweep("glucose", list(map(float, values)), base, variants, scenario)
+        return self._sweep_pass("glucose", list(map(float, values)), base,
+                                self._glucose_rows(self._moment_now(base, scenario), base, values), scenario)
 
     def sweep_meal(self, scenario: Scenario) -> Sweep:
         base = self._base(scenario)
-        now = self._moment_now(base, scenario)
-        variants = set_moment(np.repeat(now, len(LEVEL_NAMES), axis=0), meal=np.array(LEVEL_NAMES))
-        return self._sweep("meal", list(LEVEL_NAMES), base, variants, scenario)
+        return self._sweep_pass("meal", list(LEVEL_NAMES), base, self._meal_rows(self._moment_now(base, scenario)),
+                                scenario)
 
-    def _sweep(self, variable: str, values: list, base: Built, variants: np.ndarray, scenario: Scenario) -> Sweep:
-        seq = np.repeat(base.ws.seq, len(variants), axis=0)
-        amount, p, _, _ = self._heads(seq, variants, scenario.patient_id)
+    @staticmethod
+    def _glucose_values(values: np.ndarray | None, points: int) -> np.ndarray:
+        if not 1 <= (points if values is None else len(values)) <= MAX_SWEEP_POINTS:
+            raise ValueError(f"a glucose sweep has 1 to {MAX_SWEEP_POINTS:,} points")
+        return (np.linspace(GLUCOSE_METER_MIN, GLUCOSE_METER_MAX, points) if values is None
+                else np.asarray([check_glucose(v) for v in values], dtype=float))
+
+    def _glucose_rows(self, now: np.ndarray, base: Built, values: np.ndarray) -> np.ndarray:
+        return set_moment(np.repeat(now, len(values), axis=0), values, band_now=self._bands(base))
+
+    @staticmethod
+    def _meal_rows(now: np.ndarray) -> np.ndarray:
+        return set_moment(np.repeat(now, len(LEVEL_NAMES), axis=0), meal=np.array(LEVEL_NAMES))
+
+    def _sweep_pass(self, variable: str, values: list, base: Built, variants: np.ndarray, scenario: Scenario) -> Sweep:
+        batch = _Pass()
+        rows = batch.add(base.ws.seq, variants)
+        return self._sweep(variable, values, base, _rows(batch.run(self, scenario.patient_id), rows), scenario)
+
+    def _sweep(self, variable: str, values: list, base: Built, heads: tuple, scenario: Scenario) -> Sweep:
+        amount, p = heads[:2]
         dose, low, high = self.predictor.interval_of(amount, p)
-        real = self.real_doses(scenario.patient_id, base.day_part, before=base.moment)
+        real = self._real_doses_before(scenario.patient_id, base.day_part, base.moment)
         if variable == "glucose":
-            g = real["glucose"].to_numpy()
-            med = [np.median(real["dose"].to_numpy()[np.abs(g - v) <= SIMILAR_GLUCOSE_MGDL])
-                   if (np.abs(g - v) <= SIMILAR_GLUCOSE_MGDL).any() else np.nan for v in values]
+            near = np.abs(real["glucose"].to_numpy()[None, :] - np.asarray(values)[:, None]) <= SIMILAR_GLUCOSE_MGDL
+            doses = np.where(near, real["dose"].to_numpy()[None, :], np.nan)
+            med = np.full(len(values), np.nan)
+            some = near.any(axis=1)
+            med[some] = np.nanmedian(doses[some], axis=1)
         else:
             med = [real.loc[real["meal"] == v, "dose"].median() if (real["meal"] == v).any() else np.nan for v in values]
         current = self._inputs(self._moment_now(base, scenario)[0], base)[f"{variable}_now"]
@@ -258,6 +321,17 @@ class WhatIf:
         keep = (dose > 0) & ~typo
         return pd.DataFrame({"timestamp": tl["timestamp"].to_numpy()[keep], "dose": dose[keep]})
 
+    def _real_doses_before(self, patient_id: int, day_part: str, before: pd.Timestamp) -> pd.DataFrame:
+        """`real_doses`, memoised: every slider move of a moment asks the same (bounded like _built)."""
+        key = (patient_id, day_part, before)
+        found = self._real.get(key)
+        if found is None:
+            found = self.real_doses(patient_id, day_part, before)
+            if len(self._real) > 256:
+                self._real.clear()
+            self._real[key] = found
+        return found
+
     def real_doses(self, patient_id: int, day_part: str, before: pd.Timestamp | None = None) -> pd.DataFrame:
         """The patient's recorded decision moments with a glucose reading in this day part:
         timestamp, glucose, decision dose (0 = none), meal size."""
@@ -274,5 +348,8 @@ class WhatIf:
     # -- explanation ----------------------------------------------------------------------------
     def explain(self, scenario: Scenario, top: int = 2) -> Explanation:
         base = self._base(scenario)
-        now = self._moment_now(base, scenario)
-        return explain_occlusion(self.predictor, base.features, base.row, base.ws, now, scenario.patient_id, top)
+        occlusions = occlusion_batch(base.features, base.row, base.ws, self._moment_now(base, scenario))
+        batch = _Pass()
+        rows = batch.add(occlusions.seqs, occlusions.nows)
+        amount, p = _rows(batch.run(self, scenario.patient_id), rows)[:2]
+        return explanation_of(occlusions, amount * p, top)

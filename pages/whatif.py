@@ -6,9 +6,9 @@ interval, P(dose), the change from the unedited prediction, the safety flags, th
 curves and an occlusion explanation. The inputs and results sit in one `st.fragment`, so a slider
 move reruns only that part; moment edits use the engine's `rebuild=False` fast path.
 
-The engine is shared with `st.cache_resource` for a saved bundle: it holds only memoised data
-derived from (bundle, cohort) (rebuilt histories, unedited doses, timelines), no per-user state.
-A model trained in this session keeps its engine in this session's state.
+The engine is shared with `st.cache_resource` (every model is a saved bundle): it holds only
+memoised data derived from (bundle, cohort) (rebuilt histories, unedited doses, timelines), no
+per-user state.
 """
 from __future__ import annotations
 
@@ -41,36 +41,23 @@ def _shared_engine(bundle_id: tuple, fingerprint: str, _bundle: ModelBundle, _co
 
 
 def engine_for(bundle: ModelBundle, cohort) -> WhatIf:
-    if bundle.path is not None:
-        return _shared_engine(*shared_engine_key(bundle, cohort), bundle, cohort)
-    key = (bundle.name, id(bundle), cohort.fingerprint)
-    held = st.session_state.get("whatif_session_engine")
-    if held is None or held[0] != key:
-        held = st.session_state["whatif_session_engine"] = (key, WhatIf(bundle, cohort.events, cohort.features))
-    return held[1]
+    return _shared_engine(*shared_engine_key(bundle, cohort), bundle, cohort)
 
 
-def shared_engine_key(bundle: ModelBundle, cohort) -> tuple | None:
-    """What names a shared engine (a saved bundle on a cohort); None for a model of this session."""
-    return None if bundle.path is None else (bundle_key(bundle), cohort.fingerprint)
+def shared_engine_key(bundle: ModelBundle, cohort) -> tuple:
+    """What names a shared engine: a saved bundle (its files' stamp) on a cohort."""
+    return bundle_key(bundle), cohort.fingerprint
 
 
 # Speed: answers are shared by every session and rerun that asks the same scenario of the same engine
 # (the first view of a moment is the same for everyone; a slider moved back is asked again).
 @st.cache_resource(max_entries=256, show_spinner=False)
 def _shared_answers(engine_key: tuple, scenario_key: str, _engine: WhatIf, _scenario: Scenario) -> tuple:
-    return _answers(_engine, _scenario)
+    return _engine.answers(_scenario, points=100)  # the four answers from one forward pass
 
 
-def _answers(engine: WhatIf, scenario: Scenario) -> tuple:
-    return (engine.predict(scenario, rebuild=False), engine.sweep_glucose(scenario, points=100),
-            engine.sweep_meal(scenario), engine.explain(scenario))
-
-
-def answers(engine: WhatIf, engine_key: tuple | None, scenario: Scenario) -> tuple:
+def answers(engine: WhatIf, engine_key: tuple, scenario: Scenario) -> tuple:
     """(prediction, glucose sweep, meal sweep, explanation) of a scenario; raises CORE_ERRORS."""
-    if engine_key is None:
-        return _answers(engine, scenario)
     return _shared_answers(engine_key, repr(scenario), engine, scenario)
 
 
@@ -79,10 +66,8 @@ def _shared_recorded(engine_key: tuple, patient: int, at_key: str, _engine: What
     return _engine.predict(_scenario)
 
 
-def recorded_prediction(engine: WhatIf, engine_key: tuple | None, patient: int, at):
-    scenario = Scenario(patient, at)
-    return engine.predict(scenario) if engine_key is None else _shared_recorded(engine_key, patient, str(at), engine,
-                                                                                  scenario)
+def recorded_prediction(engine: WhatIf, engine_key: tuple, patient: int, at):
+    return _shared_recorded(engine_key, patient, str(at), engine, Scenario(patient, at))
 
 
 def level_name(value: float) -> str:
@@ -198,7 +183,7 @@ def describe(p, actual_dose: float | None) -> str:
 
 
 @st.fragment
-def scenario_panel(engine: WhatIf, engine_key: tuple | None, model_name: str, patient: int, at, recorded_widgets: dict,
+def scenario_panel(engine: WhatIf, engine_key: tuple, model_name: str, patient: int, at, recorded_widgets: dict,
                    readings: list, actual_dose: float | None) -> None:
     st.subheader("Change the moment")
     g_col, time_col = st.columns([3, 2])

@@ -133,6 +133,26 @@ def test_sweeps_match_one_by_one_predictions(setup):
     assert len(full.values) == W.SWEEP_POINTS and full.values[0] == 10.0 and full.values[-1] == 600.0
 
 
+def test_the_pages_answers_in_one_pass_equal_the_answers_asked_apart(setup):
+    cohort, result, bundle, engine = setup
+    ws, idx = sample_windows(result, 2, seed=5)
+    for s in (scenario_at(ws, idx[0], glucose_now=260.0, meal_now="more"), scenario_at(ws, idx[1]),
+              W.Scenario(4, "next", hypo_now=True)):
+        prediction, glucose, meal, explained = engine.answers(s, points=40)
+        apart = engine.predict(s)
+        assert (prediction.dose, prediction.low, prediction.high, prediction.unedited_dose) == \
+               (apart.dose, apart.low, apart.high, apart.unedited_dose)
+        assert prediction.p_dose == pytest.approx(apart.p_dose, abs=1e-6)
+        assert [f.kind for f in prediction.flags] == [f.kind for f in apart.flags]
+        for one, other in ((glucose, engine.sweep_glucose(s, points=40)), (meal, engine.sweep_meal(s))):
+            assert one.values == other.values and one.dose.tolist() == other.dose.tolist()
+            assert np.allclose(one.p_dose, other.p_dose, atol=1e-6)
+        alone = engine.explain(s)
+        assert explained.sentence == alone.sentence
+        assert np.allclose(explained.seq.to_numpy(), alone.seq.to_numpy(), atol=1e-5)
+        assert list(explained.groups["what"]) == list(alone.groups["what"])
+
+
 def test_sweep_returns_the_patients_real_doses_for_the_chart(setup):
     cohort, result, bundle, engine = setup
     ws, idx = sample_windows(result, 1, seed=4)

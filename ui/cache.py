@@ -11,8 +11,8 @@
 - Every cached object is shared, not copied per rerun (`st.cache_data` unpickles a fresh copy on
   every call: for a cohort, tens of milliseconds of GIL-bound work on each page view of each
   session). So callers never change a cached cohort or table in place (pages build new frames).
-- A model trained in a session is never put here (ui/session.py keeps it in that session), so one
-  user's training never replaces what another user sees; its predictions are memoised in its session.
+- Every model is a saved bundle (training runs in a background worker and saves its model), so
+  one user's training adds a model beside the others and never replaces what another user sees.
 """
 from __future__ import annotations
 
@@ -127,18 +127,7 @@ def _cached_predictions(key: tuple, source: DataSource, baselines: tuple[str, ..
 
 def predictions(bundle: ModelBundle, cohort: Cohort, baselines: list[str]) -> pd.DataFrame:
     """The predictions table of a bundle on the current cohort (cached; see the module docstring)."""
-    baselines = tuple(sorted(baselines))
-    if bundle.path is not None:
-        return _cached_predictions(bundle_key(bundle), cohort.source, baselines, bundle, cohort)
-    memo = st.session_state.setdefault("session_predictions", {})
-    key = (bundle.name, id(bundle), cohort.source, baselines)
-    if key not in memo:
-        from insulin_core.serving import predictions_table
-
-        memo.clear()  # one table at a time per session: these can be large
-        with st.spinner("Predicting every decision point..."):
-            memo[key] = predictions_table(bundle, cohort, list(baselines))
-    return memo[key]
+    return _cached_predictions(bundle_key(bundle), cohort.source, tuple(sorted(baselines)), bundle, cohort)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
