@@ -85,7 +85,8 @@ def dose_metrics(y_true, y_pred) -> dict:
 
 
 def per_patient_metrics(patient_id, y_true, y_pred) -> pd.DataFrame:
-    """One row per patient (sorted): patient_id, n, mae, mae_dose (NaN without doses), within_1u."""
+    """One row per patient (sorted): patient_id, n, n_dose (rows with a dose), mae, mae_dose (NaN
+    without doses), within_1u."""
     t, p = validate(y_true, y_pred)
     pid = np.asarray(patient_id)
     if pid.ndim != 1 or len(pid) != len(t):
@@ -96,6 +97,7 @@ def per_patient_metrics(patient_id, y_true, y_pred) -> pd.DataFrame:
     g = df.groupby("patient_id", sort=True)
     out = pd.DataFrame({
         "n": g.size(),
+        "n_dose": g["err_dose"].count(),
         "mae": g["err"].mean(),
         "mae_dose": g["err_dose"].mean(),  # mean skips NaN: doses only, NaN when none
         "within_1u": g["within"].mean(),

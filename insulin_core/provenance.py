@@ -35,6 +35,11 @@ class TrainedOn:
             return f"data of {self.patients} patients from an unrecorded source"
         return f"real AIM94 diaries of {self.patients} patients"
 
+    def short(self) -> str:
+        """The same in a few words, for a table cell."""
+        kind = {True: "synthetic demo", False: "real AIM94", None: "unrecorded source"}[self.synthetic]
+        return f"{kind}, {self.patients} patients"
+
 
 def data_record(source_label: str, fingerprint: str, patients: int) -> dict:
     """The `data` record a new bundle stores (see registry.py)."""

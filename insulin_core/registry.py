@@ -373,7 +373,7 @@ def _row(name: str, meta: dict) -> dict:
     data = trained_on(meta)
     return {
         "name": name, "ok": True, "error": "", "created": meta.get("created", ""),
-        "data": data.label, "trained_on": data.words(), "fingerprint": data.fingerprint, "split": meta.get("split", ""),
+        "data": data.label, "trained_on": data.words(), "trained_on_short": data.short(), "fingerprint": data.fingerprint, "split": meta.get("split", ""),
         "target": meta["window"].get("target", ""), "window": meta["window"].get("length"),
         "mae": model_metrics.get("mae"), "r2": model_metrics.get("r2"),
         "mae_dose": model_metrics.get("mae_dose"), "within_1u": model_metrics.get("within_1u"),

@@ -92,6 +92,20 @@ def interval_coverage_of(table: pd.DataFrame, part: str = "test") -> pd.DataFram
     return pd.DataFrame([{"name": n, **coverage_of(rows["actual"], rows[f"{n}_low"], rows[f"{n}_high"])} for n in names])
 
 
+# Short enough for a table cell; the Predictions page explains them under the table.
+NOTE_NO_DOSE_PERFECT = "no dose given: perfect by construction"
+NOTE_NO_DOSE = "no dose given"
+NOTE_EXACT = "every dose exact: check the rows"
+
+
 def per_patient_of(table: pd.DataFrame, part: str = "test") -> pd.DataFrame:
+    """The model's scores per patient, with a note where a score is perfect or missing for a
+    reason a reader should see (a flawless row is a question until explained)."""
     rows = table if part == "all" else table[table["part"] == part]
-    return per_patient_metrics(rows["patient_id"].to_numpy(), rows["actual"].to_numpy(), rows["predicted"].to_numpy())
+    out = per_patient_metrics(rows["patient_id"].to_numpy(), rows["actual"].to_numpy(), rows["predicted"].to_numpy())
+    no_dose = out["n_dose"] == 0
+    exact = ~no_dose & (out["mae"] == 0)
+    out["note"] = np.select(
+        [no_dose & (out["mae"] == 0), no_dose, exact],
+        [NOTE_NO_DOSE_PERFECT, NOTE_NO_DOSE, NOTE_EXACT], default="")
+    return out

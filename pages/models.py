@@ -13,7 +13,7 @@ from ui.session import (SHIPPED_MODEL, active_model_ref, current_cohort, current
 
 # the listing's columns as a person reads them (identifiers, hashes and error texts stay off the table)
 # (short headers: the table must fit at 1280 px without a scroll bar; the caption below says the rest)
-TABLE_COLUMNS = {"name": "name", "trained_on": "trained on", "on_screen": "data on screen", "created": "saved",
+TABLE_COLUMNS = {"name": "name", "trained_on_short": "trained on", "on_screen": "data on screen", "created": "saved",
                  "split": "split", "mae": "MAE (U)", "r2": "R²", "mae_dose": "MAE on doses (U)", "within_1u": "within ±1 U"}
 
 page_header("Models")
@@ -26,7 +26,8 @@ else:
                                        created=lambda t: t["created"].str.slice(0, 10))
     tables.show(usable[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS), key="models_table", digits=3,
                 percent=(TABLE_COLUMNS["within_1u"],))
-    st.caption("Scores on each model's own test part (never used in training); *data on screen*: trained on "
+    st.caption("Scores on each model's own test part (never used in training); *synthetic demo*: made-up "
+               "patients, no real person; *data on screen*: trained on "
                "exactly the data now in use; *saved*: date in UTC. The Glossary in the sidebar explains the scores.")
     broken = table[~table["ok"]]
     for _, row in broken.iterrows():

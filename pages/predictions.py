@@ -3,7 +3,8 @@ import streamlit as st
 
 from insulin_core.baselines import BASELINES
 from insulin_core.labels import METRIC_LABELS, PART_LABELS, PREDICTOR_LABELS, describe_columns, plain_table
-from insulin_core.serving import bundle_experiment, check_bundle_fits, interval_coverage_of, metrics_of, per_patient_of
+from insulin_core.serving import (NOTE_EXACT, NOTE_NO_DOSE, NOTE_NO_DOSE_PERFECT, bundle_experiment, check_bundle_fits,
+                                  interval_coverage_of, metrics_of, per_patient_of)
 from ui import charts, tables
 from ui.cache import predictions
 from ui.session import current_cohort, model_picker, page_header, shows_errors
@@ -63,10 +64,16 @@ else:
     left, right = st.columns(2)
     left.vega_lite_chart(charts.chart_spec(charts.predicted_scatter, scored), width="stretch")
     right.vega_lite_chart(charts.chart_spec(charts.residuals, scored), width="stretch")
-    st.markdown(f"**Patient {patient}, {PART_LABELS[part]}: every predictor scored**")
-    tables.show(plain_table(metrics_of(scored, "all")), key="pred_patient_metrics", digits=3,
-                integers=("decision points", "dose occasions"),
-                percent=(METRIC_LABELS["within_1u"], METRIC_LABELS["within_1u_dose"]))
+    # two narrow tables rather than one of eleven columns, which scrolled sideways at 1280 px
+    scores = metrics_of(scored, "all")
+    for heading, suffix, count in (("all {n} decision points", "", "n"), ("the {n} dose occasions only", "_dose", "n_dose")):
+        st.markdown(f"**Patient {patient}, {PART_LABELS[part]}: {heading.format(n=int(scores[count].iloc[0]))}**")
+        if scores[count].iloc[0] == 0:
+            st.caption("No Regular was given here: nothing to score.")
+            continue
+        columns = {f"{m}{suffix}": m for m in ("mae", "rmse", "r2", "within_1u")}
+        tables.show(plain_table(scores[["name", *columns]].rename(columns=columns)), key=f"pred_patient_metrics{suffix}",
+                    digits=3, percent=(METRIC_LABELS["within_1u"],))
 
 st.subheader(f"90% intervals ({PART_LABELS[part]})")
 st.caption("Each predictor's split-conformal interval, calibrated on the validation part of the model's split: "
@@ -76,10 +83,20 @@ coverage = plain_table(interval_coverage_of(table, part)).rename(columns={
     "coverage_no_dose_rows": "where no dose was given", "mean_width_u": "mean width (U)"})
 tables.show(coverage, key="pred_coverage", percent=("coverage", "on dose occasions", "where no dose was given"))
 
+NOTE_WORDS = {
+    NOTE_NO_DOSE_PERFECT: "no Regular was written in this part and the model predicted 0 U throughout, so there was "
+                          "nothing to get wrong; there is no dose-occasion score.",
+    NOTE_NO_DOSE: "no Regular was written in this part: there is no dose-occasion score.",
+    NOTE_EXACT: "every dose predicted exactly: worth a look at the raw rows on the Patients page.",
+}
 st.subheader(f"Every patient (LSTM-GRU model, {PART_LABELS[part]})")
 per_patient = per_patient_of(table, part).rename(columns={"patient_id": "patient", **METRIC_LABELS})
-tables.show(per_patient, key="pred_per_patient", digits=3, integers=("decision points",),
-            percent=(METRIC_LABELS["within_1u"],))
+# the notes go under the table: a column of sentences made the table scroll sideways at 1280 px
+tables.show(per_patient.drop(columns="note"), key="pred_per_patient", digits=3,
+            integers=("decision points", "dose occasions"), percent=(METRIC_LABELS["within_1u"],))
+for note, who in per_patient[per_patient["note"] != ""].groupby("note")["patient"]:
+    st.caption(f"**{note.capitalize()}** (patient{'s' if len(who) > 1 else ''} {', '.join(map(str, who))}): "
+               + NOTE_WORDS[note])
 csv_col, columns_col = st.columns(2)
 # the CSVs are made when clicked (a callable), not on every rerun of every session
 csv_col.download_button("Download the predictions (CSV)", lambda table=table: table.to_csv(index=False).encode(),

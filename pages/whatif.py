@@ -138,12 +138,15 @@ else:
     actual_dose = float(mine.loc[mine["point"] == point, "actual_dose"].iloc[0])
 shown = window.assign(**{c: window[c].map(level_name) for c in ("meal", "exercise")}, hypo=window["hypo"] > 0,
                       glucose=window["glucose"].map(lambda g: "–" if pd.isna(g) else f"{g:.0f}"))  # ui-honest: no "None"
-window_col, dose_col = st.columns([4, 1])
-window_col.caption(f"The {length} entries the model reads" + ("" if at == NEXT else ", then the decision point itself (last row)"))
-window_col.dataframe(shown, key="whatif_window", hide_index=True, height=35 * (len(shown) + 1) + 3, width="stretch",
-                     column_config={"timestamp": st.column_config.DatetimeColumn("time", format="ddd DD MMM YYYY HH:mm"),
-                                    "glucose": st.column_config.TextColumn("glucose (mg/dL)"),  # ui-honest: words
-                                    "day_part": st.column_config.TextColumn("day part")})
+dose_col, window_note_col = st.columns([1, 4], vertical_alignment="bottom")
+window_note_col.caption(f"Below: the {length} entries the model reads"
+                        + ("" if at == NEXT else ", then the decision point itself (last row)")
+                        + ". Insulin in units; meal and exercise as written (none, less, typical, more than usual).")
+# the whole width: beside the dose, its nine columns scrolled sideways at 1280 px
+st.dataframe(shown, key="whatif_window", hide_index=True, height=35 * (len(shown) + 1) + 3, width="stretch",
+             column_config={"timestamp": st.column_config.DatetimeColumn("time", format="ddd DD MMM YYYY HH:mm"),
+                            "glucose": st.column_config.TextColumn("glucose (mg/dL)"),  # ui-honest: words
+                            "day_part": st.column_config.TextColumn("day part")})
 dose_window = window_cfg.dose_window
 dose_col.metric("Regular given", "not yet" if actual_dose is None else f"{actual_dose:.0f} U",
                 help="The next moment has not happened: there is no recorded dose." if actual_dose is None else
@@ -247,10 +250,9 @@ def scenario_panel(engine: WhatIf, engine_key: tuple, model_name: str, patient: 
                              width="stretch")
     with why_col:
         st.markdown(f"**Why.** {explanation.sentence}")
-        top = explanation.groups.head(6).assign(where=lambda d: d["where"].map(
-            lambda w: w if w == "now" else f"{w:%a %d %b %H:%M}"))
-        st.dataframe(top[["where", "description", "attribution"]], key="whatif_reasons", hide_index=True, width="stretch",
-                     column_config={"attribution": st.column_config.NumberColumn("U", format="%+.2f")})
+        # a list, not a table: the descriptions are sentences, which a narrow grid cut off
+        st.markdown("\n".join(f"- **{row.attribution:+.2f} U**: {row.description}"
+                               for row in explanation.groups.head(6).itertuples()))
         st.caption("Occlusion: each input replaced by this patient's average; the change in the expected dose "
                    "(P(dose) x amount).")
 

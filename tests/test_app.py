@@ -429,7 +429,10 @@ def test_predictions_week_slider_and_baselines(models_dir):
     # every predictor's 90% interval, the baseline's beside the model's
     coverage = frame_with(at, "predictor", "coverage")
     assert list(coverage["predictor"]) == ["LSTM-GRU model", "the patient's own sliding scale"]
-    assert ((coverage["coverage"] >= 0.5) & (coverage["coverage"] <= 1.0)).all()
+    assert ((coverage["coverage"] >= 50) & (coverage["coverage"] <= 100)).all()  # shown in %
+    # the per-patient dose-occasion scores: both tables of this patient, and the per-patient notes
+    assert frame_with(at, "model or baseline", "RMSE (U)")["model or baseline"].tolist() == list(metrics["model or baseline"])
+    assert "note" not in table.columns  # notes are captions under the table (a column of sentences scrolled sideways)
 
 
 # ---- what-if --------------------------------------------------------------------------------
@@ -623,10 +626,16 @@ def test_tables_show_missing_values_as_a_dash_and_numbers_by_unit():
     import numpy as np
     import pandas as pd
 
-    from ui.tables import styled
+    from ui.tables import display
 
     table = pd.DataFrame({"predictor": ["LSTM-GRU model", None], "MAE (U)": [0.71234, np.nan], "within ±1 U": [0.8712, np.nan],
-                          "decision points": [1077.0, 3.0]})
-    html = styled(table, digits=3, percent=("within ±1 U",), integers=("decision points",)).to_html()
-    assert "0.712" in html and "87%" in html and "1,077" in html and "0.71234" not in html
-    assert "None" not in html and "nan" not in html and html.count("–") == 3
+                          "decision points": [1077.0, 3.0], "R²": [0.5, 0.25]})
+    shown, config = display(table, digits=3, percent=("within ±1 U",), integers=("decision points",))
+    # a column with a gap becomes right-aligned text with a dash (st.dataframe would draw "None")
+    assert shown["MAE (U)"].tolist() == ["0.712", "–"] and shown["within ±1 U"].tolist() == ["87%", "–"]
+    assert shown["predictor"].tolist() == ["LSTM-GRU model", "–"]
+    assert config["MAE (U)"]["type_config"]["type"] == "text" and config["MAE (U)"]["alignment"] == "right"
+    # a column without gaps stays numeric (it sorts as numbers), formatted by unit
+    assert shown["decision points"].tolist() == [1077.0, 3.0] and config["decision points"]["type_config"]["format"] == "%d"
+    assert config["R²"]["type_config"]["format"] == "%.3f"
+    assert not table["MAE (U)"].isna().all()  # the caller's table is not changed

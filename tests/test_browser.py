@@ -421,8 +421,15 @@ CUT_OFF_JS = """() => {  // text the page cuts off: wider than its box (ellipsis
                                                  + '[data-testid="stWidgetLabel"], [data-testid="stCaptionContainer"]')]
         .filter(e => e.checkVisibility() && e.scrollWidth > e.clientWidth + 1)
         .map(e => e.innerText.slice(0, 80));
+    // a table (a canvas grid) wider than its box scrolls sideways: name it by its first column headers
+    const tables = [...document.querySelectorAll('[data-testid="stDataFrame"]')]
+        .filter(t => t.checkVisibility())
+        .filter(t => [...t.querySelectorAll('.dvn-scroller')].some(s => s.scrollWidth > s.clientWidth + 1))
+        .map(t => 'a table scrolls sideways: ' + [...t.querySelectorAll('th, [role="columnheader"]')]
+                                                    .slice(0, 3).map(h => h.innerText).join(' | '));
     const main = document.querySelector('[data-testid="stMain"]');
-    return main.scrollWidth > main.clientWidth + 1 ? [...clipped, 'the page scrolls sideways'] : clipped;
+    const all = [...clipped, ...tables];
+    return main.scrollWidth > main.clientWidth + 1 ? [...all, 'the page scrolls sideways'] : all;
 }"""
 
 

@@ -96,9 +96,9 @@ def test_per_patient_table():
     y = [0, 4, 6, 0, 0]
     p = [1, 2, 6.5, 0, 3]
     df = per_patient_metrics(pid, y, p)
-    assert list(df.columns) == ["patient_id", "n", "mae", "mae_dose", "within_1u"]
+    assert list(df.columns) == ["patient_id", "n", "n_dose", "mae", "mae_dose", "within_1u"]
     assert df["patient_id"].tolist() == [1, 2, 3]
-    assert df["n"].tolist() == [2, 1, 2]
+    assert df["n"].tolist() == [2, 1, 2] and df["n_dose"].tolist() == [1, 0, 1]
     assert df["mae"].tolist() == pytest.approx([1.0, 3.0, 0.75])
     assert df.loc[0, "mae_dose"] == 2.0 and np.isnan(df.loc[1, "mae_dose"]) and df.loc[2, "mae_dose"] == 0.5
     assert df["within_1u"].tolist() == pytest.approx([0.5, 0.0, 1.0])
@@ -110,7 +110,7 @@ def test_per_patient_matches_dose_metrics_per_group():
     df = per_patient_metrics(pid, y, p).set_index("patient_id")
     for k in np.unique(pid):
         m = dose_metrics(y[pid == k], p[pid == k])
-        assert df.loc[k, "n"] == m["n"]
+        assert df.loc[k, "n"] == m["n"] and df.loc[k, "n_dose"] == (y[pid == k] > 0).sum()
         assert df.loc[k, "mae"] == pytest.approx(m["mae"])
         assert df.loc[k, "mae_dose"] == pytest.approx(m["mae_dose"])
         assert df.loc[k, "within_1u"] == pytest.approx(m["within_1u"])
@@ -151,3 +151,16 @@ def test_every_metric_validates_its_inputs(name):
         METRICS[name]([1, 2, 3], [1, 2])
     with pytest.raises(ValueError, match="non-finite"):
         METRICS[name]([1, np.nan], [1, 2])
+
+
+def test_per_patient_scores_say_why_a_score_is_perfect_or_missing():
+    from insulin_core.serving import per_patient_of
+
+    table = pd.DataFrame({"patient_id": [1, 1, 2, 2, 3, 3, 4], "part": ["test"] * 6 + ["val"],
+                          "actual": [0.0, 0.0, 0.0, 0.0, 4.0, 6.0, 5.0], "predicted": [0.0, 0.0, 2.0, 0.0, 4.0, 6.0, 1.0]})
+    notes = per_patient_of(table, "test").set_index("patient_id")["note"]
+    assert "perfect by construction" in notes[1]  # no dose given, all predicted 0
+    assert notes[2] == "no dose given"  # a dose predicted where none was given: only the dose-occasion score is missing
+    assert "check the rows" in notes[3]  # doses given and every one exact
+    assert 4 not in notes.index  # the other part
+    assert per_patient_of(table, "all").set_index("patient_id").loc[4, "note"] == ""

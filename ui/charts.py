@@ -336,11 +336,12 @@ def actual_vs_predicted(week: pd.DataFrame, series: list[str]) -> alt.LayerChart
     top = float(long["units"].max()) if len(long) else 1.0
     pick = _legend_toggle("series", "avp_legend")
     base = alt.Chart(long).encode(
-        x=alt.X("timestamp:T", title=None, axis=alt.Axis(format="%a %d %b")),
+        x=alt.X("timestamp:T", title=None, axis=alt.Axis(format="%a %d %b", tickCount="day")),  # one label a day
         y=alt.Y("units:Q", title="Regular insulin (units)", scale=alt.Scale(domain=[0, top * 1.1 + 0.5]),
                 axis=alt.Axis(format=UNITS)),
-        color=alt.Color("series:N", title="Series", sort=names,
-                        scale=alt.Scale(domain=names, range=SERIES_COLOURS[:len(names)])),
+        # the legend above the plot: on the right, Vega cut the baselines' names ("two-stage gradient boost...")
+        color=alt.Color("series:N", title=None, sort=names, scale=alt.Scale(domain=names, range=SERIES_COLOURS[:len(names)]),
+                        legend=alt.Legend(orient="top", labelLimit=0, columns=4)),
         opacity=_faded(pick),
         tooltip=["series:N", alt.Tooltip("timestamp:T", title="time", format="%a %Y-%m-%d %H:%M"),
                  alt.Tooltip("day_part:N", title="day part"),
@@ -489,7 +490,7 @@ def attribution_heatmap(cells, features: list[str]) -> alt.Chart:
     expected dose; red pushes the dose up, blue pulls it down (white at 0: domainMid, so the spec
     does not depend on the data and is built once, see attribution_heatmap_spec)."""
     return alt.Chart(cells).mark_rect().encode(
-        x=alt.X("feature:N", title=None, sort=features, axis=alt.Axis(labelAngle=-40, labelOverlap=False)),
+        x=alt.X("feature:N", title=None, sort=features, axis=alt.Axis(labelAngle=-40, labelOverlap=False, labelLimit=0)),
         y=alt.Y("step:O", title=None, timeUnit="yearmonthdatehoursminutes",
                 axis=alt.Axis(format="%a %d %b %H:%M", labelOverlap=False)),
         color=alt.Color("units:Q", title="U", scale=alt.Scale(scheme="redblue", reverse=True, domainMid=0),
