@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -172,22 +173,56 @@ def _remove(path: Path) -> None:
 
 @contextmanager
 def _locked(models_dir: Path, write: bool = False):
-    """Hold the models folder's lock (see the module docstring); yields whether it is held."""
-    lock = FileLock(models_dir / LOCK_FILE, timeout=LOCK_TIMEOUT_S, is_singleton=True, preserve_lock_file=True)
+    """Hold the models folder's lock (see the module docstring); yields whether it is held.
+
+    Threads of one process (the sessions of a server) queue on a threading lock first and take the
+    file lock one at a time: FileLock polls (sleeping 50 ms a try), so under 20 sessions listing
+    the models at once most of a page view went to those sleeps; a threading lock wakes the next
+    thread at once. Other processes (the CLI, another server, a training worker) still meet at the
+    file lock."""
+    busy = BundleError(f"The models folder {models_dir} has been busy for {LOCK_TIMEOUT_S:.0f} s; try again.")
+    in_process = _thread_lock(models_dir)
+    if not in_process.acquire(timeout=LOCK_TIMEOUT_S):
+        raise busy
     try:
-        lock.acquire()
-    except Timeout:
-        raise BundleError(f"The models folder {models_dir} has been busy for {LOCK_TIMEOUT_S:.0f} s; "
-                          "try again.") from None
-    except OSError as exc:
-        if write:
-            raise BundleError(f"Cannot lock the models folder {models_dir}: {exc}") from None
-        yield False  # read-only or missing folder: nobody can be changing it
-        return
-    try:
-        yield True
+        lock = FileLock(models_dir / LOCK_FILE, timeout=LOCK_TIMEOUT_S, is_singleton=True, preserve_lock_file=True)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise busy from None
+        except OSError as exc:
+            if write:
+                raise BundleError(f"Cannot lock the models folder {models_dir}: {exc}") from None
+            yield False  # read-only or missing folder: nobody can be changing it
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
     finally:
-        lock.release()
+        in_process.release()
+
+
+_THREAD_LOCKS: dict[str, threading.RLock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+def _forget_thread_locks() -> None:
+    """In a forked child: the parent's threads (and what they held) are gone; start afresh."""
+    global _THREAD_LOCKS_GUARD
+    _THREAD_LOCKS.clear()
+    _THREAD_LOCKS_GUARD = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_thread_locks)
+
+
+def _thread_lock(models_dir: Path) -> threading.RLock:
+    """One re-entrant lock per models folder in this process (re-entrant: a save repairs and
+    reads under the lock it holds)."""
+    key = os.path.abspath(models_dir)
+    with _THREAD_LOCKS_GUARD:
+        return _THREAD_LOCKS.setdefault(key, threading.RLock())
 
 
 def _recover_name(models_dir: Path, name: str) -> str | None:

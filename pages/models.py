@@ -57,7 +57,8 @@ with tab_use:
             if right.button("Use on the other pages", key="models_use", icon=":material/check:"):
                 set_active_model(f"saved:{pick}")
                 right.success(f"**{pick}** is now used on Predictions and What-if.", icon=":material/check_circle:")
-            right.download_button("Download (zip)", zip_bundle(bundle.path), file_name=f"{pick}.zip",
+            # zipped when clicked (a callable), not on every view of every session
+            right.download_button("Download (zip)", lambda path=bundle.path: zip_bundle(path), file_name=f"{pick}.zip",
                                   mime="application/zip", key="models_download", icon=":material/download:")
 
 with tab_compare:

@@ -240,3 +240,32 @@ def test_a_read_only_folder_is_read_without_the_lock(tmp_path):
             save_bundle(MODELS[1], tiny_meta(), "n", tmp_path / "models")
     finally:
         os.chmod(tmp_path / "models", 0o755)
+
+
+def test_a_child_forked_while_a_thread_holds_the_lock_can_still_save(tmp_path):
+    """The in-process lock (threads queue there before the file lock) does not follow a fork: a
+    child forked while another thread lists the folder saves without waiting for that thread."""
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with registry._locked(tmp_path):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder, daemon=True)
+    thread.start()
+    assert held.wait(10)
+    ctx = multiprocessing.get_context("fork")
+    # the child checks the in-process lock only (the holder's flock is shared with the child's copy
+    # of the file descriptor): it must get it at once, not wait for a thread that does not exist there
+    child = ctx.Process(target=_take_thread_lock, args=(str(tmp_path),))
+    child.start()
+    child.join(20)
+    release.set()
+    thread.join(10)
+    assert child.exitcode == 0
+
+
+def _take_thread_lock(folder: str) -> None:
+    lock = registry._thread_lock(Path(folder))
+    os._exit(0 if lock.acquire(timeout=2) else 1)
