@@ -41,7 +41,7 @@ def _patients(ws, idx: np.ndarray) -> np.ndarray:
 
 def _numeric(ws, idx: np.ndarray) -> np.ndarray:
     """[flattened seq, now] as float64 (NaN kept; callers decide)."""
-    seq = np.asarray(ws.seq)[idx]
+    seq = ws.seq_rows[idx]  # only these windows gathered (never every window of the set)
     now = np.asarray(ws.now)[idx].reshape(len(idx), -1)
     return np.hstack([seq.reshape(len(idx), -1), now]).astype(np.float64)
 

@@ -90,7 +90,8 @@ def prepare(features: pd.DataFrame, cfg: ExperimentConfig) -> Prepared:
     train_patients = sorted(int(p) for p in np.unique(ws.patient_id[train_idx]))
     return Prepared(
         ws, split, train_idx, val_idx,
-        MinMaxScaler.fit(ws.seq[train_idx]), MinMaxScaler.fit(ws.now[train_idx]),
+        # the bounds over the training windows' rows: the same as over the windows, without copying them
+        MinMaxScaler.fit(ws.seq_rows.select(train_idx).rows), MinMaxScaler.fit(ws.now[train_idx]),
         {p: i + 1 for i, p in enumerate(train_patients)},
     )
 
@@ -98,7 +99,7 @@ def prepare(features: pd.DataFrame, cfg: ExperimentConfig) -> Prepared:
 def model_config_for(prepared: Prepared, **sizes) -> ModelConfig:
     """A ModelConfig whose data-given fields match the prepared windows; `sizes` set the rest."""
     ws = prepared.ws
-    return ModelConfig(n_seq_features=ws.seq.shape[2], n_now_features=ws.now.shape[1],
+    return ModelConfig(n_seq_features=ws.seq_rows.shape[2], n_now_features=ws.now.shape[1],
                        n_patients=len(prepared.patient_index), window=ws.config.length,
                        n_targets=len(ws.targets), **{**DEFAULT_SIZES, **sizes})
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import pandas as pd
 
 from .baselines import Baseline
 from .dose_rule import DOSE_THRESHOLD, continuous_dose, to_dose
@@ -21,7 +22,7 @@ from .intervals import CONFORMAL_ALPHA, conformal_from_scores, conformal_interva
 from .model import DoseNet
 from .scaling import MinMaxScaler
 from .train import ArrayPart, predict_raw
-from .windows import WindowSet
+from .windows import RowWindows, WindowSet
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,18 @@ class DosePredictor:
 
     def part(self, ws: WindowSet, idx: np.ndarray) -> ArrayPart:
         """Scaled network inputs for windows `idx` (targets kept: training and evaluation use them)."""
-        return self.inputs_of(ws.seq[idx], ws.now[idx], ws.patient_id[idx], ws.y[idx])
+        # the part's windows stay a view of its own rows (scaled once), never L copies of them
+        return self.inputs_of(ws.seq_rows.select(idx), ws.now[idx], ws.patient_id[idx], ws.y[idx])
 
-    def inputs_of(self, seq: np.ndarray, now: np.ndarray, patient_ids, y: np.ndarray | None = None) -> ArrayPart:
-        """Scaled network inputs for unscaled (n, L, F) / (n, F) arrays and n patient ids."""
-        patient = np.array([self.patient_index.get(int(p), 0) for p in np.asarray(patient_ids).reshape(-1)],
-                           dtype=np.int64)
+    def inputs_of(self, seq: np.ndarray | RowWindows, now: np.ndarray, patient_ids,
+                  y: np.ndarray | None = None) -> ArrayPart:
+        """Scaled network inputs for unscaled (n, L, F) windows (an array or RowWindows), (n, F)
+        moments and n patient ids."""
+        ids = np.asarray(patient_ids).reshape(-1)
+        patient = pd.Series(ids).map(self.patient_index).fillna(0).to_numpy(dtype=np.int64, copy=True)
         y = np.zeros((len(now), 1), np.float32) if y is None else y
-        return ArrayPart(self.seq_scaler.transform(seq), self.now_scaler.transform(now), patient, y)
+        seq = seq.map_rows(self.seq_scaler.transform) if isinstance(seq, RowWindows) else self.seq_scaler.transform(seq)
+        return ArrayPart(seq, self.now_scaler.transform(now), patient, y)
 
     # -- the contract ------------------------------------------------------------------------
     def heads(self, ws: WindowSet, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

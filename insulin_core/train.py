@@ -23,6 +23,7 @@ from . import distributed
 from .configs import TrainConfig  # noqa: F401 (re-exported)
 from .dose_rule import to_dose
 from .model import DoseNet, ModelConfig, pick_device
+from .windows import RowWindows
 
 STOP_REASONS = ("early_stopping", "max_epochs", "stopped_by_user", "diverged")
 DIVERGED_ABS = 1e6  # val loss above this is divergence
@@ -31,7 +32,7 @@ DIVERGED_RATIO = 100.0  # ... and so is val loss above 100x the first epoch's (a
 
 @dataclass
 class ArrayPart:
-    seq: np.ndarray  # (n, L, Fs) float32, scaled
+    seq: np.ndarray | RowWindows  # (n, L, Fs) float32, scaled; RowWindows: a view of its rows
     now: np.ndarray  # (n, Fn) float32, scaled; Fn may be 0
     patient: np.ndarray  # (n,) int64; 0 = unknown patient
     y: np.ndarray  # (n, T) float32, units
@@ -61,9 +62,26 @@ def _f32(a) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32))
 
 
-def _inputs(part: ArrayPart, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+class TensorWindows:
+    """RowWindows on a device: `windows[idx]` (a tensor of window positions or a slice) gathers
+    those windows' rows into a (len(idx), L, F) batch, so training never holds every window."""
+
+    def __init__(self, windows: RowWindows, device):
+        self.rows = _f32(windows.rows).to(device)
+        self.ends = torch.as_tensor(windows.ends, dtype=torch.int64).to(device)
+        self.offsets = torch.arange(-windows.length, 0, device=device)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, idx) -> torch.Tensor:
+        return self.rows[self.ends[idx][:, None] + self.offsets]
+
+
+def _inputs(part: ArrayPart, device) -> tuple[torch.Tensor | TensorWindows, torch.Tensor, torch.Tensor]:
     p = torch.as_tensor(np.ascontiguousarray(part.patient, dtype=np.int64))
-    return _f32(part.seq).to(device), _f32(part.now).to(device), p.to(device)
+    seq = TensorWindows(part.seq, device) if isinstance(part.seq, RowWindows) else _f32(part.seq).to(device)
+    return seq, _f32(part.now).to(device), p.to(device)
 
 
 @dataclass
@@ -143,8 +161,8 @@ def _init_head_biases(model: DoseNet, y: np.ndarray) -> None:
 
 
 def _has_nonfinite(part: ArrayPart) -> bool:
-    return not all(np.isfinite(np.asarray(a, dtype=np.float64)).all()
-                   for a in (part.seq, part.now, part.y))
+    seq = part.seq.rows if isinstance(part.seq, RowWindows) else part.seq  # each window value is one of its rows
+    return not all(np.isfinite(np.asarray(a, dtype=np.float64)).all() for a in (seq, part.now, part.y))
 
 
 def train_model(model_cfg: ModelConfig, train_cfg: TrainConfig, data: TrainData,

@@ -9,15 +9,16 @@
   Every row is a target, so a row that exists only because insulin was given gives its answer
   away; kept to show how much that flatters the score.
 
-Windows are cut with one strided view over all patients at once, no Python loop over rows.
+Windows are cut for all patients at once, no Python loop over rows, and kept as a view of their
+rows (RowWindows): a window's rows are gathered when it is used, never copied for every window.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .codes import MAX_PLAUSIBLE_DOSE
 from .configs import check_keys
@@ -58,9 +59,69 @@ class WindowConfig:
         return cls(**{"dose_window": 0, **d})
 
 
+@dataclass(frozen=True)
+class RowWindows:
+    """(n, L, F) windows kept as a view of their rows: window i is rows[ends[i] - L : ends[i]].
+
+    A timeline row sits in L windows; copying every window costs L times the rows (10x at the
+    default length). Indexing gathers only the windows asked for, so training walks its batches
+    without the whole set ever being copied (train.py gathers each batch the same way in torch)."""
+    rows: np.ndarray  # (R, F) float32
+    ends: np.ndarray  # (n,) int64: the row after each window (its target row)
+    length: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return len(self.ends), self.length, self.rows.shape[1]
+
+    @property
+    def dtype(self):
+        return self.rows.dtype
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, key):
+        """Numpy-style indexing: the first index picks windows (int, slice, array, mask), the rest
+        applies to each gathered (L, F) window."""
+        first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        if isinstance(first, (int, np.integer)):
+            out = self.rows[self.ends[first] - self.length + np.arange(self.length)]
+            return out[rest] if rest else out
+        idx = np.arange(len(self.ends))[first]
+        out = self.rows[self.ends[idx][:, None] - self.length + np.arange(self.length)]
+        return out[(slice(None), *rest)] if rest else out
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+    def copy(self) -> np.ndarray:
+        return self[:]
+
+    def covered(self) -> np.ndarray:
+        """Boolean (R,): the rows inside at least one window (vectorised: +1 at each window's
+        start, -1 after its end, a running sum)."""
+        marks = np.zeros(len(self.rows) + 1, dtype=np.int64)
+        np.add.at(marks, self.ends - self.length, 1)
+        np.add.at(marks, self.ends, -1)
+        return np.cumsum(marks[:-1]) > 0
+
+    def select(self, idx) -> "RowWindows":
+        """The windows `idx` over only the rows they use (so a part holds its own rows, not all)."""
+        part = RowWindows(self.rows, self.ends[np.asarray(idx)], self.length)
+        keep = part.covered()
+        position = np.cumsum(keep) - 1  # row r's place among the kept rows
+        return RowWindows(self.rows[keep], position[part.ends - 1] + 1, self.length)
+
+    def map_rows(self, fn) -> "RowWindows":
+        """The same windows over fn(rows), e.g. scaled rows (fn must work row by row)."""
+        return RowWindows(fn(self.rows), self.ends, self.length)
+
+
 @dataclass
 class WindowSet:
-    seq: np.ndarray  # (n, L, len(seq_features)) float32, unscaled
+    seq_rows: RowWindows  # the (n, L, len(seq_features)) float32 unscaled windows, as a view of their rows
     now: np.ndarray  # (n, len(now_features)) float32, unscaled; width 0 for next-row
     y: np.ndarray  # (n, len(targets)) float32, units; column 0 is Regular
     context: pd.DataFrame  # one row per window, see docs/architecture.md
@@ -75,6 +136,12 @@ class WindowSet:
     @property
     def patient_id(self) -> np.ndarray:
         return self.context["patient_id"].to_numpy()
+
+    @cached_property
+    def seq(self) -> np.ndarray:
+        """Every window copied out, (n, L, F): for small sets (a what-if moment, tests). The
+        pipeline works on `seq_rows` and never asks for this, so a cohort is never copied L times."""
+        return self.seq_rows[:]
 
 
 class WindowError(ValueError):
@@ -109,11 +176,8 @@ def make_windows(features: pd.DataFrame, cfg: WindowConfig, rows: np.ndarray | N
             f"No windows: a window of {cfg.length} rows needs at least {cfg.length + 1} rows of a "
             f"patient's history, and the longest history here has {longest}. Choose a shorter window."
         )
-    seq_all = features[seq_columns()].to_numpy(dtype=np.float32)
-    # (rows, F) -> (rows - L + 1, F, L): view index i covers rows i .. i+L-1; the window of target
-    # row r is the L rows before it, i.e. view index r - L.
-    view = sliding_window_view(seq_all, cfg.length, axis=0)
-    seq = np.ascontiguousarray(view[rows - cfg.length].transpose(0, 2, 1))
+    # the window of target row r is the L rows before it: kept as a view of the rows (RowWindows)
+    seq = RowWindows(features[seq_columns()].to_numpy(dtype=np.float32), rows.astype(np.int64), cfg.length)
     if cfg.target == "decision-point":
         now = features[now_columns()].to_numpy(dtype=np.float32)[rows]
         now_names = NOW_FEATURES

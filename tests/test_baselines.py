@@ -40,7 +40,7 @@ def make_ws(n=1600, n_patients=6, L=3, seed=0, target="scale"):
         "prev_row_regular": np.roll(y, 1),
         "last_regular_same_daypart": np.where(rng.random(n) < 0.1, np.nan, np.roll(y, 7)),
     })
-    return SimpleNamespace(seq=seq, now=now, y=y.astype(np.float32)[:, None], context=context,
+    return SimpleNamespace(seq_rows=seq, now=now, y=y.astype(np.float32)[:, None], context=context,
                            seq_features=("a", "b", "c", "d"), now_features=("glucose", "flag", "noise"))
 
 
@@ -113,7 +113,7 @@ def test_degenerate_training_parts(name):
 
 def _hand_ws(context, y):
     n = len(context)
-    return SimpleNamespace(seq=np.zeros((n, 2, 1), np.float32), now=np.zeros((n, 1), np.float32),
+    return SimpleNamespace(seq_rows=np.zeros((n, 2, 1), np.float32), now=np.zeros((n, 1), np.float32),
                            y=np.asarray(y, np.float32)[:, None], context=context,
                            seq_features=("x",), now_features=("x",))
 

@@ -307,3 +307,24 @@ def test_tune_threshold_picks_the_lowest_validation_mae_and_saves_it_with_the_we
     amount, p = predict_raw(model, part)
     dose = to_dose(amount, p, float(model.dose_threshold[0]))
     assert np.abs(dose - part.y).mean() == pytest.approx(min(mae.values()))
+
+
+def test_training_on_windows_gathered_from_their_rows_equals_training_on_copied_windows():
+    """train.py gathers each batch's windows from the rows (TensorWindows); the losses are exactly
+    those of the same windows copied out."""
+    from insulin_core.windows import RowWindows
+
+    rng = np.random.default_rng(3)
+    L, F = DATA.train.seq.shape[1:]  # noqa: N806 (the shapes' usual names)
+
+    def as_rows(part):  # the same windows, written as non-overlapping blocks of rows
+        rows = np.asarray(part.seq).reshape(-1, F)
+        ends = np.arange(1, len(part) + 1) * L
+        return ArrayPart(RowWindows(rows, ends, L), part.now, part.patient, part.y)
+
+    lazy = TrainData(as_rows(DATA.train), as_rows(DATA.val))
+    assert np.array_equal(np.asarray(lazy.train.seq), DATA.train.seq)
+    cfg = TrainConfig(epochs=3, seed=int(rng.integers(100)), **FAST)
+    a, b = train_model(MC, cfg, DATA), train_model(MC, cfg, lazy)
+    assert same_history(a.history, b.history)
+    assert np.array_equal(predict_raw(a.model, DATA.val)[0], predict_raw(b.model, lazy.val)[0])

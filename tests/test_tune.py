@@ -107,8 +107,9 @@ def test_the_objective_never_touches_the_test_part(demo, tmp_path, monkeypatch):
     def poisoned_prepare(features, exp):
         prepared = real_prepare(features, exp)
         test = prepared.split.test
-        prepared.ws.seq, prepared.ws.y = prepared.ws.seq.copy(), prepared.ws.y.copy()
-        prepared.ws.seq[test], prepared.ws.y[test] = np.nan, np.nan
+        # (the windows' rows are shared with the windows before them, so the moment's inputs are poisoned)
+        prepared.ws.now, prepared.ws.y = prepared.ws.now.copy(), prepared.ws.y.copy()
+        prepared.ws.now[test], prepared.ws.y[test] = np.nan, np.nan
         test_rows.append(set(test.tolist()))
         part = prepared.part
 

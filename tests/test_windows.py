@@ -118,3 +118,53 @@ def test_lazy_windows_equal_make_windows_batch_by_batch(target):
         np.testing.assert_array_equal(np.concatenate([b[i] for b in got]), getattr(ws, name))
     picked = np.array([len(ws) - 1, 0, 3])
     np.testing.assert_array_equal(lazy.seq(picked), ws.seq[picked])
+
+
+# -- windows as a view of their rows ----------------------------------------------------------
+
+def copied_windows(ws) -> np.ndarray:
+    """Every window copied out the plain way (the reference RowWindows must equal)."""
+    L, rows = ws.config.length, ws.seq_rows.rows
+    return np.stack([rows[end - L:end] for end in ws.seq_rows.ends])
+
+
+def test_row_windows_index_like_the_copied_windows():
+    ws = make_windows(cohort_features(days=5), WindowConfig(length=3))
+    copied, lazy = copied_windows(ws), ws.seq_rows
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(ws), 7, replace=False)
+    mask = rng.random(len(ws)) < 0.3
+    assert lazy.shape == copied.shape and len(lazy) == len(copied) and lazy.dtype == np.float32
+    assert np.array_equal(np.asarray(lazy), copied) and np.array_equal(ws.seq, copied)
+    for key in (4, -1, slice(2, 9), slice(None, 0), picks, mask, (picks, -1), (slice(1, 5), slice(None), 0), (3, 1, 2)):
+        assert np.array_equal(lazy[key], copied[key]), key
+
+
+def test_a_selection_keeps_only_its_own_rows_and_the_same_windows():
+    ws = make_windows(cohort_features(days=8), WindowConfig(length=4))
+    copied = copied_windows(ws)
+    picks = np.array([len(ws) - 1, 0, 5, 6])  # any order, neighbours sharing rows
+    part = ws.seq_rows.select(picks)
+    assert np.array_equal(part[:], copied[picks])
+    # the rows: the union of the picked windows' rows, each once (not 4 windows x 4 rows)
+    wanted = np.unique(np.concatenate([np.arange(e - 4, e) for e in ws.seq_rows.ends[picks]]))
+    assert np.array_equal(part.rows, ws.seq_rows.rows[wanted])
+    assert part.covered().all() and not ws.seq_rows.select([0]).rows.shape[0] > 4
+    scaled = part.map_rows(lambda r: r * 2)
+    assert np.array_equal(scaled[:], copied[picks] * 2)
+
+
+def test_a_cohorts_windows_are_never_copied_whole_on_the_training_path():
+    from insulin_core.pipeline import ExperimentConfig, prepare
+
+    features = cohort_features(days=30, patients=3)
+    prepared = prepare(features, ExperimentConfig(WindowConfig(length=10), split="random"))
+    data = prepared.train_data()
+    assert "seq" not in vars(prepared.ws)  # the copied-out form was never asked for
+    copied_bytes = len(data.train) * 10 * len(SEQ_FEATURES) * 4
+    assert data.train.seq.rows.nbytes < copied_bytes / 3  # its rows, not 10 copies of them
+    # the scaler's bounds over the rows equal the bounds over the copied windows
+    from insulin_core.scaling import MinMaxScaler
+
+    reference = MinMaxScaler.fit(copied_windows(prepared.ws)[prepared.train_idx])
+    assert np.array_equal(prepared.seq_scaler.low, reference.low) and np.array_equal(prepared.seq_scaler.high, reference.high)
