@@ -6,9 +6,9 @@ the Train page's runs (ui/training.py):
   which ends or restarts the page script) leaves it running.
 - Whose study: the owner token of ui/training.owner_token (kept in the URL), so only this browser
   can stop it; the trials are in the shared Optuna storage, which every session reads by name.
-- The live panel is a fragment that reruns itself every REFRESH_S seconds while a study of this
-  owner is active (no loop in the script), and reruns the whole page once when it ends, so the
-  results, the best trial and its buttons below are drawn from the finished study.
+- The live panel (ui/training.live_jobs) is a fragment that reruns itself every second while a
+  study of this owner is active (no loop in the script), and reruns the whole page once when it
+  ends, so the results, the best trial and its buttons below are drawn from the finished study.
 """
 from __future__ import annotations
 
