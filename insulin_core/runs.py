@@ -28,6 +28,12 @@ Layout of `runs_dir/<run id>/`: `run.json` (owner, name, created, settings; writ
 `status.json` (state, error, bundle name, test metrics; atomically replaced), `progress.jsonl`,
 `stop`, `worker.lock`. The default runs folder is `<models folder>/.runs`: it moves with
 $INSULIN_DASH_MODELS_DIR, and the registry ignores names starting with a dot.
+
+The machinery that is not about training (`JobManager`: job folders, the forkserver, the status
+file, the stop file, the alive lock, the owner check, `worker_frame` around a worker's body) also
+runs the Tune page's Optuna studies in the background (insulin_core/studies.py, `<models>/.studies`).
+A run may be given the model's name (`RunSpec.bundle_name`, the Tune page's Save); when that name
+is taken it is saved as `name-2`, as an automatic name would be.
 """
 from __future__ import annotations
 
@@ -42,6 +48,7 @@ import tempfile
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -98,12 +105,14 @@ class RunSpec:
     source_label: str
     fingerprint: str
     data_tag: str = "data"  # goes into the automatic name: demo, aim94, upload...
+    bundle_name: str = ""  # the model's name when the user chose one ("" = the run's automatic name)
+    meta_extra: dict = field(default_factory=dict)  # added to the bundle's metadata (e.g. the study it came from)
 
     def to_dict(self) -> dict:
         return {"experiment": self.exp.to_dict(), "sizes": {k: list(v) if isinstance(v, tuple) else v
                                                             for k, v in self.sizes.items()},
                 "train_config": self.train_cfg.to_dict(), "baselines": list(self.baselines),
-                "data": self.source_label}
+                "data": self.source_label, **self.meta_extra}
 
 
 @dataclass
@@ -151,7 +160,7 @@ class RunInfo:
 
 
 # ---- the worker (runs in its own process) --------------------------------------------------
-def _write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict) -> None:
     """Atomically: a reader sees the old file or the new one, never half of one."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w") as f:
@@ -159,11 +168,11 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _status(run_dir: Path, state: str, **extra) -> None:
-    _write_json(run_dir / STATUS_FILE, {"state": state, "updated": _now(), **extra})
+def write_status(run_dir: Path, state: str, **extra) -> None:
+    write_json(run_dir / STATUS_FILE, {"state": state, "updated": utc_now(), **extra})
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -176,7 +185,7 @@ class _Progress:
 
     def __call__(self, log: EpochLog) -> bool:
         if not self.started:
-            _status(self.run_dir, "training")
+            write_status(self.run_dir, "training")
             self.started = True
         with open(self.run_dir / PROGRESS_FILE, "a") as f:
             f.write(json.dumps(asdict(log)) + "\n")
@@ -212,32 +221,42 @@ def work(run_dir: str, models_dir: str, features: pd.DataFrame, spec: RunSpec) -
     from .train import train_model
 
     run_dir, models_dir = Path(run_dir), Path(models_dir)
-    alive = FileLock(run_dir / ALIVE_LOCK)
-    alive.acquire()
-    try:
-        _limit_threads()
-        _status(run_dir, "preparing")
+    with worker_frame(run_dir):
+        write_status(run_dir, "preparing")
         t0 = time.perf_counter()
         prepared = prepare(features, spec.exp)
         t1 = time.perf_counter()
         training = train_model(model_config_for(prepared, **spec.sizes), spec.train_cfg,
                                prepared.train_data(), _Progress(run_dir))
         t2 = time.perf_counter()
-        _status(run_dir, "evaluating", stop_reason=training.stop_reason)
+        write_status(run_dir, "evaluating", stop_reason=training.stop_reason)
         evaluation = evaluate(training.model, prepared, list(spec.baselines))
         t3 = time.perf_counter()
         result = ExperimentResult(prepared, training, evaluation,
                                   {"prepare": t1 - t0, "train": t2 - t1, "evaluate": t3 - t2})
-        _status(run_dir, "saving", stop_reason=training.stop_reason)
-        meta = bundle_meta(result, spec.exp, spec.train_cfg, spec.source_label, spec.fingerprint)
+        write_status(run_dir, "saving", stop_reason=training.stop_reason)
+        meta = {**bundle_meta(result, spec.exp, spec.train_cfg, spec.source_label, spec.fingerprint),
+                **spec.meta_extra}
         name = json.loads((run_dir / RUN_FILE).read_text())["name"]
         bundle = _save_unique(result, meta, name, models_dir)
-        _status(run_dir, FINISHED, bundle=bundle, message=training.message, stop_reason=training.stop_reason,
-                best_epoch=training.best_epoch, metrics=evaluation.metrics.to_dict("records"),
-                seconds=result.seconds, sizes=meta["sizes"])
-    except BaseException as exc:  # anything at all: the run says what went wrong, the server never sees it
+        write_status(run_dir, FINISHED, bundle=bundle, message=training.message, stop_reason=training.stop_reason,
+                     best_epoch=training.best_epoch, metrics=evaluation.metrics.to_dict("records"),
+                     seconds=result.seconds, sizes=meta["sizes"])
+
+
+@contextmanager
+def worker_frame(run_dir: Path):
+    """Around a worker's body (a run's here, a study's in studies.py): holds the alive lock for the
+    worker's life, one thread, and turns any failure into status "failed" with its message (the
+    traceback goes to error.txt): the job says what went wrong, the server never sees it."""
+    alive = FileLock(run_dir / ALIVE_LOCK)
+    alive.acquire()
+    try:
+        _limit_threads()
+        yield
+    except BaseException as exc:  # anything at all
         (run_dir / "error.txt").write_text(traceback.format_exc())
-        _status(run_dir, FAILED, error=_plain_error(exc))
+        write_status(run_dir, FAILED, error=_plain_error(exc))
         if not isinstance(exc, Exception):
             raise
     finally:
@@ -264,75 +283,62 @@ def _context():
     return ctx
 
 
-class RunManager:
-    def __init__(self, models_dir: Path, runs_dir: Path | None = None, max_active: int = MAX_ACTIVE_RUNS):
+class JobManager:
+    """What every kind of background job shares (training runs here, Optuna studies in
+    insulin_core/studies.py): one folder per job holding `run.json` (owner, ...) and `status.json`,
+    a worker process per job from the forkserver, a stop file, the alive lock. A subclass says how a
+    job starts (`_spawn` with its worker function) and how its folder is read (`_read`)."""
+    ACTIVE_STATES: tuple[str, ...] = ACTIVE
+    WHAT = "run"  # in messages
+    DEAD_ERROR = "the training process ended without a result{how}: the server was stopped or the process was killed. Start the run again."
+
+    def __init__(self, models_dir: Path, runs_dir: Path, max_active: int):
         self.models_dir = Path(models_dir)
+        self.runs_dir = Path(runs_dir)
         self.max_active = max_active
-        self.runs_dir = Path(runs_dir) if runs_dir else runs_dir_of(self.models_dir)
         self._procs: dict[str, mp.process.BaseProcess] = {}
         self._launching: set[str] = set()
-        self._lock = threading.Lock()  # several page scripts (threads) start and list runs at once
+        self._lock = threading.Lock()  # several page scripts (threads) start and list jobs at once
 
-    def warm_up(self) -> None:
+    def warm_up(self) -> JobManager:
         """Start the forkserver (it imports torch and the pipeline: seconds) in the background, so
-        the first Train click does not wait for it."""
+        the first click does not wait for it. Returns the manager."""
         ctx = _context()
         if ctx.get_start_method() == "forkserver":
             from multiprocessing import forkserver
 
             threading.Thread(target=forkserver.ensure_running, name="runs forkserver", daemon=True).start()
+        return self
 
     # -- starting and stopping
-    def start(self, owner: str, features: pd.DataFrame, spec: RunSpec) -> str:
-        """Start a run for `owner`; its id (also its planned model name)."""
-        check_owner(owner)
+    def _check_room(self) -> None:
         with self._lock:
             mine = list(self._procs)
-        busy = sum(1 for run_id in mine if (info := self._read(self.runs_dir / run_id)) is not None and info.active)
+        busy = sum(1 for job_id in mine if (info := self._read(self.runs_dir / job_id)) is not None and info.active)
         if busy >= self.max_active:
-            raise ValueError(f"{busy} runs are training on this server already (at most {self.max_active}); "
-                             "wait for one to finish or stop one")
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
-        run_dir = self._new_run_dir(spec.data_tag)
-        _write_json(run_dir / RUN_FILE, {"id": run_dir.name, "owner": owner, "name": run_dir.name,
-                                         "created": _now(), "data": spec.source_label,
-                                         "epochs": spec.train_cfg.epochs, "settings": spec.to_dict()})
-        _status(run_dir, "starting")
-        proc = _context().Process(target=work, args=(str(run_dir), str(self.models_dir), features, spec),
-                                  name=f"run {run_dir.name}", daemon=True)
+            raise ValueError(f"{busy} {self.WHAT}s are working on this server already (at most {self.max_active}); "
+                             f"wait for one to finish or stop one")
+
+    def _spawn(self, run_dir: Path, target, args: tuple) -> None:
+        """Start `target(*args)` in a worker process for the job in `run_dir` (already written)."""
+        proc = _context().Process(target=target, args=args, name=f"{self.WHAT} {run_dir.name}", daemon=True)
         with self._lock:
             self._procs[run_dir.name] = proc
             self._launching.add(run_dir.name)
         # Launched from a thread: the page returns at once, even while the forkserver still starts.
         threading.Thread(target=self._launch, args=(run_dir, proc), name=f"launch {run_dir.name}", daemon=True).start()
-        return run_dir.name
 
     def _launch(self, run_dir: Path, proc) -> None:
         try:
             proc.start()
-        except Exception as exc:  # e.g. no process can be started: the run says so
-            _status(run_dir, FAILED, error=f"the training process could not start: {exc}")
+        except Exception as exc:  # e.g. no process can be started: the job says so
+            write_status(run_dir, FAILED, error=f"the {self.WHAT}'s process could not start: {exc}")
         finally:
             with self._lock:
                 self._launching.discard(run_dir.name)
 
-    def _new_run_dir(self, tag: str) -> Path:
-        """`run-<date>-<time>-<data>`, made unique (and claimed) by an exclusive mkdir."""
-        tag = re.sub(r"[^A-Za-z0-9]+", "-", tag).strip("-").lower()[:20] or "data"
-        base = f"run-{datetime.now():%Y%m%d-%H%M%S}-{tag}"
-        for i in range(1, 1000):
-            name = base if i == 1 else f"{base}-{i}"
-            if (self.models_dir / name).exists():
-                continue
-            try:
-                (self.runs_dir / name).mkdir()
-                return self.runs_dir / check_name(name)
-            except FileExistsError:
-                continue
-        raise RuntimeError("no free run name")
-
     def stop(self, run_id: str, owner: str) -> None:
-        """Ask the run to stop after its current epoch (it keeps the best weights and is saved)."""
+        """Ask the job to stop after its current epoch."""
         run_dir = self._own(run_id, owner)
         (run_dir / STOP_FILE).touch()
 
@@ -351,8 +357,8 @@ class RunManager:
             self.kill(run_id)
 
     # -- reading
-    def runs(self, owner: str) -> list[RunInfo]:
-        """This owner's runs, newest first."""
+    def _owned_by(self, owner: str) -> list:
+        """This owner's jobs, newest first."""
         check_owner(owner)
         found = []
         for run_dir in sorted(self.runs_dir.iterdir(), reverse=True) if self.runs_dir.is_dir() else []:
@@ -361,39 +367,34 @@ class RunManager:
                 found.append(info)
         return sorted(found, key=lambda r: r.created, reverse=True)
 
-    def get(self, run_id: str) -> RunInfo:
+    def get(self, run_id: str):
         info = self._read(self.runs_dir / run_id) if _safe_id(run_id) else None
         if info is None:
-            raise KeyError(f"no run {run_id!r}")
+            raise KeyError(f"no {self.WHAT} {run_id!r}")
         return info
 
-    def wait(self, run_id: str, timeout_s: float = 120.0, poll_s: float = 0.1) -> RunInfo:
-        """The run once it has finished or failed (TimeoutError after `timeout_s`)."""
+    def wait(self, run_id: str, timeout_s: float = 120.0, poll_s: float = 0.1):
+        """The job once it has ended (TimeoutError after `timeout_s`)."""
         deadline = time.monotonic() + timeout_s
         while (info := self.get(run_id)).active:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"run {run_id} still {info.state} after {timeout_s:.0f} s")
+                raise TimeoutError(f"{self.WHAT} {run_id} still {info.state} after {timeout_s:.0f} s")
             time.sleep(poll_s)
         return info
 
-    def _read(self, run_dir: Path) -> RunInfo | None:
+    def _read(self, run_dir: Path):
+        raise NotImplementedError
+
+    def _read_files(self, run_dir: Path) -> tuple[dict, dict] | None:
+        """(run.json, status.json) of a job, a dead worker's status marked failed; None when not a job."""
         try:
             run = json.loads((run_dir / RUN_FILE).read_text())
             status = json.loads((run_dir / STATUS_FILE).read_text())
-        except (OSError, ValueError):  # being created or deleted right now, or not a run
+        except (OSError, ValueError):  # being created or deleted right now, or not a job
             return None
-        if status["state"] in ACTIVE and not self._alive(run_dir, run):
+        if status["state"] in self.ACTIVE_STATES and not self._alive(run_dir, run):
             status = self._mark_dead(run_dir)
-        metrics = status.get("metrics")
-        return RunInfo(
-            id=run["id"], owner=run["owner"], name=status.get("bundle") or run["name"], created=run["created"],
-            data=run.get("data", ""), epochs=int(run.get("epochs", 1)), state=status["state"],
-            history=_read_progress(run_dir), error=status.get("error", ""), bundle=status.get("bundle", ""),
-            message=status.get("message", ""), stop_reason=status.get("stop_reason", ""),
-            stop_requested=(run_dir / STOP_FILE).exists(),
-            metrics=pd.DataFrame(metrics) if metrics else None, seconds=status.get("seconds", {}),
-            sizes=status.get("sizes", {}), settings=run.get("settings", {}),
-        )
+        return run, status
 
     def _alive(self, run_dir: Path, run: dict) -> bool:
         with self._lock:
@@ -417,23 +418,75 @@ class RunManager:
     def _mark_dead(self, run_dir: Path) -> dict:
         """The worker is gone: its last word, or "failed" when it died without one."""
         status = json.loads((run_dir / STATUS_FILE).read_text())  # it may have finished meanwhile
-        if status["state"] in ACTIVE:
+        if status["state"] in self.ACTIVE_STATES:
             with self._lock:
                 proc = self._procs.get(run_dir.name)
             how = f" (exit code {proc.exitcode})" if proc is not None and proc.exitcode else ""
-            status = {"state": FAILED, "updated": _now(),
-                      "error": f"the training process ended without a result{how}: the server was stopped "
-                               "or the process was killed. Start the run again."}
-            _write_json(run_dir / STATUS_FILE, status)
+            status = {"state": FAILED, "updated": utc_now(), "error": self.DEAD_ERROR.format(how=how)}
+            write_json(run_dir / STATUS_FILE, status)
         return status
 
-    # -- tracker: rename and delete
     def _own(self, run_id: str, owner: str) -> Path:
         info = self.get(run_id) if _safe_id(run_id) else None
         if info is None or info.owner != owner:
-            raise ValueError(f"no run {run_id!r} of yours (deleted meanwhile?)")
+            raise ValueError(f"no {self.WHAT} {run_id!r} of yours (deleted meanwhile?)")
         return self.runs_dir / run_id
 
+    def _new_run_dir(self, prefix: str, tag: str) -> Path:
+        """`<prefix>-<date>-<time>-<tag>`, made unique (and claimed) by an exclusive mkdir."""
+        tag = re.sub(r"[^A-Za-z0-9]+", "-", tag).strip("-").lower()[:20] or "data"
+        base = f"{prefix}-{datetime.now():%Y%m%d-%H%M%S}-{tag}"
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        for i in range(1, 1000):
+            name = base if i == 1 else f"{base}-{i}"
+            if (self.models_dir / name).exists():
+                continue
+            try:
+                (self.runs_dir / name).mkdir()
+                return self.runs_dir / check_name(name)
+            except FileExistsError:
+                continue
+        raise RuntimeError(f"no free {self.WHAT} name")
+
+
+class RunManager(JobManager):
+    def __init__(self, models_dir: Path, runs_dir: Path | None = None, max_active: int = MAX_ACTIVE_RUNS):
+        super().__init__(models_dir, Path(runs_dir) if runs_dir else runs_dir_of(Path(models_dir)), max_active)
+
+    def start(self, owner: str, features: pd.DataFrame, spec: RunSpec) -> str:
+        """Start a run for `owner`; its id (also its planned model name unless the spec names the model)."""
+        check_owner(owner)
+        wanted = check_name(spec.bundle_name.strip()) if spec.bundle_name.strip() else ""
+        self._check_room()
+        run_dir = self._new_run_dir("run", spec.data_tag)
+        write_json(run_dir / RUN_FILE, {"id": run_dir.name, "owner": owner, "name": wanted or run_dir.name,
+                                        "created": utc_now(), "data": spec.source_label,
+                                        "epochs": spec.train_cfg.epochs, "settings": spec.to_dict()})
+        write_status(run_dir, "starting")
+        self._spawn(run_dir, work, (str(run_dir), str(self.models_dir), features, spec))
+        return run_dir.name
+
+    def runs(self, owner: str) -> list[RunInfo]:
+        """This owner's runs, newest first."""
+        return self._owned_by(owner)
+
+    def _read(self, run_dir: Path) -> RunInfo | None:
+        files = self._read_files(run_dir)
+        if files is None:
+            return None
+        run, status = files
+        metrics = status.get("metrics")
+        return RunInfo(
+            id=run["id"], owner=run["owner"], name=status.get("bundle") or run["name"], created=run["created"],
+            data=run.get("data", ""), epochs=int(run.get("epochs", 1)), state=status["state"],
+            history=_read_progress(run_dir), error=status.get("error", ""), bundle=status.get("bundle", ""),
+            message=status.get("message", ""), stop_reason=status.get("stop_reason", ""),
+            stop_requested=(run_dir / STOP_FILE).exists(),
+            metrics=pd.DataFrame(metrics) if metrics else None, seconds=status.get("seconds", {}),
+            sizes=status.get("sizes", {}), settings=run.get("settings", {}),
+        )
+
+    # -- tracker: rename and delete
     def rename(self, run_id: str, owner: str, new_name: str) -> str:
         """Give a finished run's model another name (load, save under the new name, delete the old:
         each step is one registry operation, so a crash between leaves both, never neither)."""
@@ -450,7 +503,7 @@ class RunManager:
             bundle = load_bundle(self.models_dir / info.bundle)
             save_bundle(bundle.model, bundle.meta, new_name, self.models_dir)
             status = json.loads((run_dir / STATUS_FILE).read_text())
-            _write_json(run_dir / STATUS_FILE, {**status, "bundle": new_name})
+            write_json(run_dir / STATUS_FILE, {**status, "bundle": new_name})
             delete_bundle(info.bundle, self.models_dir)
         return new_name
 

@@ -294,13 +294,25 @@ def open_study(name: str, storage: str | None, settings: TuneSettings, fingerpri
         # that joins never does), so it is tried once however many workers start together.
         study.enqueue_trial(default_params(), user_attrs={"default": True})
     else:
-        have = {k: study.user_attrs.get(k) for k in wanted}
-        if None not in have.values() and have != wanted:
-            diff = [k for k in wanted["settings"] if have["settings"].get(k) != wanted["settings"][k]]
-            what = f"settings {diff}" if diff else "data (another fingerprint)"
-            raise ValueError(f"Study {name!r} was created with other {what}; join it with the same settings "
-                             f"or pick another study name")
+        _check_same(study, wanted)
     return study, created
+
+
+def _check_same(study: optuna.Study, wanted: dict) -> None:
+    have = {k: study.user_attrs.get(k) for k in wanted}
+    if None not in have.values() and have != wanted:
+        diff = [k for k in wanted["settings"] if have["settings"].get(k) != wanted["settings"][k]]
+        what = f"settings {diff}" if diff else "data (another fingerprint)"
+        raise ValueError(f"Study {study.study_name!r} was created with other {what}; join it with the same settings "
+                         f"or pick another study name")
+
+
+def check_joinable(name: str, storage: str | None, settings: TuneSettings, fingerprint: str) -> None:
+    """Raise ValueError now if the study `name` exists with other settings or data, so whoever
+    starts a worker in the background hears it at once rather than from a failed worker."""
+    study = find_study(name, storage)
+    if study is not None:
+        _check_same(study, {"settings": settings.to_dict(), "data_fingerprint": fingerprint})
 
 
 def find_study(name: str, storage: str | None = None) -> optuna.Study | None:
@@ -404,16 +416,33 @@ def train_config_form(params: dict) -> dict:
             "train_batch": int(params["batch"]), "train_attention": bool(sizes["attention"])}
 
 
+@dataclass(frozen=True)
+class BestSetup:
+    """What training the best trial's configuration needs: the one recipe of train_best (the CLI)
+    and best_run_spec (the Tune page's background run), so both train the same model."""
+    exp: ExperimentConfig
+    sizes: dict
+    train_cfg: TrainConfig
+    study: dict  # written into the bundle's metadata: which study and trial it came from
+
+
+def best_setup(study: optuna.Study, storage: str | None) -> BestSetup:
+    trial = best_trial(study)
+    settings = study_settings(study)
+    return BestSetup(settings.experiment(int(trial.params["window"])), sizes_of(trial.params),
+                     settings.train_config(trial.params),
+                     {"name": study.study_name, "storage": storage_label(storage), "trial": trial.number,
+                      "val_mae": trial.value})
+
+
 def train_best(features: pd.DataFrame, study: optuna.Study, storage: str | None, source_label: str,
                fingerprint: str, callback: Callable[[EpochLog], bool | None] | None = None,
                baselines: list[str] | None = None):
     """Train the best trial's configuration on the study's settings and evaluate it on the test
     part (the first time the test part is used). Returns (ExperimentResult, bundle meta)."""
-    trial = best_trial(study)
-    settings = study_settings(study)
-    exp, train_cfg = settings.experiment(int(trial.params["window"])), settings.train_config(trial.params)
-    result = run_experiment(features, exp, sizes_of(trial.params), train_cfg, callback, baselines)
-    meta = bundle_meta(result, exp, train_cfg, source_label, fingerprint)
-    meta["study"] = {"name": study.study_name, "storage": storage_label(storage), "trial": trial.number,
-                     "val_mae": trial.value}
+    setup = best_setup(study, storage)
+    result = run_experiment(features, setup.exp, setup.sizes, setup.train_cfg, callback, baselines)
+    meta = bundle_meta(result, setup.exp, setup.train_cfg, source_label, fingerprint)
+    meta["study"] = setup.study
     return result, meta
+

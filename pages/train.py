@@ -1,7 +1,5 @@
 """Train: choose data, window and network sizes; start a run in the background (insulin_core/runs.py);
 watch this browser's runs (progress, time left, loss curve, Stop); see, rename or delete each finished run."""
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
@@ -16,7 +14,7 @@ from insulin_core.train import TrainConfig
 from insulin_core.windows import TARGETS, WindowConfig
 from ui import charts
 from ui.session import form_defaults, DEFAULT_BASELINES, current_cohort, page_header, set_active_model, shows_errors
-from ui.training import owner_token, run_manager, runs_panel, runs_table, started_here
+from ui.training import data_tag, owner_token, run_manager, runs_panel, runs_table, started_here
 
 # Every default comes from the core's configs, so the form trains what the CLI trains by default.
 _T, _W, _E = TrainConfig(), WindowConfig(), ExperimentConfig()
@@ -77,11 +75,6 @@ with st.form("train_form", border=True):
                        format_func=label,
                        help="The gradient-boosting baselines take a few seconds each.")
     submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", key="train_go")
-
-
-def data_tag(source) -> str:
-    """The data part of a run's automatic name."""
-    return {"demo": "demo", "upload": "upload"}.get(source.kind) or Path(source.path).name or "data"
 
 
 if submitted:

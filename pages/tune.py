@@ -1,14 +1,15 @@
-"""Tune: an Optuna study of the model's settings; trials arrive live; send the best to Train or save it."""
+"""Tune: an Optuna study of the model's settings, run in the background (insulin_core/studies.py);
+trials arrive live; send the best to Train, or train and save it as a background run."""
 import streamlit as st
 
-from insulin_core.registry import check_name, save_bundle
 from insulin_core.splits import SPLITS
-from insulin_core.tune import (TuneSettings, best_trial, default_study_name, find_study, run_study, storage_label,
-                               study_names, study_settings, train_best, train_config_form, trials_table)
+from insulin_core.studies import best_run_spec
+from insulin_core.tune import (TuneSettings, best_trial, default_study_name, find_study, storage_label,
+                               study_names, study_settings, train_config_form, trials_table)
 from ui import charts
-from ui.cache import models_dir
-from ui.session import form_defaults, DEFAULT_BASELINES, current_cohort, page_header, set_active_model, shows_errors
-from ui.tuning import PARAMS, LiveStudy, tune_storage, tuning_store, wait_for_study
+from ui.session import form_defaults, DEFAULT_BASELINES, current_cohort, page_header, shows_errors
+from ui.training import adopt_finished, data_tag, owner_token, run_manager, started_here
+from ui.tuning import PARAMS, last_outcome, study_manager, study_panel, tune_storage
 
 _S = TuneSettings()
 DEFAULTS = {"tune_study": "", "tune_trials": 12, "tune_timeout_min": 0, "tune_split": _S.split,
@@ -17,7 +18,9 @@ DEFAULTS = {"tune_study": "", "tune_trials": 12, "tune_timeout_min": 0, "tune_sp
 page_header("Tune the settings",
             "An Optuna study: each trial trains a model with settings drawn from the search space and is scored by "
             "its validation MAE (the test part is never used); trials far behind the others are pruned. Several "
-            "processes or machines can work on one study (README, Tuning).")
+            "processes or machines can work on one study (README, Tuning). The study runs in the background: "
+            "switch pages or reload, it goes on.")
+owner = owner_token()
 cohort = current_cohort()
 if cohort is None:
     st.stop()
@@ -44,31 +47,15 @@ s = st.session_state
 settings = TuneSettings(split=s["tune_split"], patients=tuple(s["tune_patients"]), epochs=int(s["tune_epochs"]),
                         seed=int(s["tune_seed"]))
 name = s["tune_study"].strip() or default_study_name(settings, cohort.fingerprint)
-store = tuning_store()
 if submitted:
-    st.button("Stop", key="tune_stop", icon=":material/stop_circle:",
-              help="Stops after the current epoch; that trial is recorded as failed, the others stay.")
-    # As on Train: until live.finish() only plain objects are touched (see ui/training.py).
-    live = LiveStudy(settings.epochs, int(s["tune_trials"]))
-    store["running"] = True
-    try:
-        with shows_errors("The study could not run"):
-            run = run_study(cohort.features, cohort.fingerprint, settings, int(s["tune_trials"]), storage, name,
-                            timeout=float(s["tune_timeout_min"]) * 60 or None, on_epoch=live.epoch,
-                            on_trial=live.trial)
-            store["last"] = {"name": name, "ran": len(run.ran), "seconds": run.seconds,
-                             "stopped": run.stopped or live.interrupt is not None}
-    finally:
-        store["running"] = False
-    live.finish()
-elif store.get("running"):
-    wait_for_study()
+    with shows_errors("The study could not start", stop=False):
+        study_manager().start(owner, cohort.features, cohort.fingerprint, settings, int(s["tune_trials"]), storage,
+                              name, timeout=float(s["tune_timeout_min"]) * 60 or None)
 
-last = store.get("last")
-if last and last["name"] == name:
-    (st.warning if last["stopped"] else st.success)(
-        f"{'Stopped' if last['stopped'] else 'Done'}: this page ran {last['ran']} trial(s) in {last['seconds']:.1f} s.",
-        icon=":material/flag:")
+jobs = study_panel(owner, storage)
+if any(j.active and j.study == name for j in jobs):
+    st.stop()  # the live panel shows this study's trials; the results below come when it ends
+last_outcome(jobs, name)
 with shows_errors("The study cannot be read"):
     study = find_study(name, storage)
 if study is None:
@@ -109,12 +96,15 @@ with st.container(border=True):
         st.page_link("pages/train.py", label="Open Train", icon=":material/model_training:")
     name_col.text_input("Or train it and save it under the name", key="tune_save_name", persist_state="session",
                         placeholder="e.g. tuned-chrono")
-    if save_col.button("Save", key="tune_save", icon=":material/save:"):
-        with shows_errors("Could not save the model", stop=False), st.spinner("Training the best configuration..."):
-            check_name(s["tune_save_name"].strip())
-            result, meta = train_best(cohort.features, study, storage, cohort.source.label, cohort.fingerprint,
-                                      baselines=DEFAULT_BASELINES)
-            path = save_bundle(result.training.model, meta, s["tune_save_name"].strip(), models_dir())
-            set_active_model(f"saved:{path.name}")
-            st.success(f"Saved as **{path.name}** (test MAE {result.evaluation.headline()['mae']:.3f} U) and picked "
-                       "for the Predictions and What-if pages.", icon=":material/check_circle:")
+    if save_col.button("Save", key="tune_save", icon=":material/save:",
+                       help="Trains the best configuration in the background, like the Train page's runs."):
+        with shows_errors("Could not start training the best configuration", stop=False):
+            spec = best_run_spec(study, storage, cohort.source.label, cohort.fingerprint, DEFAULT_BASELINES,
+                                 s["tune_save_name"], data_tag(cohort.source))
+            manager = run_manager()
+            started_here().add(manager.start(owner, cohort.features, spec))
+            adopt_finished(manager.runs(owner))  # from now on its end makes it the active model on any page
+            st.success(f"Training the best configuration in the background. It is saved as **{spec.bundle_name}** "
+                       f"(or **{spec.bundle_name}-2**... if that name is taken) and becomes the model in use when "
+                       "it finishes; follow it on the Train page.", icon=":material/check_circle:")
+            st.page_link("pages/train.py", label="Open Train", icon=":material/model_training:")

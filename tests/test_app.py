@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime
 import io
+import json
 import re
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -281,14 +283,36 @@ def run_tiny_study(at: AppTest, trials: int = 3) -> None:
     at.button(key="tune_go").click().run()
 
 
-def test_tune_runs_a_study_and_sends_the_best_to_the_train_form(models_dir):
-    import json
+def study_running(at: AppTest) -> bool:
+    """The live panel (with its Stop button) is drawn only while this browser's study runs."""
+    return any((b.key or "").startswith("tune_stop_") for b in at.button)
 
+
+def rerun_until(at: AppTest, ready, what: str, timeout_s: float = 120) -> None:
+    """Rerun the page, as the live panel's timer would, until `ready(at)`."""
+    deadline = time.monotonic() + timeout_s
+    while not ready(at):
+        assert time.monotonic() < deadline, f"{what} after {timeout_s} s"
+        time.sleep(0.3)
+        at.run()
+        no_errors(at)
+
+
+def test_tune_runs_a_study_in_the_background_and_sends_the_best_to_the_train_form(models_dir):
     at = open_page("tune")
     assert "No study named" in texts(at.info)
     run_tiny_study(at)
     no_errors(at)
-    assert "Done: this page ran 3 trial(s)" in texts(at.success)
+    assert study_running(at)  # the script returned at once; the study goes on in its worker
+    assert "trials done" in at.get("progress")[0].proto.text
+    # a page switch ends the page script, not the study
+    at.switch_page("pages/models.py").run()
+    no_errors(at)
+    at.switch_page("pages/tune.py").run()
+    no_errors(at)
+    assert study_running(at)
+    rerun_until(at, lambda at: not study_running(at), "the study still runs")
+    assert "Done: the background study ran 3 trial(s)" in texts(at.success)
     assert {m.label: m.value for m in at.metric}["Trials"] == "3"
     table = frame_with(at, "trial", "state", "val_mae", "lstm_hidden")
     assert list(table["trial"]) == [0, 1, 2] and bool(table["default"].iloc[0])
@@ -305,21 +329,58 @@ def test_tune_runs_a_study_and_sends_the_best_to_the_train_form(models_dir):
     assert at.text_input(key="train_dense").value.replace(" ", "") == best["dense"]
     assert at.multiselect(key="train_patients").value == [1, 2, 3] and at.slider(key="train_epochs").value == 2
 
-    # the same study with other settings is refused with a message
+    # the same study with other settings is refused with a message, before any worker starts
     at.switch_page("pages/tune.py").run()
     at.slider(key="tune_epochs").set_value(3)
     at.button(key="tune_go").click().run()
     assert not at.exception
-    assert "other settings ['epochs']" in texts(at.error)
+    assert "other settings ['epochs']" in texts(at.error) and not study_running(at)
 
-    # save the best configuration directly
+    # save the best configuration: a background training run, saved under the typed name
     at.slider(key="tune_epochs").set_value(2).run()
     at.text_input(key="tune_save_name").set_value("tuned").run()
     at.button(key="tune_save").click().run()
     no_errors(at)
+    assert "Training the best configuration in the background" in texts(at.success)
+    at.switch_page("pages/train.py").run()
+    no_errors(at)
+
+    def run_ended(at: AppTest) -> bool:
+        return not frame_with(at, "run", "status")["status"].isin(
+            ["starting", "preparing", "Training", "evaluating", "saving"]).any()
+
+    rerun_until(at, run_ended, "the run still trains")
+    runs = frame_with(at, "run", "status")
+    assert list(runs["run"]) == ["tuned"] and list(runs["status"]) == ["finished"], runs
     meta = json.loads((models_dir / "tuned" / "bundle.json").read_text())
     assert meta["study"]["trial"] == best["trial"] and meta["study"]["storage"].endswith("optuna.journal")
+    assert meta["train_config"]["epochs"] == 2 and meta["window"]["length"] == best["window"]
     assert at.session_state["active_model"] == "saved:tuned"
+
+
+def test_tune_study_stops_only_for_the_browser_that_started_it_and_others_see_its_trials(models_dir):
+    def long_study(at: AppTest) -> AppTest:
+        at.multiselect(key="tune_patients").set_value([1, 2, 3])
+        at.slider(key="tune_epochs").set_value(300)
+        at.number_input(key="tune_trials").set_value(3)
+        return at
+
+    mine = long_study(open_page("tune"))
+    mine.button(key="tune_go").click().run()
+    no_errors(mine)
+    assert study_running(mine)
+    theirs = long_study(open_page("tune"))  # another browser (owner token), the same settings: the same study
+    rerun_until(theirs, lambda at: "No study named" not in texts(at.info), "the study is not in the storage")
+    assert not study_running(theirs)  # its trials, not its Stop button
+    assert 0 in list(frame_with(theirs, "trial", "state")["trial"])
+
+    [stop] = [b for b in mine.button if (b.key or "").startswith("tune_stop_")]
+    stop.click().run()
+    no_errors(mine)
+    rerun_until(mine, lambda at: not study_running(at), "the study still runs after Stop")
+    assert "Stopped: 0 trial(s) finished" in texts(mine.warning)
+    table = frame_with(mine, "trial", "state")
+    assert list(table["state"]) == ["fail"] and table["epochs"].iloc[0] < 300
 
 
 def test_every_value_the_search_can_suggest_is_a_train_form_option(models_dir):

@@ -5,7 +5,9 @@ start and the baselines' scoring)."""
 from __future__ import annotations
 
 import json
+import os
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -14,7 +16,9 @@ from insulin_core.pipeline import ExperimentConfig
 from insulin_core.registry import list_bundles, load_bundle
 from insulin_core.runs import FAILED, FINISHED, RunManager, RunSpec, new_owner
 from insulin_core.source import DataSource
+from insulin_core.studies import StudyManager
 from insulin_core.train import TrainConfig
+from insulin_core.tune import TuneSettings, find_study
 from insulin_core.windows import WindowConfig
 
 TINY = dict(lstm_hidden=8, gru_hidden=8, dense=(8,), patient_embedding=2)
@@ -156,3 +160,76 @@ def test_runs_beyond_the_limit_are_refused_with_a_message(tmp_path, cohort):
         manager.wait(manager.start(owner, cohort.features, spec_of(cohort, epochs=1)))  # room again
     finally:
         manager.shutdown()
+
+
+def test_a_run_saves_under_the_name_asked_for_or_that_name_with_a_suffix(manager, cohort):
+    owner = new_owner()
+    with pytest.raises(Exception, match="Invalid model name"):
+        manager.start(owner, cohort.features, replace(spec_of(cohort), bundle_name="../escape"))
+    named = replace(spec_of(cohort, epochs=1), bundle_name="tuned", meta_extra={"study": {"trial": 4}})
+    first = manager.wait(manager.start(owner, cohort.features, named))
+    second = manager.wait(manager.start(owner, cohort.features, named))
+    assert (first.bundle, second.bundle) == ("tuned", "tuned-2"), (first.error, second.error)
+    assert first.id.startswith("run-") and load_bundle(manager.models_dir / "tuned").meta["study"] == {"trial": 4}
+
+# ---- Optuna studies in the background (insulin_core/studies.py, on the same machinery) -------
+STUDY = TuneSettings(patients=(1, 2, 3), epochs=2, patience=2, seed=0)
+
+
+@pytest.fixture
+def studies(tmp_path):
+    m = StudyManager(tmp_path / "models")
+    yield m
+    m.shutdown()
+
+
+def wait_for_study_epoch(studies: StudyManager, job_id: str, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while studies.get(job_id).epoch < 1:
+        assert studies.get(job_id).active, studies.get(job_id).error
+        assert time.monotonic() < deadline, f"no epoch after {timeout_s} s"
+        time.sleep(0.05)
+
+
+def test_a_study_runs_in_a_worker_process_and_its_trials_land_in_the_storage(studies, cohort, tmp_path):
+    owner, storage = new_owner(), str(tmp_path / "optuna.journal")
+    job_id = studies.start(owner, cohort.features, cohort.fingerprint, STUDY, 2, storage, "s")
+    assert studies.get(job_id).active  # start returned at once
+    info = studies.wait(job_id)
+    assert info.state == FINISHED and info.ran == 2, info.error
+    trials = find_study("s", storage).get_trials()
+    assert len(trials) == 2 and {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}
+    workers = {t.user_attrs["worker"].rsplit(":", 1)[1] for t in trials}
+    assert workers and str(os.getpid()) not in workers  # trained in another process
+    assert [s.id for s in studies.studies(owner)] == [job_id] and studies.studies(new_owner()) == []
+
+
+def test_a_study_stops_after_the_epoch_only_for_its_owner(studies, cohort, tmp_path):
+    owner, storage = new_owner(), str(tmp_path / "optuna.journal")
+    long = TuneSettings(patients=(1, 2, 3), epochs=300, patience=300, seed=0)
+    job_id = studies.start(owner, cohort.features, cohort.fingerprint, long, 3, storage, "s")
+    wait_for_study_epoch(studies, job_id)
+    with pytest.raises(ValueError, match="of yours"):
+        studies.stop(job_id, new_owner())
+    assert studies.get(job_id).active and not studies.get(job_id).stop_requested
+    studies.stop(job_id, owner)
+    info = studies.wait(job_id)
+    assert info.state == "stopped", info.error
+    (trial,) = find_study("s", storage).get_trials()
+    assert trial.state.name == "FAIL" and trial.user_attrs["stopped_by_user"] and trial.user_attrs["epochs_run"] < 300
+
+
+def test_a_failing_study_is_reported_in_its_status_not_raised(studies, cohort, tmp_path):
+    owner = new_owner()
+    nobody = TuneSettings(patients=(999,), epochs=2, patience=2)  # no such patient: the worker fails
+    info = studies.wait(studies.start(owner, cohort.features, cohort.fingerprint, nobody, 2,
+                                      str(tmp_path / "optuna.journal"), "s"))
+    assert info.state == FAILED and info.error and "Traceback" not in info.error
+
+
+def test_a_study_with_other_settings_is_refused_before_a_worker_starts(studies, cohort, tmp_path):
+    owner, storage = new_owner(), str(tmp_path / "optuna.journal")
+    studies.wait(studies.start(owner, cohort.features, cohort.fingerprint, STUDY, 1, storage, "s"))
+    with pytest.raises(ValueError, match=r"other settings \['epochs'\]"):
+        studies.start(owner, cohort.features, cohort.fingerprint, replace(STUDY, epochs=3), 2, storage, "s")
+    assert len(studies.studies(owner)) == 1

@@ -13,14 +13,6 @@ def test_the_pages_manager_still_has_the_legacy_pages_flag():
         "ui/streamlit_internals.leave_legacy_pages_mode needs a new way to leave the legacy pages/ mode")
 
 
-def test_a_click_during_a_script_still_arrives_as_a_script_control_exception():
-    from streamlit.runtime.scriptrunner_utils.exceptions import (RerunException, ScriptControlException,
-                                                                 StopException)
-
-    assert issubclass(StopException, ScriptControlException) and issubclass(RerunException, ScriptControlException), (
-        f"Streamlit {streamlit.__version__}: Stop/Rerun exceptions moved; ui/training.py's Stop button relies on them")
-
-
 def test_the_app_imports_the_internals_from_one_module_only():
     from pathlib import Path
 

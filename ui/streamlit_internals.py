@@ -1,4 +1,4 @@
-"""The three places the app leans on Streamlit internals (1.67), kept here alone; tests/
+"""The two places the app leans on Streamlit internals (1.67), kept here alone; tests/
 test_streamlit_internals.py fails loudly on an upgrade that moves either.
 
 - `leave_legacy_pages_mode`: the design keeps one file a page in `pages/`, and Streamlit treats a
@@ -9,16 +9,12 @@ test_streamlit_internals.py fails loudly on an upgrade that moves either.
 - `altair_spec`: the Vega-Lite dict (datasets as Arrow bytes) st.altair_chart makes of a chart,
   so ui/charts.py can keep it and give it to st.vega_lite_chart on later reruns and to other
   sessions (building it costs 50-300 ms of Python a chart).
-- `ScriptControlException`: a click during the Tune page's study (which still trains inside the
-  page script; the Train page's runs are background workers) arrives as this exception at the
-  next `st.*` call; ui/tuning.py catches it to stop after the epoch and keep what was found.
 """
 from __future__ import annotations
 
 import streamlit as st
 from streamlit.elements.vega_charts import _convert_altair_to_vega_lite_spec as altair_spec  # noqa: F401
 from streamlit.runtime.pages_manager import PagesManager
-from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException  # noqa: F401 (re-exported)
 
 DECLARED_PAGES_KEY = "declared_pages_seen"
 

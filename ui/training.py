@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import streamlit as st
@@ -36,9 +37,7 @@ STATE_TEXT = {"starting": "Starting the training process...", "preparing": "Prep
 
 @st.cache_resource(show_spinner=False)
 def _manager(folder: str) -> RunManager:
-    manager = RunManager(Path(folder))
-    manager.warm_up()
-    return manager
+    return RunManager(Path(folder)).warm_up()
 
 
 def run_manager() -> RunManager:
@@ -57,6 +56,11 @@ def owner_token() -> str:
     if st.query_params.get(OWNER_PARAM) != token:
         st.query_params[OWNER_PARAM] = token
     return token
+
+
+def data_tag(source) -> str:
+    """The data part of a run's automatic name."""
+    return {"demo": "demo", "upload": "upload"}.get(source.kind) or Path(source.path).name or "data"
 
 
 def track_runs() -> None:
@@ -147,19 +151,28 @@ def runs_table(runs: list[RunInfo]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def runs_panel(owner: str) -> list[RunInfo]:
-    """The live part of the page: this owner's active runs, refreshed by a timer while any runs."""
-    manager = run_manager()
-    runs_now = manager.runs(owner)
-    any_active = any(r.active for r in runs_now)
+def live_jobs(read: Callable[[], list], show: Callable, rerun_page: Callable[[list], bool] = lambda jobs: False) -> list:
+    """A live panel of background jobs (this page's runs, the Tune page's studies): `read()` lists
+    the owner's jobs; a fragment reruns itself every REFRESH_S seconds while one is active and
+    `show`s each active one; when the last one ends (or `rerun_page(jobs)` says so) it reruns the
+    whole page once, so what is drawn from the finished jobs below is fresh. Returns the jobs read."""
+    jobs_now = read()
+    any_active = any(j.active for j in jobs_now)
 
     @st.fragment(run_every=REFRESH_S if any_active else None)
     def live() -> None:
-        runs = manager.runs(owner)
-        if adopt_finished(runs) or (any_active and not any(r.active for r in runs)):
-            st.rerun()  # the whole page: the result, the run list, the sidebar's model label
-        for run in (r for r in runs if r.active):
-            live_run(run, manager, owner)
+        jobs = read()
+        if rerun_page(jobs) or (any_active and not any(j.active for j in jobs)):
+            st.rerun()  # the whole page
+        for job in (j for j in jobs if j.active):
+            show(job)
 
-    live()  # when a run ends during this read, the fragment reruns the page, so runs_now is never stale for long
-    return runs_now
+    live()  # when a job ends during this read, the fragment reruns the page, so jobs_now is never stale for long
+    return jobs_now
+
+
+def runs_panel(owner: str) -> list[RunInfo]:
+    """The live part of the page: this owner's active runs; a newly finished one becomes the active
+    model and reruns the page (the result, the run list, the sidebar's model label)."""
+    manager = run_manager()
+    return live_jobs(lambda: manager.runs(owner), lambda run: live_run(run, manager, owner), adopt_finished)
