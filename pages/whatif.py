@@ -288,9 +288,9 @@ def saved_panel(p, model_name: str) -> None:
     buttons_col.download_button("Download the comparison (CSV)", table.to_csv(index=False).encode(),
                                 file_name="whatif-scenarios.csv", mime="text/csv", key="whatif_csv",
                                 icon=":material/download:")
-    if buttons_col.button("Clear the saved scenarios", key="whatif_clear"):
-        saved.clear()
-        st.rerun(scope="fragment")
+    # a callback: it runs before the next run draws the list (no rerun call, which a click landing
+    # on a whole-page run would refuse with scope="fragment")
+    buttons_col.button("Clear the saved scenarios", key="whatif_clear", on_click=saved.clear)
 
 
 scenario_panel(engine, engine_key, bundle.name, patient, at, recorded_widgets, readings, actual_dose)

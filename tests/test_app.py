@@ -575,6 +575,10 @@ def test_whatif_save_two_scenarios_compare_and_reset(whatif):
     assert "change +0 U" in scenario_line(at)
     assert len(frame_with(at, "name", "dose", "edits")) == 2  # saved scenarios survive a reset
 
+    at.button(key="whatif_clear").click().run()  # a whole-page run carrying the click: no error, the list emptied
+    no_errors(at)
+    assert at.session_state["whatif_saved"] == [] and "Nothing saved yet" in texts(at.caption)
+
 
 def test_whatif_next_moment_and_other_points(whatif):
     at = whatif

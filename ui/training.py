@@ -130,7 +130,9 @@ def live_run(run: RunInfo, manager: RunManager, owner: str) -> None:
                      help="Stops after the current epoch and keeps the best weights so far; "
                           "the run is then scored and saved as usual."):
             manager.stop(run.id, owner)
-            st.rerun(scope="fragment")
+            # (no st.rerun(scope="fragment"): a click landing on a full page run would make it raise;
+            # the panel's timer redraws it within a second, the button then disabled)
+            st.caption("Stopping after the current epoch...")
 
 
 def started(run: RunInfo) -> str:
