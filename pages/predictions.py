@@ -7,17 +7,9 @@ from insulin_core.serving import (NOTE_EXACT, NOTE_NO_DOSE, NOTE_NO_DOSE_PERFECT
                                   interval_coverage_of, metrics_of, per_patient_of)
 from ui import charts, tables
 from ui.cache import predictions
-from ui.session import current_cohort, model_picker, page_header, shows_errors
+from ui.session import model_page, shows_errors
 
-page_header("Predictions")
-cohort = current_cohort()
-if cohort is None:
-    st.stop()
-pick_col, patient_col, part_col = st.columns([2, 1, 1])
-with pick_col:
-    bundle = model_picker()
-if bundle is None:
-    st.stop()
+cohort, bundle, (_, patient_col, part_col) = model_page("Predictions", None, [2, 1, 1])
 with shows_errors("This model does not fit the data in use"):
     for note in check_bundle_fits(bundle, cohort):
         st.info(note, icon=":material/info:")

@@ -24,7 +24,7 @@ from insulin_core.serving import bundle_experiment, check_bundle_fits
 from insulin_core.whatif import NEXT, Scenario, WhatIf, edits_from_widgets
 from ui import charts
 from ui.cache import bundle_key, decision_points, window_key
-from ui.session import CORE_ERRORS, current_cohort, model_picker, page_header, shows_errors
+from ui.session import CORE_ERRORS, model_page, shows_errors
 
 LEVEL_NAMES = list(LEVELS)
 NEXT_LABEL = "next (after their last entry)"
@@ -86,15 +86,8 @@ def pick_from_timeline() -> None:
 
 
 # ---- model, patient, decision point -------------------------------------------------------------
-page_header("What if?", "Change what was known at one decision moment and see how the model's dose answer moves.")
-cohort = current_cohort()
-if cohort is None:
-    st.stop()
-model_col, patient_col, point_col = st.columns([2, 1, 2])
-with model_col:
-    bundle = model_picker()
-if bundle is None:
-    st.stop()
+cohort, bundle, (_, patient_col, point_col) = model_page(
+    "What if?", "Change what was known at one decision moment and see how the model's dose answer moves.", [2, 1, 2])
 window_cfg = bundle_experiment(bundle).window
 if window_cfg.target != "decision-point":
     st.info("This model uses the next-row target, which sees no decision-moment glucose or meal; "

@@ -291,6 +291,22 @@ def model_picker(label: str = "Model") -> ModelBundle | None:
         return None
 
 
+def model_page(title: str, caption: str | None, widths: list[float]) -> tuple[Cohort, ModelBundle, list]:
+    """The top of a page that shows a model's answers: header, the data (stops with a message when
+    it does not load), a row of columns whose first holds the model picker (stops when no model
+    is used). The other columns are the page's own."""
+    page_header(title, caption)
+    cohort = current_cohort()
+    if cohort is None:
+        st.stop()
+    columns = st.columns(widths)
+    with columns[0]:
+        bundle = model_picker()
+    if bundle is None:
+        st.stop()
+    return cohort, bundle, columns
+
+
 def form_defaults(defaults: dict, patients_key: str, cohort: Cohort) -> None:
     """A form's widget values start at `defaults` once per session; its patient pick keeps only
     patients of the data in use (the source may have changed since)."""
