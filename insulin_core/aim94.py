@@ -127,7 +127,8 @@ class QualityReport:
             return ""
         parts = [f"{self.lines:,} lines read, none accepted"]
         if self.rejected:
-            parts.append("rejected: " + ", ".join(f"{r} {n:,}" for r, n in list(self.rejected.items())[:3]))
+            # in words (REASONS), never the reason's identifier: this sentence reaches the pages
+            parts.append("rejected: " + "; ".join(f"{n:,} {REASONS.get(r, r)}" for r, n in list(self.rejected.items())[:3]))
         if self.skipped_files:
             parts.append("skipped: " + "; ".join(self.skipped_files[:3]) + ("; ..." if len(self.skipped_files) > 3 else ""))
         return "; ".join(parts)

@@ -111,10 +111,10 @@ left.vega_lite_chart(charts.chart_spec(charts.counts_bar, by_kind, "kind", "even
 with right:
     st.subheader("Data quality")
     st.write(f"{report.lines:,} lines read, {report.accepted:,} accepted, {report.rejected_total:,} rejected.")
-    rejected = pd.DataFrame([{"why the line was left out": REASON_LABELS.get(r, r), "lines": n}
-                             for r, n in report.rejected.items()])
-    if len(rejected):
-        st.dataframe(rejected, key="rejected_table", width="stretch", hide_index=True)
+    if report.rejected:
+        # a list, not a table: the reasons are sentences, which a half-width grid cut off
+        st.markdown("\n".join(f"- **{n:,}** {'line' if n == 1 else 'lines'}: {REASON_LABELS.get(r, r)}"
+                               for r, n in report.rejected.items()))
         for reason, examples in report.examples.items():
             with st.expander(f"{REASON_LABELS.get(reason, reason)}: examples"):
                 st.dataframe(pd.DataFrame(examples), width="stretch", hide_index=True)

@@ -159,7 +159,7 @@ def test_overview_folder_under_the_root_or_aim94_dir_is_used_unless_wholly_rejec
     monkeypatch.setenv("AIM94_DIR", str(outside))
     at = open_page("overview")
     use_folder(at, root / "junk")
-    assert "nothing usable there (5 lines read, none accepted; rejected: wrong_field_count 5)" in texts(at.error)
+    assert "nothing usable there (5 lines read, none accepted; rejected: 5 not four tab-separated fields)" in texts(at.error)
     assert at.session_state["data_source"].kind != "folder"
     use_folder(at, root / "good")
     no_errors(at)
@@ -190,7 +190,7 @@ def test_overview_upload_bad_then_good_files(models_dir, tmp_path, monkeypatch):
 
     # an empty, wholly rejected or unreadable upload keeps the previous source and says why
     for bad, why in (((b"",), "0 lines read, none accepted"),
-                     ((b"junk\n" * 4,), "4 lines read, none accepted; rejected: wrong_field_count 4"),
+                     ((b"junk\n" * 4,), "4 lines read, none accepted; rejected: 4 not four tab-separated fields"),
                      (("04-21-1991\t9:09\t58\t100\n".encode("utf-16"),), "data-01: UTF-16 text")):
         upload(at, ("data-01", bad[0]))
         assert not at.exception and why in texts(at.error) and "nothing usable in the upload" in texts(at.error)

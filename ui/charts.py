@@ -151,7 +151,7 @@ def with_data(key: tuple, build: Callable[[], alt.TopLevelMixin], datasets: dict
 def counts_bar(counts: pd.DataFrame, category: str, value: str, title: str) -> alt.Chart:
     return alt.Chart(counts, title=title).mark_bar().encode(
         x=alt.X(f"{value}:Q", title=value),
-        y=alt.Y(f"{category}:N", sort="-x", title=None),
+        y=alt.Y(f"{category}:N", sort="-x", title=None, axis=alt.Axis(labelLimit=0)),  # names never cut
         tooltip=[alt.Tooltip(f"{category}:N"), alt.Tooltip(f"{value}:Q", format=",")],
     )
 
