@@ -85,6 +85,16 @@ def column_description(column: str) -> str:
     return label(column)
 
 
+# The columns of tune.trials_table (an Optuna trial and the settings it tried), for the Tune page.
+TRIAL_LABELS = {
+    "trial": "trial", "state": "state", "val_mae": "validation MAE (U)", "window": "window (rows)",
+    "lstm_hidden": "LSTM units", "lstm_layers": "LSTM layers", "gru_hidden": "GRU units", "gru_layers": "GRU layers",
+    "dense": "dense layers", "dropout": "dropout", "lr": "learning rate", "batch": "batch size",
+    "attention": "attention", "epochs": "epochs run", "seconds": "seconds", "default": "default settings",
+    "worker": "worker",
+}
+
+
 def describe_columns(columns) -> pd.DataFrame:
     """A two-column table (column, description) for a CSV's header."""
     return pd.DataFrame({"column": list(columns), "description": [column_description(c) for c in columns]})

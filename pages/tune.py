@@ -2,6 +2,7 @@
 trials arrive live; send the best to Train, or train and save it as a background run."""
 import streamlit as st
 
+from insulin_core.labels import label
 from insulin_core.splits import SPLITS
 from insulin_core.studies import best_run_spec
 from insulin_core.tune import (TuneSettings, best_trial, default_study_name, find_study, storage_label,
@@ -9,7 +10,7 @@ from insulin_core.tune import (TuneSettings, best_trial, default_study_name, fin
 from ui import charts
 from ui.session import form_defaults, DEFAULT_BASELINES, current_cohort, page_header, shows_errors
 from ui.training import adopt_finished, data_tag, owner_token, run_manager, started_here
-from ui.tuning import PARAMS, last_outcome, study_manager, study_panel, tune_storage
+from ui.tuning import PARAMS, last_outcome, study_manager, study_panel, trial_columns, tune_storage
 
 _S = TuneSettings()
 DEFAULTS = {"tune_study": "", "tune_trials": 12, "tune_timeout_min": 0, "tune_split": _S.split,
@@ -34,7 +35,7 @@ with st.form("tune_form", border=True):
     left.number_input("Trial budget (trials in all, over every worker)", 1, 500, key="tune_trials",
                       persist_state="session")
     left.number_input("Time limit here (minutes, 0 = none)", 0, 24 * 60, key="tune_timeout_min", persist_state="session")
-    mid.selectbox("Split", SPLITS, key="tune_split", persist_state="session")
+    mid.selectbox("Split", SPLITS, key="tune_split", persist_state="session", format_func=label)
     mid.multiselect("Patients (none picked = all)", cohort.patients, key="tune_patients", persist_state="session",
                     format_func=lambda p: f"patient {p}")
     right.slider("Epochs per trial (at most)", 1, 300, key="tune_epochs", persist_state="session")
@@ -75,9 +76,7 @@ cols[3].metric("Best validation MAE (U)", f"{done['val_mae'].min():.3f}" if len(
 if len(done):
     st.altair_chart(charts.trials_chart(table), width="stretch")
     st.altair_chart(charts.params_chart(table, PARAMS), width="stretch")
-st.dataframe(table, key="tune_trials_table", width="stretch", hide_index=True,
-             column_config={"val_mae": st.column_config.NumberColumn(format="%.3f"),
-                            "seconds": st.column_config.NumberColumn(format="%.1f")})
+st.dataframe(table, key="tune_trials_table", width="stretch", hide_index=True, column_config=trial_columns())
 if not len(done):
     st.stop()
 

@@ -65,3 +65,14 @@ def test_every_split_and_target_the_train_form_offers_has_words():
 
     for name in (*SPLITS, *TARGETS):
         assert label(name) != name and "_" not in label(name), name
+
+
+def test_every_column_of_the_tune_pages_trials_table_has_words():
+    import optuna
+
+    from insulin_core.labels import TRIAL_LABELS
+    from insulin_core.tune import trials_table
+
+    columns = list(trials_table(optuna.create_study()).columns)
+    assert columns and set(columns) <= set(TRIAL_LABELS)
+    assert not any("_" in TRIAL_LABELS[c] for c in columns)  # no identifier reaches the page

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from insulin_core.codes import MAX_PLAUSIBLE_DOSE
-from insulin_core.labels import METRIC_LABELS, PREDICTOR_LABELS
+from insulin_core.labels import METRIC_LABELS, PREDICTOR_LABELS, TRIAL_LABELS
 
 # Axis and tooltip formats by unit (d3-format): insulin with 0-1 decimals, glucose whole, shares as %.
 UNITS = ".1~f"
@@ -537,7 +537,8 @@ def trials_chart(trials: pd.DataFrame) -> alt.LayerChart:
         color=alt.Color("state:N", title=None, scale=alt.Scale(domain=list(TRIAL_STATE_COLOURS),
                                                                  range=list(TRIAL_STATE_COLOURS.values()))),
         opacity=_faded(pick),
-        tooltip=["trial:Q", alt.Tooltip("val_mae:Q", format=".3f"), *[f"{p}:N" for p in params],
+        tooltip=["trial:Q", alt.Tooltip("val_mae:Q", format=".3f", title=TRIAL_LABELS["val_mae"]),
+                 *[alt.Tooltip(f"{p}:N", title=TRIAL_LABELS.get(p, p)) for p in params],
                  alt.Tooltip("seconds:Q", format=".1f")],
     ).add_params(pick, _zoom_xy("trials_zoom"))
     line = alt.Chart(best).mark_line(interpolate="step-after", strokeDash=[4, 3], color="#54a24b").encode(
@@ -550,6 +551,8 @@ def params_chart(trials: pd.DataFrame, params: list[str]) -> alt.FacetChart:
     done = trials.dropna(subset=["val_mae"])
     long = done.melt(id_vars=["trial", "val_mae"], value_vars=params, var_name="setting", value_name="value")
     long["value"] = long["value"].astype(str)
+    long["setting"] = long["setting"].map(lambda p: TRIAL_LABELS.get(p, p))  # panel titles in words
+    params = [TRIAL_LABELS.get(p, p) for p in params]
     return alt.Chart(long).mark_circle(size=50, opacity=0.8).encode(
         x=alt.X("value:N", title=None, sort=None),
         y=alt.Y("val_mae:Q", title="validation MAE (U)", scale=alt.Scale(zero=False)),

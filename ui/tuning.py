@@ -18,6 +18,7 @@ from pathlib import Path
 import optuna
 import streamlit as st
 
+from insulin_core.labels import TRIAL_LABELS
 from insulin_core.studies import StudyInfo, StudyManager
 from insulin_core.tune import SEARCH_SPACE, default_storage, find_study, trials_table
 from ui import charts
@@ -69,7 +70,7 @@ def live_study(job: StudyInfo, manager: StudyManager, owner: str, storage: str) 
         if table is not None and table["val_mae"].notna().any():
             st.altair_chart(charts.trials_chart(table), width="stretch")
         if table is not None and len(table):
-            st.dataframe(table, width="stretch", hide_index=True)
+            st.dataframe(table, width="stretch", hide_index=True, column_config=trial_columns())
         if st.button("Stop", key=f"tune_stop_{job.id}", icon=":material/stop_circle:", disabled=job.stop_requested,
                      help="Stops after the current epoch; that trial is recorded as failed, the others stay."):
             manager.stop(job.id, owner)
@@ -97,3 +98,10 @@ def last_outcome(jobs: list[StudyInfo], name: str) -> None:
                    "recorded as failed.", icon=":material/flag:")
     else:
         st.success(f"Done: the background study ran {job.ran} trial(s) in {job.seconds:.1f} s.", icon=":material/flag:")
+
+
+def trial_columns() -> dict:
+    """A trials table's headers in words (the frame keeps its names: the page and tests read them)."""
+    numbers = {"val_mae": "%.3f", "seconds": "%.1f"}
+    return {c: st.column_config.NumberColumn(TRIAL_LABELS[c], format=numbers[c]) if c in numbers
+            else st.column_config.Column(TRIAL_LABELS[c]) for c in TRIAL_LABELS}
