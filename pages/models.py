@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from insulin_core.labels import METRIC_LABELS, STOP_LABELS, plain_table
+from insulin_core.labels import METRIC_LABELS, STOP_LABELS, label, plain_table
 from insulin_core.registry import delete_bundle, save_bundle
 from insulin_core.serving import check_bundle_fits
 from ui import charts, tables
@@ -13,8 +13,10 @@ from ui.session import (SHIPPED_MODEL, active_model_ref, current_cohort, current
 
 # the listing's columns as a person reads them (identifiers, hashes and error texts stay off the table)
 # (short headers: the table must fit at 1280 px without a scroll bar; the caption below says the rest)
-TABLE_COLUMNS = {"name": "name", "trained_on_short": "trained on", "on_screen": "data on screen", "created": "saved",
-                 "split": "split", "mae": "MAE (U)", "r2": "R²", "mae_dose": "MAE on doses (U)", "within_1u": "within ±1 U"}
+# (six columns: with nine, a run's automatic name made the table scroll sideways at 1280 px; the split and
+# the dose-occasion MAE are in the Compare tab and the picked model's details)
+TABLE_COLUMNS = {"name": "name", "trained_on_short": "trained on", "created": "saved", "mae": "MAE (U)", "r2": "R²",
+                 "within_1u": "within ±1 U"}
 
 page_header("Models")
 rows = saved_models()
@@ -22,13 +24,16 @@ table = pd.DataFrame(rows)
 if table.empty:
     st.info("No model yet: train one on the **Train** page, or upload a bundle below.", icon=":material/model_training:")
 else:
-    usable = table[table["ok"]].assign(on_screen=lambda t: (t["fingerprint"] == current_fingerprint()).map({True: "yes", False: "no"}),
-                                       created=lambda t: t["created"].str.slice(0, 10))
-    tables.show(usable[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS), key="models_table", digits=3,
-                percent=(TABLE_COLUMNS["within_1u"],))
+    usable = pd.DataFrame([r for r in rows if r["ok"]], columns=[*TABLE_COLUMNS, "fingerprint"])  # none: no table
+    on_screen = usable["fingerprint"] == current_fingerprint()
+    usable = usable.assign(trained_on_short=usable["trained_on_short"].where(~on_screen, usable["trained_on_short"] + " · on screen"),
+                           created=usable["created"].str.slice(0, 10))
+    if len(usable):
+        tables.show(usable[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS), key="models_table", digits=3,
+                    percent=(TABLE_COLUMNS["within_1u"],))
     st.caption("Scores on each model's own test part (never used in training); *synthetic demo*: made-up "
-               "patients, no real person; *data on screen*: trained on "
-               "exactly the data now in use; *saved*: date in UTC. The Glossary in the sidebar explains the scores.")
+               "patients, no real person; *on screen*: trained on exactly the data now in use; *saved*: date in "
+               "UTC. The Compare tab has every score; the Glossary in the sidebar explains them.")
     broken = table[~table["ok"]]
     for _, row in broken.iterrows():
         st.warning(f"**{row['name']}** cannot be used: {row['error']}", icon=":material/broken_image:")
@@ -50,7 +55,9 @@ with tab_use:
             row = next(r for r in rows if r["name"] == pick)
             left.markdown(f"**{pick}** was trained on {row['trained_on']}"
                           f" ({'the data on screen' if row['fingerprint'] == current_fingerprint() else 'not the data on screen'}), "
-                          f"saved {meta.get('created', '?')[:16].replace('T', ' ')} UTC.")
+                          f"saved {meta.get('created', '?')[:16].replace('T', ' ')} UTC; split: {label(row['split'])}"
+                          + (f"; test MAE on dose occasions {row['mae_dose']:.3f} U." if row.get("mae_dose") is not None
+                             else "."))
             reason = meta.get("stop_reason")
             right.write(f"Training stopped: {STOP_LABELS.get(reason, reason or 'not recorded')}; best epoch "
                         f"{meta.get('best_epoch', 'not recorded')}.")

@@ -461,6 +461,11 @@ def test_a_broken_bundle_is_a_note_on_every_page_and_can_be_deleted(models_dir):
     at.button(key="models_delete_confirm").click().run()
     no_errors(at)
     assert not (models_dir / "broken").exists()
+    # only broken bundles left: the page still lists them (no table of usable ones) and can delete them
+    shutil.move(models_dir / "demo", models_dir / "broken2")
+    (models_dir / "broken2" / "bundle.json").write_text(json.dumps({**meta, "metrics": "x"}))
+    at = open_page("models")
+    assert "**broken2** cannot be used" in texts(at.warning)
 
 
 def test_no_model_yet_says_train_one(models_dir):
