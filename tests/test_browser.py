@@ -352,11 +352,14 @@ def measure_clicks(browser, models: Path, aim94_dir: str | None, log_dir: Path, 
             srv.stop()
     try:
         page.goto(f"{srv.url}/whatif")
-        wait_rendered(page, "What if?")
+        # idle, not just rendered: a first visit straight to a page reruns once (streamlit_internals) and a
+        # key press landing on that rerun went to a slider about to be replaced (a CI flake: no run followed)
+        wait_idle(page, "What if?")
         assert_clean(page, "what-if")
         slider = page.get_by_role("slider", name="Glucose now (mg/dL)")
         for n in range(moves):  # up, down, up...: stays inside the meter range
             before = page.get_by_text("Scenario: glucose").first.inner_text()
+            page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
             slider.focus()
             found["slider"].append(timed(page, lambda: page.keyboard.press("PageUp" if n % 2 == 0 else "PageDown"),
                                          before))
