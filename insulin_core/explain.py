@@ -120,9 +120,9 @@ def explanation_of(batch: OcclusionBatch, expected: np.ndarray, top: int = 2) ->
     full = float(expected[0])
     delta = full - expected
     decision = features.iloc[row]
-    stamps = features["timestamp"].iloc[row - L:row].to_numpy()
     # the window's rows as plain values, read once (a row read per occlusion cost ~10 ms a call)
-    window_rows = features[["timestamp", "day_part"]].iloc[row - L:row].to_dict("records")
+    window = features[["timestamp", "day_part"]].iloc[row - L:row]
+    stamps, window_rows = window["timestamp"].to_numpy(), window.to_dict("records")
     seq_attr = np.zeros((L, Fs)); now_attr = np.zeros(len(now0)); rows = []
     for (kind, t, f), d in zip(batch.labels, delta):
         if kind == "seq":

@@ -237,7 +237,8 @@ def work(run_dir: str, models_dir: str, features: pd.DataFrame, spec: RunSpec) -
         write_status(run_dir, "saving", stop_reason=training.stop_reason)
         meta = {**bundle_meta(result, spec.exp, spec.train_cfg, spec.source_label, spec.fingerprint),
                 **spec.meta_extra}
-        name = json.loads((run_dir / RUN_FILE).read_text())["name"]
+        run = json.loads((run_dir / RUN_FILE).read_text())
+        name = run.get("name", run["id"])  # a name the user chose, else the run's id
         bundle = _save_unique(result, meta, name, models_dir)
         write_status(run_dir, FINISHED, bundle=bundle, message=training.message, stop_reason=training.stop_reason,
                      best_epoch=training.best_epoch, metrics=evaluation.metrics.to_dict("records"),
@@ -319,6 +320,16 @@ class JobManager:
             raise ValueError(f"{busy} {self.WHAT}s are working on this server already (at most {self.max_active}); "
                              f"wait for one to finish or stop one")
 
+    def _start(self, prefix: str, tag: str, record: dict, target, args: tuple) -> str:
+        """Claim a job folder, write its `run.json` (`record` plus id and created time) and status
+        "starting", and start `target(job_dir, *args)` in a worker; the job's id. (Check the owner
+        and the room first.)"""
+        job_dir = self._new_run_dir(prefix, tag)
+        write_json(job_dir / RUN_FILE, {"id": job_dir.name, "created": utc_now(), **record})
+        write_status(job_dir, "starting")
+        self._spawn(job_dir, target, (str(job_dir), *args))
+        return job_dir.name
+
     def _spawn(self, run_dir: Path, target, args: tuple) -> None:
         """Start `target(*args)` in a worker process for the job in `run_dir` (already written)."""
         proc = _context().Process(target=target, args=args, name=f"{self.WHAT} {run_dir.name}", daemon=True)
@@ -383,10 +394,7 @@ class JobManager:
         return info
 
     def _read(self, run_dir: Path):
-        raise NotImplementedError
-
-    def _read_files(self, run_dir: Path) -> tuple[dict, dict] | None:
-        """(run.json, status.json) of a job, a dead worker's status marked failed; None when not a job."""
+        """The job in `run_dir` (a dead worker's status marked failed), or None when it is not one."""
         try:
             run = json.loads((run_dir / RUN_FILE).read_text())
             status = json.loads((run_dir / STATUS_FILE).read_text())
@@ -394,7 +402,11 @@ class JobManager:
             return None
         if status["state"] in self.ACTIVE_STATES and not self._alive(run_dir, run):
             status = self._mark_dead(run_dir)
-        return run, status
+        return self._info(run_dir, run, status)
+
+    def _info(self, run_dir: Path, run: dict, status: dict):
+        """The subclass's record of a job from its two files."""
+        raise NotImplementedError
 
     def _alive(self, run_dir: Path, run: dict) -> bool:
         with self._lock:
@@ -458,26 +470,20 @@ class RunManager(JobManager):
         check_owner(owner)
         wanted = check_name(spec.bundle_name.strip()) if spec.bundle_name.strip() else ""
         self._check_room()
-        run_dir = self._new_run_dir("run", spec.data_tag)
-        write_json(run_dir / RUN_FILE, {"id": run_dir.name, "owner": owner, "name": wanted or run_dir.name,
-                                        "created": utc_now(), "data": spec.source_label,
-                                        "epochs": spec.train_cfg.epochs, "settings": spec.to_dict()})
-        write_status(run_dir, "starting")
-        self._spawn(run_dir, work, (str(run_dir), str(self.models_dir), features, spec))
-        return run_dir.name
+        record = {"owner": owner, "data": spec.source_label, "epochs": spec.train_cfg.epochs,
+                  "settings": spec.to_dict()}
+        if wanted:
+            record["name"] = wanted
+        return self._start("run", spec.data_tag, record, work, (str(self.models_dir), features, spec))
 
     def runs(self, owner: str) -> list[RunInfo]:
         """This owner's runs, newest first."""
         return self._owned_by(owner)
 
-    def _read(self, run_dir: Path) -> RunInfo | None:
-        files = self._read_files(run_dir)
-        if files is None:
-            return None
-        run, status = files
+    def _info(self, run_dir: Path, run: dict, status: dict) -> RunInfo:
         metrics = status.get("metrics")
         return RunInfo(
-            id=run["id"], owner=run["owner"], name=status.get("bundle") or run["name"], created=run["created"],
+            id=run["id"], owner=run["owner"], name=status.get("bundle") or run.get("name", run["id"]), created=run["created"],
             data=run.get("data", ""), epochs=int(run.get("epochs", 1)), state=status["state"],
             history=_read_progress(run_dir), error=status.get("error", ""), bundle=status.get("bundle", ""),
             message=status.get("message", ""), stop_reason=status.get("stop_reason", ""),

@@ -26,8 +26,7 @@ import optuna
 import pandas as pd
 
 from .errors import check_name
-from .runs import (FINISHED, RUN_FILE, STOP_FILE, JobManager, RunSpec, check_owner, utc_now, worker_frame,
-                   write_json, write_status)
+from .runs import FINISHED, STOP_FILE, JobManager, RunSpec, check_owner, worker_frame, write_status
 from .train import EpochLog
 from .tune import TuneSettings, best_setup, check_joinable, run_study, storage_label
 
@@ -118,23 +117,15 @@ class StudyManager(JobManager):
             raise ValueError("A study of yours is running already: stop it, or wait until it ends")
         check_joinable(name, storage, settings, fingerprint)
         self._check_room()
-        job_dir = self._new_run_dir("study", name)
-        write_json(job_dir / RUN_FILE, {"id": job_dir.name, "owner": owner, "study": name,
-                                        "storage": storage_label(storage), "created": utc_now(),
-                                        "budget": trials, "epochs": settings.epochs, "settings": settings.to_dict()})
-        write_status(job_dir, "starting")
-        self._spawn(job_dir, work, (str(job_dir), features, fingerprint, settings, trials, storage, name, timeout))
-        return job_dir.name
+        record = {"owner": owner, "study": name, "storage": storage_label(storage), "budget": trials,
+                  "epochs": settings.epochs, "settings": settings.to_dict()}
+        return self._start("study", name, record, work, (features, fingerprint, settings, trials, storage, name, timeout))
 
     def studies(self, owner: str) -> list[StudyInfo]:
         """This owner's background studies, newest first."""
         return self._owned_by(owner)
 
-    def _read(self, job_dir: Path) -> StudyInfo | None:
-        files = self._read_files(job_dir)
-        if files is None:
-            return None
-        job, status = files
+    def _info(self, job_dir: Path, job: dict, status: dict) -> StudyInfo:
         return StudyInfo(id=job["id"], owner=job["owner"], study=job["study"], storage=job.get("storage", ""),
                          created=job["created"], budget=int(job["budget"]), epochs=int(job["epochs"]),
                          state=status["state"], ran=int(status.get("ran", 0)), trial=status.get("trial"),

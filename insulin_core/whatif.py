@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .codes import DAY_PARTS, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, MAX_PLAUSIBLE_DOSE
-from .explain import Explanation, explanation_of, occlusion_batch
+from .explain import Explanation, explain_occlusion, explanation_of, occlusion_batch
 from .features import DECISION_KINDS, add_decision_doses, add_features, build_timeline, day_part_of
 from .predictor import DosePredictor
 from .registry import ModelBundle
@@ -75,8 +75,8 @@ class Sweep:
 
 
 class _Pass:
-    """The rows of one forward pass, asked for by several answers (a pass has a fixed cost: the
-    page's four answers in one pass instead of four); each answer gets its slice of the heads."""
+    """The rows of one forward pass asked for by several answers (`WhatIf.answers`: a pass has a
+    fixed cost, so the page's four answers take one pass, not four); each gets its slice of the heads."""
 
     def __init__(self):
         self.seqs: list[np.ndarray] = []
@@ -97,6 +97,18 @@ class _Pass:
 
 def _rows(heads: tuple[np.ndarray, ...], rows: slice) -> tuple[np.ndarray, ...]:
     return tuple(h[rows] for h in heads)
+
+
+def _bounded(store: dict, key, make):
+    """store[key], made once; the store is emptied past 256 entries (an engine lives as long as
+    the server). Shared by sessions: the value is never read back from the store after a clear."""
+    found = store.get(key)
+    if found is None:
+        found = make()
+        if len(store) > 256:
+            store.clear()
+        store[key] = found
+    return found
 
 
 class WhatIf:
@@ -154,14 +166,7 @@ class WhatIf:
 
     def _base(self, scenario: Scenario) -> Built:
         """The rebuilt history of a scenario (without its moment edits), cached."""
-        key = scenario.key()
-        built = self._built.get(key)
-        if built is None:  # the engine may be shared by sessions: never read back what another may clear
-            built = self.build(scenario.history_only())
-            if len(self._built) > 256:
-                self._built.clear()
-            self._built[key] = built
-        return built
+        return _bounded(self._built, scenario.key(), lambda: self.build(scenario.history_only()))
 
     def _heads(self, seq: np.ndarray, now: np.ndarray, patient_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(amount, P(dose), scaled seq, scaled now) for unscaled (n, L, F) / (n, F) inputs."""
@@ -191,9 +196,9 @@ class WhatIf:
         base = self._base(scenario)
         built = self.build(scenario) if rebuild else base
         now = built.ws.now if rebuild else self._moment_now(base, scenario)
-        batch = _Pass()
-        rows = batch.add(built.ws.seq, self._prediction_rows(now, base))
-        return self._prediction(scenario, built, now, _rows(batch.run(self, scenario.patient_id), rows), with_unedited)
+        rows = self._prediction_rows(now, base)
+        heads = self._heads(np.repeat(built.ws.seq, len(rows), axis=0), rows, scenario.patient_id)
+        return self._prediction(scenario, built, now, heads, with_unedited)
 
     def _prediction_rows(self, now: np.ndarray, base: Built) -> np.ndarray:
         """The scenario's moment, then the monotonicity grid over 70-400 mg/dL (the safety flags)."""
@@ -232,8 +237,8 @@ class WhatIf:
         heads = batch.run(self, scenario.patient_id)
         prediction, glucose, meal, explained = (_rows(heads, r) for r in rows)
         return (self._prediction(scenario, base, now, prediction, with_unedited=True),
-                self._sweep("glucose", list(map(float, values)), base, glucose, scenario),
-                self._sweep("meal", list(LEVEL_NAMES), base, meal, scenario),
+                self._sweep("glucose", list(map(float, values)), base, now, glucose, scenario.patient_id),
+                self._sweep("meal", list(LEVEL_NAMES), base, now, meal, scenario.patient_id),
                 explanation_of(occlusions, explained[0] * explained[1]))
 
     def unedited_dose(self, scenario: Scenario) -> float:
@@ -254,13 +259,14 @@ class WhatIf:
         """Predicted dose over glucose now (default: `points` values over the meter range), one forward pass."""
         values = self._glucose_values(values, points)
         base = self._base(scenario)
-        return self._sweep_pass("glucose", list(map(float, values)), base,
-                                self._glucose_rows(self._moment_now(base, scenario), base, values), scenario)
+        now = self._moment_now(base, scenario)
+        return self._sweep_pass("glucose", list(map(float, values)), base, now, self._glucose_rows(now, base, values),
+                                scenario.patient_id)
 
     def sweep_meal(self, scenario: Scenario) -> Sweep:
         base = self._base(scenario)
-        return self._sweep_pass("meal", list(LEVEL_NAMES), base, self._meal_rows(self._moment_now(base, scenario)),
-                                scenario)
+        now = self._moment_now(base, scenario)
+        return self._sweep_pass("meal", list(LEVEL_NAMES), base, now, self._meal_rows(now), scenario.patient_id)
 
     @staticmethod
     def _glucose_values(values: np.ndarray | None, points: int) -> np.ndarray:
@@ -276,15 +282,17 @@ class WhatIf:
     def _meal_rows(now: np.ndarray) -> np.ndarray:
         return set_moment(np.repeat(now, len(LEVEL_NAMES), axis=0), meal=np.array(LEVEL_NAMES))
 
-    def _sweep_pass(self, variable: str, values: list, base: Built, variants: np.ndarray, scenario: Scenario) -> Sweep:
-        batch = _Pass()
-        rows = batch.add(base.ws.seq, variants)
-        return self._sweep(variable, values, base, _rows(batch.run(self, scenario.patient_id), rows), scenario)
+    def _sweep_pass(self, variable: str, values: list, base: Built, now: np.ndarray, variants: np.ndarray,
+                    patient_id: int) -> Sweep:
+        amount, p = self._heads(np.repeat(base.ws.seq, len(variants), axis=0), variants, patient_id)[:2]
+        return self._sweep(variable, values, base, now, (amount, p), patient_id)
 
-    def _sweep(self, variable: str, values: list, base: Built, heads: tuple, scenario: Scenario) -> Sweep:
+    def _sweep(self, variable: str, values: list, base: Built, now: np.ndarray, heads: tuple, patient_id: int) -> Sweep:
+        """A sweep from its rows' heads; `now` is the scenario's moment (the sweep's current value)."""
         amount, p = heads[:2]
         dose, low, high = self.predictor.interval_of(amount, p)
-        real = self._real_doses_before(scenario.patient_id, base.day_part, base.moment)
+        real = _bounded(self._real, (patient_id, base.day_part, base.moment),
+                        lambda: self.real_doses(patient_id, base.day_part, base.moment))
         if variable == "glucose":
             near = np.abs(real["glucose"].to_numpy()[None, :] - np.asarray(values)[:, None]) <= SIMILAR_GLUCOSE_MGDL
             doses = np.where(near, real["dose"].to_numpy()[None, :], np.nan)
@@ -293,7 +301,7 @@ class WhatIf:
             med[some] = np.nanmedian(doses[some], axis=1)
         else:
             med = [real.loc[real["meal"] == v, "dose"].median() if (real["meal"] == v).any() else np.nan for v in values]
-        current = self._inputs(self._moment_now(base, scenario)[0], base)[f"{variable}_now"]
+        current = self._inputs(now[0], base)[f"{variable}_now"]
         return Sweep(variable, values, dose, low, high, p, real, np.asarray(med, dtype=float), current)
 
     def timeline(self, patient_id: int) -> pd.DataFrame:
@@ -321,17 +329,6 @@ class WhatIf:
         keep = (dose > 0) & ~typo
         return pd.DataFrame({"timestamp": tl["timestamp"].to_numpy()[keep], "dose": dose[keep]})
 
-    def _real_doses_before(self, patient_id: int, day_part: str, before: pd.Timestamp) -> pd.DataFrame:
-        """`real_doses`, memoised: every slider move of a moment asks the same (bounded like _built)."""
-        key = (patient_id, day_part, before)
-        found = self._real.get(key)
-        if found is None:
-            found = self.real_doses(patient_id, day_part, before)
-            if len(self._real) > 256:
-                self._real.clear()
-            self._real[key] = found
-        return found
-
     def real_doses(self, patient_id: int, day_part: str, before: pd.Timestamp | None = None) -> pd.DataFrame:
         """The patient's recorded decision moments with a glucose reading in this day part:
         timestamp, glucose, decision dose (0 = none), meal size."""
@@ -348,8 +345,5 @@ class WhatIf:
     # -- explanation ----------------------------------------------------------------------------
     def explain(self, scenario: Scenario, top: int = 2) -> Explanation:
         base = self._base(scenario)
-        occlusions = occlusion_batch(base.features, base.row, base.ws, self._moment_now(base, scenario))
-        batch = _Pass()
-        rows = batch.add(occlusions.seqs, occlusions.nows)
-        amount, p = _rows(batch.run(self, scenario.patient_id), rows)[:2]
-        return explanation_of(occlusions, amount * p, top)
+        return explain_occlusion(self.predictor, base.features, base.row, base.ws, self._moment_now(base, scenario),
+                                 scenario.patient_id, top)

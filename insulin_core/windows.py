@@ -219,25 +219,26 @@ def _context(features: pd.DataFrame, rows: np.ndarray, cfg: WindowConfig) -> pd.
 
 @dataclass
 class LazyWindows:
-    """The windows of `make_windows` (same rows, same values), materialised per batch.
+    """The windows of `make_windows` (same rows, same values) with their moments and targets as
+    rows too, gathered per batch: the seq part is the same RowWindows view make_windows keeps.
+    It is how a cohort whose windows do not fit in memory is walked."""
 
-    A WindowSet copies each timeline row into L windows (L * 16 floats per window); this keeps the
-    feature rows once and gathers a batch's windows when asked, about 4x less memory at L = 10.
-    It is how a cohort whose windows do not fit in memory is walked (bench/scaling.py)."""
-
-    seq_rows: np.ndarray  # (timeline rows, len(SEQ_FEATURES)) float32, unscaled
+    windows: RowWindows  # the seq windows, unscaled
     now_rows: np.ndarray  # (timeline rows, len(now_features)) float32; width 0 for next-row
     y_rows: np.ndarray  # (timeline rows, len(targets)) float32
-    rows: np.ndarray  # (n,) the target row of each window
     config: WindowConfig
 
+    @property
+    def rows(self) -> np.ndarray:
+        """The target row of each window."""
+        return self.windows.ends
+
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.windows)
 
     def seq(self, idx: np.ndarray) -> np.ndarray:
         """(len(idx), L, F) windows: the L rows before each target row."""
-        L = self.config.length
-        return self.seq_rows[self.rows[np.asarray(idx)][:, None] - L + np.arange(L)]
+        return self.windows[np.asarray(idx)]
 
     def now(self, idx: np.ndarray) -> np.ndarray:
         return self.now_rows[self.rows[np.asarray(idx)]]
@@ -260,5 +261,5 @@ def lazy_windows(features: pd.DataFrame, cfg: WindowConfig) -> LazyWindows:
         now_rows = features[now_columns()].to_numpy(dtype=np.float32)
     else:
         now_rows = np.zeros((len(features), 0), dtype=np.float32)
-    return LazyWindows(features[seq_columns()].to_numpy(dtype=np.float32), now_rows,
-                       features[list(_target_columns(cfg))].to_numpy(dtype=np.float32), rows, cfg)
+    windows = RowWindows(features[seq_columns()].to_numpy(dtype=np.float32), rows.astype(np.int64), cfg.length)
+    return LazyWindows(windows, now_rows, features[list(_target_columns(cfg))].to_numpy(dtype=np.float32), cfg)

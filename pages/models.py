@@ -8,7 +8,7 @@ from insulin_core.serving import check_bundle_fits
 from ui import charts, tables
 from ui.bundles import bundle_from_zip, zip_bundle
 from ui.cache import load_saved, models_dir
-from ui.session import (SHIPPED_MODEL, active_model_ref, current_cohort, current_fingerprint, model_label, page_header,
+from ui.session import (SHIPPED_MODEL, active_model_ref, candidates, current_cohort, current_fingerprint, model_label, page_header,
                         saved_models, set_active_model, shows_errors)
 
 # the listing's columns as a person reads them (identifiers, hashes and error texts stay off the table)
@@ -38,7 +38,7 @@ else:
     for _, row in broken.iterrows():
         st.warning(f"**{row['name']}** cannot be used: {row['error']}", icon=":material/broken_image:")
 names = [r["name"] for r in rows if r["ok"]]
-ref = active_model_ref()
+ref = active_model_ref(candidates(rows))  # the listing above, not a second one
 st.caption(f"In use on Predictions and What-if: **{model_label(ref) if ref else 'none: no model was trained on the data on screen'}**")
 
 tab_use, tab_compare, tab_upload, tab_delete = st.tabs(["Use / download", "Compare", "Upload", "Delete"])

@@ -45,7 +45,7 @@ def engine_for(bundle: ModelBundle, cohort) -> WhatIf:
 
 
 def shared_engine_key(bundle: ModelBundle, cohort) -> tuple:
-    """What names a shared engine: a saved bundle (its files' stamp) on a cohort."""
+    """What names a shared engine: a saved bundle (ui.cache.bundle_key) on a cohort."""
     return bundle_key(bundle), cohort.fingerprint
 
 

@@ -79,8 +79,9 @@ def disclaimer(name_model: bool = True) -> str:
 
 def models_ready() -> bool:
     """Whether the saved models can be listed without waiting: listing checks their weights, which
-    needs torch (seconds to import). app.py imports it in the background after the first page and
-    reruns the app when it is in, so the disclaimer then names the model."""
+    needs torch (seconds to import). app.py imports it in the background after the first page; the
+    disclaimer names the model from the first rerun after it is in (no timer rerun: it could
+    swallow a click)."""
     return "insulin_core.registry" in sys.modules
 
 
@@ -205,10 +206,11 @@ def model_refs(found: list[Candidate] | None = None) -> list[str]:
     return [c.ref for c in sorted(newest_first, key=lambda c: c.ref not in fits)]  # a stable sort
 
 
-def candidates() -> list[Candidate]:
-    """Every usable model with its training data's fingerprint (one listing of the models folder)."""
+def candidates(rows: list[dict] | None = None) -> list[Candidate]:
+    """Every usable model with its training data's fingerprint, from `rows` of saved_models() (one
+    listing of the models folder when not given)."""
     return [Candidate(f"saved:{row['name']}", row.get("fingerprint"), row.get("created", ""), row.get("trained_on", ""))
-            for row in saved_models() if row["ok"]]
+            for row in (saved_models() if rows is None else rows) if row["ok"]]
 
 
 def fitting_refs(found: list[Candidate] | None = None) -> set[str]:
