@@ -3,6 +3,10 @@
     AIM94_DIR=../shared/data/aim94 .venv/bin/python bench/accuracy.py [--splits chrono,patients,random]
         [--seeds 0,1,2] [--dose-window 60] [--variant attention] [--data-dir DIR] [--out docs/results.md]
 
+Splits: chrono, patients, random (insulin_core/splits.py), and heldout: 10 patients drawn at
+random (seed 0) are left out entirely; the model and the baselines train on the chrono split of
+the other 60 and are scored on every decision point of the 10.
+
 For each split the windows, the split and the baselines are fixed (split seed 0, baselines fit once
 on the training part); the model is trained once per training seed. Prints, and appends to
 docs/results.md with the date and machine, one table per split: the model's mean and spread over
@@ -29,16 +33,57 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from insulin_core.configs import DEFAULT_SIZES, TrainConfig  # noqa: E402
 from insulin_core.dataset import load_cohort  # noqa: E402
-from insulin_core.pipeline import ExperimentConfig, evaluate, model_config_for, prepare  # noqa: E402
+from insulin_core.baselines import BASELINES, make_baseline  # noqa: E402
+from insulin_core.metrics import metrics_table  # noqa: E402
+from insulin_core.pipeline import ExperimentConfig, evaluate, model_config_for, prepare, select_patients  # noqa: E402
+from insulin_core.predictor import DosePredictor  # noqa: E402
 from insulin_core.source import resolve_source  # noqa: E402
 from insulin_core.train import train_model  # noqa: E402
-from insulin_core.windows import WindowConfig  # noqa: E402
+from insulin_core.windows import WindowConfig, make_windows  # noqa: E402
 
 COLUMNS = ["mae", "rmse", "r2", "within_1u", "mae_dose"]
+VARIANTS = {  # --variant: the model's sizes beside the defaults
+    "default": {},
+    "attention": {"attention": True},
+    "single": {"members": 1, "now_bins": 0},  # one network, no bins: the model before the ensemble and bins
+    "pooled": {"patient_embedding": 0},  # no patient embedding: every patient served alike
+    "not-monotone": {"monotone": False},  # the network before the monotone construction (issue 17)
+}
+
+
+HELD_OUT = 10  # split "heldout": patients left out of training entirely, drawn with seed 0
+
+
+def held_out_patients(features: pd.DataFrame) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(training patients, held-out patients): HELD_OUT patients drawn at random (seed 0)."""
+    patients = np.sort(features["patient_id"].unique())
+    out = np.sort(np.random.default_rng(0).choice(patients, HELD_OUT, replace=False))
+    return tuple(int(p) for p in patients if p not in out), tuple(int(p) for p in out)
+
+
+def evaluate_held_out(model, prepared, features: pd.DataFrame, held_out: tuple[int, ...],
+                      with_baselines: bool) -> pd.DataFrame:
+    """The model and every baseline (fit on the training part of the other patients) on every
+    decision point of the held-out patients: patients no part of training has seen."""
+    ws = make_windows(select_patients(features, held_out), prepared.ws.config)
+    every = np.arange(len(ws))
+    preds = {"model": prepared.predictor(model).dose(ws, every)}
+    if with_baselines:
+        for name in BASELINES:
+            baseline = make_baseline(name).fit(prepared.ws, prepared.train_idx)
+            preds[name] = DosePredictor.of_baseline(baseline).dose(ws, every)
+    return metrics_table(preds, ws.y[:, 0]).set_index("name")  # every row, as the other splits' tables
 
 
 def run_split(features, split: str, seeds: list[int], sizes: dict, dose_window: int, args_threads: int) -> pd.DataFrame:
-    prepared = prepare(features, ExperimentConfig(WindowConfig(dose_window=dose_window), split=split))
+    held_out = None
+    if split == "heldout":  # chrono split of the other patients for training and validation
+        train_patients, held_out = held_out_patients(features)
+        print(f"  held-out patients: {', '.join(map(str, held_out))}")
+        exp = ExperimentConfig(WindowConfig(dose_window=dose_window), split="chrono", patients=train_patients)
+    else:
+        exp = ExperimentConfig(WindowConfig(dose_window=dose_window), split=split)
+    prepared = prepare(features, exp)
     rows, baselines = [], None
     for seed in seeds:
         start = time.perf_counter()
@@ -47,6 +92,8 @@ def run_split(features, split: str, seeds: list[int], sizes: dict, dose_window: 
         seconds = time.perf_counter() - start
         ev = evaluate(training.model, prepared, baselines=None if baselines is None else [])
         table = ev.metrics[ev.metrics["rows"] == "all"].set_index("name")
+        if held_out is not None:
+            table = evaluate_held_out(training.model, prepared, features, held_out, baselines is None)
         if baselines is None:
             baselines = table.drop(index="model")
         cov = ev.coverage
@@ -72,7 +119,7 @@ def main() -> None:
     parser.add_argument("--splits", default="chrono,patients,random")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--dose-window", type=int, default=WindowConfig().dose_window)
-    parser.add_argument("--variant", choices=("default", "attention", "single"), default="default")
+    parser.add_argument("--variant", choices=tuple(VARIANTS), default="default")
     parser.add_argument("--threads", type=int, default=TrainConfig().threads,
                         help="torch threads for training (0 = torch's default, all cores)")
     parser.add_argument("--out", default="docs/results.md")
@@ -81,11 +128,7 @@ def main() -> None:
     start = time.perf_counter()
     cohort = load_cohort(resolve_source(args.data_dir))
     print(f"Data: {cohort.source.label}; loaded and features built in {time.perf_counter() - start:.1f} s")
-    sizes = dict(DEFAULT_SIZES)
-    if args.variant == "attention":
-        sizes["attention"] = True
-    elif args.variant == "single":  # one network, no bins: the model before the ensemble and bins
-        sizes.update(members=1, now_bins=0)
+    sizes = {**DEFAULT_SIZES, **VARIANTS[args.variant]}
     seeds = [int(s) for s in args.seeds.split(",")]
     table = pd.concat([run_split(cohort.features, split, seeds, sizes, args.dose_window, args.threads)
                        for split in args.splits.split(",")], ignore_index=True)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .features import now_roles
+
 # scikit-learn is imported in the fits that use it, not here: the dashboard names the baselines on
 # every page (labels, glossary), and importing scikit-learn costs most of a second at start-up.
 
@@ -190,16 +192,32 @@ def _hgb_params(n: int) -> dict:
 
 
 class _GBMBase(Baseline):
-    """Shared design for the gradient-boosting baselines: [window, now, patient category]."""
+    """Shared design for the gradient-boosting baselines: [window, now, patient category].
+
+    `monotone` gives them the network's prior (model.py) through scikit-learn's `monotonic_cst`:
+    the prediction (and the classifier's P(dose)) never falls as glucose now or the patient's
+    sliding scale rises, nor rises with exercise now; the raw same-band history, which moves with
+    glucose but not monotonically, is left out of their design."""
+    monotone = False
+
+    def _columns(self, ws) -> np.ndarray:
+        """Positions kept from [flattened window, now], and each one's monotone constraint."""
+        seq_width = ws.seq_rows.shape[1] * ws.seq_rows.shape[2]
+        roles = np.array(now_roles(ws.now_features) if self.monotone else ("context",) * len(ws.now_features))
+        keep = np.concatenate([np.ones(seq_width, bool), roles != "ignored"])
+        cst = np.concatenate([np.zeros(seq_width, int), np.select([roles == "up", roles == "down"], [1, -1], 0)])
+        return np.flatnonzero(keep), cst[keep]
 
     def _design(self, ws, idx):
-        return np.hstack([_numeric(ws, idx), self.patients_.codes(_patients(ws, idx))[:, None]])
+        return np.hstack([_numeric(ws, idx)[:, self.kept_], self.patients_.codes(_patients(ws, idx))[:, None]])
 
     def _fit_design(self, ws, idx):
         self.patients_ = PatientCodes(max_codes=255).fit(_patients(ws, idx))  # HGB: <= max_bins categories
+        self.kept_, cst = self._columns(ws)
         x = self._design(ws, idx)
         cat = np.zeros(x.shape[1], dtype=bool)
         cat[-1] = True
+        self.monotonic_cst_ = np.append(cst, 0) if self.monotone else None  # the patient category: none
         return x, cat
 
 
@@ -212,7 +230,8 @@ class GBM(_GBMBase):
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         x, cat = self._fit_design(ws, idx)
-        self.model_ = HistGradientBoostingRegressor(categorical_features=cat, **_hgb_params(len(idx)))
+        self.model_ = HistGradientBoostingRegressor(categorical_features=cat, monotonic_cst=self.monotonic_cst_,
+                                                    **_hgb_params(len(idx)))
         self.model_.fit(x, _target(ws, idx))
 
     def _predict(self, ws, idx):
@@ -238,10 +257,12 @@ class TwoStageGBM(_GBMBase):
             params = _hgb_params(len(y))
             # stratified early-stopping split needs >= 2 of each class in the held-out part
             params["early_stopping"] &= min(n_dose, len(y) - n_dose) >= 20
-            self.classifier_ = HistGradientBoostingClassifier(categorical_features=cat, **params).fit(x, dose)
+            self.classifier_ = HistGradientBoostingClassifier(categorical_features=cat, monotonic_cst=self.monotonic_cst_,
+                                                              **params).fit(x, dose)
         self.amount_const_ = float(y[dose][0]) if n_dose == 1 else (0.0 if n_dose == 0 else None)
         if self.amount_const_ is None:
-            self.regressor_ = HistGradientBoostingRegressor(categorical_features=cat, **_hgb_params(n_dose))
+            self.regressor_ = HistGradientBoostingRegressor(categorical_features=cat, monotonic_cst=self.monotonic_cst_,
+                                                            **_hgb_params(n_dose))
             self.regressor_.fit(x[dose], y[dose])
 
     def dose_probability(self, ws, idx) -> np.ndarray:
@@ -268,6 +289,20 @@ class TwoStageGBM(_GBMBase):
     def _predict(self, ws, idx):
         x = self._design(ws, idx)
         return np.where(self._probability(x) > self.threshold, self._amount(x), 0.0)
+
+
+class MonotoneGBM(GBM):
+    name = "gbm_monotone"
+    description = GBM.description + (" Constrained as the network is: never less insulin for a higher "
+                                     "glucose now, never more for more exercise now.")
+    monotone = True
+
+
+class MonotoneTwoStageGBM(TwoStageGBM):
+    name = "two_stage_gbm_monotone"
+    description = TwoStageGBM.description + (" Both models constrained as the network is: never less insulin "
+                                             "(nor a lower P(dose)) for a higher glucose now, never more for more exercise now.")
+    monotone = True
 
 
 def make_baseline(name: str) -> Baseline:

@@ -193,7 +193,9 @@ def _check_features(meta: BundleMeta, label: str) -> None:
     if seq != list(SEQ_FEATURES):
         raise BundleError(f"{label}: feature mismatch: the bundle's sequence features differ from this code's "
                           f"({_diff(seq, SEQ_FEATURES)})")
-    if now and now != list(NOW_FEATURES):
+    # A bundle saved before features were appended reads the leading columns it knows (the
+    # predictor passes it exactly those); any other difference is a different feature set.
+    if now and now != list(NOW_FEATURES[:len(now)]):
         raise BundleError(f"{label}: feature mismatch: the bundle's decision-moment features differ from this "
                           f"code's ({_diff(now, NOW_FEATURES)})")
     cfg = meta.model_cfg

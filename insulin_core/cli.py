@@ -201,7 +201,7 @@ def _train_and_save(args: argparse.Namespace) -> int:
                                 precision=args.precision)
         sizes = {"lstm_hidden": args.lstm, "lstm_layers": args.lstm_layers, "gru_hidden": args.gru,
                  "gru_layers": args.gru_layers, "dense": args.dense, "dropout": args.dropout,
-                 "patient_embedding": args.embedding, "attention": args.attention}
+                 "patient_embedding": args.embedding, "attention": args.attention, "monotone": args.monotone}
     except (ValueError, BundleError) as exc:
         raise CliError(str(exc)) from None
     lead = distributed.rank() == 0  # the only process that prints, evaluates baselines and saves
@@ -314,6 +314,9 @@ def _add_train(sub) -> None:
                        help="patient embedding size (0 = pooled model)")
     train.add_argument("--attention", action=argparse.BooleanOptionalAction, default=D["attention"],
                        help="attention pooling over the window's GRU outputs, beside the last state")
+    train.add_argument("--monotone", action=argparse.BooleanOptionalAction, default=D["monotone"],
+                       help="monotone by construction: the dose never falls as glucose now rises, nor rises with "
+                            "exercise now (--no-monotone: the network before it, for comparison)")
     train.add_argument("--epochs", type=_positive_int, default=T.epochs)
     train.add_argument("--patience", type=_positive_int, default=T.patience)
     train.add_argument("--batch", type=_positive_int, default=T.batch)

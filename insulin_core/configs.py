@@ -28,6 +28,7 @@ MAX_DENSE_LAYERS = 8
 MAX_TARGETS = 3  # Regular, NPH, UltraLente
 MAX_BINS = 64
 MAX_MEMBERS = 16
+NOW_ROLES = ("context", "up", "down", "ignored")
 
 
 def _check_int(name: str, value, lo: int, hi: int) -> None:
@@ -59,10 +60,21 @@ class ModelConfig:
     # Networks trained side by side on the same batches, from different initial weights; their
     # average is the answer (a seed ensemble in one training run). 1 = a single network.
     members: int = 3
+    # Monotone by construction (model.py): the dose never falls as glucose now rises, nor rises
+    # with exercise now, whatever the weights; takes effect where `now_roles` has an "up" feature
+    # (`is_monotone`). Bundles from before it read False.
+    monotone: bool = True
+    # Hidden units of the monotone path: ReLU units over the rising inputs with non-negative weights
+    # and a threshold set by the context (0 = context-set slopes on the rising inputs only).
+    mono_hidden: int = 32
+    # The role of each decision-moment feature in a monotone network (features.now_roles): up,
+    # down, ignored or context. Given by the data, like the feature counts.
+    now_roles: tuple[str, ...] = ()
 
     def __post_init__(self):
-        if isinstance(self.dense, list):  # accept a list (e.g. from a form); store a tuple
-            object.__setattr__(self, "dense", tuple(self.dense))
+        for name in ("dense", "now_roles"):  # accept a list (e.g. from a form or JSON); store a tuple
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         self.validate()
 
     def validate(self) -> None:
@@ -88,12 +100,25 @@ class ModelConfig:
             raise ValueError(f"dropout must be between 0 and 0.9, got {self.dropout}")
         _check_int("now_bins", self.now_bins, 0, MAX_BINS)
         _check_int("members", self.members, 1, MAX_MEMBERS)
+        _check_int("mono_hidden", self.mono_hidden, 0, MAX_HIDDEN)
         if not isinstance(self.attention, bool):
             raise ValueError(f"attention must be true or false, got {self.attention!r}")
+        if not isinstance(self.monotone, bool):
+            raise ValueError(f"monotone must be true or false, got {self.monotone!r}")
+        if not isinstance(self.now_roles, tuple) or not set(self.now_roles) <= set(NOW_ROLES):
+            raise ValueError(f"now_roles must be a list of {NOW_ROLES}, got {self.now_roles!r}")
+        if self.now_roles and len(self.now_roles) != self.n_now_features:
+            raise ValueError(f"now_roles must give a role to each of the {self.n_now_features} decision-moment "
+                             f"features, got {len(self.now_roles)}")
 
+    @property
+    def is_monotone(self) -> bool:
+        """Monotone by construction: asked for, and the data gives a feature to rise with (glucose
+        now). A next-row model (no decision moment) or a config without roles is the plain network."""
+        return self.monotone and "up" in self.now_roles
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["dense"] = list(self.dense)
+        d["dense"], d["now_roles"] = list(self.dense), list(self.now_roles)
         return d
 
     @classmethod
@@ -104,6 +129,7 @@ class ModelConfig:
             d["dense"] = tuple(d["dense"])
         d.setdefault("now_bins", 0)  # written before the encoding existed
         d.setdefault("members", 1)  # ... and before members
+        d.setdefault("monotone", False)  # ... and before the monotone network
         try:
             return cls(**d)
         except TypeError as e:  # a required key is missing
@@ -112,7 +138,7 @@ class ModelConfig:
 
 # The user-chosen part of a ModelConfig (everything the data does not fix), with its defaults:
 # the one home of the default sizes for the pipeline, the CLI and the Train page.
-DATA_FIELDS = ("n_seq_features", "n_now_features", "n_patients", "window", "n_targets")
+DATA_FIELDS = ("n_seq_features", "n_now_features", "n_patients", "window", "n_targets", "now_roles")
 DEFAULT_SIZES = {f.name: f.default for f in fields(ModelConfig) if f.name not in DATA_FIELDS}
 
 
@@ -139,9 +165,11 @@ class TrainConfig:
     # (chrono split) a threshold tuned on the small validation part did not carry over to the test
     # part (bench/threshold.py; figures in docs/results.md).
     tune_threshold: bool = False
-    # CPU threads for this run (restored afterwards); 0 = leave torch's default. With 2 cores
-    # shared by other work, 1 thread is far faster for models this small (see train_model).
-    threads: int = 0
+    # CPU threads for this run (restored afterwards); 0 = leave torch's default. 1 by default: a
+    # model this small trains as fast on one thread on a shared 2-core CPU (see train_model), and
+    # a fixed count makes a seed give the same model on a rerun, whatever the machine's cores
+    # (the order of a multi-threaded sum changes with the thread count, and with it the weights).
+    threads: int = 1
     # Learning-rate schedule. "onecycle": warm up to `lr` over the first `warmup` share of the
     # `epochs`, then cosine-anneal to ~0, stepped per batch (Smith & Topin 2019): converges in a
     # known, small number of epochs. "plateau": `lr` halved when the validation loss stalls

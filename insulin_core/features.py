@@ -18,11 +18,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .codes import (CODE_TABLE, DAY_PART_STARTS, DAY_PARTS, DEFAULT_DOSE_WINDOW_MIN, LEVELS, MAX_DOSE_WINDOW_MIN,
-                    MAX_PLAUSIBLE_DOSE)
+from .codes import (CODE_TABLE, DAY_PART_STARTS, DAY_PARTS, DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_METER_MAX, LEVELS,
+                    MAX_DOSE_WINDOW_MIN, MAX_PLAUSIBLE_DOSE)
 
 GLUCOSE_SLOTS = tuple(dict.fromkeys(c.detail for c in CODE_TABLE.values() if c.kind == "glucose"))
 GLUCOSE_BAND_MGDL = 40
+N_BANDS = int(GLUCOSE_METER_MAX // GLUCOSE_BAND_MGDL) + 1  # bands of a meter reading (the last holds 600)
 SHARE_WINDOW = 10  # decision moments looked back on for "how often does this patient dose now"
 # The history look-backs of the decision-moment features: how many earlier items of each kind a
 # feature reads. The what-if's bounded history tail (scenarios.py) is computed from these, so a
@@ -33,7 +34,9 @@ LOOKBACKS = {
     "regular_same_day_part": 7,  # last_regular_same_dp, median3/median7_regular_same_dp
     "decisions_same_day_part": SHARE_WINDOW,  # share_dose_same_dp
     "decisions_same_band": SHARE_WINDOW,  # last/median5/share of the personal sliding scale
+    "readings_same_day_part": SHARE_WINDOW,  # share_dose_reading_same_dp, share_followed_same_dp
 }
+FOLLOW_UP_MIN = 10  # a decision point this soon after a reading is its follow-up (the dose often goes there)
 MAX_GAP_HOURS = 24.0 * 14  # gaps beyond two weeks say nothing more than "long ago"
 # What makes a moment a decision point: anything on record other than insulin.
 DECISION_KINDS = ("glucose", "meal", "exercise", "hypo")
@@ -57,7 +60,30 @@ NOW_FEATURES = (
     "median3_regular_same_dp", "median7_regular_same_dp", "share_dose_same_dp",
     "last_regular", "log_hours_since_regular", "last_nph", "last_ultralente",
     "last_regular_same_band", "median5_regular_same_band", "share_dose_same_band", "has_same_band",
+    # Appended (bundles saved before them read the list above as a prefix of this one):
+    "scale_last_regular", "scale_median5_regular", "scale_share_dose", "scale_has",
+    "share_dose_reading_same_dp", "share_followed_same_dp",
 )
+# How a monotone network (model.py) takes each decision-moment feature. "up": the dose may only
+# rise with it (glucose now, and the patient's own sliding scale made non-decreasing in glucose);
+# "down": the dose may only fall with it (exercise now); "ignored": it moves with glucose now but
+# not monotonically (the raw same-band history, kept for earlier bundles and the baselines);
+# anything else is context, the same at every glucose of a What-if sweep.
+MONOTONE_ROLES = {
+    "glucose": "up", "scale_last_regular": "up", "scale_median5_regular": "up", "scale_share_dose": "up",
+    "scale_has": "up", "exercise": "down",
+    "last_regular_same_band": "ignored", "median5_regular_same_band": "ignored", "share_dose_same_band": "ignored",
+    "has_same_band": "ignored",
+}
+# The columns a glucose now decides (set from a rebuild per band by scenarios.set_moment); every
+# other column of a moment is the same whatever its glucose.
+GLUCOSE_DRIVEN = ("glucose", "has_glucose", *(f"slot_{s}" for s in GLUCOSE_SLOTS),
+                  *(n for n, role in MONOTONE_ROLES.items() if role != "down" and n != "glucose"))
+
+
+def now_roles(names=NOW_FEATURES) -> tuple[str, ...]:
+    """The role of each decision-moment feature in a monotone network: up, down, ignored or context."""
+    return tuple(MONOTONE_ROLES.get(n, "context") for n in names)
 
 
 def day_part_of(hours: np.ndarray | pd.Series) -> np.ndarray:
@@ -365,11 +391,34 @@ def _history_features(tl: pd.DataFrame, doses: dict[str, np.ndarray], regular: n
         "median3_regular_same_dp": _median_of_rows(last7[:, :3]),
         "median7_regular_same_dp": _median_of_rows(last7),
         "share_dose_same_dp": _mean_of_rows(same_dp.last_values_before(decided, LOOKBACKS["decisions_same_day_part"])),
+        **_logging_habit(tl, pid, glucose, dosed, same_dp),
         "last_regular": by_patient.last_before(given),
         "log_hours_since_regular": _log_hours(stamp_h - by_patient.last_before(given_at)),
         "last_nph": by_patient.last_before(np.where(doses["nph"] > 0, doses["nph"], np.nan)),
         "last_ultralente": by_patient.last_before(np.where(doses["ultralente"] > 0, doses["ultralente"], np.nan)),
         **_personal_scale(pid, part, glucose, tl["decision_point"].to_numpy(dtype=bool), regular),
+    }
+
+
+def _logging_habit(tl: pd.DataFrame, pid: np.ndarray, glucose: np.ndarray, dosed: np.ndarray, same_dp: "_Groups") -> dict[str, np.ndarray]:
+    """How this patient logs at a reading, whatever its value: of their last readings at decision
+    points in this day part (strictly before the row), the share that carried the decision dose
+    themselves, and the share followed within FOLLOW_UP_MIN minutes by another decision point
+    (where many write the dose). Without these, the only trace of the habit was the same-band
+    history, which moves with glucose; these stay the same at every glucose of a What-if sweep."""
+    decision = tl["decision_point"].to_numpy(dtype=bool)
+    reading = decision & ~np.isnan(glucose)
+    pos = np.flatnonzero(decision)
+    before = _Groups(pid[pos]).previous_row()  # each decision point's previous one of the patient
+    here, nxt = pos[before[before >= 0]], pos[before >= 0]
+    minutes = _minutes(tl["timestamp"].to_numpy())
+    following = np.full(len(tl), np.inf)  # minutes to the patient's next decision point
+    following[here] = minutes[nxt] - minutes[here]
+    k = LOOKBACKS["readings_same_day_part"]
+    return {
+        "share_dose_reading_same_dp": _mean_of_rows(same_dp.last_values_before(np.where(reading, dosed, np.nan), k)),
+        "share_followed_same_dp": _mean_of_rows(same_dp.last_values_before(
+            np.where(reading, following <= FOLLOW_UP_MIN, np.nan), k)),
     }
 
 
@@ -388,11 +437,52 @@ def _personal_scale(pid: np.ndarray, part: np.ndarray, glucose: np.ndarray, deci
         "share_dose_same_band": _mean_of_rows(np.where(np.isnan(earlier), np.nan, earlier > 0)),
         "has_same_band": np.where(np.isnan(earlier[:, 0]), np.nan, 1.0),
     }
+    found.update(_monotone_scale(rows, pid, part, glucose, dose))
     everywhere = {}
     for name, values in found.items():
         everywhere[name] = np.full(len(glucose), np.nan)
         everywhere[name][rows] = values
     return everywhere
+
+
+def _monotone_scale(rows: np.ndarray, pid: np.ndarray, part: np.ndarray, glucose: np.ndarray,
+                    dose: np.ndarray) -> dict[str, np.ndarray]:
+    """The personal sliding scale made non-decreasing in glucose (the `scale_*` features): per
+    band, the same-band figures of `_personal_scale`, then at a moment's band the largest of them
+    over its own band and every band below it (a running max over bands, NaN skipped).
+
+    Why: a What-if sweep moves glucose now across bands, and the raw same-band history can fall
+    from one band to the next (a patient's noisy record), which made the predicted dose fall as
+    glucose rose. The running max rises, or stays, with glucose for ANY history, so a network that
+    takes it with non-negative weights stays monotone (model.py); where a patient's own scale
+    already rises with glucose, it is their band's own figure. Each band's figures are the last
+    LOOKBACKS["decisions_same_band"] decision moments in that band and day part strictly before
+    the moment, found by one merge of 'queries' (every moment) with that band's moments."""
+    n = len(rows)
+    band = np.clip(glucose[rows] // GLUCOSE_BAND_MGDL, 0, N_BANDS - 1).astype(int)
+    k = LOOKBACKS["decisions_same_band"]
+    per_band = {name: np.full((n, N_BANDS), np.nan) for name in ("last", "median5", "share", "has")}
+    order_key = np.arange(n)
+    for b in np.unique(band):  # a band no moment falls in adds nothing to any running max
+        src = np.flatnonzero(band == b)
+        # queries first at an equal position, so a moment never counts itself ("strictly before")
+        at = np.concatenate([order_key, order_key[src]])
+        is_src = np.concatenate([np.zeros(n, bool), np.ones(len(src), bool)])
+        merged = np.lexsort((is_src, at))
+        values = np.concatenate([np.full(n, np.nan), dose[src]])[merged]
+        keys = np.concatenate([np.arange(n), src])[merged]
+        groups = _Groups(pid[rows][keys], part[rows][keys])
+        earlier_sorted = groups.last_values_before(values, k)
+        earlier = np.empty((n, k))
+        earlier[keys[~is_src[merged]]] = earlier_sorted[~is_src[merged]]
+        per_band["last"][:, b] = earlier[:, 0]
+        per_band["median5"][:, b] = _median_of_rows(earlier[:, :5])
+        per_band["share"][:, b] = _mean_of_rows(np.where(np.isnan(earlier), np.nan, earlier > 0))
+        per_band["has"][:, b] = np.where(np.isnan(earlier[:, 0]), np.nan, 1.0)
+    at_band = np.arange(n), band
+    return {f"scale_{name}": np.fmax.accumulate(values, axis=1)[at_band] if n else values[:, 0]
+            for name, values in (("last_regular", per_band["last"]), ("median5_regular", per_band["median5"]),
+                                 ("share_dose", per_band["share"]), ("has", per_band["has"]))}
 
 
 def seq_columns() -> list[str]:

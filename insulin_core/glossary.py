@@ -74,6 +74,10 @@ TERMS: dict[str, str] = {
         "gbm": "Gradient boosting (many small decision trees) on the same inputs as the network.",
         "two_stage_gbm": "Two gradient-boosting models: one decides whether a dose is given, the other how much. "
                          "Usually the strongest baseline.",
+        "gbm_monotone": "Gradient boosting held to the network's rule: never less insulin for a higher glucose now, "
+                        "never more for more exercise now.",
+        "two_stage_gbm_monotone": "Two-stage gradient boosting held to the network's rule: never less insulin (nor a "
+                                  "lower chance of a dose) for a higher glucose now, never more for more exercise now.",
     }.items() if b in BASELINES},
 }
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 from .codes import MAX_PLAUSIBLE_DOSE
 from .dose_rule import DOSE_THRESHOLD, continuous_dose, to_dose
@@ -65,14 +66,30 @@ def conformal_interval(amount: np.ndarray, p: np.ndarray, table: dict, threshold
     """(dose, low, high); in whole units (`round_units`) [low, high] holds the same whole doses as
     the continuous conformal interval. Always holds the point dose; never below 0."""
     cont = continuous_dose(np.asarray(amount, float), np.asarray(p, float), threshold)
-    q = np.array([table["groups"][g]["q"] for g in _groups_of(table, cont, p)], dtype=float)
-    q = np.where(np.isfinite(q), q, MAX_PLAUSIBLE_DOSE["regular"])
+    q_low, q_high = _monotone_widths(table, _groups_of(table, cont, p))
     dose = to_dose(amount, p, threshold, round_units)
     if round_units:
-        low, high = np.maximum(np.ceil(cont - q - 1e-9), 0.0), np.floor(cont + q + 1e-9)
+        low, high = np.maximum(np.ceil(cont - q_low - 1e-9), 0.0), np.floor(cont + q_high + 1e-9)
     else:
-        low, high = np.maximum(cont - q, 0.0), cont + q
+        low, high = np.maximum(cont - q_low, 0.0), cont + q_high
     return dose, np.minimum(low, dose), np.maximum(high, dose)
+
+
+def _monotone_widths(table: dict, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(below, above) widths per row: each group's conformal quantile widened just enough that the
+    bounds never fall when the dose and P(dose) rise (a What-if sweep over glucose).
+
+    Groups are ordered by P(dose) (or no dose < dose), and the point dose rises with them. Above
+    the dose, a width that shrinks from one group to the next would pull the upper bound down, so
+    each group takes the largest width of its own and every lower group; below the dose, the
+    largest of its own and every higher group. Both only widen a group's interval, so each keeps
+    at least its calibrated coverage."""
+    order = P_DOSE_BANDS if table.get("by") == "p_dose" else ("no_dose", "dose")
+    q = np.array([table["groups"][g]["q"] for g in order], dtype=float)
+    q = np.where(np.isfinite(q), q, MAX_PLAUSIBLE_DOSE["regular"])
+    above, below = np.maximum.accumulate(q), np.maximum.accumulate(q[::-1])[::-1]
+    at = pd.Series(groups, dtype=object).map({g: i for i, g in enumerate(order)}).to_numpy(dtype=int)
+    return below[at], above[at]
 
 
 def coverage_of(y: np.ndarray, low: np.ndarray, high: np.ndarray) -> dict:

@@ -19,7 +19,8 @@ METRIC_LABELS = {
 PREDICTOR_LABELS = {
     "model": "LSTM-GRU model", "previous_row": "previous row's dose", "last_same_daypart": "last dose at this time of day",
     "sliding_scale": "the patient's own sliding scale", "ridge": "ridge regression", "gbm": "gradient boosting",
-    "two_stage_gbm": "two-stage gradient boosting",
+    "two_stage_gbm": "two-stage gradient boosting", "gbm_monotone": "gradient boosting, monotone",
+    "two_stage_gbm_monotone": "two-stage gradient boosting, monotone",
 }
 
 FEATURE_LABELS = {
@@ -27,7 +28,12 @@ FEATURE_LABELS = {
     "ultralente": "UltraLente dose", "hypo": "hypoglycemic symptoms", "meal": "meal size", "exercise": "exercise",
     "tod_sin": "time of day (cycle, sine)", "tod_cos": "time of day (cycle, cosine)",
     **{f"dp_{p}": f"day part: {p}" for p in DAY_PARTS}, "log_hours_since_prev": "hours since the entry before",
-    "paper_time": "a paper-record time", **{f"slot_{s}": f"reading slot: {s.replace('_', ' ')}" for s in GLUCOSE_SLOTS},
+    "paper_time": "a paper-record time",
+    "scale_last_regular": "own sliding scale: last dose at this glucose or below",
+    "scale_median5_regular": "own sliding scale: usual dose at this glucose or below",
+    "scale_share_dose": "own sliding scale: how often a dose at this glucose or below",
+    "scale_has": "own sliding scale: any record at this glucose or below",
+    **{f"slot_{s}": f"reading slot: {s.replace('_', ' ')}" for s in GLUCOSE_SLOTS},
     "glucose_prev": "the reading before", "log_hours_since_glucose": "hours since the reading before",
     "last_regular_same_dp": "last dose at this time of day", "has_last_regular_same_dp": "a dose at this time of day before",
     "log_age_last_regular_same_dp": "hours since that dose", "median3_regular_same_dp": "usual dose now (last 3)",

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .baselines import BASELINES, make_baseline
 from .configs import check_keys
-from .features import SEQ_FEATURES
+from .features import SEQ_FEATURES, now_roles
 from .metrics import METRIC_COLUMNS, metrics_table, per_patient_metrics
 from .model import DEFAULT_SIZES, DoseNet, ModelConfig
 from .scaling import MinMaxScaler
@@ -101,7 +101,8 @@ def model_config_for(prepared: Prepared, **sizes) -> ModelConfig:
     ws = prepared.ws
     return ModelConfig(n_seq_features=ws.seq_rows.shape[2], n_now_features=ws.now.shape[1],
                        n_patients=len(prepared.patient_index), window=ws.config.length,
-                       n_targets=len(ws.targets), **{**DEFAULT_SIZES, **sizes})
+                       n_targets=len(ws.targets), now_roles=now_roles(ws.now_features),
+                       **{**DEFAULT_SIZES, **sizes})
 
 
 @dataclass

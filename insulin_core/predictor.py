@@ -69,6 +69,9 @@ class DosePredictor:
         ids = np.asarray(patient_ids).reshape(-1)
         patient = pd.Series(ids).map(self.patient_index).fillna(0).to_numpy(dtype=np.int64, copy=True)
         y = np.zeros((len(now), 1), np.float32) if y is None else y
+        # a bundle saved before decision-moment features were appended knows only the leading ones
+        # (bundle_schema checks that its names are exactly those)
+        now = np.asarray(now)[:, :len(self.now_scaler.low)]
         seq = seq.map_rows(self.seq_scaler.transform) if isinstance(seq, RowWindows) else self.seq_scaler.transform(seq)
         return ArrayPart(seq, self.now_scaler.transform(now), patient, y)
 

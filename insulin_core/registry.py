@@ -90,6 +90,12 @@ class ModelBundle:
     def patient_index(self) -> dict[int, int]:
         return {int(k): int(v) for k, v in self.meta["patient_index"].items()}
 
+    @property
+    def monotone(self) -> bool:
+        """Monotone by construction in glucose now (and exercise now): True for bundles of the
+        monotone network; bundles saved before it are not, and their What-if curves are checked."""
+        return self.model.cfg.is_monotone
+
     def predictor(self, conformal: dict | None = None) -> DosePredictor:
         """The bundle's network with its own scalers, patient index and conformal table (or `conformal`)."""
         table = self.meta.get("conformal") if conformal is None else conformal

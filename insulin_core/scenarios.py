@@ -21,7 +21,8 @@ import pandas as pd
 
 from .codes import (CODE_TABLE, DAY_PARTS, EXERCISE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS,
                     MAX_PLAUSIBLE_DOSE, MEAL_CODES)
-from .features import (DECISION_KINDS, DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, LOOKBACKS, NOW_FEATURES,
+from .features import (DECISION_KINDS, DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, GLUCOSE_DRIVEN, LOOKBACKS, N_BANDS,
+                       NOW_FEATURES,
                        add_features, build_timeline, day_part_of, fold_doses, now_columns)
 from .windows import WindowConfig, WindowSet, make_windows
 
@@ -37,6 +38,7 @@ MAX_SWEEP_POINTS = 1_000
 SIMILAR_GLUCOSE_MGDL = 20.0
 
 _NOW = {name: i for i, name in enumerate(NOW_FEATURES)}
+_DRIVEN = [_NOW[name] for name in GLUCOSE_DRIVEN]
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,6 +367,7 @@ def _tail_starts(rows: _HistoryRows, part: str, length: int, glucose_nows: list)
         needs.append(nth_last(getattr(rows, kind), LOOKBACKS[kind]))
     needs.append(nth_last(rows.regular & same_dp, LOOKBACKS["regular_same_day_part"]))
     needs.append(nth_last(rows.decision & same_dp, LOOKBACKS["decisions_same_day_part"], window_start))
+    needs.append(nth_last(rows.decision & rows.glucose & same_dp, LOOKBACKS["readings_same_day_part"], window_start))
     common = min(needs)
     with np.errstate(invalid="ignore"):
         band = np.floor(rows.glucose_value / GLUCOSE_BAND_MGDL)
@@ -374,8 +377,13 @@ def _tail_starts(rows: _HistoryRows, part: str, length: int, glucose_nows: list)
         start = common
         # The patient's own sliding scale: earlier moments with a reading in the same 40 mg/dL band
         # and day part as the glucose now.
+        # The sliding scale of features._monotone_scale reads every band up to the glucose now's.
         if glucose_now is not None and not np.isnan(glucose_now):
-            same_band = decision_dp & (band == np.floor(glucose_now / GLUCOSE_BAND_MGDL))
+            top = min(np.floor(glucose_now / GLUCOSE_BAND_MGDL), N_BANDS - 1)
+            for b in np.unique(band[decision_dp & (np.minimum(band, N_BANDS - 1) <= top)]):
+                same_band = decision_dp & (np.minimum(band, N_BANDS - 1) == b)
+                start = min(start, nth_last(same_band, LOOKBACKS["decisions_same_band"], window_start))
+            same_band = decision_dp & (band == np.floor(glucose_now / GLUCOSE_BAND_MGDL))  # the raw same-band history
             start = min(start, nth_last(same_band, LOOKBACKS["decisions_same_band"], window_start))
         # A tail must not begin on a dose folded into a decision point it leaves out: that dose would
         # count alone there. Start at that decision point instead (the last one before the row).
@@ -462,7 +470,6 @@ def build(scenario: Scenario, patient_events: pd.DataFrame, cfg: WindowConfig, b
     return Built(scenario, moment, str(features["day_part"].iloc[row]), events, features, row, ws, code)
 
 
-N_BANDS = int(GLUCOSE_METER_MAX // GLUCOSE_BAND_MGDL) + 1
 
 
 def band_variants(base: Built, patient_events: pd.DataFrame, length: int,
@@ -503,18 +510,17 @@ def set_moment(now: np.ndarray, glucose=None, meal=None, exercise=None, hypo=Non
     """Rows of unscaled now-vectors with the moment's own edits applied.
 
     Meal, exercise and hypoglycemia now only set their own columns (add_features reads the
-    moment's own events for them). A glucose now also decides the glucose slot and the patient's
-    same-band history: those come from `band_now` (rebuilt per band), then the value itself is set.
-    Each argument is None (unchanged) or an array/scalar broadcast over the rows."""
+    moment's own events for them). A glucose now also decides the columns of GLUCOSE_DRIVEN (the
+    glucose slot, the patient's same-band history and sliding scale): those come from `band_now`
+    (rebuilt per band), then the value itself is set. Every other column stays the moment's own,
+    so a sweep's rows differ only where glucose acts (what the monotone network's guarantee
+    needs). Each argument is None (unchanged) or an array/scalar broadcast over the rows."""
     now = np.array(now, dtype=np.float32, copy=True)
     if glucose is not None:
         g = np.broadcast_to(np.asarray(glucose, dtype=float), (len(now),))
         band = np.clip(np.floor(g / GLUCOSE_BAND_MGDL).astype(int), 0, N_BANDS - 1)
-        local = [_NOW[c] for c in ("meal", "exercise", "hypo")]
-        kept = now[:, local]
-        now = np.array(band_now[band], dtype=np.float32, copy=True)
+        now[:, _DRIVEN] = band_now[band][:, _DRIVEN]
         now[:, _NOW["glucose"]] = g
-        now[:, local] = kept
     if meal is not None:
         now[:, _NOW["meal"]] = np.vectorize(LEVELS.get)(meal) if not np.isscalar(meal) else LEVELS[meal]
     if exercise is not None:

@@ -32,6 +32,10 @@ GLUCOSE_WITHOUT_READING = 150  # where the glucose slider starts when nothing wa
 FLAG_TITLES = {"out_of_range": "Outside the training data", "non_monotone": "Dose-response not monotone",
                "above_history": "Far above their own history", "uncertain": "Dose or no dose: a coin toss",
                "flat_zero": "No dose at any glucose"}
+MONOTONE_NOTE = (":material/trending_up: Monotone by construction: whatever this model learned, its dose never "
+                 "falls as glucose now rises, and never rises with exercise now.")
+NOT_MONOTONE_NOTE = (":material/warning: This model was saved before the monotone network: its dose can fall as "
+                     "glucose rises. The 'not monotone' flag above checks this curve at every moment.")
 WINDOW_SHOWN = ["timestamp", "day_part", "glucose", "regular", "nph", "ultralente", "meal", "exercise", "hypo"]
 
 
@@ -237,6 +241,7 @@ def scenario_panel(engine: WhatIf, engine_key: tuple, model_name: str, patient: 
     curve_col.vega_lite_chart(charts.dose_response_spec(glucose_sweep.table(), glucose_sweep.real_doses, current),
                               width="stretch")
     meal_chart_col.vega_lite_chart(charts.meal_response_spec(meal_sweep.table(), p.inputs["meal_now"]), width="stretch")
+    curve_col.caption(MONOTONE_NOTE if engine.bundle.monotone else NOT_MONOTONE_NOTE)
 
     heat_col, why_col = st.columns([3, 2])
     heat_col.vega_lite_chart(charts.attribution_heatmap_spec(explanation.seq.rename(columns=FEATURE_LABELS)),

@@ -7,8 +7,8 @@ import pandas as pd
 
 from insulin_core.codes import DAY_PARTS, LEVELS, MAX_PLAUSIBLE_DOSE
 from insulin_core.features import (
-    GLUCOSE_BAND_MGDL, GLUCOSE_SLOTS, MAX_GAP_HOURS, NOW_FEATURES, SEQ_FEATURES, SHARE_WINDOW, TIMELINE_COLUMNS,
-    day_part_of,
+    FOLLOW_UP_MIN, GLUCOSE_BAND_MGDL, GLUCOSE_SLOTS, MAX_GAP_HOURS, N_BANDS, NOW_FEATURES, SEQ_FEATURES, SHARE_WINDOW,
+    TIMELINE_COLUMNS, day_part_of,
 )
 
 
@@ -110,6 +110,17 @@ def _history_features(tl: pd.DataFrame, doses: dict[str, pd.Series]) -> dict[str
     same_dp = [pid, dp]
     last_dose_same_dp_at = _last_before(given_at, same_dp)
     band = _personal_scale(tl, regular)
+    # Of the last SHARE_WINDOW readings at decision points in this day part: the share with a dose
+    # and the share followed within FOLLOW_UP_MIN minutes by the patient's next decision point.
+    reading = dec & tl["glucose"].notna()
+    next_at = pd.to_datetime(tl["timestamp"].where(dec).groupby(pid).transform(lambda t: t.dropna().shift(-1).reindex(t.index)))
+    followed = ((next_at - tl["timestamp"]).dt.total_seconds() <= FOLLOW_UP_MIN * 60).astype(float)[reading]
+    read_keys = [pid[reading], dp[reading]]
+
+    def reading_share(values: pd.Series) -> pd.Series:
+        rolled = values.groupby(read_keys).rolling(SHARE_WINDOW, min_periods=1).mean().droplevel([0, 1])
+        return _last_before(rolled.reindex(tl.index), same_dp)
+
     return {
         "glucose_prev": _last_before(tl["glucose"], [pid]),
         "log_hours_since_glucose": _log_hours(stamp_h - _last_before(glucose_at, [pid])),
@@ -124,7 +135,35 @@ def _history_features(tl: pd.DataFrame, doses: dict[str, pd.Series]) -> dict[str
         "last_nph": _last_before(doses["nph"].where(doses["nph"] > 0), [pid]),
         "last_ultralente": _last_before(doses["ultralente"].where(doses["ultralente"] > 0), [pid]),
         **band,
+        **_monotone_scale(tl, regular),
+        "share_dose_reading_same_dp": reading_share((regular > 0).astype(float)[reading]),
+        "share_followed_same_dp": reading_share(followed),
     }
+
+
+def _monotone_scale(tl: pd.DataFrame, regular: pd.Series) -> dict[str, pd.Series]:
+    """The sliding scale made non-decreasing in glucose, moment by moment in plain Python: per
+    band up to the moment's, the same-band figures over the earlier moments of that band (same
+    patient and day part), then the running max over the bands."""
+    dec = tl.index[tl["decision_point"] & tl["glucose"].notna()]
+    band = np.clip(tl.loc[dec, "glucose"] // GLUCOSE_BAND_MGDL, 0, N_BANDS - 1).astype(int)
+    out = {name: pd.Series(np.nan, index=tl.index) for name in
+           ("scale_last_regular", "scale_median5_regular", "scale_share_dose", "scale_has")}
+    for (_, _), rows in tl.loc[dec].groupby(["patient_id", "day_part"]).groups.items():
+        seen: dict[int, list[float]] = {b: [] for b in range(N_BANDS)}  # earlier doses per band, in order
+        for r in rows:
+            best = dict.fromkeys(out, np.nan)
+            for b in range(band[r] + 1):
+                earlier = seen[b][-SHARE_WINDOW:]
+                if not earlier:
+                    continue
+                figures = {"scale_last_regular": earlier[-1], "scale_median5_regular": float(np.median(earlier[-5:])),
+                           "scale_share_dose": float(np.mean(np.array(earlier) > 0)), "scale_has": 1.0}
+                best = {k: np.fmax(best[k], v) for k, v in figures.items()}
+            for k, v in best.items():
+                out[k][r] = v
+            seen[band[r]].append(regular[r])
+    return out
 
 
 def _personal_scale(tl: pd.DataFrame, regular: pd.Series) -> dict[str, pd.Series]:

@@ -15,7 +15,7 @@ import pytest
 
 from insulin_core import whatif as W
 from insulin_core.cli import main
-from insulin_core.features import NOW_FEATURES
+from insulin_core.features import GLUCOSE_DRIVEN, NOW_FEATURES
 from insulin_core.registry import ModelBundle, save_bundle
 from insulin_core.serving import predict_windows
 
@@ -72,8 +72,8 @@ def test_each_edit_changes_exactly_its_features(setup):
     i = next(i for i in range(200, len(ws)) if ws.now[i, NOW["has_glucose"]] > 0 and ws.now[i, NOW["hypo"]] == 0
              and ws.now[i, NOW["exercise"]] == 0 and ws.now[i, NOW["meal"]] == 0)
     base = engine.build(scenario_at(ws, i))
-    # glucose now also moves the patient's same-band history when features.py has it
-    band = {n for n in NOW_FEATURES if n.endswith("_same_band")}
+    # glucose now also moves the patient's same-band history and sliding scale (features.GLUCOSE_DRIVEN)
+    band = set(GLUCOSE_DRIVEN) - {"has_glucose"} - {n for n in GLUCOSE_DRIVEN if n.startswith("slot_")}
     cases = {"glucose_now": (dict(glucose_now=333.0), {"glucose"} | band),
              "meal_now": (dict(meal_now="more"), {"meal"}),
              "exercise_now": (dict(exercise_now="less"), {"exercise"}),
