@@ -165,10 +165,11 @@ class TrainConfig:
     # (chrono split) a threshold tuned on the small validation part did not carry over to the test
     # part (bench/threshold.py; figures in docs/results.md).
     tune_threshold: bool = False
-    # CPU threads for this run (restored afterwards); 0 = leave torch's default. 1 by default: a
-    # model this small trains as fast on one thread on a shared 2-core CPU (see train_model), and
-    # a fixed count makes a seed give the same model on a rerun, whatever the machine's cores
-    # (the order of a multi-threaded sum changes with the thread count, and with it the weights).
+    # CPU threads for this run (restored afterwards); 0 = leave torch's default. 1 by default, as
+    # the Train page and background runs use: a model this small gains little from a second
+    # thread, and on a shared 2-core CPU one thread leaves the other core to the dashboard.
+    # A rerun with the same seed on the same machine gives the same weights (deterministic
+    # algorithms, train_model); another CPU may not (its kernels round differently).
     threads: int = 1
     # Learning-rate schedule. "onecycle": warm up to `lr` over the first `warmup` share of the
     # `epochs`, then cosine-anneal to ~0, stepped per batch (Smith & Topin 2019): converges in a

@@ -66,30 +66,38 @@ def conformal_interval(amount: np.ndarray, p: np.ndarray, table: dict, threshold
     """(dose, low, high); in whole units (`round_units`) [low, high] holds the same whole doses as
     the continuous conformal interval. Always holds the point dose; never below 0."""
     cont = continuous_dose(np.asarray(amount, float), np.asarray(p, float), threshold)
-    q_low, q_high = _monotone_widths(table, _groups_of(table, cont, p))
+    q_low, q_high, top_floor = _monotone_widths(table, _groups_of(table, cont, p))
     dose = to_dose(amount, p, threshold, round_units)
+    high = np.maximum(cont + q_high, top_floor)
     if round_units:
-        low, high = np.maximum(np.ceil(cont - q_low - 1e-9), 0.0), np.floor(cont + q_high + 1e-9)
+        low, high = np.maximum(np.ceil(cont - q_low - 1e-9), 0.0), np.floor(high + 1e-9)
     else:
-        low, high = np.maximum(cont - q_low, 0.0), cont + q_high
+        low = np.maximum(cont - q_low, 0.0)
     return dose, np.minimum(low, dose), np.maximum(high, dose)
 
 
-def _monotone_widths(table: dict, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(below, above) widths per row: each group's conformal quantile widened just enough that the
-    bounds never fall when the dose and P(dose) rise (a What-if sweep over glucose).
+def _monotone_widths(table: dict, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(below, above, top floor) per row: each group's conformal quantile, widened just enough
+    that the bounds never fall when the dose and P(dose) rise (a What-if sweep over glucose).
 
-    Groups are ordered by P(dose) (or no dose < dose), and the point dose rises with them. Above
-    the dose, a width that shrinks from one group to the next would pull the upper bound down, so
-    each group takes the largest width of its own and every lower group; below the dose, the
-    largest of its own and every higher group. Both only widen a group's interval, so each keeps
-    at least its calibrated coverage."""
-    order = P_DOSE_BANDS if table.get("by") == "p_dose" else ("no_dose", "dose")
-    q = np.array([table["groups"][g]["q"] for g in order], dtype=float)
-    q = np.where(np.isfinite(q), q, MAX_PLAUSIBLE_DOSE["regular"])
-    above, below = np.maximum.accumulate(q), np.maximum.accumulate(q[::-1])[::-1]
-    at = pd.Series(groups, dtype=object).map({g: i for i, g in enumerate(order)}).to_numpy(dtype=int)
-    return below[at], above[at]
+    Groups run from no dose to dose by P(dose); the point dose is 0 in the no-dose groups and
+    rises through the dose groups. Above the dose, a width that shrinks from one group to the next
+    would pull the upper bound down: each group takes the largest width of its own and the lower
+    groups of its side, and a dose's upper bound is never below the no-dose groups' (the floor).
+    Below a dose, each dose group takes the largest width of its own and the higher dose groups
+    (below no dose the bound is 0 anyway). Every change only widens a group's interval, so each
+    keeps at least its calibrated coverage."""
+    sides = (P_DOSE_BANDS[:2], P_DOSE_BANDS[2:]) if table.get("by") == "p_dose" else (("no_dose",), ("dose",))
+    below, above, floor = {}, {}, {}
+    no_dose_top = 0.0  # the highest upper bound of the no-dose side: floor of the dose side's
+    for side in sides:
+        q = np.array([table["groups"][g]["q"] for g in side], dtype=float)
+        q = np.where(np.isfinite(q), q, MAX_PLAUSIBLE_DOSE["regular"])
+        for g, lo, hi in zip(side, np.maximum.accumulate(q[::-1])[::-1], np.maximum.accumulate(q)):
+            below[g], above[g], floor[g] = lo, hi, no_dose_top
+        no_dose_top = float(q.max())
+    rows = pd.Series(groups, dtype=object)
+    return tuple(rows.map(d).to_numpy(dtype=float) for d in (below, above, floor))
 
 
 def coverage_of(y: np.ndarray, low: np.ndarray, high: np.ndarray) -> dict:

@@ -33,6 +33,8 @@ FEATURE_LABELS = {
     "scale_median5_regular": "own sliding scale: usual dose at this glucose or below",
     "scale_share_dose": "own sliding scale: how often a dose at this glucose or below",
     "scale_has": "own sliding scale: any record at this glucose or below",
+    "share_dose_reading_same_dp": "how often a dose at a reading at this time of day",
+    "share_followed_same_dp": "how often a reading at this time of day is followed by another entry within minutes",
     **{f"slot_{s}": f"reading slot: {s.replace('_', ' ')}" for s in GLUCOSE_SLOTS},
     "glucose_prev": "the reading before", "log_hours_since_glucose": "hours since the reading before",
     "last_regular_same_dp": "last dose at this time of day", "has_last_regular_same_dp": "a dose at this time of day before",

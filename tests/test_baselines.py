@@ -63,7 +63,8 @@ def scale_ws():
 
 
 def test_registry_order_and_metadata():
-    assert ALL == ["previous_row", "last_same_daypart", "sliding_scale", "ridge", "gbm", "two_stage_gbm"]
+    assert ALL == ["previous_row", "last_same_daypart", "sliding_scale", "ridge", "gbm", "two_stage_gbm", "gbm_monotone",
+                   "two_stage_gbm_monotone"]
     for name, cls in BASELINES.items():
         assert cls.name == name and cls.description
     with pytest.raises(ValueError, match="Unknown baseline"):
@@ -197,3 +198,30 @@ def test_two_stage_dose_probability(scale_ws):
     assert p.shape == (600,) and np.all((p >= 0) & (p <= 1))
     flag = scale_ws.now[test, 1] > 0
     assert np.mean((p > 0.5) == flag) > 0.95
+
+
+def _sweep(model, ws, rows, column, values) -> np.ndarray:
+    """(len(values), len(rows)) predictions with one decision-moment column set to each value."""
+    out = []
+    for v in values:
+        now = ws.now.copy()
+        now[rows, column] = v
+        out.append(model.predict(SimpleNamespace(**{**vars(ws), "now": now}), rows))
+    return np.array(out)
+
+
+def test_monotone_gbms_never_give_less_for_more_glucose_nor_more_for_more_exercise():
+    """The monotone GBMs hold the network's prior (features.MONOTONE_ROLES) even where the data
+    rise and fall with glucose; the unconstrained GBM follows the data down."""
+    ws = make_ws(n=2400, seed=5)
+    ws.now_features = ("glucose", "flag", "exercise")
+    glucose, flag = ws.now[:, 0], ws.now[:, 1]
+    ws.y = (flag * np.clip(12 - np.abs(glucose - 230) / 15, 0, None)).astype(np.float32)[:, None]  # peaks at 230
+    train, rows = np.arange(1800), np.arange(1800, 1900)
+    grid, levels = np.linspace(60, 400, 18), np.linspace(-3, 3, 7)
+    for name in ("gbm_monotone", "two_stage_gbm_monotone"):
+        model = make_baseline(name).fit(ws, train)
+        assert np.all(np.diff(_sweep(model, ws, rows, 0, grid), axis=0) >= -1e-9), name
+        assert np.all(np.diff(_sweep(model, ws, rows, 2, levels), axis=0) <= 1e-9), name
+    plain = make_baseline("gbm").fit(ws, train)
+    assert np.any(np.diff(_sweep(plain, ws, rows, 0, grid), axis=0) < -1.0)

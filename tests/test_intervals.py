@@ -33,8 +33,13 @@ def test_conformal_covers_the_target_share_on_a_set_with_known_noise():
     dose, low, high = conformal_interval(amount, p, table)
     cov = coverage_of(y, low, high)
     assert 0.87 <= cov["coverage"] <= 0.95
-    for band in (p > 0.8, (p > 0.5) & (p <= 0.8)):  # Mondrian: the guarantee holds within each band
-        assert 0.87 <= coverage_of(y[band], low[band], high[band])["coverage"] <= 0.93
+    q = [table["groups"][g]["q"] for g in ("lean_dose", "sure_dose")]
+    for band, own_width in (((p > 0.5) & (p <= 0.8), q[0] >= q[1]), (p > 0.8, q[1] >= q[0])):
+        # Mondrian: the guarantee holds within each band. A band narrower than the one below it
+        # is widened to it above the dose (so that no bound falls as P(dose) rises: the monotone
+        # envelope), and may then cover more than its share; one at its own width covers about it.
+        coverage = coverage_of(y[band], low[band], high[band])["coverage"]
+        assert 0.87 <= coverage <= (0.93 if own_width else 0.97), (coverage, q)
     assert ((low <= dose) & (dose <= high)).all() and (low >= 0).all()
 
 

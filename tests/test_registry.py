@@ -131,7 +131,7 @@ def break_bundle(tmp_path, how):
     ("corrupt weights", "corrupt"),
     ("weights of another model", "do not fit the model config"),
     ("bad config", "model_config.*lstm_hidden must be between 1 and"),
-    ("scaler mismatch", "scalers.now.*low has 1 values, high 37"),
+    ("scaler mismatch", f"scalers.now.*low has 1 values, high {len(NOW_FEATURES)}"),
 ])
 def test_each_broken_bundle_gives_a_clear_error(tmp_path, how, message):
     with pytest.raises(BundleError, match=message):

@@ -328,3 +328,4 @@ def test_training_on_windows_gathered_from_their_rows_equals_training_on_copied_
     a, b = train_model(MC, cfg, DATA), train_model(MC, cfg, lazy)
     assert same_history(a.history, b.history)
     assert np.array_equal(predict_raw(a.model, DATA.val)[0], predict_raw(b.model, lazy.val)[0])
+
