@@ -180,6 +180,9 @@ class TrainConfig:
     # "bf16": forward and backward under bfloat16 autocast (AMX/AVX-512 BF16 CPUs, recent GPUs),
     # weights and optimiser in float32; 1.5x per batch on this machine (docs/performance.md).
     precision: str = "fp32"
+    # Decay per batch of an exponential moving average of the weights, which is what is validated
+    # and kept (0 = the weights as trained, as before it existed).
+    ema: float = 0.0
 
     def __post_init__(self):
         self.validate()
@@ -209,6 +212,7 @@ class TrainConfig:
         number("patient_dropout", 0.0, 1.0)
         number("huber_beta", 0.0, 100.0, lo_open=True)
         number("warmup", 0.0, 0.9)
+        number("ema", 0.0, 0.9999)
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if self.schedule not in SCHEDULES:

@@ -163,12 +163,22 @@ def _readme(cfg: DemoConfig, faults: list[Fault]) -> str:
 
 # --- generation ---------------------------------------------------------------------------------
 
-def _build(cfg: DemoConfig) -> tuple[dict[str, str], list[Fault]]:
-    rng = np.random.default_rng(cfg.seed)
-    paper = _paper_flags(rng, cfg.patients)
+def regimens(cfg: DemoConfig) -> dict[int, Patient]:
+    """Patient id (data-NN -> NN) -> the regimen its doses follow: the known truth a What-if curve
+    can be checked against (bench/fidelity.py)."""
+    return dict(enumerate(_regimens(np.random.default_rng(cfg.seed), cfg.patients), start=1))
+
+
+def _regimens(rng: np.random.Generator, n: int) -> list[Patient]:
+    paper = _paper_flags(rng, n)
     patients = [_draw_patient(rng, bool(flag)) for flag in paper]
     late = _late_flags(rng, [p.paper for p in patients])
-    patients = [replace(p, log_delay=int(rng.integers(2, 13)) if is_late else 0) for p, is_late in zip(patients, late)]
+    return [replace(p, log_delay=int(rng.integers(2, 13)) if is_late else 0) for p, is_late in zip(patients, late)]
+
+
+def _build(cfg: DemoConfig) -> tuple[dict[str, str], list[Fault]]:
+    rng = np.random.default_rng(cfg.seed)
+    patients = _regimens(rng, cfg.patients)
     children = rng.spawn(cfg.patients)
     dates = [(cfg.start + timedelta(days=d)).strftime("%m-%d-%Y") for d in range(cfg.days)]
     files: dict[str, list[str]] = {}

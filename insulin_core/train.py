@@ -223,7 +223,7 @@ class _MemberOutputs(torch.nn.Module):
 
 
 def _run_epoch(model: DoseNet, opt, train, cfg: TrainConfig, gen: torch.Generator,
-               batch_sched=None, ddp=None) -> float:
+               batch_sched=None, ddp=None, ema=None) -> float:
     """One pass over the training part in shuffled batches; the mean training loss (NaN as soon as
     a batch's loss is not finite: the caller stops).
 
@@ -261,6 +261,8 @@ def _run_epoch(model: DoseNet, opt, train, cfg: TrainConfig, gen: torch.Generato
         if cfg.clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         opt.step()
+        if ema is not None:
+            ema.update_parameters(model)
         if batch_sched is not None:
             batch_sched.step()
         total, rows = total + loss.item() * len(idx), rows + len(idx)
@@ -328,23 +330,29 @@ def _train(model_cfg, cfg: TrainConfig, data: TrainData, callback, device) -> Tr
         # (the buffers - bin edges, threshold - are fixed during training: synced once, at the start)
         ddp = DistributedDataParallel(_MemberOutputs(model), device_ids=[device.index] if device.type == "cuda" else None,
                                       forward_sync_buffers=False)
+    # The weights validated, kept and returned: an exponential moving average of the trained ones
+    # (torch's AveragedModel), when asked; it smooths the epoch-to-epoch swings that made the
+    # early-stopping pick, and with it a single run's test score, depend on the seed.
+    ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema))
+           if cfg.ema else None)
+    kept = ema.module if ema is not None else model
     history: list[EpochLog] = []
     best, first_val = _Best(copy.deepcopy(model.state_dict())), None
     stop_reason, message = "max_epochs", ""
 
     for epoch in range(1, cfg.epochs + 1):
         lr = opt.param_groups[0]["lr"]
-        train_loss = _run_epoch(model, opt, train, cfg, gen, batch_sched, ddp)
+        train_loss = _run_epoch(model, opt, train, cfg, gen, batch_sched, ddp, ema)
         # (several ranks: the weights are the same on every rank, so rank 0 validates and tells the rest)
         evaluate = math.isfinite(train_loss) and distributed.rank() == 0
-        val_loss, val_mae = _evaluate(model, val, beta=cfg.huber_beta) if evaluate else (math.nan, math.nan)
+        val_loss, val_mae = _evaluate(kept, val, beta=cfg.huber_beta) if evaluate else (math.nan, math.nan)
         val_loss, val_mae = distributed.broadcast_floats([val_loss, val_mae])
         log = EpochLog(epoch, train_loss, val_loss, val_mae, time.perf_counter() - start, lr)
         history.append(log)
         first_val = val_loss if first_val is None and math.isfinite(val_loss) else first_val
         wrong = _divergence(log, first_val)
         if not wrong:
-            best.update(val_mae if cfg.select_on == "val_mae" else val_loss, epoch, model)
+            best.update(val_mae if cfg.select_on == "val_mae" else val_loss, epoch, kept)
         user_stop = bool(callback(log)) if callback is not None and distributed.rank() == 0 else False
         user_stop = bool(distributed.broadcast_floats([float(user_stop)])[0])
 

@@ -13,11 +13,13 @@ per-user state.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from insulin_core.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS
+from insulin_core.fidelity import summary_text
 from insulin_core.labels import FEATURE_LABELS, LEVEL_PHRASES
 from insulin_core.registry import ModelBundle
 from insulin_core.serving import bundle_experiment, check_bundle_fits
@@ -27,6 +29,7 @@ from ui.cache import bundle_key, decision_points, window_key
 from ui.session import CORE_ERRORS, model_page, shows_errors
 
 LEVEL_NAMES = list(LEVELS)
+FIDELITY_FIGURES = Path(__file__).resolve().parent.parent / "docs" / "fidelity.json"  # bench/fidelity.py writes it
 NEXT_LABEL = "next (after their last entry)"
 GLUCOSE_WITHOUT_READING = 150  # where the glucose slider starts when nothing was measured
 FLAG_TITLES = {"out_of_range": "Outside the training data", "non_monotone": "Dose-response not monotone",
@@ -242,6 +245,10 @@ def scenario_panel(engine: WhatIf, engine_key: tuple, model_name: str, patient: 
                               width="stretch")
     meal_chart_col.vega_lite_chart(charts.meal_response_spec(meal_sweep.table(), p.inputs["meal_now"]), width="stretch")
     curve_col.caption(MONOTONE_NOTE if engine.bundle.monotone else NOT_MONOTONE_NOTE)
+    faithful = summary_text(FIDELITY_FIGURES)
+    if faithful:
+        with curve_col.expander("How faithful is this curve?"):
+            st.markdown(faithful)
 
     heat_col, why_col = st.columns([3, 2])
     heat_col.vega_lite_chart(charts.attribution_heatmap_spec(explanation.seq.rename(columns=FEATURE_LABELS)),
