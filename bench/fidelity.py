@@ -57,7 +57,8 @@ def main() -> int:
 
     command = (".venv/bin/python bench/fidelity.py " + " ".join(sys.argv[1:])).strip()
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    figures = {"bundle": Path(args.bundle).name, "monotone": bundle.monotone, "measured": stamp, "command": command,
+    figures = {"bundle": Path(args.bundle).name, "created": bundle.meta.get("created"), "monotone": bundle.monotone,
+               "measured": stamp, "command": command,
                "left_out_after_hypo": found.left_out_after_hypo,
                "sweeps": {s: {"moments": int(r.moments), "points": int(r.points), "mae_u": round(float(r.mae_u), 3),
                               "within_1u": round(float(r.within_1u), 4)} for s, r in summary.iterrows()}}

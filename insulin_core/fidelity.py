@@ -9,9 +9,11 @@ part (a reading with a breakfast, lunch or supper code):
   `sliding_scale(patient, meal, glucose, recorded meal size, recorded exercise)`;
 - meal size now over less / typical / more at the recorded glucose, against the same rule.
 The rule is the demo's without its noise (10% of doses 1 U off) and without the cut after a
-hypoglycemia, so moments that follow a hypoglycemia with no Regular since (where the cut applies)
-are left out and counted. Below 80 mg/dL the rule holds the dose, which the demo marks with a hypo
-code that the What-if does not add, hence the grid's start.
+hypoglycemia, so moments that follow a hypoglycemia with no Regular since (where the cut applies,
+a recorded hypo at the moment included) are left out and counted. Below 80 mg/dL the rule holds
+the dose, and the demo writes a hypo code with 60% of such lows, which a sweep cannot add or take
+away: hence the grid's start. The model must have been trained on the decision dose with a window
+covering the late writers' delay (up to 12 minutes), else its target differs from the rule there.
 """
 from __future__ import annotations
 
@@ -25,13 +27,14 @@ import pandas as pd
 from .demo import DemoConfig, MEALS, Patient, regimens, sliding_scale
 from .registry import ModelBundle
 from .scenarios import LEVEL_NAMES
-from .serving import bundle_prepared
+from .serving import bundle_experiment, bundle_prepared
 from .whatif import Scenario, WhatIf
 
 GLUCOSE_GRID = np.arange(80.0, 401.0, 10.0)
 MEAL_SIZES = ("less", "typical", "more")
 PRE_MEAL_SLOTS = {f"pre_{meal}": meal for meal in MEALS}
 WITHIN_U = 1.0
+LONGEST_LOG_DELAY_MIN = 12  # demo.py: late writers note the insulin 2-12 minutes after the reading
 
 
 @dataclass
@@ -96,6 +99,11 @@ def measure(bundle: ModelBundle, events: pd.DataFrame, features: pd.DataFrame, c
             max_moments: int = 0) -> Fidelity:
     """What-if sweeps of `bundle` against the true rule at the demo test part's pre-meal moments
     (`max_moments` > 0: that many, drawn evenly)."""
+    window = bundle_experiment(bundle).window
+    if window.target != "decision-point" or window.dose_window < LONGEST_LOG_DELAY_MIN:
+        raise ValueError(f"the model's target is not the demo rule's dose (it needs the decision dose with a "
+                         f"window of at least {LONGEST_LOG_DELAY_MIN} minutes, has {window.target}, "
+                         f"{window.dose_window} minutes)")
     patients = regimens(cfg)
     moments, left_out = pre_meal_moments(bundle, features, events)
     if max_moments and len(moments) > max_moments:
@@ -115,13 +123,16 @@ def measure(bundle: ModelBundle, events: pd.DataFrame, features: pd.DataFrame, c
     return Fidelity(points, left_out)
 
 
-def summary_text(path: str | Path) -> str | None:
+def summary_text(path: str | Path, created: str | None = None) -> str | None:
     """Plain words for the What-if page ('how faithful is this curve?'), from the figures
-    bench/fidelity.py wrote; None when there are none."""
+    bench/fidelity.py wrote; None when there are none, or (given the bundle's `created` stamp)
+    when they were measured on another model than the one on screen."""
     try:
         found = json.loads(Path(path).read_text())
         g, m = found["sweeps"]["glucose"], found["sweeps"]["meal"]
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if created is not None and found.get("created") != created:
         return None
     return (f"On the synthetic demo cohort, whose dosing rule is known exactly, the What-if curves of the "
             f"model `{found['bundle']}` were compared with each patient's own rule at {g['moments']} pre-meal "

@@ -245,7 +245,7 @@ def scenario_panel(engine: WhatIf, engine_key: tuple, model_name: str, patient: 
                               width="stretch")
     meal_chart_col.vega_lite_chart(charts.meal_response_spec(meal_sweep.table(), p.inputs["meal_now"]), width="stretch")
     curve_col.caption(MONOTONE_NOTE if engine.bundle.monotone else NOT_MONOTONE_NOTE)
-    faithful = summary_text(FIDELITY_FIGURES)
+    faithful = summary_text(FIDELITY_FIGURES, engine.bundle.meta.get("created"))  # only this very model's figures
     if faithful:
         with curve_col.expander("How faithful is this curve?"):
             st.markdown(faithful)

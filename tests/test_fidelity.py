@@ -62,18 +62,34 @@ def test_the_true_rule_scores_perfectly_and_an_offset_scores_its_size(demo, monk
     assert summary.loc["meal", "points"] == 12 * len(fidelity.MEAL_SIZES)
 
 
-def test_moments_are_the_test_parts_pre_meal_readings_clear_of_a_hypoglycemias_cut(demo):
+def test_moments_are_every_pre_meal_reading_of_the_test_part_clear_of_a_hypoglycemias_cut(demo):
+    from insulin_core.serving import bundle_prepared
+
     cfg, cohort, bundle = demo
     moments, left_out = fidelity.pre_meal_moments(bundle, cohort.features, cohort.events)
-    split_start = bundle.meta.get("split")  # chrono: the test part is each patient's latest stretch
-    assert split_start == "chrono" and len(moments) > 100 and left_out > 0
-    f = cohort.features.set_index(["patient_id", "timestamp"])
-    at = f.loc[list(zip(moments["patient_id"], moments["timestamp"]))]
-    assert at["glucose_slot"].isin(["pre_breakfast", "pre_lunch", "pre_supper"]).all()
-    assert at["decision_point"].all() and at["glucose"].notna().all()
-    latest_train = cohort.features.groupby("patient_id")["timestamp"].quantile(0.5)
-    assert (moments["timestamp"].to_numpy() > latest_train.loc[moments["patient_id"]].to_numpy()).all()
+    prepared = bundle_prepared(bundle, cohort.features, every_patient=False)
+    ctx = prepared.ws.context.assign(part=prepared.split.part_of(len(prepared.ws)))
+    rows = cohort.features.iloc[ctx["row"].to_numpy()]
+    pre_meal = rows["glucose_slot"].isin(["pre_breakfast", "pre_lunch", "pre_supper"]).to_numpy() & rows["glucose"].notna().to_numpy()
+    want = ctx[(ctx["part"] == "test").to_numpy() & pre_meal]
+    assert len(moments) + left_out == len(want) and left_out > 0
+    keys = set(zip(moments["patient_id"], moments["timestamp"]))
+    assert keys <= set(zip(want["patient_id"], want["timestamp"]))
     assert not fidelity.after_hypo(moments, cohort.events).any()
+
+
+def test_the_rule_is_what_the_demo_patients_did_up_to_its_noise(demo):
+    """The truth the curves are scored against: each recorded decision dose at those moments is
+    the rule's dose at the recorded inputs, or 1 U off it (the demo's noise, 10% of doses)."""
+    cfg, cohort, bundle = demo
+    moments, _ = fidelity.pre_meal_moments(bundle, cohort.features, cohort.events)
+    who = regimens(cfg)
+    rule = np.array([fidelity.rule_dose(who[m.patient_id], m.meal, m.glucose, m.meal_size, m.exercise)
+                     for m in moments.itertuples()])
+    f = cohort.features.set_index(["patient_id", "timestamp"])
+    recorded = f.loc[list(zip(moments["patient_id"], moments["timestamp"])), "decision_dose"].to_numpy()
+    off = np.abs(recorded - rule)
+    assert off.max() <= 1 and 0.85 <= np.mean(off == 0) <= 0.95
 
 
 def test_after_hypo_is_a_hypoglycemia_since_the_last_regular():
@@ -105,3 +121,19 @@ def test_the_shipped_demo_model_end_to_end_and_the_page_text(demo, tmp_path):
                                            for s, r in summary.iterrows()}}))
     text = fidelity.summary_text(path)
     assert f"{summary.loc['glucose', 'within_1u']:.0%} of the points within 1 U" in text and "bench/fidelity.py" in text
+    data = json.loads(path.read_text()) | {"created": "2026-01-01T00:00:00+00:00"}
+    path.write_text(json.dumps(data))
+    assert fidelity.summary_text(path, created=data["created"]) == text
+    assert fidelity.summary_text(path, created="another model") is None  # never another model's figures
+
+
+def test_a_model_of_another_target_is_refused(demo, monkeypatch):
+    from dataclasses import replace
+
+    from insulin_core import serving
+
+    cfg, cohort, bundle = demo
+    exp = serving.bundle_experiment(bundle)
+    monkeypatch.setattr(fidelity, "bundle_experiment", lambda b: replace(exp, window=replace(exp.window, dose_window=0)))
+    with pytest.raises(ValueError, match="decision dose"):
+        fidelity.measure(bundle, cohort.events, cohort.features, cfg, max_moments=2)
