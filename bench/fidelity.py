@@ -64,7 +64,7 @@ def main() -> int:
                               "within_1u": round(float(r.within_1u), 4)} for s, r in summary.iterrows()}}
     Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
     table = "\n".join(["| sweep | moments | points | MAE (U) | within 1 U |", "|---|---|---|---|---|"]
-                      + [f"| {s} | {r.moments} | {r.points} | {r.mae_u:.3f} | {r.within_1u:.1%} |" for s, r in summary.iterrows()])
+                      + [f"| {s} | {int(r.moments)} | {int(r.points)} | {r.mae_u:.3f} | {r.within_1u:.1%} |" for s, r in summary.iterrows()])
     with Path(args.out).open("a") as f:
         f.write(f"\n## {stamp}: counterfactual fidelity on the demo cohort ({figures['bundle']})\n\n"
                 f"Command: `{command}` ({seconds:.0f} s). What-if sweeps against each synthetic patient's own rule "
