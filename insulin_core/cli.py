@@ -198,7 +198,7 @@ def _train_and_save(args: argparse.Namespace) -> int:
                                args.split, args.patients, seed=args.seed)
         train_cfg = TrainConfig(epochs=args.epochs, patience=args.patience, batch=args.batch, lr=args.lr,
                                 seed=args.seed, threads=args.threads, schedule=args.schedule,
-                                precision=args.precision)
+                                precision=args.precision, ema=args.ema)
         sizes = {"lstm_hidden": args.lstm, "lstm_layers": args.lstm_layers, "gru_hidden": args.gru,
                  "gru_layers": args.gru_layers, "dense": args.dense, "dropout": args.dropout,
                  "patient_embedding": args.embedding, "attention": args.attention, "monotone": args.monotone}
@@ -324,6 +324,9 @@ def _add_train(sub) -> None:
     train.add_argument("--threads", type=int, default=T.threads, help="torch threads (0 = torch's default)")
     train.add_argument("--schedule", choices=SCHEDULES, default=T.schedule,
                        help="learning-rate schedule: onecycle (warm-up, cosine decay over --epochs) or plateau")
+    train.add_argument("--ema", type=float, default=T.ema,
+                       help="decay of the weights' moving average kept as the model (0 = the last weights); "
+                            "it averages over about 1/(1-ema) optimiser steps")
     train.add_argument("--precision", choices=("fp32", "bf16"), default=T.precision,
                        help="bf16: bfloat16 autocast for the training passes (CPUs with AMX/AVX-512 BF16, GPUs)")
     train.add_argument("--distributed", action="store_true",

@@ -136,7 +136,10 @@ def explanation_of(batch: OcclusionBatch, expected: np.ndarray, top: int = 2) ->
             rows.append({"where": "now", "what": f, "attribution": float(d),
                          "description": _describe_now(f, now0, decision)})
     groups = pd.DataFrame(rows)
-    groups = groups.reindex(groups["attribution"].abs().sort_values(ascending=False, kind="stable").index).reset_index(drop=True)
+    # ranked to 1e-4 U, ties kept in window order: float noise between a batched and a single
+    # pass (a monotone network gives many near-zero attributions) must not reorder the list
+    size = groups["attribution"].abs().round(4)
+    groups = groups.reindex(size.sort_values(ascending=False, kind="stable").index).reset_index(drop=True)
     sentence = _sentence(full, float(expected[-1]), groups, top)
     return Explanation(full, float(expected[-1]), pd.DataFrame(seq_attr, index=pd.DatetimeIndex(stamps), columns=list(SEQ_FEATURES)),
                        pd.Series(now_attr, index=list(batch.now_features)), groups, sentence)

@@ -457,24 +457,14 @@ def _monotone_scale(rows: np.ndarray, pid: np.ndarray, part: np.ndarray, glucose
     takes it with non-negative weights stays monotone (model.py); where a patient's own scale
     already rises with glucose, it is their band's own figure. Each band's figures are the last
     LOOKBACKS["decisions_same_band"] decision moments in that band and day part strictly before
-    the moment, found by one merge of 'queries' (every moment) with that band's moments."""
+    the moment: the same-(patient, day part) history of the doses masked to that band."""
     n = len(rows)
     band = np.clip(glucose[rows] // GLUCOSE_BAND_MGDL, 0, N_BANDS - 1).astype(int)
     k = LOOKBACKS["decisions_same_band"]
     per_band = {name: np.full((n, N_BANDS), np.nan) for name in ("last", "median5", "share", "has")}
-    order_key = np.arange(n)
+    same_dp = _Groups(pid[rows], part[rows])  # one sort for every band
     for b in np.unique(band):  # a band no moment falls in adds nothing to any running max
-        src = np.flatnonzero(band == b)
-        # queries first at an equal position, so a moment never counts itself ("strictly before")
-        at = np.concatenate([order_key, order_key[src]])
-        is_src = np.concatenate([np.zeros(n, bool), np.ones(len(src), bool)])
-        merged = np.lexsort((is_src, at))
-        values = np.concatenate([np.full(n, np.nan), dose[src]])[merged]
-        keys = np.concatenate([np.arange(n), src])[merged]
-        groups = _Groups(pid[rows][keys], part[rows][keys])
-        earlier_sorted = groups.last_values_before(values, k)
-        earlier = np.empty((n, k))
-        earlier[keys[~is_src[merged]]] = earlier_sorted[~is_src[merged]]
+        earlier = same_dp.last_values_before(np.where(band == b, dose, np.nan), k)
         per_band["last"][:, b] = earlier[:, 0]
         per_band["median5"][:, b] = _median_of_rows(earlier[:, :5])
         per_band["share"][:, b] = _mean_of_rows(np.where(np.isnan(earlier), np.nan, earlier > 0))

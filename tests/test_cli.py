@@ -73,6 +73,8 @@ def test_demo_data_writes_a_labelled_cohort(capsys, tmp_path):
     (["train", "--name", "x", "--dense", "64,abc"], "--dense"),
     (["train", "--name", "x", "--split", "moon"], "--split"),
     (["train", "--name", "x", "--lstm", "0"], "--lstm"),
+    (["train", "--name", "x", "--ema", "1.5"], "ema"),
+    (["train", "--name", "x", "--ema", "lots"], "--ema"),
     (["evaluate", "--model", "nope", "--models-dir", "/tmp/definitely-not-here"], "No model bundle"),
     (["evaluate", "--model", "../models/demo"], "Invalid model name"),
     (["evaluate", "--model", "/work/main/models/demo"], "Invalid model name"),
