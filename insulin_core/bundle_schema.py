@@ -19,6 +19,7 @@ import io
 import json
 from typing import Annotated, Any
 
+import numpy as np
 import torch
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError,
                       model_validator)
@@ -239,14 +240,29 @@ def check_weights(raw: bytes, meta: dict, label: str) -> DoseNet:
 
 def check_state(model: DoseNet, label: str) -> None:
     """Finite weights and a P(dose) threshold strictly between 0 and 1 (NaN weights predict
-    '0 U, P(dose) nan' with no safety flag)."""
+    '0 U, P(dose) nan' with no safety flag).
+
+    The checks read numpy views of the tensors and run no torch kernel: torch's intra-op thread
+    pool is not fork-safe, and a process that loaded a model (starting the pool) and then forked
+    hung for good in the child's first parallel kernel, here `torch.isfinite` in save_bundle
+    (issue 18; tests/fork_save.py)."""
     for key, tensor in model.state_dict().items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        if tensor.is_floating_point() and not _all_finite(tensor):
             raise BundleError(f"{label}: weights hold NaN or infinite values ({key})")
-    threshold = model.dose_threshold
+    threshold = np.array(model.dose_threshold.detach().cpu().tolist(), dtype=float).reshape(-1)  # any dtype, no kernel
     if not bool(((threshold > 0) & (threshold < 1)).all()):
         raise BundleError(f"{label}: the dose threshold must be strictly between 0 and 1, got "
                           f"{[round(float(t), 4) for t in threshold]}")
+
+
+def _all_finite(tensor: torch.Tensor) -> bool:
+    """Every value finite, read through numpy (no torch kernel; see check_state). numpy has no
+    bfloat16: its bits are read instead (all exponent bits set = inf or NaN)."""
+    t = tensor.detach().cpu()
+    if t.dtype == torch.bfloat16:
+        bits = t.contiguous().view(torch.int16).numpy()
+        return bool(((bits & 0x7F80) != 0x7F80).all())
+    return bool(np.isfinite(t.numpy()).all())
 
 
 def _first_line(exc: BaseException, limit: int = 200) -> str:

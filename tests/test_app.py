@@ -28,6 +28,9 @@ from insulin_core.source import DataSource
 from insulin_core.train import TrainConfig
 from ui.bundles import zip_bundle
 
+# A hang (a stuck worker, server or child) fails here in minutes, not at CI's limit.
+pytestmark = pytest.mark.timeout(300)
+
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 PAGES = ["overview", "patients", "train", "tune", "models", "predictions", "whatif"]

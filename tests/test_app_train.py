@@ -10,6 +10,9 @@ from streamlit.testing.v1 import AppTest
 
 from tests.test_app import APP, frame_with, models_dir, no_errors, set_tiny_form, texts, tiny_models  # noqa: F401 (fixtures)
 
+# A hang (a stuck worker, server or child) fails here in minutes, not at CI's limit.
+pytestmark = pytest.mark.timeout(300)
+
 TIMEOUT_S = 120
 
 

@@ -37,6 +37,7 @@ USED: dict[str, str] = {}  # what the run used, for docs/page_load_times.md
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.timeout(400),  # a stuck server or browser fails here, not at CI's limit
     pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (install it with `make browser`)"),
 ]
 

@@ -16,6 +16,7 @@ from tests.test_browser import ALERT, CHROMIUM, assert_clean, chromium, server, 
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.timeout(400),  # a stuck server or browser fails here, not at CI's limit
     pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (install it with `make browser`)"),
 ]
 EPOCHS = 30

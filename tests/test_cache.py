@@ -14,6 +14,9 @@ from insulin_core.source import DataSource
 from ui import cache as ui_cache
 from ui.cache import CohortCache, cohort_budget_bytes, cohort_bytes
 
+# A hang (a stuck worker, server or child) fails here in minutes, not at CI's limit.
+pytestmark = pytest.mark.timeout(180)
+
 MB = 2**20
 
 

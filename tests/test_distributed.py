@@ -12,6 +12,9 @@ from insulin_core.cli import _without_nproc, main
 from insulin_core.demo import DemoConfig, write_cohort
 from insulin_core.distributed import torchrun_command
 
+# A hang (a stuck worker, server or child) fails here in minutes, not at CI's limit.
+pytestmark = pytest.mark.timeout(300)
+
 ROOT = Path(__file__).resolve().parent.parent
 # A tiny network without dropout: with the same batches and the same patient dropout on every
 # rank, the only differences between 1 and 2 processes are each half-batch normalising its own

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from insulin_core.bundle_schema import check_state
 from insulin_core.features import NOW_FEATURES, SEQ_FEATURES
 from insulin_core.model import DoseNet, ModelConfig
 from insulin_core.registry import (
@@ -317,6 +318,21 @@ def test_a_model_with_nan_weights_or_a_bad_threshold_is_never_saved(tmp_path):
     with pytest.raises(BundleError, match="NaN"):
         save_bundle(model, tiny_meta(), "m", tmp_path)
     assert list_bundles(tmp_path) == []
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_half_precision_weights_are_found_without_torch_kernels(tmp_path, bad):
+    """check_state reads the weights through numpy (fork safety, issue 18); numpy has no bfloat16,
+    so those are read as bits: each kind of non-finite value is still found, finite ones pass."""
+    for dtype in (torch.bfloat16, torch.float16):
+        model = tiny_model().to(dtype)
+        with torch.no_grad():
+            model.dose_threshold.fill_(0.5)
+        check_state(model, "m")  # finite: fine
+        with torch.no_grad():
+            model.members[0].lstm.weight_hh_l0[3, 1] = bad
+        with pytest.raises(BundleError, match="NaN or infinite.*weight_hh_l0"):
+            check_state(model, "m")
 
 
 @pytest.mark.parametrize("name", ["m\n", "m\n\n", "../m", "/tmp/m"])

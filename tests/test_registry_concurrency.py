@@ -12,6 +12,8 @@ import os
 import random
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -22,6 +24,10 @@ import torch
 from insulin_core import registry
 from insulin_core.registry import BundleError, delete_bundle, list_bundles, load_bundle, save_bundle
 from tests.test_registry import tiny_meta, tiny_model
+
+# every test here forks: a hung child fails its test within two minutes, not at CI's limit
+pytestmark = pytest.mark.timeout(120)
+JOIN_S = 30  # a child's save takes milliseconds
 
 TRIALS = 100
 MODELS = [tiny_model(seed) for seed in range(3)]
@@ -162,7 +168,7 @@ def test_saves_killed_at_random_moments_lose_nothing_and_leave_nothing(tmp_path,
             child = _fork(_save_forever, tmp_path, gate=readers.gate)
             time.sleep(rng.uniform(0.01, 0.07))  # the child's first save starts within ~10 ms
             os.kill(child.pid, signal.SIGKILL)
-            child.join()
+            child.join(JOIN_S)
             assert child.exitcode == -signal.SIGKILL
             rows = list_bundles(tmp_path)  # repairs what the kill left
             assert all(r["ok"] for r in rows), [r for r in rows if not r["ok"]]
@@ -206,7 +212,7 @@ def _kill_at(models_dir: Path, point: str) -> None:
 def test_a_save_killed_at_each_step_is_repaired_by_the_next_reader(tmp_path, point, expected):
     save_bundle(MODELS[0], tiny_meta(), "m", tmp_path)
     child = _fork(_kill_at, tmp_path, point)
-    child.join()
+    child.join(JOIN_S)
     assert child.exitcode == -signal.SIGKILL
     assert leftovers(tmp_path) != []  # the kill did leave something to repair
     assert which_model(load_bundle(tmp_path / "m")) == expected  # a reader repairs its bundle
@@ -260,7 +266,7 @@ def test_a_child_forked_while_a_thread_holds_the_lock_can_still_save(tmp_path):
     # of the file descriptor): it must get it at once, not wait for a thread that does not exist there
     child = ctx.Process(target=_take_thread_lock, args=(str(tmp_path),))
     child.start()
-    child.join(20)
+    child.join(JOIN_S)
     release.set()
     thread.join(10)
     assert child.exitcode == 0
@@ -269,3 +275,16 @@ def test_a_child_forked_while_a_thread_holds_the_lock_can_still_save(tmp_path):
 def _take_thread_lock(folder: str) -> None:
     lock = registry._thread_lock(Path(folder))
     os._exit(0 if lock.acquire(timeout=2) else 1)
+
+
+def test_a_process_that_loaded_a_model_can_fork_writers_that_save(tmp_path):
+    """Issue 18: a script loads a bundle (torch's thread pool starts), then forks two writers that
+    save one new name at the same moment. The registry's checks ran torch kernels, and the
+    children hung forever in the pool's first parallel kernel; now each round one saves and the
+    other is told. A fresh interpreter, so that nothing this test process did decides the result."""
+    script = Path(__file__).resolve().parent / "fork_save.py"
+    done = subprocess.run([sys.executable, str(script), str(tmp_path), "10"], capture_output=True, text=True,
+                          timeout=100)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["refused saved"] * 10
+    assert sorted(b["name"] for b in list_bundles(tmp_path)) == sorted(["source"] + [f"race{r}" for r in range(10)])

@@ -21,6 +21,9 @@ from insulin_core.train import TrainConfig
 from insulin_core.tune import TuneSettings, find_study
 from insulin_core.windows import WindowConfig
 
+# A hang (a stuck worker, server or child) fails here in minutes, not at CI's limit.
+pytestmark = pytest.mark.timeout(240)
+
 TINY = dict(lstm_hidden=8, gru_hidden=8, dense=(8,), patient_embedding=2)
 
 

@@ -22,6 +22,9 @@ from insulin_core.dataset import load_cohort
 from insulin_core.source import DataSource
 from insulin_core.windows import WindowConfig
 
+# A hang (a stuck worker, server or child) fails here in minutes, not at CI's limit.
+pytestmark = pytest.mark.timeout(300)
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = tune.TuneSettings(patients=(1, 2, 3), epochs=3, patience=2, seed=0)
 
