@@ -22,11 +22,16 @@ browser:
 		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) ) || \
 		echo "note: /usr/bin/chromium is missing; browser tests will be skipped"
 
+# Two workers (CI and this machine have 2 cores); --dist loadscope keeps each module on one worker,
+# so a module's fixtures (a trained model, a browser, a server) are built once.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -rs -n $(TEST_WORKERS) --dist loadscope
+
 test: $(STAMP) browser
-	$(PY) -m pytest -q -rs
+	$(PYTEST)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -rs -m "not slow and not browser"
+	$(PYTEST) -m "not slow and not browser"
 
 # Refresh the README's screenshots and docs/page_load_times.md (make test writes them to tests/artifacts/).
 screenshots: $(STAMP) browser

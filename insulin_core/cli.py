@@ -187,6 +187,7 @@ def _without_nproc(argv: Sequence[str]) -> list[str]:
 
 def _train_and_save(args: argparse.Namespace) -> int:
     from . import distributed
+    from .configs import MAX_MEMBERS
     from .pipeline import ExperimentConfig, bundle_meta, run_experiment
     from .registry import BundleError, check_name
     from .train import TrainConfig
@@ -201,7 +202,10 @@ def _train_and_save(args: argparse.Namespace) -> int:
                                 precision=args.precision, ema=args.ema)
         sizes = {"lstm_hidden": args.lstm, "lstm_layers": args.lstm_layers, "gru_hidden": args.gru,
                  "gru_layers": args.gru_layers, "dense": args.dense, "dropout": args.dropout,
-                 "patient_embedding": args.embedding, "attention": args.attention, "monotone": args.monotone}
+                 "patient_embedding": args.embedding, "attention": args.attention, "monotone": args.monotone,
+                 "members": args.members}
+        if args.members > MAX_MEMBERS:
+            raise ValueError(f"--members: at most {MAX_MEMBERS}, got {args.members}")
     except (ValueError, BundleError) as exc:
         raise CliError(str(exc)) from None
     lead = distributed.rank() == 0  # the only process that prints, evaluates baselines and saves
@@ -314,6 +318,8 @@ def _add_train(sub) -> None:
                        help="patient embedding size (0 = pooled model)")
     train.add_argument("--attention", action=argparse.BooleanOptionalAction, default=D["attention"],
                        help="attention pooling over the window's GRU outputs, beside the last state")
+    train.add_argument("--members", type=_positive_int, default=D["members"],
+                       help="networks trained side by side whose answers are averaged (an ensemble)")
     train.add_argument("--monotone", action=argparse.BooleanOptionalAction, default=D["monotone"],
                        help="monotone by construction: the dose never falls as glucose now rises, nor rises with "
                             "exercise now (--no-monotone: the network before it, for comparison)")
@@ -459,7 +465,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         if args.save:
             check_name(args.save)
         settings = TuneSettings(args.split, args.target, args.dose_window, args.patients, args.epochs,
-                                args.patience, args.seed)
+                                args.patience, args.seed, args.members)
     except (ValueError, BundleError) as exc:
         raise CliError(str(exc)) from None
     cohort = _load_cohort(args.data_dir)
@@ -504,6 +510,8 @@ def _add_tune(sub) -> None:
     from .windows import TARGETS, WindowConfig
 
     T, W = TrainConfig(), WindowConfig()
+    from .tune import TuneSettings
+
     tune = sub.add_parser("tune", help="search model settings with Optuna (run or join a study)")
     tune.add_argument("--trials", type=_non_negative_int, required=True,
                       help="the study's budget: trials in all, over every worker that joins it")
@@ -519,6 +527,8 @@ def _add_tune(sub) -> None:
     tune.add_argument("--epochs", type=_positive_int, default=T.epochs, help="at most, per trial")
     tune.add_argument("--patience", type=_positive_int, default=T.patience)
     tune.add_argument("--seed", type=_non_negative_int, default=T.seed)
+    tune.add_argument("--members", type=_positive_int, default=TuneSettings().members,
+                      help="ensemble members per trial (held fixed, not searched)")
     tune.add_argument("--show", type=_positive_int, default=5, help="how many best trials to print")
     tune.add_argument("--save", metavar="NAME", help="train the best configuration and save it as a bundle")
     tune.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))

@@ -31,7 +31,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from .configs import DEFAULT_SIZES, ModelConfig, TrainConfig, check_keys
+from .configs import DEFAULT_SIZES, MAX_MEMBERS, ModelConfig, TrainConfig, check_keys
 from .paths import DEFAULT_DATA_DIR
 from .pipeline import ExperimentConfig, bundle_meta, model_config_for, prepare, run_experiment
 from .train import EpochLog, TrainData, train_model
@@ -92,6 +92,9 @@ class TuneSettings:
     epochs: int = TrainConfig().epochs
     patience: int = TrainConfig().patience
     seed: int = 0
+    # The ensemble size is held fixed, not searched: members train the same configuration side by
+    # side, so a study of 1-member trials ranks configurations at a fifth of the cost.
+    members: int = DEFAULT_SIZES["members"]
 
     def experiment(self, window: int) -> ExperimentConfig:
         return ExperimentConfig(WindowConfig(window, self.target, dose_window=self.dose_window),
@@ -101,6 +104,14 @@ class TuneSettings:
         # One thread: on a small shared CPU, torch's default threads make these models far slower.
         return TrainConfig(epochs=self.epochs, patience=self.patience, batch=int(params["batch"]),
                            lr=float(params["lr"]), seed=self.seed, threads=1)
+
+    def __post_init__(self):
+        if not (isinstance(self.members, int) and 1 <= self.members <= MAX_MEMBERS):
+            raise ValueError(f"members must be a whole number from 1 to {MAX_MEMBERS}, got {self.members!r}")
+
+    def sizes(self, params: dict) -> dict:
+        """The ModelConfig sizes a trial of this study trains: the trial's own, at the study's ensemble size."""
+        return {**sizes_of(params), "members": self.members}
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -155,7 +166,7 @@ def make_objective(data: TuneData, on_epoch: Callable[[int, EpochLog], bool | No
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial)
         train_data, base_cfg = data.parts(int(params["window"]))
-        model_cfg = replace(base_cfg, **sizes_of(params))
+        model_cfg = replace(base_cfg, **settings.sizes(params))
         state = {"pruned": False, "stopped": False}
 
         def epoch_done(log: EpochLog) -> bool:
@@ -300,6 +311,11 @@ def open_study(name: str, storage: str | None, settings: TuneSettings, fingerpri
 
 def _check_same(study: optuna.Study, wanted: dict) -> None:
     have = {k: study.user_attrs.get(k) for k in wanted}
+    if have["settings"] is not None:  # a study stored before a setting existed holds that setting's default
+        try:
+            have["settings"] = TuneSettings.from_dict(have["settings"]).to_dict()
+        except (TypeError, ValueError):
+            pass  # unreadable settings: compared as stored, hence refused below
     if None not in have.values() and have != wanted:
         diff = [k for k in wanted["settings"] if have["settings"].get(k) != wanted["settings"][k]]
         what = f"settings {diff}" if diff else "data (another fingerprint)"
@@ -429,7 +445,7 @@ class BestSetup:
 def best_setup(study: optuna.Study, storage: str | None) -> BestSetup:
     trial = best_trial(study)
     settings = study_settings(study)
-    return BestSetup(settings.experiment(int(trial.params["window"])), sizes_of(trial.params),
+    return BestSetup(settings.experiment(int(trial.params["window"])), settings.sizes(trial.params),
                      settings.train_config(trial.params),
                      {"name": study.study_name, "storage": storage_label(storage), "trial": trial.number,
                       "val_mae": trial.value})

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+# The What-if tests' trained model (test_whatif, test_intervals, test_safety, test_explain): imported
+# here, not in each module, so that it is one session fixture, trained once.
+from tests.whatif_fixtures import setup  # noqa: F401 (fixture)
+
 
 def aim94_text(*rows: str) -> str:
     """Rows given as 'MM-DD-YYYY H:MM code value' with single spaces -> AIM94 tab-separated text."""

@@ -27,9 +27,10 @@ from insulin_core.registry import save_bundle
 from insulin_core.source import DataSource
 from insulin_core.train import TrainConfig
 from ui.bundles import zip_bundle
+from tests.waits import WAIT_S
 
 # A hang (a stuck worker, server or child) fails here in minutes, not at CI's limit.
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(600)
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -68,7 +69,7 @@ def models_dir(tiny_models, tmp_path, monkeypatch) -> Path:
 
 
 def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=90)
+    at = AppTest.from_file(APP, default_timeout=WAIT_S)
     at.run()
     at.switch_page(f"pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
@@ -98,7 +99,7 @@ MAIN_WIDGETS = {
     "patients": {"multiselect": ["patients_select"], "slider": ["patients_range"]},
     "train": {"slider": ["train_window", "train_epochs", "train_dropout"], "multiselect": ["train_patients"],
               "select_slider": ["train_lstm_hidden", "train_lr"], "text_input": ["train_dense"]},
-    "tune": {"text_input": ["tune_study"], "number_input": ["tune_trials", "tune_timeout_min", "tune_seed"],
+    "tune": {"text_input": ["tune_study"], "number_input": ["tune_trials", "tune_timeout_min", "tune_members", "tune_seed"],
              "selectbox": ["tune_split"], "multiselect": ["tune_patients"], "slider": ["tune_epochs"]},
     "models": {"selectbox": ["models_pick"], "multiselect": ["models_compare"], "file_uploader": ["models_upload"],
                "button": ["models_use"], "download_button": ["models_download"]},
@@ -282,6 +283,7 @@ def set_tiny_form(at: AppTest, epochs: int = 2) -> None:
 def run_tiny_study(at: AppTest, trials: int = 3) -> None:
     at.multiselect(key="tune_patients").set_value([1, 2, 3])
     at.slider(key="tune_epochs").set_value(2)
+    at.number_input(key="tune_members").set_value(1)  # one member per trial: a fifth of the default's cost
     at.number_input(key="tune_trials").set_value(trials)
     at.button(key="tune_go").click().run()
 
@@ -291,7 +293,7 @@ def study_running(at: AppTest) -> bool:
     return any((b.key or "").startswith("tune_stop_") for b in at.button)
 
 
-def rerun_until(at: AppTest, ready, what: str, timeout_s: float = 120) -> None:
+def rerun_until(at: AppTest, ready, what: str, timeout_s: float = WAIT_S) -> None:
     """Rerun the page, as the live panel's timer would, until `ready(at)`."""
     deadline = time.monotonic() + timeout_s
     while not ready(at):
@@ -358,6 +360,7 @@ def test_tune_runs_a_study_in_the_background_and_sends_the_best_to_the_train_for
     meta = json.loads((models_dir / "tuned" / "bundle.json").read_text())
     assert meta["study"]["trial"] == best["trial"] and meta["study"]["storage"].endswith("optuna.journal")
     assert meta["train_config"]["epochs"] == 2 and meta["window"]["length"] == best["window"]
+    assert meta["model_config"]["members"] == 1  # the study's ensemble size
     assert at.session_state["active_model"] == "saved:tuned"
 
 
@@ -365,6 +368,7 @@ def test_tune_study_stops_only_for_the_browser_that_started_it_and_others_see_it
     def long_study(at: AppTest) -> AppTest:
         at.multiselect(key="tune_patients").set_value([1, 2, 3])
         at.slider(key="tune_epochs").set_value(300)
+        at.number_input(key="tune_members").set_value(1)
         at.number_input(key="tune_trials").set_value(3)
         return at
 
@@ -620,7 +624,7 @@ def save_tiny(cohort, name: str, folder: Path) -> None:
 
 def sidebar_text() -> str:
     """The sidebar's captions on the first page (AppTest drops the sidebar after switch_page)."""
-    at = AppTest.from_file(APP, default_timeout=90)
+    at = AppTest.from_file(APP, default_timeout=WAIT_S)
     at.run()
     return texts(at.sidebar.caption)
 
@@ -685,7 +689,7 @@ def test_demo_data_uses_the_demo_model_and_says_it_is_synthetic(models_dir):
 
 
 def test_the_glossary_opens_from_the_sidebar(models_dir):
-    at = AppTest.from_file(APP, default_timeout=90)
+    at = AppTest.from_file(APP, default_timeout=WAIT_S)
     at.run()
     no_errors(at)
     popover = next(p for p in at.sidebar.get("popover") if p.proto.popover.label == "Glossary")

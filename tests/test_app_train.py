@@ -9,15 +9,16 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.test_app import APP, frame_with, models_dir, no_errors, set_tiny_form, texts, tiny_models  # noqa: F401 (fixtures)
+from tests.waits import WAIT_S
 
 # A hang (a stuck worker, server or child) fails here in minutes, not at CI's limit.
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(600)
 
-TIMEOUT_S = 120
+TIMEOUT_S = WAIT_S
 
 
 def open_train(owner: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=90)
+    at = AppTest.from_file(APP, default_timeout=WAIT_S)
     if owner:
         at.query_params["owner"] = owner
     at.run()

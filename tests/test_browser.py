@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bench.load_sessions import load, start_server, write_section
+from tests.waits import WAIT_MS, WAIT_S
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -37,7 +38,7 @@ USED: dict[str, str] = {}  # what the run used, for docs/page_load_times.md
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.timeout(400),  # a stuck server or browser fails here, not at CI's limit
+    pytest.mark.timeout(600),  # a stuck server or browser fails here, not at CI's limit
     pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (install it with `make browser`)"),
 ]
 
@@ -68,7 +69,7 @@ def server(tmp_path_factory):
     models = tmp_path_factory.mktemp("browser-models")
     USED["models"] = models_for_screenshots(models)
     try:
-        srv = start_server(models, log=tmp_path_factory.mktemp("server") / "streamlit.log")
+        srv = start_server(models, log=tmp_path_factory.mktemp("server") / "streamlit.log", timeout=WAIT_S)
     except RuntimeError as exc:
         pytest.fail(str(exc))
     try:
@@ -93,7 +94,7 @@ def chromium():
 def tab(server, chromium):
     context = chromium.new_context(viewport={"width": 1400, "height": 1000})
     tab = context.new_page()
-    tab.set_default_timeout(60_000)
+    tab.set_default_timeout(WAIT_MS)
     yield tab
     context.close()
 
@@ -135,7 +136,7 @@ def save_scenario(page, name: str, attempts: int = 3) -> None:
     for _ in range(attempts):
         page.locator(".st-key-whatif_save button").first.click()
         try:
-            page.get_by_text(name).first.wait_for(state="attached", timeout=15_000)
+            page.get_by_text(name).first.wait_for(state="attached", timeout=30_000)  # then clicked again
             wait_idle(page, "What if?")
             return
         except PlaywrightTimeout:
@@ -210,11 +211,11 @@ def test_every_page_slider_and_training(server, tab):
         page.get_by_role("slider", name=label).focus()
         page.keyboard.press("End")  # 300 epochs, patience 50: only Stop ends this run early
     page.locator(".st-key-train_go button").first.click()
-    page.wait_for_function("() => /Epoch ([3-9]|\\d\\d+)\\/300/.test(document.body.innerText)", timeout=90_000)
+    page.wait_for_function("() => /Epoch ([3-9]|\\d\\d+)\\/300/.test(document.body.innerText)", timeout=WAIT_MS)
     page.get_by_text("Loss per epoch").first.wait_for()  # the live curve is drawn while training runs
     # ours (one per running run, keyed train_stop_<run id>), not the toolbar's own "Stop"
     page.locator('[class*="st-key-train_stop_"] button').first.click()
-    page.locator(ALERT, has_text="Stopped by the user after epoch").first.wait_for(timeout=90_000)
+    page.locator(ALERT, has_text="Stopped by the user after epoch").first.wait_for(timeout=WAIT_MS)
     wait_idle(page, "Train a model")
     assert page.get_by_text("MAE (units)").count() >= 1
     assert_clean(page, "train after Stop")
@@ -234,10 +235,13 @@ def test_every_page_slider_and_training(server, tab):
 
 
 # ---- fast clicks: server start, a slider move, a patient and a model switch (issue 10) ------------
-# The targets; asserted as such only on a run that says the machine is idle (INSULIN_DASH_IDLE=1),
-# since a busy CI machine can be several times slower. Every run asserts LOOSE_FACTOR times them.
+# The targets: asserted only on a run that says the machine is idle (INSULIN_DASH_IDLE=1, as
+# `make screenshots` is run for docs/performance.md), with 3 starts and 6 moves to take medians of.
+# Any other run (make test, CI, a busy laptop) checks that every click works and records its times,
+# but asserts none: a bound on wall-clock seconds fails on a machine that is merely busy (issue 18).
 TARGETS_S = {"start": 3.0, "slider": 0.3, "patient": 1.0, "model": 1.0}
-LOOSE_FACTOR = 4
+IDLE_COUNTS = {"starts": 3, "moves": 6, "switches": 4}
+CHECK_COUNTS = {"starts": 1, "moves": 2, "switches": 2}
 CLICKS = OUT / "dashboard_clicks.md"
 PERFORMANCE = ROOT / "docs" / "performance.md"
 CLICKS_HEADING = "### Latest run of the browser test"  # inside "## Dashboard clicks"
@@ -271,7 +275,24 @@ def timed(page, action, before_text: str | None = None) -> float:
     page.evaluate(ARM_JS)
     start = time.perf_counter()
     action()
-    page.wait_for_function(DONE_JS, arg=[before_text], polling="raf", timeout=120_000)
+    return finished(page, start, before_text)
+
+
+def finished(page, start: float, before_text: str | None = None) -> float:
+    """Seconds since `start` once the rerun armed before it has ended (see timed)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(DONE_JS, arg=[before_text], polling="raf", timeout=WAIT_MS)
+    except PlaywrightTimeout:  # say what the page showed: a run that never ended, or a click that never ran one
+        (ROOT / "tests" / "artifacts").mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ROOT / "tests" / "artifacts" / "timed-out-click.png"), full_page=True)
+        state = page.evaluate("""() => ({runsEnded: window.__runsEnded, script: document.querySelector(
+            '[data-testid="stApp"]').getAttribute('data-test-script-state'), undrawn: [...document.querySelectorAll(
+            '[data-testid="stVegaLiteChart"], [data-testid="stDataFrame"]')].filter(e => e.checkVisibility()
+            && !e.querySelector('canvas, svg')).length})""")
+        raise AssertionError(f"no finished rerun {WAIT_S} s after the click: {state}; the page shows:\n"
+                             + page.locator("[data-testid='stMain']").inner_text()[-2000:]) from None
     page.evaluate(PAINTED_JS)
     return time.perf_counter() - start
 
@@ -294,18 +315,39 @@ def open_options(page, key: str) -> list[str]:
     for attempt in range(4):
         page.locator(f".st-key-{key} input[role='combobox']").first.click()
         try:
-            page.get_by_role("option").first.wait_for(timeout=10_000)
+            page.get_by_role("option").first.wait_for(timeout=30_000)  # then opened again
             return [o.strip() for o in page.get_by_role("option").all_inner_texts()]
         except PlaywrightTimeout:
             page.keyboard.press("Escape")
     raise AssertionError(f"the selectbox {key} never opened")
 
 
-def switch(page, key: str, option: str) -> float:
+TOOK_JS = """([key, option]) => {  // the click on an option took: a rerun ran, runs, or the box shows it
+    const box = document.querySelector(`.st-key-${key} input[role="combobox"]`);
+    return window.__runsEnded > 0 || (box && box.value === option) ||
+        document.querySelector('[data-testid="stApp"]').getAttribute('data-test-script-state') === 'running';
+}"""
+
+
+def switch(page, key: str, option: str, attempts: int = 3) -> float:
     """Seconds to switch the selectbox `key` to `option`: from the click on the option (the list is
-    opened first, untimed) to the page redrawn (see timed)."""
-    open_options(page, key)
-    return timed(page, lambda: page.get_by_role("option", name=option, exact=True).first.click())
+    opened first, untimed) to the page redrawn (see timed). A click that lands while the list is
+    redrawn can be lost on a busy machine (no rerun, the old value kept): the list is opened and
+    the option clicked again, and the time counted from that click."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(attempts):
+        open_options(page, key)
+        page.evaluate(ARM_JS)
+        start = time.perf_counter()
+        page.get_by_role("option", name=option, exact=True).first.click()
+        try:
+            page.wait_for_function(TOOK_JS, arg=[key, option], polling="raf", timeout=30_000)
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            continue
+        return finished(page, start)
+    raise AssertionError(f"{attempts} clicks on {option!r} in {key} never ran the page")
 
 
 def picked(page, key: str) -> str:
@@ -339,8 +381,8 @@ def measure_clicks(browser, models: Path, aim94_dir: str | None, log_dir: Path, 
     for n in range(starts):  # a fresh server each time: server start -> the Overview rendered
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
-        page.set_default_timeout(120_000)
-        srv = start_server(models, aim94_dir=aim94_dir, log=log_dir / f"start-{n}.log")
+        page.set_default_timeout(WAIT_MS)
+        srv = start_server(models, aim94_dir=aim94_dir, log=log_dir / f"start-{n}.log", timeout=WAIT_S)
         found["start_health"].append(srv.healthy - srv.started)
         page.goto(srv.url)
         page.get_by_role("heading", name="insulin-dash", exact=True).first.wait_for()
@@ -437,20 +479,26 @@ CUT_OFF_JS = """() => {  // text the page cuts off: wider than its box (ellipsis
 }"""
 
 
-@pytest.mark.parametrize("width", [1280, 1400])
-def test_no_title_label_or_page_is_cut_off(server, chromium, width):
-    """Issue 10: titles, labels and metrics fit at 1280 and 1400 px wide, and no page scrolls sideways."""
-    context = chromium.new_context(viewport={"width": width, "height": 1000})
+WIDTHS = (1280, 1400)
+
+
+def test_no_title_label_or_page_is_cut_off(server, chromium):
+    """Issue 10: titles, labels and metrics fit at 1280 and 1400 px wide, and no page scrolls sideways.
+    Each page is loaded once and laid out at each width in turn (the window resized, the charts redrawn)."""
+    context = chromium.new_context(viewport={"width": WIDTHS[0], "height": 1000})
     page = context.new_page()
-    page.set_default_timeout(120_000)
+    page.set_default_timeout(WAIT_MS)
     try:
         cut = {}
         for path, title, shot in [*PAGES, ("tune", "Tune the settings", "tune")]:
             page.goto(f"{server}/{path}")
-            wait_idle(page, title)
-            if found := page.evaluate(CUT_OFF_JS):
-                cut[shot] = found
-        assert cut == {}, f"cut off at {width} px: {cut}"
+            for width in WIDTHS:
+                page.set_viewport_size({"width": width, "height": 1000})
+                wait_idle(page, title)
+                if found := page.evaluate(CUT_OFF_JS):
+                    cut[f"{shot} at {width} px"] = found
+            page.set_viewport_size({"width": WIDTHS[0], "height": 1000})
+        assert cut == {}, f"cut off: {cut}"
         # the detector itself: a title clipped by its box is found
         page.evaluate("""() => { const h = document.createElement('h3');
             h.style.cssText = 'width: 60px; overflow: hidden; white-space: nowrap; text-overflow: ellipsis';
@@ -465,8 +513,9 @@ def test_fast_clicks(click_models, chromium, tmp_path):
     """Issue 10's three interactions on fresh servers, with the demo cohort and (with AIM94_DIR) the
     real data; the table goes to tests/artifacts/dashboard_clicks.md (and docs/performance.md under
     `make screenshots`)."""
-    rows = {data: measure_clicks(chromium, models, aim94, tmp_path) for data, (models, aim94) in click_models.items()}
     idle = os.environ.get("INSULIN_DASH_IDLE") == "1"
+    counts = IDLE_COUNTS if idle else CHECK_COUNTS
+    rows = {data: measure_clicks(chromium, models, aim94, tmp_path, **counts) for data, (models, aim94) in click_models.items()}
     body = ("Measured by `tests/test_browser.py::test_fast_clicks` (headless Chromium 1400x1000, the real "
             "`streamlit run` server started afresh for each start, `OMP_NUM_THREADS=1`; "
             f"{'an idle' if idle else 'a possibly busy'} 2-core machine). A time ends when the rerun has finished, "
@@ -477,11 +526,15 @@ def test_fast_clicks(click_models, chromium, tmp_path):
     if os.environ.get("INSULIN_DASH_SCREENSHOTS"):
         write_section(PERFORMANCE, CLICKS_HEADING, body, parent="## Dashboard clicks")
     print("\n" + clicks_table(rows))
-    factor = 1 if idle else LOOSE_FACTOR
-    for data, found in rows.items():
-        for key, target in TARGETS_S.items():
-            assert statistics.median(found[key]) < target * factor, (
-                f"{data}: {key} median {statistics.median(found[key]):.2f} s, bound {target * factor:g} s")
+    for data, found in rows.items():  # every interaction was measured as often as asked
+        assert {key: len(found[key]) for key in ("start", "slider", "patient", "model")} == {
+            "start": counts["starts"], "slider": counts["moves"], "patient": counts["switches"],
+            "model": counts["switches"]}, data
+    if idle:
+        for data, found in rows.items():
+            for key, target in TARGETS_S.items():
+                assert statistics.median(found[key]) < target, (
+                    f"{data}: {key} median {statistics.median(found[key]):.2f} s, target {target:g} s")
 
 
 def test_concurrent_sessions_have_no_errors(server):

@@ -13,13 +13,14 @@ import time
 import pytest
 
 from tests.test_browser import ALERT, CHROMIUM, assert_clean, chromium, server, tab, wait_idle  # noqa: F401 (fixtures)
+from tests.waits import WAIT_MS
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.timeout(400),  # a stuck server or browser fails here, not at CI's limit
+    pytest.mark.timeout(600),  # a stuck server or browser fails here, not at CI's limit
     pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (install it with `make browser`)"),
 ]
-EPOCHS = 30
+EPOCHS = 20  # long enough to still run through a reload and a page switch (about 1 s an epoch here)
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
@@ -29,7 +30,7 @@ def epoch_shown(page) -> int:
     return int(found.group(1)) if found else 0
 
 
-def wait_for_epoch_above(page, n: int, timeout_ms: int = 120_000) -> int:
+def wait_for_epoch_above(page, n: int, timeout_ms: int = WAIT_MS) -> int:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:
@@ -74,7 +75,7 @@ def test_a_run_goes_on_through_a_reload_and_a_page_switch(server, tab):  # noqa:
     page.wait_for_function("() => location.search.includes('owner=')")  # the token stays in the URL
     page.locator('[data-testid="stSidebarNavLink"]', has_text="Train").click()
     page.get_by_role("heading", name="Train a model", exact=True).first.wait_for()
-    page.locator(ALERT, has_text=f"Reached the maximum of {EPOCHS} epochs").first.wait_for(timeout=300_000)
+    page.locator(ALERT, has_text=f"Reached the maximum of {EPOCHS} epochs").first.wait_for(timeout=WAIT_MS)
     wait_idle(page, "Train a model")
     run = page.get_by_role("heading", name=re.compile(r"Result: run-")).first.inner_text().split(": ", 1)[1]
     # the sidebar names the finished run's model: it became the active one

@@ -75,6 +75,8 @@ def test_demo_data_writes_a_labelled_cohort(capsys, tmp_path):
     (["train", "--name", "x", "--lstm", "0"], "--lstm"),
     (["train", "--name", "x", "--ema", "1.5"], "ema"),
     (["train", "--name", "x", "--ema", "lots"], "--ema"),
+    (["train", "--name", "x", "--members", "0"], "--members"),
+    (["train", "--name", "x", "--members", "17"], "--members: at most 16"),
     (["evaluate", "--model", "nope", "--models-dir", "/tmp/definitely-not-here"], "No model bundle"),
     (["evaluate", "--model", "../models/demo"], "Invalid model name"),
     (["evaluate", "--model", "/work/main/models/demo"], "Invalid model name"),
@@ -99,9 +101,10 @@ def test_train_then_evaluate_round_trip(capsys, demo_dir, tmp_path):
     models = tmp_path / "models"
     code, out, _ = run(capsys, "train", "--data-dir", str(demo_dir), "--name", "tiny", "--models-dir", str(models),
                        "--lstm", "8", "--gru", "8", "--dense", "8", "--embedding", "2", "--epochs", "2",
-                       "--window", "5", "--threads", "1")
+                       "--window", "5", "--threads", "1", "--members", "2")
     assert code == 0
     assert out.count("epoch ") >= 2 and (models / "tiny" / "bundle.json").is_file()
+    assert json.loads((models / "tiny" / "bundle.json").read_text())["model_config"]["members"] == 2
     assert "two-stage gradient boosting" in out and "MAE (U)" in out  # plain words (labels.py), no identifiers
     assert not {"two_stage_gbm", "within_1u", "mae_dose"} & set(out.split())
     predictions = tmp_path / "p.csv"

@@ -11,7 +11,7 @@ from insulin_core.features import NOW_FEATURES, SEQ_FEATURES
 from insulin_core.registry import ModelBundle
 from insulin_core.whatif import Scenario, WhatIf
 
-from .whatif_fixtures import L, glucose_only_model, sample_windows, scenario_at, setup  # noqa: F401 (fixtures)
+from .whatif_fixtures import L, glucose_only_model, sample_windows, scenario_at
 
 
 def test_explanation_finds_the_only_input_that_drives_the_output(setup):

@@ -12,7 +12,7 @@ from insulin_core.pipeline import ExperimentConfig, bundle_meta
 from insulin_core.train import TrainConfig
 from insulin_core.windows import WindowConfig
 
-from .whatif_fixtures import L, setup  # noqa: F401 (fixtures)
+from .whatif_fixtures import L
 
 
 def test_conformal_covers_the_target_share_on_a_set_with_known_noise():

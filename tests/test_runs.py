@@ -20,11 +20,13 @@ from insulin_core.studies import StudyManager
 from insulin_core.train import TrainConfig
 from insulin_core.tune import TuneSettings, find_study
 from insulin_core.windows import WindowConfig
+from tests.waits import WAIT_S
 
 # A hang (a stuck worker, server or child) fails here in minutes, not at CI's limit.
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(600)
 
-TINY = dict(lstm_hidden=8, gru_hidden=8, dense=(8,), patient_embedding=2)
+# one ensemble member: the job machinery, not the ensemble, is under test here
+TINY = dict(lstm_hidden=8, gru_hidden=8, dense=(8,), patient_embedding=2, members=1)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def manager(tmp_path):
     m.shutdown()
 
 
-def wait_for_epochs(manager: RunManager, run_id: str, n: int, timeout_s: float = 90) -> None:
+def wait_for_epochs(manager: RunManager, run_id: str, n: int, timeout_s: float = WAIT_S) -> None:
     deadline = time.monotonic() + timeout_s
     while manager.get(run_id).epochs_done < n:
         assert manager.get(run_id).active, manager.get(run_id).error
@@ -176,7 +178,7 @@ def test_a_run_saves_under_the_name_asked_for_or_that_name_with_a_suffix(manager
     assert first.id.startswith("run-") and load_bundle(manager.models_dir / "tuned").meta["study"] == {"trial": 4}
 
 # ---- Optuna studies in the background (insulin_core/studies.py, on the same machinery) -------
-STUDY = TuneSettings(patients=(1, 2, 3), epochs=2, patience=2, seed=0)
+STUDY = TuneSettings(patients=(1, 2, 3), epochs=2, patience=2, seed=0, members=1)
 
 
 @pytest.fixture
@@ -186,7 +188,7 @@ def studies(tmp_path):
     m.shutdown()
 
 
-def wait_for_study_epoch(studies: StudyManager, job_id: str, timeout_s: float = 90) -> None:
+def wait_for_study_epoch(studies: StudyManager, job_id: str, timeout_s: float = WAIT_S) -> None:
     deadline = time.monotonic() + timeout_s
     while studies.get(job_id).epoch < 1:
         assert studies.get(job_id).active, studies.get(job_id).error
@@ -209,7 +211,7 @@ def test_a_study_runs_in_a_worker_process_and_its_trials_land_in_the_storage(stu
 
 def test_a_study_stops_after_the_epoch_only_for_its_owner(studies, cohort, tmp_path):
     owner, storage = new_owner(), str(tmp_path / "optuna.journal")
-    long = TuneSettings(patients=(1, 2, 3), epochs=300, patience=300, seed=0)
+    long = TuneSettings(patients=(1, 2, 3), epochs=300, patience=300, seed=0, members=1)
     job_id = studies.start(owner, cohort.features, cohort.fingerprint, long, 3, storage, "s")
     wait_for_study_epoch(studies, job_id)
     with pytest.raises(ValueError, match="of yours"):

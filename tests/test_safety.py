@@ -13,7 +13,7 @@ from insulin_core.safety import MONOTONE_GRID, above_history_flag, non_monotone_
 from insulin_core.safety import nonmonotone_share
 from insulin_core.whatif import Scenario, WhatIf
 
-from .whatif_fixtures import L, NOW, SEQ, glucose_only_model, sample_windows, scenario_at, setup  # noqa: F401 (fixtures)
+from .whatif_fixtures import L, NOW, SEQ, glucose_only_model, sample_windows, scenario_at
 
 
 def test_out_of_range_flag(setup):

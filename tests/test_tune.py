@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import pytest
 
 from insulin_core import tune
 from insulin_core.cli import main
-from insulin_core.configs import DEFAULT_SIZES, TrainConfig
+from insulin_core.configs import DEFAULT_SIZES, MAX_MEMBERS, TrainConfig
 from insulin_core.dataset import load_cohort
 from insulin_core.source import DataSource
 from insulin_core.windows import WindowConfig
@@ -26,7 +27,8 @@ from insulin_core.windows import WindowConfig
 pytestmark = pytest.mark.timeout(300)
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = tune.TuneSettings(patients=(1, 2, 3), epochs=3, patience=2, seed=0)
+# one ensemble member per trial: these tests are about the study, and a member is a fifth of the default's cost
+TINY = tune.TuneSettings(patients=(1, 2, 3), epochs=3, patience=2, seed=0, members=1)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -92,7 +94,7 @@ def test_a_pruned_trial_is_recorded_as_pruned(demo, tmp_path):
 
 
 def test_the_median_pruner_prunes_on_the_validation_loss(demo, tmp_path):
-    settings = tune.TuneSettings(patients=(1, 2, 3), epochs=6, patience=6, seed=0)
+    settings = tune.TuneSettings(patients=(1, 2, 3), epochs=6, patience=6, seed=0, members=1)
     run = tune.run_study(demo.features, demo.fingerprint, settings, 12, str(tmp_path / "j.journal"), "s",
                          pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
     states = [t.state for t in run.study.trials]
@@ -134,11 +136,32 @@ def test_the_objective_never_touches_the_test_part(demo, tmp_path, monkeypatch):
 def test_a_study_with_other_settings_or_data_is_refused(demo, tmp_path):
     storage = str(tmp_path / "j.journal")
     tune.run_study(demo.features, demo.fingerprint, TINY, 1, storage, "s")
-    other = tune.TuneSettings(patients=(1, 2, 3), epochs=4, patience=2)
+    other = replace(TINY, epochs=4)
     with pytest.raises(ValueError, match=r"other settings \['epochs'\]"):
         tune.run_study(demo.features, demo.fingerprint, other, 2, storage, "s")
+    with pytest.raises(ValueError, match=r"other settings \['members'\]"):
+        tune.run_study(demo.features, demo.fingerprint, replace(TINY, members=2), 2, storage, "s")
     with pytest.raises(ValueError, match="other data"):
         tune.run_study(demo.features, "f" * 16, TINY, 2, storage, "s")
+
+
+def test_a_study_stored_before_members_existed_is_joined_at_the_default_ensemble_size(demo, tmp_path):
+    """Studies written by the version before `members` hold no such key: they ran the default
+    ensemble, so a worker at the default joins them, and a 1-member worker is refused."""
+    storage = str(tmp_path / "j.journal")
+    study, _ = tune.open_study("old", storage, replace(TINY, members=DEFAULT_SIZES["members"]), demo.fingerprint)
+    stored = {k: v for k, v in study.user_attrs["settings"].items() if k != "members"}
+    study.set_user_attr("settings", stored)
+    joined, created = tune.open_study("old", storage, replace(TINY, members=DEFAULT_SIZES["members"]), demo.fingerprint)
+    assert not created and tune.study_settings(joined).members == DEFAULT_SIZES["members"]
+    with pytest.raises(ValueError, match=r"other settings \['members'\]"):
+        tune.open_study("old", storage, TINY, demo.fingerprint)
+
+
+@pytest.mark.parametrize("members", [0, MAX_MEMBERS + 1, 1.5])
+def test_an_ensemble_size_out_of_range_is_refused(members):
+    with pytest.raises(ValueError, match="members must be a whole number"):
+        tune.TuneSettings(members=members)
 
 
 def test_stop_records_the_running_trial_as_failed_and_ends_the_worker(demo, tmp_path):
@@ -163,7 +186,7 @@ def test_train_page_form_values_of_a_trial():
 
 
 # ---- the command ----------------------------------------------------------------------------
-TUNE_ARGS = ["--patients", "1,2,3", "--epochs", "2", "--patience", "2"]
+TUNE_ARGS = ["--patients", "1,2,3", "--epochs", "2", "--patience", "2", "--members", "1"]
 
 
 def test_tune_command_runs_joins_and_saves_the_best_with_its_study(capsys, tmp_path, monkeypatch):
@@ -182,6 +205,7 @@ def test_tune_command_runs_joins_and_saves_the_best_with_its_study(capsys, tmp_p
     best = tune.best_trial(study)
     assert meta["study"] == {"name": "cli", "storage": storage, "trial": best.number, "val_mae": best.value}
     assert meta["model_config"]["lstm_hidden"] == best.params["lstm_hidden"]
+    assert meta["model_config"]["members"] == 1  # the study's ensemble size (--members 1), not the default
     assert meta["window"]["length"] == best.params["window"] and meta["train_config"]["threads"] == 1
 
 
@@ -189,6 +213,8 @@ def test_tune_command_runs_joins_and_saves_the_best_with_its_study(capsys, tmp_p
     (["tune", "--trials", "-1"], "--trials"),
     (["tune", "--trials", "2", "--timeout", "0"], "--timeout"),
     (["tune", "--trials", "1", "--save", "../evil"], "Invalid model name"),
+    (["tune", "--trials", "1", "--members", "0"], "--members"),
+    (["tune", "--trials", "1", "--members", str(MAX_MEMBERS + 1)], "members must be a whole number"),
     (["tune", "--trials", "1", "--storage", "postgresql://tuner:s3cret@localhost:1/optuna"], "Cannot open"),
     (["tune", "--trials", "1", "--storage", "nosuchdialect://x/y"], "Cannot open"),
 ])
@@ -236,7 +262,7 @@ def test_two_worker_processes_share_one_study(tmp_path):
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_a_tiny_study_on_the_real_data(real_cohort, tmp_path):
-    settings = tune.TuneSettings(patients=(1, 2, 3, 4, 5, 6), epochs=2, patience=2)
+    settings = tune.TuneSettings(patients=(1, 2, 3, 4, 5, 6), epochs=2, patience=2, members=1)
     run = tune.run_study(real_cohort.features, real_cohort.fingerprint, settings, 2, str(tmp_path / "j.journal"))
     assert run.study.study_name == f"dose-chrono-{real_cohort.fingerprint[:8]}"
     assert [t.state.name for t in run.study.trials] == ["COMPLETE", "COMPLETE"]

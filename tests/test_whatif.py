@@ -19,7 +19,7 @@ from insulin_core.features import GLUCOSE_DRIVEN, NOW_FEATURES
 from insulin_core.registry import ModelBundle, save_bundle
 from insulin_core.serving import predict_windows
 
-from .whatif_fixtures import L, NOW, SEQ, sample_windows, scenario_at, setup  # noqa: F401 (fixtures)
+from .whatif_fixtures import L, NOW, SEQ, sample_windows, scenario_at
 
 
 # -- exactness -------------------------------------------------------------------------------

@@ -23,11 +23,14 @@ pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def trained(real_cohort):
-    """A quick model on the real data (one network, few epochs: the test is about the target)."""
+    """A quick model on the real data (one network, 15 epochs: the test is about the target).
+    Measured at 15 epochs, seed 0: P(dose) 0.90-0.97 at 300 mg/dL at the four late-logger moments,
+    and the mean dose above 300 exceeds that below 120 by 1.0-3.7 U; at 40 epochs 0.97-1.0 and
+    1.0-5.0 U, at 2.8 times the training time."""
     exp = ExperimentConfig()
     prepared = prepare(real_cohort.features, exp)
     cfg = model_config_for(prepared, members=1)
-    train_cfg = TrainConfig(epochs=40, patience=6, threads=1)
+    train_cfg = TrainConfig(epochs=15, patience=6, threads=1)
     training = train_model(cfg, train_cfg, prepared.train_data())
     from insulin_core.pipeline import ExperimentResult, evaluate
 

@@ -21,9 +21,10 @@ NOW = {n: i for i, n in enumerate(NOW_FEATURES)}
 SEQ = {n: i for i, n in enumerate(SEQ_FEATURES)}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def setup():
-    """A tiny model trained for 3 epochs on the 5-patient demo cohort, as an in-memory bundle."""
+    """A tiny model trained for 3 epochs on the 5-patient demo cohort, as an in-memory bundle:
+    trained once per test session (tests/conftest.py imports this fixture) and only read by tests."""
     cohort = load_cohort(DataSource("demo", demo_patients=5))
     exp = ExperimentConfig(WindowConfig(length=L))
     train_cfg = TrainConfig(epochs=3, batch=128, lr=1e-2, threads=1)
