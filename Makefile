@@ -23,9 +23,10 @@ browser:
 		echo "note: /usr/bin/chromium is missing; browser tests will be skipped"
 
 # Two workers (CI and this machine have 2 cores); --dist loadscope keeps each module on one worker,
-# so a module's fixtures (a trained model, a browser, a server) are built once.
+# so a module's fixtures (a trained model, a browser, a server) are built once; modules start in the
+# order tests/conftest.py gives them (the longest first).
 TEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -q -rs -n $(TEST_WORKERS) --dist loadscope
+PYTEST := $(PY) -m pytest -q -rs -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 test: $(STAMP) browser
 	$(PYTEST)

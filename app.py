@@ -2,14 +2,22 @@
 scanned) and shows the data source and the model in use in the sidebar. Each page starts with
 ui.session.page_header (title + research-tool disclaimer); widgets that must survive a page switch
 use `persist_state="session"`."""
+import os
 import sys
 import threading
 
-import streamlit as st
+# One OpenMP thread per script thread, unless the user's environment says otherwise. OpenMP reads
+# this when torch or scikit-learn first loads, and it is the default of each thread Streamlit starts
+# for a session; with one thread per core, the pages' baseline fits spin-wait on a busy machine
+# (issue 18, in AppTest beside two busy processes: two page tests took 53 s and 46 s, and 22 s and
+# 15 s with one thread). Training uses one thread already (TrainConfig.threads).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from ui.glossary import glossary_popover  # ui-honest: the glossary on every page
-from ui.session import DECLARED_PAGES_KEY, active_model_ref, current_source, model_label
-from ui.training import track_runs
+import streamlit as st  # noqa: E402
+
+from ui.glossary import glossary_popover  # noqa: E402 - ui-honest: the glossary on every page
+from ui.session import DECLARED_PAGES_KEY, active_model_ref, current_source, model_label  # noqa: E402
+from ui.training import track_runs  # noqa: E402
 
 st.set_page_config(page_title="insulin-dash", page_icon=":material/vaccines:", layout="wide")
 

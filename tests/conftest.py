@@ -4,11 +4,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
+# One OpenMP/BLAS thread everywhere, set before torch or scikit-learn load: OpenMP reads it once, and
+# it is the default of every thread started later (AppTest's script threads, servers, workers).
+# torch.set_num_threads(1) below reaches only the thread that calls it: a script thread fitting
+# the gradient boosting baselines used one thread per core, and beside other work those threads
+# spin-waited on each other (issue 18: two AppTest tests took 53 s and 46 s beside two busy
+# processes, 22 s and 15 s with this).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import pytest  # noqa: E402
 
 # The What-if tests' trained model (test_whatif, test_intervals, test_safety, test_explain): imported
 # here, not in each module, so that it is one session fixture, trained once.
-from tests.whatif_fixtures import setup  # noqa: F401 (fixture)
+from tests.whatif_fixtures import setup  # noqa: E402, F401 (fixture)
 
 
 def aim94_text(*rows: str) -> str:
@@ -60,3 +69,16 @@ def one_thread_per_library():
     with threadpool_limits(limits=1):
         yield
     torch.set_num_threads(threads)
+
+
+# The modules that take longest (idle, one process: test_browser ~135 s, test_app ~70, the registry
+# races ~65, the parser properties ~55, runs ~45, tune ~40, browser training ~35, real What-if ~30),
+# collected first so that `make test`'s two workers (xdist, one module at a time) start with them
+# and finish together; the rest follow in file order.
+LONGEST_FIRST = ("test_browser", "test_app", "test_registry_concurrency", "test_aim94_properties", "test_runs",
+                 "test_tune", "test_browser_training", "test_whatif_real")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).stem, len(rank)))
