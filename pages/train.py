@@ -5,7 +5,7 @@ import streamlit as st
 
 from insulin_core.baselines import BASELINES
 from insulin_core.codes import MAX_DOSE_WINDOW_MIN
-from insulin_core.configs import DEFAULT_SIZES
+from insulin_core.configs import DEFAULT_SIZES, MAX_MEMBERS
 from insulin_core.labels import label, plain_table
 from insulin_core.pipeline import ExperimentConfig
 from insulin_core.runs import RunSpec
@@ -64,6 +64,8 @@ with st.form("train_form", border=True):
         st.select_slider("Patient embedding (0 = pooled model)", [0, 2, 4, 8, 16, 32], key="train_embedding", persist_state="session")
         st.toggle("Attention over the window", key="train_attention", persist_state="session",
                   help="Adds a learned weighting of the window's steps beside the GRU's last state.")
+        st.slider("Ensemble members", 1, MAX_MEMBERS, key="train_members", persist_state="session",
+                  help="Networks trained side by side whose answers are averaged; each adds its training time.")
     with fit_col:
         st.markdown("**Fitting**")
         st.slider("Epochs (at most)", 1, 300, key="train_epochs", persist_state="session")
@@ -90,7 +92,7 @@ if submitted:
         sizes = dict(lstm_hidden=s["train_lstm_hidden"], lstm_layers=s["train_lstm_layers"],
                      gru_hidden=s["train_gru_hidden"], gru_layers=s["train_gru_layers"], dense=dense,
                      dropout=float(s["train_dropout"]), patient_embedding=s["train_embedding"],
-                     attention=bool(s["train_attention"]))
+                     attention=bool(s["train_attention"]), members=int(s["train_members"]))
         # One thread: on a small shared CPU, torch's default threads make this model far slower.
         train_cfg = TrainConfig(epochs=s["train_epochs"], patience=s["train_patience"], batch=s["train_batch"],
                                 lr=float(s["train_lr"]), seed=int(s["train_seed"]), threads=1)

@@ -97,7 +97,7 @@ def no_errors(at: AppTest) -> None:
 MAIN_WIDGETS = {
     "overview": {"radio": ["source_kind"], "button": ["source_use_demo"]},
     "patients": {"multiselect": ["patients_select"], "slider": ["patients_range"]},
-    "train": {"slider": ["train_window", "train_epochs", "train_dropout"], "multiselect": ["train_patients"],
+    "train": {"slider": ["train_window", "train_epochs", "train_dropout", "train_members"], "multiselect": ["train_patients"],
               "select_slider": ["train_lstm_hidden", "train_lr"], "text_input": ["train_dense"]},
     "tune": {"text_input": ["tune_study"], "number_input": ["tune_trials", "tune_timeout_min", "tune_members", "tune_seed"],
              "selectbox": ["tune_split"], "multiselect": ["tune_patients"], "slider": ["tune_epochs"]},
@@ -273,6 +273,7 @@ def set_tiny_form(at: AppTest, epochs: int = 2) -> None:
     at.text_input(key="train_dense").set_value("8")
     at.select_slider(key="train_embedding").set_value(2)
     at.slider(key="train_epochs").set_value(epochs)
+    at.slider(key="train_members").set_value(1)
     at.multiselect(key="train_baselines").set_value(["previous_row", "last_same_daypart"])
 
 

@@ -3,6 +3,8 @@ page switch does not stop it; each browser (owner token in the URL) sees only it
 finished run is saved, becomes the active model, and can be renamed and deleted."""
 from __future__ import annotations
 
+import json
+
 import time
 
 import pytest
@@ -77,6 +79,7 @@ def test_a_run_goes_on_across_a_page_switch_then_is_saved_renamed_and_deleted(mo
     table = frame_with(at, "run", "status", "epochs")
     assert list(table["status"]) == ["finished"] and list(table["epochs"]) == ["3/3"]
     assert (models_dir / run / "bundle.json").is_file()
+    assert json.loads((models_dir / run / "bundle.json").read_text())["model_config"]["members"] == 1  # the form's
     # the sidebar's label follows at once
     assert at.session_state["active_model"] == f"saved:{run}", model_state(at, models_dir)
     assert at.subheader[-1].value == f"Result: {run}"

@@ -215,6 +215,8 @@ def test_every_page_slider_and_training(server, tab):
         page.get_by_role("slider", name=label).focus()
         page.keyboard.press("Home")  # the smallest width, 4
     page.get_by_label("Dense layers (widths, comma separated)").fill("8")
+    page.get_by_role("slider", name="Ensemble members").focus()
+    page.keyboard.press("Home")  # one network: the form and Stop are under test, not the ensemble
     for label in ("Epochs (at most)", "Early-stopping patience (epochs)"):
         page.get_by_role("slider", name=label).focus()
         page.keyboard.press("End")  # 300 epochs, patience 50: only Stop ends this run early

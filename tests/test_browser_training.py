@@ -20,7 +20,7 @@ pytestmark = [
     pytest.mark.timeout(600),  # a stuck server or browser fails here, not at CI's limit
     pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (install it with `make browser`)"),
 ]
-EPOCHS = 20  # long enough to still run through a reload and a page switch (about 1 s an epoch here)
+EPOCHS = 60  # long enough to still run through a reload and a page switch (about 0.3 s an epoch here, idle)
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
@@ -52,6 +52,8 @@ def test_a_run_goes_on_through_a_reload_and_a_page_switch(server, tab):  # noqa:
         page.get_by_role("slider", name=label).focus()
         page.keyboard.press("Home")  # the smallest width, 4
     page.get_by_label("Dense layers (widths, comma separated)").fill("8")
+    page.get_by_role("slider", name="Ensemble members").focus()
+    page.keyboard.press("Home")  # one network: more, shorter epochs than the default ensemble's
     page.get_by_role("slider", name="Early-stopping patience (epochs)").focus()
     page.keyboard.press("End")  # patience 50: the run goes to its last epoch
     epochs = page.get_by_role("slider", name="Epochs (at most)")
