@@ -504,14 +504,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _add_tune(sub) -> None:
-    from .configs import TrainConfig
+    from .configs import DEFAULT_SIZES, TrainConfig
     from .paths import DEFAULT_MODELS_DIR
     from .splits import SPLITS
     from .windows import TARGETS, WindowConfig
 
     T, W = TrainConfig(), WindowConfig()
-    from .tune import TuneSettings
-
     tune = sub.add_parser("tune", help="search model settings with Optuna (run or join a study)")
     tune.add_argument("--trials", type=_non_negative_int, required=True,
                       help="the study's budget: trials in all, over every worker that joins it")
@@ -527,7 +525,7 @@ def _add_tune(sub) -> None:
     tune.add_argument("--epochs", type=_positive_int, default=T.epochs, help="at most, per trial")
     tune.add_argument("--patience", type=_positive_int, default=T.patience)
     tune.add_argument("--seed", type=_non_negative_int, default=T.seed)
-    tune.add_argument("--members", type=_positive_int, default=TuneSettings().members,
+    tune.add_argument("--members", type=_positive_int, default=DEFAULT_SIZES["members"],
                       help="ensemble members per trial (held fixed, not searched)")
     tune.add_argument("--show", type=_positive_int, default=5, help="how many best trials to print")
     tune.add_argument("--save", metavar="NAME", help="train the best configuration and save it as a bundle")
