@@ -17,7 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from insulin_core.features import (GLUCOSE_BAND_MGDL, N_BANDS, NOW_FEATURES, SEQ_FEATURES, add_features,
+from insulin_core.features import (GLUCOSE_BAND_MGDL, HABIT, N_BANDS, NOW_FEATURES, SEQ_FEATURES, add_features,
                                    build_timeline, now_roles)
 from insulin_core.intervals import P_DOSE_BANDS, conformal_interval
 from insulin_core.model import DoseNet, ModelConfig
@@ -95,6 +95,29 @@ def test_the_dose_and_p_dose_never_fall_as_glucose_rises(seed, members, mono_hid
     given_ = dose > 0
     assert not np.any(given_[:-1] & ~given_[1:])
 
+
+
+@PROPERTY
+@given(**network_settings, steps=st.lists(st.floats(0, 5), min_size=2, max_size=8),
+       patient=st.sampled_from([7, 99]))
+def test_a_patients_larger_or_more_frequent_habit_never_lowers_the_dose(seed, members, mono_hidden, now_bins,
+                                                                         attention, embedding, scale, steps, patient):
+    """The same moment with the patient's usual dose and dosing share at this day part (HABIT)
+    raised step by step: amount, P(dose) and dose never fall, whatever the weights; so the
+    cohort's habits (the day part is context) cannot cancel a new patient's own."""
+    net = wild_network(seed, members, mono_hidden, now_bins, attention, embedding, scale)
+    rng = np.random.default_rng(seed)
+    predictor = predictor_for(net, rng)
+    rows = np.repeat(moment_rows(rng, np.array([150.0])), len(steps), axis=0)
+    habit = [NOW[name] for name in HABIT]
+    rows[:, habit] += np.cumsum(steps)[:, None] * rng.uniform(0, 1, len(habit))
+    amount, p = predictor.heads_of(np.repeat(rng.normal(size=(1, 4, len(SEQ_FEATURES))), len(steps), axis=0),
+                                   rows, patient)
+    assert non_decreasing(amount) and non_decreasing(p) and non_decreasing(predictor.dose_of(amount, p)), (amount, p)
+
+
+def test_every_habit_feature_is_a_rising_input():
+    assert all(ROLES[NOW[name]] == "up" for name in HABIT) and len(HABIT) == 6
 
 @PROPERTY
 @given(**network_settings, levels=st.lists(st.floats(0, 3), min_size=2, max_size=6, unique=True))
