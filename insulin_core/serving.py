@@ -40,20 +40,39 @@ def check_bundle_fits(bundle: ModelBundle, cohort: Cohort) -> list[str]:
     return check_against_data(bundle, cohort.patients, cohort.fingerprint)
 
 
-def predictions_table(bundle: ModelBundle, cohort: Cohort, baselines: list[str] | None = None) -> pd.DataFrame:
+def predictions_table(bundle: ModelBundle, cohort: Cohort, baselines: list[str] | None = None,
+                      baseline_columns: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every window of the cohort: part (train/val/test by the bundle's own split), actual dose,
-    model prediction and each baseline (fit on the training part of that split)."""
+    model prediction and each baseline (fit on the training part of that split). Pass
+    `baseline_columns` (from `baseline_table` of the same cohort and `bundle_experiment`) to reuse
+    baselines already fit: they depend on the data and the experiment, not on the network."""
     prepared = bundle_prepared(bundle, cohort.features)
     ws, every = prepared.ws, np.arange(len(prepared.ws))
     table = ws.context[["patient_id", "timestamp", "day_part", "glucose_now"]].copy()
     table["part"] = prepared.split.part_of(len(ws))
     table["actual"] = ws.y[:, 0]
-    for name, predictor in bundle_predictors(bundle, prepared, baselines).items():
-        dose, low, high = predictor.interval(ws, every)
-        table["predicted" if name == "model" else name] = dose
-        table[f"{name}_low"], table[f"{name}_high"] = low, high
+    table["predicted"], table["model_low"], table["model_high"] = bundle_model(bundle, prepared).interval(ws, every)
+    if baseline_columns is None:
+        baseline_columns = baseline_predictions(prepared, baselines)
+    table = pd.concat([table, baseline_columns.set_axis(table.index)], axis=1)
     table["week"] = table["timestamp"].dt.to_period("W-SUN").dt.start_time
     return table
+
+
+def baseline_table(cohort: Cohort, exp: ExperimentConfig, baselines: list[str] | None = None) -> pd.DataFrame:
+    """Each baseline's dose and interval columns (name, name_low, name_high) for every window of
+    the cohort under an experiment, in predictions_table's row order."""
+    return baseline_predictions(prepare(cohort.features, replace(exp, patients=())), baselines)
+
+
+def baseline_predictions(prepared: Prepared, baselines: list[str] | None = None) -> pd.DataFrame:
+    """Each baseline fit on the training part and calibrated on the validation part: its dose and
+    interval at every window."""
+    ws, every, columns = prepared.ws, np.arange(len(prepared.ws)), {}
+    for name in (list(BASELINES) if baselines is None else baselines):
+        predictor = DosePredictor.of_baseline(make_baseline(name).fit(ws, prepared.train_idx))
+        columns[name], columns[f"{name}_low"], columns[f"{name}_high"] = predictor.calibrated(ws, prepared.val_idx).interval(ws, every)
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(ws)))
 
 
 def bundle_prepared(bundle: ModelBundle, features: pd.DataFrame, every_patient: bool = True) -> Prepared:
@@ -66,16 +85,11 @@ def bundle_prepared(bundle: ModelBundle, features: pd.DataFrame, every_patient: 
     return prepared
 
 
-def bundle_predictors(bundle: ModelBundle, prepared: Prepared, baselines: list[str] | None = None) -> dict:
-    """The bundle's network (its own conformal table, else one calibrated now on the validation
-    part) and each baseline fit on the training part and calibrated on the validation part."""
-    ws = prepared.ws
+def bundle_model(bundle: ModelBundle, prepared: Prepared) -> DosePredictor:
+    """The bundle's network with its own conformal table, else one calibrated now on the
+    validation part."""
     model = bundle.predictor()
-    model = model if model.conformal is not None else model.calibrated(ws, prepared.val_idx)
-    found = {"model": model}
-    for name in (list(BASELINES) if baselines is None else baselines):
-        found[name] = DosePredictor.of_baseline(make_baseline(name).fit(ws, prepared.train_idx)).calibrated(ws, prepared.val_idx)
-    return found
+    return model if model.conformal is not None else model.calibrated(prepared.ws, prepared.val_idx)
 
 
 def metrics_of(table: pd.DataFrame, part: str = "test") -> pd.DataFrame:

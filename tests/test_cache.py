@@ -226,3 +226,27 @@ def test_the_overview_imports_neither_torch_nor_sklearn():
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_bundles_of_one_experiment_share_one_fit_of_the_baselines(monkeypatch, tmp_path):
+    """Two bundles (here two copies of the shipped demo model) on the same data and experiment:
+    each gets its own model columns, the baselines are fit once."""
+    import shutil
+    from pathlib import Path
+
+    from insulin_core import serving
+    from insulin_core.registry import load_bundle
+
+    fits = []
+    real = serving.baseline_table
+    monkeypatch.setattr(serving, "baseline_table", lambda *a, **k: fits.append(a[1]) or real(*a, **k))
+    ui_cache._cached_baselines.clear()
+    cohort = load_cohort(DataSource("demo"))
+    shipped = Path(__file__).resolve().parent.parent / "models" / "demo"
+    tables = []
+    for name in ("first", "second"):
+        shutil.copytree(shipped, tmp_path / name)
+        tables.append(ui_cache.predictions(load_bundle(tmp_path / name), cohort, ["previous_row"]))
+    assert len(fits) == 1
+    assert tables[0].equals(tables[1]) and tables[0] is not tables[1]  # two bundles' tables, same numbers
+    assert tables[0]["previous_row"].equals(serving.predictions_table(load_bundle(shipped), cohort, ["previous_row"])["previous_row"])

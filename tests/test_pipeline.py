@@ -13,7 +13,7 @@ from insulin_core.pipeline import (
     DEFAULT_SIZES, ExperimentConfig, bundle_meta, model_config_for, prepare, run_experiment, select_patients,
 )
 from insulin_core.registry import load_bundle, save_bundle
-from insulin_core.serving import check_bundle_fits, metrics_of, predictions_table
+from insulin_core.serving import baseline_table, bundle_experiment, check_bundle_fits, metrics_of, predictions_table
 from insulin_core.source import DataSource
 from insulin_core.train import TrainConfig, predict_raw
 from insulin_core.windows import WindowConfig
@@ -88,6 +88,11 @@ def test_run_experiment_reports_the_model_beside_every_baseline(cohort, tmp_path
     test = table[(table["part"] == "test") & table["patient_id"].isin([1, 2, 3])]
     assert np.array_equal(test["predicted"].to_numpy(), preds["predicted"].to_numpy())  # same model, same rows
     assert list(metrics_of(table)["name"]) == ["model", "previous_row"]
+    # baselines fit once for the data and experiment serve any bundle of them: the same table
+    reused = baseline_table(cohort, bundle_experiment(bundle), ["previous_row", "ridge"])
+    both = predictions_table(bundle, cohort, baseline_columns=reused)
+    assert both.drop(columns=["ridge", "ridge_low", "ridge_high"]).equals(table)
+    assert list(metrics_of(both)["name"]) == ["model", "previous_row", "ridge"]
 
 
 def test_same_seed_same_numbers(cohort):

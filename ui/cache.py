@@ -6,8 +6,10 @@
   budget is INSULIN_DASH_COHORT_CACHE_MB (default 512). `st.cache_data` has no byte bound (only
   max_entries and ttl), hence cachetools' LRUCache with a getsizeof.
 - Prediction tables and decision-point lists are in `st.cache_resource`, keyed by the data source
-  and by a saved bundle's path + created time; loaded saved bundles are there too, keyed by path +
-  on-disk version, so a bundle replaced on disk is read again.
+  and by a saved bundle's path + created time; the baselines' columns of those tables once per
+  data source and experiment (split, window, seed), so every bundle trained under the same settings
+  shares one fit of the baselines; loaded saved bundles are there too, keyed by path + on-disk
+  version, so a bundle replaced on disk is read again.
 - Every cached object is shared, not copied per rerun (`st.cache_data` unpickles a fresh copy on
   every call: for a cohort, tens of milliseconds of GIL-bound work on each page view of each
   session). So callers never change a cached cohort or table in place (pages build new frames).
@@ -16,6 +18,7 @@
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -120,9 +123,21 @@ def bundle_key(bundle: ModelBundle) -> tuple:
 @st.cache_resource(max_entries=16, show_spinner="Predicting every decision point...")
 def _cached_predictions(key: tuple, source: DataSource, baselines: tuple[str, ...], _bundle: ModelBundle,
                         _cohort: Cohort) -> pd.DataFrame:
-    from insulin_core.serving import predictions_table
+    from insulin_core.serving import bundle_experiment, predictions_table
 
-    return predictions_table(_bundle, _cohort, list(baselines))
+    exp = bundle_experiment(_bundle)
+    columns = _cached_baselines(json.dumps(exp.to_dict(), sort_keys=True), source, baselines, _cohort)
+    return predictions_table(_bundle, _cohort, list(baselines), baseline_columns=columns)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Fitting the baselines...")
+def _cached_baselines(experiment: str, source: DataSource, baselines: tuple[str, ...], _cohort: Cohort) -> pd.DataFrame:
+    """The baselines' columns of a predictions table: fit once per data and experiment, whichever
+    bundle (saved, uploaded, retrained under the same settings) they are shown beside."""
+    from insulin_core.pipeline import ExperimentConfig
+    from insulin_core.serving import baseline_table
+
+    return baseline_table(_cohort, ExperimentConfig.from_dict(json.loads(experiment)), list(baselines))
 
 
 def predictions(bundle: ModelBundle, cohort: Cohort, baselines: list[str]) -> pd.DataFrame:
