@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .codes import DAY_PARTS
-from .features import NOW_FEATURES, SEQ_FEATURES, day_part_of
+from .features import NOW_FEATURES, SEQ_FEATURES, day_parts
 from .labels import FEATURE_LABELS
 
 SCALED_RANGE = (-0.05, 1.05)
@@ -80,20 +79,15 @@ def flat_zero_flag(glucose: np.ndarray, dose: np.ndarray) -> SafetyFlag | None:
                       f"{np.max(glucose):.0f} mg/dL here: the curve cannot show how the dose would respond.")
 
 
-def _with_day_parts(doses: pd.DataFrame) -> pd.DataFrame:
-    hours = doses["timestamp"].dt.hour + doses["timestamp"].dt.minute / 60.0
-    return doses.assign(day_part=np.asarray(DAY_PARTS)[day_part_of(hours)])
-
-
 def above_history_flag(dose: float, history_doses: pd.DataFrame, part: str) -> SafetyFlag | None:
     """The dose is far above what this patient has recorded (max + 3 U, or 2x the day-part median).
     `history_doses`: the patient's plausible doses before the moment (timestamp, dose), as
     `WhatIf.history_doses` gives them (decision doses, late-written ones included)."""
-    doses = _with_day_parts(history_doses[history_doses["dose"] > 0])
+    doses = history_doses[history_doses["dose"] > 0]
     if doses.empty or dose <= 0:
         return None
     top = float(doses["dose"].max())
-    same = doses.loc[doses["day_part"] == part, "dose"]
+    same = doses.loc[day_parts(doses["timestamp"]) == part, "dose"]
     med = float(same.median()) if len(same) else float("nan")
     reasons = []
     if dose > top + ABOVE_MAX_U:

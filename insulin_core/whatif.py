@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from .codes import DAY_PARTS, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, MAX_PLAUSIBLE_DOSE
+from .codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, MAX_PLAUSIBLE_DOSE
 from .explain import Explanation, explain_occlusion, explanation_of, occlusion_batch
-from .features import DECISION_KINDS, add_decision_doses, add_features, build_timeline, day_part_of
+from .features import DECISION_KINDS, add_decision_doses, add_features, build_timeline, day_parts
 from .predictor import DosePredictor
 from .registry import ModelBundle
 from .serving import bundle_experiment, bundle_prepared
@@ -336,8 +336,7 @@ class WhatIf:
         if before is not None:
             tl = tl[tl["timestamp"] < before]
         tl = tl[tl["glucose"].notna() & tl["decision_point"]]
-        hours = tl["timestamp"].dt.hour + tl["timestamp"].dt.minute / 60.0
-        tl = tl[np.asarray(DAY_PARTS)[day_part_of(hours)] == day_part]
+        tl = tl[day_parts(tl["timestamp"]) == day_part]
         return pd.DataFrame({"timestamp": tl["timestamp"].to_numpy(), "glucose": tl["glucose"].to_numpy(),
                              "dose": tl["decision_dose"].clip(upper=MAX_PLAUSIBLE_DOSE["regular"]).to_numpy(),
                              "meal": np.asarray(LEVEL_NAMES)[tl["meal"].astype(int).to_numpy()]})
