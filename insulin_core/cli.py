@@ -424,10 +424,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _add_predict(sub) -> None:
-    from .codes import LEVELS
+    from .codes import LEVEL_NAMES
     from .paths import DEFAULT_MODELS_DIR
-
-    LEVEL_NAMES = tuple(LEVELS)
 
     predict = sub.add_parser("predict", help="what-if dose for a patient's decision moment")
     predict.add_argument("--model", required=True)

@@ -19,7 +19,7 @@ from datetime import time as dtime
 import numpy as np
 import pandas as pd
 
-from .codes import (CODE_TABLE, EXERCISE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS,
+from .codes import (CODE_TABLE, EXERCISE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVEL_NAMES, LEVELS,
                     MAX_PLAUSIBLE_DOSE, MEAL_CODES)
 from .features import (DECISION_KINDS, DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, GLUCOSE_DRIVEN, LOOKBACKS, N_BANDS,
                        NOW_FEATURES,
@@ -28,7 +28,6 @@ from .windows import WindowConfig, WindowSet, make_windows
 
 NEXT = "next"
 NEXT_GAP = pd.Timedelta(hours=1)  # "next" = one hour after the patient's last event, unless time_of_day says when
-LEVEL_NAMES = tuple(LEVELS)  # none, less, typical, more
 HYPO_CODE, SPECIAL_CODE, UNSPECIFIED_GLUCOSE_CODE = 65, 72, 57
 # A moment with nothing on record would have no timeline row; an "unspecified special event" marks
 # it. No feature reads `special`, so the marker changes nothing the model sees.

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from .codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, MAX_PLAUSIBLE_DOSE
+from .codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVEL_NAMES, MAX_PLAUSIBLE_DOSE, level_name
 from .explain import Explanation, explain_occlusion, explanation_of, occlusion_batch
 from .features import DECISION_KINDS, add_decision_doses, add_features, build_timeline, day_parts
 from .predictor import DosePredictor
@@ -23,7 +23,7 @@ from .serving import bundle_experiment, bundle_prepared
 from .safety import (MONOTONE_GRID, SafetyFlag, above_history_flag, flat_zero_flag, non_monotone_flag,
                      out_of_range_flag, uncertain_dose_flag)
 from .scenarios import (  # noqa: F401 (the scenario API is used through this module too)
-    LEVEL_NAMES, MAX_SWEEP_POINTS, NEXT, SIMILAR_GLUCOSE_MGDL, SWEEP_POINTS, Built, Scenario, _NOW, band_variants,
+    MAX_SWEEP_POINTS, NEXT, SIMILAR_GLUCOSE_MGDL, SWEEP_POINTS, Built, Scenario, _NOW, band_variants,
     build, check_glucose, check_level, edits_from_widgets, parse_time_of_day, scenario_events, set_moment)
 
 # --------------------------------------------------------------------------------------------
@@ -248,10 +248,8 @@ class WhatIf:
         return self._unedited[key]
 
     def _inputs(self, now: np.ndarray, built: Built) -> dict:
-        def level(v: float) -> str:
-            return LEVEL_NAMES[int(round(v))] if 0 <= v < len(LEVEL_NAMES) else f"{v:g}"
         return {"glucose_now": float(now[_NOW["glucose"]]) if now[_NOW["has_glucose"]] > 0 else None,
-                "meal_now": level(now[_NOW["meal"]]), "exercise_now": level(now[_NOW["exercise"]]),
+                "meal_now": level_name(now[_NOW["meal"]]), "exercise_now": level_name(now[_NOW["exercise"]]),
                 "hypo_now": bool(now[_NOW["hypo"]] > 0), "time": f"{built.moment:%H:%M}", "day_part": built.day_part}
 
     # -- sweeps ---------------------------------------------------------------------------------
@@ -339,7 +337,7 @@ class WhatIf:
         tl = tl[day_parts(tl["timestamp"]) == day_part]
         return pd.DataFrame({"timestamp": tl["timestamp"].to_numpy(), "glucose": tl["glucose"].to_numpy(),
                              "dose": tl["decision_dose"].clip(upper=MAX_PLAUSIBLE_DOSE["regular"]).to_numpy(),
-                             "meal": np.asarray(LEVEL_NAMES)[tl["meal"].astype(int).to_numpy()]})
+                             "meal": [level_name(v) for v in tl["meal"].to_numpy()]})
 
     # -- explanation ----------------------------------------------------------------------------
     def explain(self, scenario: Scenario, top: int = 2) -> Explanation:

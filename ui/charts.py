@@ -17,7 +17,7 @@ import cachetools
 import numpy as np
 import pandas as pd
 
-from insulin_core.codes import DAY_PARTS, MAX_PLAUSIBLE_DOSE
+from insulin_core.codes import DAY_PARTS, LEVEL_NAMES, MAX_PLAUSIBLE_DOSE
 from insulin_core.features import hour_of_day
 from insulin_core.labels import METRIC_LABELS, PREDICTOR_LABELS, TRIAL_LABELS
 
@@ -384,7 +384,6 @@ def residuals(table: pd.DataFrame) -> alt.Chart:
 
 # ---- what-if --------------------------------------------------------------------------------
 WHATIF_COLOURS = {"model": "#1f6feb", "recorded": "#f58518", "current": "#d62728"}
-LEVEL_ORDER = ["none", "less", "typical", "more"]
 
 
 def decision_timeline(points: pd.DataFrame, selected: str | None) -> alt.LayerChart:
@@ -451,7 +450,7 @@ def meal_response(table: pd.DataFrame | None, current: str | None) -> alt.LayerC
     `table` None the chart reads the named data of meal_response_data (see with_data)."""
     d, with_median = ((alt.NamedData("meal"), alt.NamedData("meal_median")) if table is None else
                       meal_response_data(table, current).values())
-    x = alt.X("meal:N", title="meal now", sort=LEVEL_ORDER)
+    x = alt.X("meal:N", title="meal now", sort=list(LEVEL_NAMES))
     bars = alt.Chart(d).mark_bar(size=28).encode(
         x=x, y=alt.Y("dose:Q", title="Regular dose (units)", axis=alt.Axis(format=UNITS)),
         color=alt.Color("this:N", title=None, scale=alt.Scale(domain=["this scenario", "other"],
