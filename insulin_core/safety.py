@@ -3,7 +3,8 @@ not monotone in glucose, a dose far above the patient's own history.
 
 Each flag is None when it does not apply. Monotonicity: over the physiological range
 (70-400 mg/dL) more glucose must not mean less Regular insulin, within a 1 U tolerance.
-`nonmonotone_share` measures how often a bundle's curves fall, over many real decision points.
+`nonmonotone_summary` says how often curves fall; `whatif.nonmonotone_share` draws them with the
+engine (it lives there because the engine reads these flags, and imports go one way).
 """
 from __future__ import annotations
 
@@ -116,28 +117,3 @@ def nonmonotone_summary(curves: dict[int, np.ndarray], part: str, tol: float = M
             "share_points_non_monotone": float(np.average(table["share_non_monotone_points"], weights=table["points"]))
             if len(table) else float("nan"),
             "per_patient": table}
-
-
-def nonmonotone_share(bundle, events: pd.DataFrame, features: pd.DataFrame | None = None,
-                      part: str = "test", max_per_patient: int = 3, tol: float = MONOTONE_TOLERANCE_U) -> dict:
-    """Per patient, the share of their decision points (the latest `max_per_patient` with a glucose
-    reading, of one part) whose glucose-now curve over 70-400 mg/dL falls by more than `tol` U,
-    and whether their average curve does; plus the share of patients with a non-monotone curve."""
-    # Imported here: the what-if engine itself reads the flags of this module.
-    from .features import NOW_FEATURES, add_features, build_timeline
-    from .serving import bundle_prepared
-    from .whatif import Scenario, WhatIf
-
-    features = add_features(build_timeline(events)) if features is None else features
-    prepared = bundle_prepared(bundle, features, every_patient=False)
-    ws = prepared.ws
-    idx = getattr(prepared.split, part) if part != "all" else np.arange(len(ws))
-    idx = idx[ws.now[idx, NOW_FEATURES.index("has_glucose")] > 0]
-    engine = WhatIf(bundle, events, features, conformal={"alpha": 0.1, "groups": {
-        "dose": {"q": 0.0}, "no_dose": {"q": 0.0}}})  # intervals are not needed here
-    curves = {}
-    for pid, grp in pd.Series(idx, index=ws.context["patient_id"].to_numpy()[idx]).groupby(level=0):
-        take = grp.to_numpy()[-max_per_patient:]
-        curves[int(pid)] = np.stack([engine.sweep_glucose(Scenario(int(pid), ws.context["timestamp"].iloc[i]),
-                                                          MONOTONE_GRID).dose for i in take])
-    return nonmonotone_summary(curves, part, tol)
