@@ -89,7 +89,8 @@ def _prune(spec: dict) -> dict:
     feature columns; they use 10). Conservative: a column whose name appears anywhere in the spec
     text is kept, and nothing is pruned when a tooltip shows every field."""
     import pyarrow as pa
-    from streamlit import dataframe_util
+
+    from ui.streamlit_internals import arrow_bytes
 
     text = json.dumps({k: v for k, v in spec.items() if k != "datasets"})
     if '"content": "data"' in text or '"tooltip": true' in text:
@@ -100,7 +101,7 @@ def _prune(spec: dict) -> dict:
         frame = pa.ipc.open_stream(data).read_all().to_pandas()
         unused = [c for c in frame.columns if json.dumps(str(c))[1:-1] not in text]
         if unused:
-            spec["datasets"][name] = dataframe_util.convert_anything_to_arrow_bytes(frame.drop(columns=unused))
+            spec["datasets"][name] = arrow_bytes(frame.drop(columns=unused))
     return spec
 
 
