@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # ui.streamlit_internals: Streamlit's websocket messages
 # (url path, name): every page the app declares; "" is the default page, the Overview
 PAGES = [("", "overview"), ("patients", "patients"), ("train", "train"), ("tune", "tune"), ("models", "models"),
          ("predictions", "predictions"), ("whatif", "whatif")]
@@ -129,8 +130,8 @@ def _problems(msg) -> list[str]:
 async def run_session(url: str, pages=PAGES) -> SessionResult:
     """One user: connect, then every page in turn, each timed from request to script_finished."""
     import websockets
-    from streamlit.proto.BackMsg_pb2 import BackMsg
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    from ui.streamlit_internals import BackMsg, ForwardMsg
 
     result = SessionResult()
     ws_url = url.replace("http://", "ws://") + "/_stcore/stream"

@@ -15,14 +15,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from insulin_core.dataset import load_cohort  # noqa: E402
+from insulin_core.dose_rule import DOSE_THRESHOLD, to_dose  # noqa: E402
 from insulin_core.metrics import dose_metrics  # noqa: E402
 from insulin_core.pipeline import ExperimentConfig, model_config_for, prepare  # noqa: E402
 from insulin_core.source import resolve_source  # noqa: E402
 from insulin_core.train import THRESHOLD_GRID, TrainConfig, predict_raw, train_model  # noqa: E402
-
-
-def dose(amount: np.ndarray, p: np.ndarray, threshold: float) -> np.ndarray:
-    return np.where(p > threshold, np.floor(amount + 0.5), 0.0)
 
 
 def main() -> None:
@@ -46,13 +43,15 @@ def main() -> None:
         print(f"seed {seed}: best epoch {result.best_epoch}, {time.perf_counter() - start:.0f} s", flush=True)
     y = {name: prepared.ws.y[idx, 0] for name, idx in parts.items()}
     mean = {name: (np.mean([a for a, _ in out], 0), np.mean([p for _, p in out], 0)) for name, out in outputs.items()}
-    val_mae = [np.abs(dose(*mean["val"], th) - y["val"]).mean() for th in THRESHOLD_GRID]
+    val_mae = [np.abs(to_dose(*mean["val"], th) - y["val"]).mean() for th in THRESHOLD_GRID]
     tuned = float(THRESHOLD_GRID[int(np.argmin(val_mae))])
     print(f"Data: {cohort.source.label}; chrono split; sizes {sizes or 'default'}; batch {args.batch}")
     for seed, (amount, p) in enumerate(outputs["test"]):
-        print(f"  seed {seed} alone, threshold 0.5: test MAE {dose_metrics(y['test'], dose(amount, p, 0.5))['mae']:.3f}")
-    for label, th in ((f"ensemble of {args.seeds}, threshold 0.5", 0.5), (f"ensemble, threshold tuned on val ({tuned})", tuned)):
-        m = dose_metrics(y["test"], dose(*mean["test"], th))
+        print(f"  seed {seed} alone, threshold {DOSE_THRESHOLD:g}: test MAE "
+              f"{dose_metrics(y['test'], to_dose(amount, p, DOSE_THRESHOLD))['mae']:.3f}")
+    for label, th in ((f"ensemble of {args.seeds}, threshold {DOSE_THRESHOLD:g}", DOSE_THRESHOLD),
+                      (f"ensemble, threshold tuned on val ({tuned})", tuned)):
+        m = dose_metrics(y["test"], to_dose(*mean["test"], th))
         print(f"  {label}: test MAE {m['mae']:.3f}, R2 {m['r2']:.3f}, MAE on dose occasions {m['mae_dose']:.3f}")
 
 

@@ -86,7 +86,7 @@ def main() -> int:
         print(f"  {label:55s} {ms:7.1f} ms   {ms / BUDGET_MS[budget]:5.2f}x the {BUDGET_MS[budget]:.0f} ms budget")
 
     if args.coverage:
-        from insulin_core.safety import nonmonotone_share
+        from insulin_core.whatif import nonmonotone_share
         from insulin_core.serving import bundle_prepared
 
         prepared = bundle_prepared(bundle, cohort.features, every_patient=False)

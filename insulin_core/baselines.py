@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .dose_rule import DOSE_THRESHOLD, continuous_dose
 from .features import now_roles
 
 # scikit-learn is imported in the fits that use it, not here: the dashboard names the baselines on
@@ -241,8 +242,7 @@ class GBM(_GBMBase):
 class TwoStageGBM(_GBMBase):
     name = "two_stage_gbm"
     description = ("Two gradient-boosting models: 'is a Regular dose given now' (classifier) and "
-                   "'how much' (regressor fitted on dose occasions); the amount if p > 0.5, else 0.")
-    threshold = 0.5
+                   f"'how much' (regressor fitted on dose occasions); the amount if p > {DOSE_THRESHOLD:g}, else 0.")
 
     def _fit(self, ws, idx):
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -288,7 +288,7 @@ class TwoStageGBM(_GBMBase):
 
     def _predict(self, ws, idx):
         x = self._design(ws, idx)
-        return np.where(self._probability(x) > self.threshold, self._amount(x), 0.0)
+        return continuous_dose(self._amount(x), self._probability(x))  # the network's rule, unrounded
 
 
 class MonotoneGBM(GBM):

@@ -119,8 +119,10 @@ def _dose_window(text: str) -> int:
 
 
 def _dense(text: str) -> tuple[int, ...]:
+    from .configs import parse_dense
+
     try:
-        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+        sizes = parse_dense(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected sizes like 64,32, got {text!r}") from None
     if not sizes or min(sizes) < 1:
@@ -299,7 +301,7 @@ def write_column_descriptions(csv_path: str | Path, columns) -> Path:
 def _add_train(sub) -> None:
     from .configs import DEFAULT_SIZES as D, SCHEDULES, TrainConfig
     from .paths import DEFAULT_MODELS_DIR
-    from .splits import SPLITS
+    from .splits import DEFAULT_SPLIT, SPLITS
     from .windows import TARGETS, WindowConfig
 
     T, W = TrainConfig(), WindowConfig()
@@ -345,7 +347,7 @@ def _add_train(sub) -> None:
     train.add_argument("--dose-window", type=_dose_window, default=DEFAULT_DOSE_WINDOW_MIN, metavar="MIN",
                        help="the decision dose: Regular at the decision point plus insulin-only Regular up to MIN "
                             "minutes after it, before the next decision point (0 = the moment's own dose only)")
-    train.add_argument("--split", choices=SPLITS, default="chrono")
+    train.add_argument("--split", choices=SPLITS, default=DEFAULT_SPLIT)
     train.add_argument("--multi-output", action="store_true",
                        help="predict Regular, NPH and UltraLente together (metrics stay on Regular)")
     train.add_argument("--seed", type=int, default=T.seed)
@@ -424,10 +426,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _add_predict(sub) -> None:
-    from .codes import LEVELS
+    from .codes import LEVEL_NAMES
     from .paths import DEFAULT_MODELS_DIR
-
-    LEVEL_NAMES = tuple(LEVELS)
 
     predict = sub.add_parser("predict", help="what-if dose for a patient's decision moment")
     predict.add_argument("--model", required=True)
@@ -506,7 +506,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def _add_tune(sub) -> None:
     from .configs import DEFAULT_SIZES, TrainConfig
     from .paths import DEFAULT_MODELS_DIR
-    from .splits import SPLITS
+    from .splits import DEFAULT_SPLIT, SPLITS
     from .windows import TARGETS, WindowConfig
 
     T, W = TrainConfig(), WindowConfig()
@@ -519,7 +519,7 @@ def _add_tune(sub) -> None:
     tune.add_argument("--study", help="study name (default: from the split and the data's fingerprint)")
     tune.add_argument("--data-dir")
     tune.add_argument("--patients", type=_patients, default=(), help="all, or numbers like 1,5,9")
-    tune.add_argument("--split", choices=SPLITS, default="chrono")
+    tune.add_argument("--split", choices=SPLITS, default=DEFAULT_SPLIT)
     tune.add_argument("--target", choices=TARGETS, default=W.target)
     tune.add_argument("--dose-window", type=_dose_window, default=DEFAULT_DOSE_WINDOW_MIN, metavar="MIN")
     tune.add_argument("--epochs", type=_positive_int, default=T.epochs, help="at most, per trial")

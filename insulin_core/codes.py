@@ -45,6 +45,16 @@ MEAL_CODES = {"typical": 66, "more": 67, "less": 68}
 EXERCISE_CODES = {"typical": 69, "more": 70, "less": 71}
 # Ordinal levels: what a meal or exercise slider means numerically. 0 = nothing recorded.
 LEVELS = {"none": 0.0, "less": 1.0, "typical": 2.0, "more": 3.0}
+LEVEL_NAMES = tuple(LEVELS)  # none, less, typical, more
+
+
+def level_name(value: float) -> str:
+    """The level (LEVEL_NAMES) of a meal or exercise value, rounded to the nearest. A value off the
+    scale (below -0.5, from 3.5 up, NaN) is given as the number itself; no recorded or edited moment
+    has one (features write LEVELS' values, an unknown word reads as none), so it shows a bug."""
+    if not -0.5 <= value < len(LEVEL_NAMES) - 0.5:  # as 0 <= round(value) < 4, and False for NaN
+        return f"{value:g}"
+    return LEVEL_NAMES[int(round(value))]
 
 # Paper records carry fictitious "logical" times (Data-Codes): breakfast, lunch, dinner, bedtime.
 PAPER_TIMES_MIN = (8 * 60, 12 * 60, 18 * 60, 22 * 60)

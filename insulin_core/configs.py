@@ -38,6 +38,21 @@ def _check_int(name: str, value, lo: int, hi: int) -> None:
         raise ValueError(f"{name} must be between {lo} and {hi}, got {value}")
 
 
+def parse_dense(text: str) -> tuple[int, ...]:
+    """Dense-layer widths from text ("128,64" or "128, 64"), as the CLI, the Train page and the
+    tuner write them: whole numbers separated by commas, blank parts skipped. Their range is
+    ModelConfig's to check."""
+    try:
+        return tuple(int(part) for part in str(text).split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"dense layers must be whole numbers separated by commas, got {text!r}") from None
+
+
+def dense_text(dense: tuple[int, ...], sep: str = ",") -> str:
+    """The text parse_dense reads; "," for the tuner's categorical values, ", " for the Train page."""
+    return sep.join(str(w) for w in dense)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     n_seq_features: int

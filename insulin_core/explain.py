@@ -13,13 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .codes import DAY_PARTS, LEVELS
+from .codes import DAY_PARTS, level_name
 from .features import GLUCOSE_SLOTS, NOW_FEATURES, SEQ_FEATURES
 from .labels import LEVEL_PHRASES
 from .predictor import DosePredictor
 from .windows import WindowSet
 
-_LEVEL_NAMES = tuple(LEVELS)  # none, less, typical, more
 _SEQ = {name: i for i, name in enumerate(SEQ_FEATURES)}
 _NOW = {name: i for i, name in enumerate(NOW_FEATURES)}
 
@@ -145,10 +144,6 @@ def explanation_of(batch: OcclusionBatch, expected: np.ndarray, top: int = 2) ->
                        pd.Series(now_attr, index=list(batch.now_features)), groups, sentence)
 
 
-def _level_name(v: float) -> str:
-    return _LEVEL_NAMES[int(round(v))] if 0 <= round(v) < len(_LEVEL_NAMES) else f"{v:g}"
-
-
 def _describe_seq(group: str, row: dict, x: np.ndarray) -> str:
     when = f"{row['timestamp']:%a %d %b %H:%M}"
     if group == "glucose":
@@ -158,7 +153,7 @@ def _describe_seq(group: str, row: dict, x: np.ndarray) -> str:
         v = x[_SEQ[group]]
         return f"the {v:g} U {name} dose at {when}" if v > 0 else f"the missed {name} dose at {when} ({row['day_part']})"
     if group in ("meal", "exercise"):
-        v = _level_name(x[_SEQ[group]])
+        v = level_name(x[_SEQ[group]])
         return f"no {group} recorded at {when}" if v == "none" else f"{LEVEL_PHRASES[group].get(v, v)} at {when}"
     if group == "hypo":
         return f"hypoglycemic symptoms at {when}" if x[_SEQ["hypo"]] > 0 else f"no hypoglycemic symptoms at {when}"
@@ -176,7 +171,7 @@ def _describe_now(group: str, now: np.ndarray, decision: pd.Series) -> str:
     if group == "glucose":
         return f"the {n('glucose'):.0f} mg/dL reading now" if n("has_glucose") > 0 else "no glucose reading now"
     if group in ("meal", "exercise"):
-        return f"{LEVEL_PHRASES[group].get(_level_name(n(group)), _level_name(n(group)))} now"
+        return f"{LEVEL_PHRASES[group].get(level_name(n(group)), level_name(n(group)))} now"
     if group == "hypo":
         return "hypoglycemic symptoms now" if n("hypo") > 0 else "no hypoglycemic symptoms now"
     if group == "time":

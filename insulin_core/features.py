@@ -107,6 +107,19 @@ def day_part_of(hours: np.ndarray | pd.Series) -> np.ndarray:
     return part
 
 
+def hour_of_day(stamps) -> np.ndarray:
+    """Hours since midnight of each timestamp, in whole minutes (as dt.hour + dt.minute / 60.0);
+    NaN for NaT. numpy arithmetic: pandas' dt accessors cost more than the features on a cohort."""
+    t = np.asarray(stamps, dtype="datetime64[ns]")
+    minutes = (t - t.astype("datetime64[D]")).astype("timedelta64[m]").astype(np.int64)
+    return np.where(np.isnat(t), np.nan, minutes // 60 + (minutes % 60) / 60.0)
+
+
+def day_parts(stamps) -> np.ndarray:
+    """The day part (a name of DAY_PARTS) of each timestamp."""
+    return np.asarray(DAY_PARTS)[day_part_of(hour_of_day(stamps))]
+
+
 def build_timeline(events: pd.DataFrame) -> pd.DataFrame:
     """Pivot events to one row per (patient, timestamp); doses summed, glucose averaged.
 
@@ -254,8 +267,7 @@ def add_features(timeline: pd.DataFrame, dose_window: int = DEFAULT_DOSE_WINDOW_
     tl = add_decision_doses(timeline, dose_window)
     stamp = tl["timestamp"]
     t = stamp.to_numpy()
-    minutes = (t - t.astype("datetime64[D]")).astype("timedelta64[m]").astype(np.int64)
-    hours = minutes // 60 + (minutes % 60) / 60.0  # as dt.hour + dt.minute / 60.0
+    hours = hour_of_day(t)
     part = day_part_of(hours)
     doses = {k: np.minimum(tl[k].to_numpy(dtype=float), MAX_PLAUSIBLE_DOSE[k])
              for k in ("regular", "nph", "ultralente")}

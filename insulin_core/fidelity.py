@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .codes import LEVEL_NAMES, level_name
 from .demo import DemoConfig, MEALS, Patient, regimens, sliding_scale
 from .registry import ModelBundle
-from .scenarios import LEVEL_NAMES
 from .serving import bundle_experiment, bundle_prepared
 from .whatif import Scenario, WhatIf
 
 GLUCOSE_GRID = np.arange(80.0, 401.0, 10.0)
-MEAL_SIZES = ("less", "typical", "more")
+MEAL_SIZES = LEVEL_NAMES[1:]  # every size of a meal that is eaten: less, typical, more
 PRE_MEAL_SLOTS = {f"pre_{meal}": meal for meal in MEALS}
 WITHIN_U = 1.0
 LONGEST_LOG_DELAY_MIN = 12  # demo.py: late writers note the insulin 2-12 minutes after the reading
@@ -66,8 +66,8 @@ def pre_meal_moments(bundle: ModelBundle, features: pd.DataFrame, events: pd.Dat
     moments = pd.DataFrame({
         "patient_id": rows["patient_id"].to_numpy(), "timestamp": rows["timestamp"].to_numpy(),
         "meal": meal.to_numpy(), "glucose": rows["glucose"].to_numpy(),
-        "meal_size": np.asarray(LEVEL_NAMES)[rows["meal"].astype(int).to_numpy()],
-        "exercise": np.asarray(LEVEL_NAMES)[rows["exercise"].astype(int).to_numpy()],
+        "meal_size": [level_name(v) for v in rows["meal"].to_numpy()],
+        "exercise": [level_name(v) for v in rows["exercise"].to_numpy()],
     })[meal.notna().to_numpy() & rows["glucose"].notna().to_numpy()].reset_index(drop=True)
     cut = after_hypo(moments, events)
     return moments[~cut].reset_index(drop=True), int(cut.sum())

@@ -41,6 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .configs import DATA_FIELDS, DEFAULT_SIZES, ModelConfig  # noqa: F401 (re-exported)
+from .dose_rule import DOSE_THRESHOLD
 
 class PiecewiseLinear(nn.Module):
     """Each feature x as its position inside each of `bins` training-quantile bins, clipped to
@@ -147,7 +148,7 @@ class DoseNet(nn.Module):
         self.members = nn.ModuleList(Member(cfg, now_width, mono_width) for _ in range(cfg.members))
         # P(dose) above which a dose is predicted; tuned on the validation part after training
         # (train.tune_threshold) and saved with the weights.
-        self.register_buffer("dose_threshold", torch.full((cfg.n_targets,), 0.5))
+        self.register_buffer("dose_threshold", torch.full((cfg.n_targets,), DOSE_THRESHOLD))
 
     def member_outputs(self, seq: torch.Tensor, now: torch.Tensor | None = None,
                        patient: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -20,7 +20,7 @@ from .metrics import METRIC_COLUMNS, metrics_table, per_patient_metrics
 from .model import DEFAULT_SIZES, DoseNet, ModelConfig
 from .scaling import MinMaxScaler
 from .provenance import data_record
-from .splits import Split, split_windows
+from .splits import DEFAULT_SPLIT, Split, split_windows
 from .predictor import DosePredictor
 from .train import ArrayPart, EpochLog, TrainConfig, TrainData, TrainResult, train_model
 from .windows import WindowConfig, WindowSet, make_windows
@@ -31,7 +31,7 @@ from .windows import WindowConfig, WindowSet, make_windows
 @dataclass(frozen=True)
 class ExperimentConfig:
     window: WindowConfig = field(default_factory=WindowConfig)
-    split: str = "chrono"
+    split: str = DEFAULT_SPLIT
     patients: tuple[int, ...] = ()  # empty = every patient
     # Typing errors such as 344 U of Regular are left out of training (and validation); the test
     # part keeps them and evaluation reports metrics with and without them.

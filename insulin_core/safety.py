@@ -3,7 +3,8 @@ not monotone in glucose, a dose far above the patient's own history.
 
 Each flag is None when it does not apply. Monotonicity: over the physiological range
 (70-400 mg/dL) more glucose must not mean less Regular insulin, within a 1 U tolerance.
-`nonmonotone_share` measures how often a bundle's curves fall, over many real decision points.
+`nonmonotone_summary` says how often curves fall; `whatif.nonmonotone_share` draws them with the
+engine (it lives there because the engine reads these flags, and imports go one way).
 """
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .codes import DAY_PARTS
-from .features import NOW_FEATURES, SEQ_FEATURES, day_part_of
+from .features import NOW_FEATURES, SEQ_FEATURES, day_parts
 from .labels import FEATURE_LABELS
 
 SCALED_RANGE = (-0.05, 1.05)
@@ -80,20 +80,15 @@ def flat_zero_flag(glucose: np.ndarray, dose: np.ndarray) -> SafetyFlag | None:
                       f"{np.max(glucose):.0f} mg/dL here: the curve cannot show how the dose would respond.")
 
 
-def _with_day_parts(doses: pd.DataFrame) -> pd.DataFrame:
-    hours = doses["timestamp"].dt.hour + doses["timestamp"].dt.minute / 60.0
-    return doses.assign(day_part=np.asarray(DAY_PARTS)[day_part_of(hours)])
-
-
 def above_history_flag(dose: float, history_doses: pd.DataFrame, part: str) -> SafetyFlag | None:
     """The dose is far above what this patient has recorded (max + 3 U, or 2x the day-part median).
     `history_doses`: the patient's plausible doses before the moment (timestamp, dose), as
     `WhatIf.history_doses` gives them (decision doses, late-written ones included)."""
-    doses = _with_day_parts(history_doses[history_doses["dose"] > 0])
+    doses = history_doses[history_doses["dose"] > 0]
     if doses.empty or dose <= 0:
         return None
     top = float(doses["dose"].max())
-    same = doses.loc[doses["day_part"] == part, "dose"]
+    same = doses.loc[day_parts(doses["timestamp"]) == part, "dose"]
     med = float(same.median()) if len(same) else float("nan")
     reasons = []
     if dose > top + ABOVE_MAX_U:
@@ -122,28 +117,3 @@ def nonmonotone_summary(curves: dict[int, np.ndarray], part: str, tol: float = M
             "share_points_non_monotone": float(np.average(table["share_non_monotone_points"], weights=table["points"]))
             if len(table) else float("nan"),
             "per_patient": table}
-
-
-def nonmonotone_share(bundle, events: pd.DataFrame, features: pd.DataFrame | None = None,
-                      part: str = "test", max_per_patient: int = 3, tol: float = MONOTONE_TOLERANCE_U) -> dict:
-    """Per patient, the share of their decision points (the latest `max_per_patient` with a glucose
-    reading, of one part) whose glucose-now curve over 70-400 mg/dL falls by more than `tol` U,
-    and whether their average curve does; plus the share of patients with a non-monotone curve."""
-    # Imported here: the what-if engine itself reads the flags of this module.
-    from .features import NOW_FEATURES, add_features, build_timeline
-    from .serving import bundle_prepared
-    from .whatif import Scenario, WhatIf
-
-    features = add_features(build_timeline(events)) if features is None else features
-    prepared = bundle_prepared(bundle, features, every_patient=False)
-    ws = prepared.ws
-    idx = getattr(prepared.split, part) if part != "all" else np.arange(len(ws))
-    idx = idx[ws.now[idx, NOW_FEATURES.index("has_glucose")] > 0]
-    engine = WhatIf(bundle, events, features, conformal={"alpha": 0.1, "groups": {
-        "dose": {"q": 0.0}, "no_dose": {"q": 0.0}}})  # intervals are not needed here
-    curves = {}
-    for pid, grp in pd.Series(idx, index=ws.context["patient_id"].to_numpy()[idx]).groupby(level=0):
-        take = grp.to_numpy()[-max_per_patient:]
-        curves[int(pid)] = np.stack([engine.sweep_glucose(Scenario(int(pid), ws.context["timestamp"].iloc[i]),
-                                                          MONOTONE_GRID).dose for i in take])
-    return nonmonotone_summary(curves, part, tol)

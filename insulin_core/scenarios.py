@@ -19,16 +19,15 @@ from datetime import time as dtime
 import numpy as np
 import pandas as pd
 
-from .codes import (CODE_TABLE, DAY_PARTS, EXERCISE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS,
+from .codes import (CODE_TABLE, EXERCISE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVEL_NAMES, LEVELS,
                     MAX_PLAUSIBLE_DOSE, MEAL_CODES)
 from .features import (DECISION_KINDS, DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, GLUCOSE_DRIVEN, LOOKBACKS, N_BANDS,
                        NOW_FEATURES,
-                       add_features, build_timeline, day_part_of, fold_doses, now_columns)
+                       add_features, build_timeline, day_parts, fold_doses, now_columns)
 from .windows import WindowConfig, WindowSet, make_windows
 
 NEXT = "next"
 NEXT_GAP = pd.Timedelta(hours=1)  # "next" = one hour after the patient's last event, unless time_of_day says when
-LEVEL_NAMES = tuple(LEVELS)  # none, less, typical, more
 HYPO_CODE, SPECIAL_CODE, UNSPECIFIED_GLUCOSE_CODE = 65, 72, 57
 # A moment with nothing on record would have no timeline row; an "unspecified special event" marks
 # it. No feature reads `special`, so the marker changes nothing the model sees.
@@ -199,8 +198,7 @@ def _habit_glucose_code(history: pd.DataFrame, part: str) -> int:
     glucose = history["kind"].to_numpy() == "glucose"
     if not glucose.any():
         return UNSPECIFIED_GLUCOSE_CODE
-    stamps = pd.DatetimeIndex(history["timestamp"].to_numpy()[glucose])
-    parts = np.asarray(DAY_PARTS)[day_part_of((stamps.hour + stamps.minute / 60.0).to_numpy())]
+    parts = day_parts(history["timestamp"].to_numpy()[glucose])
     mine = history["code"].to_numpy()[glucose][parts == part]
     if not len(mine):
         return UNSPECIFIED_GLUCOSE_CODE
@@ -287,7 +285,7 @@ class _HistoryRows:
     access was most of a What-if cache miss."""
 
     stamps: pd.DatetimeIndex
-    hours: np.ndarray  # hour of day with minutes as a fraction
+    day_part: np.ndarray  # its name (codes.DAY_PARTS)
     glucose: np.ndarray  # bool: a glucose reading
     glucose_value: np.ndarray  # mean glucose, NaN if none
     regular: np.ndarray  # bool: carries a Regular dose in the history features
@@ -326,7 +324,7 @@ def _history_rows(history: pd.DataFrame, dose_window: int) -> _HistoryRows:
     dose, folded = fold_doses(np.zeros(len(first)), stamps.to_numpy().astype("datetime64[m]").astype(np.int64).astype(float),
                               decision, regular_u, dose_window)
     return _HistoryRows(
-        stamps=stamps, hours=(stamps.hour + stamps.minute / 60.0).to_numpy(), glucose=n_glucose > 0,
+        stamps=stamps, day_part=day_parts(stamps), glucose=n_glucose > 0,
         glucose_value=glucose_value, regular=np.where(decision, dose, np.where(folded, 0.0, regular_u)) > 0,
         nph=any_of(kind == "nph"), ultralente=any_of(kind == "ultralente"), decision=decision,
         folded=np.asarray(folded, dtype=bool))
@@ -354,7 +352,7 @@ def _tail_starts(rows: _HistoryRows, part: str, length: int, glucose_nows: list)
     n = len(stamps)
     if n <= length + 1:
         return [None] * len(glucose_nows)
-    same_dp = np.asarray(DAY_PARTS)[day_part_of(rows.hours)] == part
+    same_dp = rows.day_part == part
     window_start = n - length
 
     def nth_last(mask: np.ndarray, k: int, before: int = n) -> int:
@@ -394,7 +392,7 @@ def _tail_starts(rows: _HistoryRows, part: str, length: int, glucose_nows: list)
 
 
 def _day_part_at(stamp: pd.Timestamp) -> str:
-    return DAY_PARTS[int(day_part_of(np.array([stamp.hour + stamp.minute / 60.0]))[0])]
+    return str(day_parts([stamp])[0])
 
 
 def _check_window_edits(scenario: Scenario, history: pd.DataFrame, moment: pd.Timestamp, length: int) -> None:

@@ -21,6 +21,8 @@ def bundle_experiment(bundle: ModelBundle) -> ExperimentConfig:
     meta = bundle.meta
     if "experiment" in meta:
         return ExperimentConfig.from_dict(meta["experiment"])
+    # every bundle.json records its split; a meta without one would be from before that, when chrono
+    # was the default: pinned, so a new splits.DEFAULT_SPLIT cannot re-read an old bundle
     return ExperimentConfig(WindowConfig.from_dict(meta["window"]), meta.get("split", "chrono"))
 
 

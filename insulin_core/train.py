@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from . import distributed
 from .configs import TrainConfig  # noqa: F401 (re-exported)
-from .dose_rule import to_dose
+from .dose_rule import DOSE_THRESHOLD, to_dose
 from .model import DoseNet, ModelConfig, pick_device
 from .windows import RowWindows
 
@@ -404,17 +404,17 @@ THRESHOLD_GRID = np.round(np.arange(0.3, 0.701, 0.05), 2)  # a small validation 
 
 
 def tune_threshold(model: DoseNet, val: ArrayPart) -> np.ndarray:
-    """Per target, the P(dose) threshold with the lowest validation MAE (ties: nearest 0.5).
+    """Per target, the P(dose) threshold with the lowest validation MAE (ties: nearest the default, 0.5).
 
     Some decision moments carry no dose because it was written down minutes later on a row of
     its own; how sure the model must be before it suggests a dose is a property of the data that
     the validation part can measure, not a constant.
     """
     amount, p = predict_raw(model, val)
-    best = np.full(amount.shape[1], 0.5, dtype=np.float32)
+    best = np.full(amount.shape[1], DOSE_THRESHOLD, dtype=np.float32)
     for t in range(amount.shape[1]):
         maes = [np.abs(to_dose(amount[:, t], p[:, t], th) - val.y[:, t]).mean() for th in THRESHOLD_GRID]
-        order = np.lexsort((np.abs(THRESHOLD_GRID - 0.5), np.round(maes, 6)))
+        order = np.lexsort((np.abs(THRESHOLD_GRID - DOSE_THRESHOLD), np.round(maes, 6)))
         best[t] = THRESHOLD_GRID[order[0]]
     with torch.no_grad():
         model.dose_threshold.copy_(torch.as_tensor(best))

@@ -31,9 +31,10 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from .configs import DEFAULT_SIZES, MAX_MEMBERS, ModelConfig, TrainConfig, check_keys
+from .configs import DEFAULT_SIZES, MAX_MEMBERS, ModelConfig, TrainConfig, check_keys, dense_text, parse_dense
 from .paths import DEFAULT_DATA_DIR
 from .pipeline import ExperimentConfig, bundle_meta, model_config_for, prepare, run_experiment
+from .splits import DEFAULT_SPLIT
 from .train import EpochLog, TrainData, train_model
 from .windows import WindowConfig
 
@@ -58,10 +59,6 @@ SEARCH_SPACE: dict[str, tuple] = {
 SIZE_PARAMS = ("lstm_hidden", "lstm_layers", "gru_hidden", "gru_layers", "dense", "dropout", "attention")
 
 
-def dense_text(dense: tuple[int, ...]) -> str:
-    return ",".join(str(w) for w in dense)
-
-
 def default_params() -> dict:
     """The default model as a point of the search space (from the one home of the defaults)."""
     t = TrainConfig()
@@ -77,7 +74,7 @@ def suggest(trial: optuna.Trial, space: dict[str, tuple] = SEARCH_SPACE) -> dict
 def sizes_of(params: dict) -> dict:
     """The ModelConfig sizes of a trial's parameters."""
     sizes = {k: params[k] for k in SIZE_PARAMS}
-    sizes["dense"] = tuple(int(w) for w in str(params["dense"]).split(",") if w)
+    sizes["dense"] = parse_dense(params["dense"])
     return sizes
 
 
@@ -85,7 +82,7 @@ def sizes_of(params: dict) -> dict:
 class TuneSettings:
     """What a study holds fixed: the data selection and split, the training budget per trial, the seed.
     Stored in the study, so a worker that joins with other settings is refused."""
-    split: str = "chrono"
+    split: str = DEFAULT_SPLIT
     target: str = WindowConfig().target
     dose_window: int = WindowConfig().dose_window
     patients: tuple[int, ...] = ()
@@ -427,7 +424,7 @@ def train_config_form(params: dict) -> dict:
     sizes = sizes_of(params)
     return {"train_window": int(params["window"]), "train_lstm_hidden": sizes["lstm_hidden"],
             "train_lstm_layers": sizes["lstm_layers"], "train_gru_hidden": sizes["gru_hidden"],
-            "train_gru_layers": sizes["gru_layers"], "train_dense": ", ".join(str(w) for w in sizes["dense"]),
+            "train_gru_layers": sizes["gru_layers"], "train_dense": dense_text(sizes["dense"], ", "),
             "train_dropout": float(sizes["dropout"]), "train_lr": float(params["lr"]),
             "train_batch": int(params["batch"]), "train_attention": bool(sizes["attention"])}
 

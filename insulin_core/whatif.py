@@ -6,6 +6,7 @@ Sweeps (glucose now over the meter range, meal size now) and edits of the moment
 rebuilt history (cached per scenario key) and run as one batched forward pass; edits inside the
 window or of the time of day rebuild. `tests/test_whatif.py` proves an unedited scenario gives
 exactly the pipeline's prediction and that the fast paths equal a full rebuild.
+`nonmonotone_share` runs the engine's glucose sweeps over many real decision points of a bundle.
 """
 from __future__ import annotations
 
@@ -14,16 +15,16 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from .codes import DAY_PARTS, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, MAX_PLAUSIBLE_DOSE
+from .codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVEL_NAMES, MAX_PLAUSIBLE_DOSE, level_name
 from .explain import Explanation, explain_occlusion, explanation_of, occlusion_batch
-from .features import DECISION_KINDS, add_decision_doses, add_features, build_timeline, day_part_of
+from .features import DECISION_KINDS, NOW_FEATURES, add_decision_doses, add_features, build_timeline, day_parts
 from .predictor import DosePredictor
 from .registry import ModelBundle
 from .serving import bundle_experiment, bundle_prepared
-from .safety import (MONOTONE_GRID, SafetyFlag, above_history_flag, flat_zero_flag, non_monotone_flag,
-                     out_of_range_flag, uncertain_dose_flag)
+from .safety import (MONOTONE_GRID, MONOTONE_TOLERANCE_U, SafetyFlag, above_history_flag, flat_zero_flag,
+                     non_monotone_flag, nonmonotone_summary, out_of_range_flag, uncertain_dose_flag)
 from .scenarios import (  # noqa: F401 (the scenario API is used through this module too)
-    LEVEL_NAMES, MAX_SWEEP_POINTS, NEXT, SIMILAR_GLUCOSE_MGDL, SWEEP_POINTS, Built, Scenario, _NOW, band_variants,
+    MAX_SWEEP_POINTS, NEXT, SIMILAR_GLUCOSE_MGDL, SWEEP_POINTS, Built, Scenario, _NOW, band_variants,
     build, check_glucose, check_level, edits_from_widgets, parse_time_of_day, scenario_events, set_moment)
 
 # --------------------------------------------------------------------------------------------
@@ -248,10 +249,8 @@ class WhatIf:
         return self._unedited[key]
 
     def _inputs(self, now: np.ndarray, built: Built) -> dict:
-        def level(v: float) -> str:
-            return LEVEL_NAMES[int(round(v))] if 0 <= v < len(LEVEL_NAMES) else f"{v:g}"
         return {"glucose_now": float(now[_NOW["glucose"]]) if now[_NOW["has_glucose"]] > 0 else None,
-                "meal_now": level(now[_NOW["meal"]]), "exercise_now": level(now[_NOW["exercise"]]),
+                "meal_now": level_name(now[_NOW["meal"]]), "exercise_now": level_name(now[_NOW["exercise"]]),
                 "hypo_now": bool(now[_NOW["hypo"]] > 0), "time": f"{built.moment:%H:%M}", "day_part": built.day_part}
 
     # -- sweeps ---------------------------------------------------------------------------------
@@ -336,14 +335,33 @@ class WhatIf:
         if before is not None:
             tl = tl[tl["timestamp"] < before]
         tl = tl[tl["glucose"].notna() & tl["decision_point"]]
-        hours = tl["timestamp"].dt.hour + tl["timestamp"].dt.minute / 60.0
-        tl = tl[np.asarray(DAY_PARTS)[day_part_of(hours)] == day_part]
+        tl = tl[day_parts(tl["timestamp"]) == day_part]
         return pd.DataFrame({"timestamp": tl["timestamp"].to_numpy(), "glucose": tl["glucose"].to_numpy(),
                              "dose": tl["decision_dose"].clip(upper=MAX_PLAUSIBLE_DOSE["regular"]).to_numpy(),
-                             "meal": np.asarray(LEVEL_NAMES)[tl["meal"].astype(int).to_numpy()]})
+                             "meal": [level_name(v) for v in tl["meal"].to_numpy()]})
 
     # -- explanation ----------------------------------------------------------------------------
     def explain(self, scenario: Scenario, top: int = 2) -> Explanation:
         base = self._base(scenario)
         return explain_occlusion(self.predictor, base.features, base.row, base.ws, self._moment_now(base, scenario),
                                  scenario.patient_id, top)
+
+
+def nonmonotone_share(bundle, events: pd.DataFrame, features: pd.DataFrame | None = None,
+                      part: str = "test", max_per_patient: int = 3, tol: float = MONOTONE_TOLERANCE_U) -> dict:
+    """Per patient, the share of their decision points (the latest `max_per_patient` with a glucose
+    reading, of one part) whose glucose-now curve over 70-400 mg/dL falls by more than `tol` U,
+    and whether their average curve does; plus the share of patients with a non-monotone curve."""
+    features = add_features(build_timeline(events)) if features is None else features
+    prepared = bundle_prepared(bundle, features, every_patient=False)
+    ws = prepared.ws
+    idx = getattr(prepared.split, part) if part != "all" else np.arange(len(ws))
+    idx = idx[ws.now[idx, NOW_FEATURES.index("has_glucose")] > 0]
+    engine = WhatIf(bundle, events, features, conformal={"alpha": 0.1, "groups": {
+        "dose": {"q": 0.0}, "no_dose": {"q": 0.0}}})  # intervals are not needed here
+    curves = {}
+    for pid, grp in pd.Series(idx, index=ws.context["patient_id"].to_numpy()[idx]).groupby(level=0):
+        take = grp.to_numpy()[-max_per_patient:]
+        curves[int(pid)] = np.stack([engine.sweep_glucose(Scenario(int(pid), ws.context["timestamp"].iloc[i]),
+                                                          MONOTONE_GRID).dose for i in take])
+    return nonmonotone_summary(curves, part, tol)

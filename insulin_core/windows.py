@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .codes import MAX_PLAUSIBLE_DOSE
-from .configs import check_keys
+from .configs import MAX_WINDOW, check_keys
 from .features import (DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, NOW_FEATURES, SEQ_FEATURES, TIMELINE_COLUMNS,
                        add_features, check_dose_window, now_columns, seq_columns)
 
@@ -40,8 +40,8 @@ class WindowConfig:
 
     def __post_init__(self) -> None:
         check_dose_window(self.dose_window)
-        if isinstance(self.length, bool) or not isinstance(self.length, int) or not 1 <= self.length <= 512:
-            raise ValueError(f"Window length must be between 1 and 512 rows, got {self.length}.")
+        if isinstance(self.length, bool) or not isinstance(self.length, int) or not 1 <= self.length <= MAX_WINDOW:
+            raise ValueError(f"Window length must be between 1 and {MAX_WINDOW} rows, got {self.length}.")
         if self.target not in TARGETS:
             raise ValueError(f"Unknown target {self.target!r}; choose one of {', '.join(TARGETS)}.")
 

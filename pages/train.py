@@ -5,7 +5,7 @@ import streamlit as st
 
 from insulin_core.baselines import BASELINES
 from insulin_core.codes import MAX_DOSE_WINDOW_MIN
-from insulin_core.configs import DEFAULT_SIZES, MAX_MEMBERS
+from insulin_core.configs import DEFAULT_SIZES, MAX_MEMBERS, MAX_WINDOW, dense_text, parse_dense
 from insulin_core.labels import label, plain_table
 from insulin_core.pipeline import ExperimentConfig
 from insulin_core.runs import RunSpec
@@ -22,7 +22,7 @@ DEFAULTS = {
     "train_patients": [], "train_window": _W.length, "train_target": _W.target, "train_split": _E.split,
     "train_dose_window": _W.dose_window,
     **{f"train_{k}": v for k, v in DEFAULT_SIZES.items() if k not in ("dense", "patient_embedding")},
-    "train_dense": ", ".join(map(str, DEFAULT_SIZES["dense"])), "train_embedding": DEFAULT_SIZES["patient_embedding"],
+    "train_dense": dense_text(DEFAULT_SIZES["dense"], ", "), "train_embedding": DEFAULT_SIZES["patient_embedding"],
     "train_epochs": _T.epochs, "train_lr": _T.lr, "train_batch": _T.batch, "train_patience": _T.patience,
     "train_seed": _T.seed, "train_baselines": DEFAULT_BASELINES,
 }
@@ -41,7 +41,7 @@ with st.form("train_form", border=True):
         st.markdown("**Data**")
         st.multiselect("Patients (none picked = all)", cohort.patients, key="train_patients", persist_state="session",
                        format_func=lambda p: f"patient {p}")
-        st.slider("Window length (diary rows before the decision)", 1, 512, key="train_window", persist_state="session")
+        st.slider("Window length (diary rows before the decision)", 1, MAX_WINDOW, key="train_window", persist_state="session")
         st.selectbox("Target", TARGETS, key="train_target", persist_state="session", format_func=label,
                      help="decision-point: the dose at a moment with a reading or meal, from what is known then. "
                           "next-row: the seed's formulation (flatters the score, see docs).")
@@ -82,10 +82,7 @@ with st.form("train_form", border=True):
 if submitted:
     s = st.session_state
     with shows_errors("These settings cannot be used"):
-        try:
-            dense = tuple(int(w) for w in s["train_dense"].replace(" ", "").split(",") if w)
-        except ValueError:
-            raise ValueError(f"dense layers must be whole numbers separated by commas, got {s['train_dense']!r}") from None
+        dense = parse_dense(s["train_dense"])
         exp = ExperimentConfig(WindowConfig(s["train_window"], s["train_target"], dose_window=int(s["train_dose_window"])),
                                s["train_split"],
                                tuple(s["train_patients"]), seed=int(s["train_seed"]))

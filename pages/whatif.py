@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from insulin_core.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS
+from insulin_core.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVEL_NAMES, level_name
 from insulin_core.fidelity import summary_text
 from insulin_core.labels import FEATURE_LABELS, LEVEL_PHRASES
 from insulin_core.registry import ModelBundle
@@ -28,7 +28,6 @@ from ui import charts
 from ui.cache import bundle_key, decision_points, window_key
 from ui.session import CORE_ERRORS, model_page, shows_errors
 
-LEVEL_NAMES = list(LEVELS)
 FIDELITY_FIGURES = Path(__file__).resolve().parent.parent / "docs" / "fidelity.json"  # bench/fidelity.py writes it
 NEXT_LABEL = "next (after their last entry)"
 GLUCOSE_WITHOUT_READING = 150  # where the glucose slider starts when nothing was measured
@@ -75,10 +74,6 @@ def _shared_recorded(engine_key: tuple, patient: int, at_key: str, _engine: What
 
 def recorded_prediction(engine: WhatIf, engine_key: tuple, patient: int, at):
     return _shared_recorded(engine_key, patient, str(at), engine, Scenario(patient, at))
-
-
-def level_name(value: float) -> str:
-    return LEVEL_NAMES[int(value)] if 0 <= value < len(LEVEL_NAMES) else "none"
 
 
 def restore(values: dict) -> None:

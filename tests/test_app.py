@@ -227,9 +227,9 @@ def test_patients_range_slider_changes_what_is_shown(models_dir):
 
 def chart_data(chart) -> dict:
     """The data sets Streamlit sends with a chart, by name, as DataFrames."""
-    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+    from ui.streamlit_internals import arrow_frame
 
-    return {d.name: convert_arrow_bytes_to_pandas_df(d.data.data) for d in chart.proto.datasets}
+    return {d.name: arrow_frame(d.data.data) for d in chart.proto.datasets}
 
 
 def test_patients_regular_panel_shared_axis_and_implausible_dose_marked(models_dir, tmp_path, monkeypatch):

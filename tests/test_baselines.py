@@ -86,12 +86,37 @@ def test_shapes_nonnegative_finite_deterministic(name, ws):
     np.testing.assert_array_equal(a.predict(ws, mask), p)
 
 
+CONTEXT_COLUMNS = {"previous_row": "prev_row_regular", "last_same_daypart": "last_regular_same_daypart"}
+
+
+def _relabelled(ws, old: int, new: int):
+    pid = ws.context["patient_id"].to_numpy()
+    return SimpleNamespace(**{**vars(ws), "context": ws.context.assign(patient_id=np.where(pid == old, new, pid))})
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_unseen_patient_at_predict_time(name, ws):
+    """Patient 6 is left out of training. The context baselines read their column as for anyone (a
+    missing dose as 0); the sliding scale falls back to the training part's day-part median; the
+    learners predict patient 6 as no patient in particular: as another unseen id, unlike each
+    training patient, and within 1 U of its own sliding scale (only its offset is new)."""
     pid = ws.context["patient_id"].to_numpy()
     train, test = np.flatnonzero(pid != 6), np.flatnonzero(pid == 6)
-    p = make_baseline(name).fit(ws, train).predict(ws, test)
-    assert p.shape == (len(test),) and np.all(np.isfinite(p)) and np.all(p >= 0)
+    model = make_baseline(name).fit(ws, train)
+    p = model.predict(ws, test)
+    if name in CONTEXT_COLUMNS:
+        column = ws.context[CONTEXT_COLUMNS[name]].to_numpy(dtype=float)[test]
+        np.testing.assert_array_equal(p, np.where(np.isnan(column), 0.0, column))
+        return
+    if name == "sliding_scale":
+        part = ws.context["day_part"].to_numpy()
+        median = {d: float(np.median(ws.y[train[part[train] == d], 0])) for d in DAY_PARTS}
+        np.testing.assert_array_equal(p, [median[d] for d in part[test]])
+        return
+    np.testing.assert_array_equal(model.predict(_relabelled(ws, 6, 99), test), p)
+    for seen in range(1, 6):
+        assert not np.array_equal(model.predict(_relabelled(ws, 6, seen), test), p), seen
+    assert np.abs(p - ws.y[test, 0]).mean() < 1.0
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -103,13 +128,21 @@ def test_predict_before_fit_and_empty_fit(name, ws):
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_degenerate_training_parts(name):
-    """All-zero and all-dose training parts must still give finite non-negative predictions."""
-    for fill in (0.0, 4.0):
-        ws = make_ws(n=80, seed=3)
-        ws.y[:] = fill
-        p = make_baseline(name).fit(ws, np.arange(60)).predict(ws, np.arange(60, 80))
-        assert np.all(np.isfinite(p)) and np.all(p >= 0)
+@pytest.mark.parametrize("fill", [0.0, 4.0])
+def test_degenerate_training_parts(name, fill):
+    """A training part of one dose only (all 0, all 4 U): every baseline that learns gives that dose
+    everywhere (the two-stage model through its constant P(dose) of 0 or 1); the context baselines
+    learn nothing and read their column."""
+    ws = make_ws(n=80, seed=3)
+    ws.y[:] = fill
+    p = make_baseline(name).fit(ws, np.arange(60)).predict(ws, np.arange(60, 80))
+    if name in CONTEXT_COLUMNS:
+        column = ws.context[CONTEXT_COLUMNS[name]].to_numpy(dtype=float)[60:]
+        expected = np.where(np.isnan(column), 0.0, column)
+        assert len(np.unique(expected)) > 1  # the column, not the training doses
+    else:
+        expected = np.full(20, fill)
+    np.testing.assert_allclose(p, expected, rtol=0, atol=1e-9)
 
 
 def _hand_ws(context, y):

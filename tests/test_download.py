@@ -6,6 +6,9 @@ import io
 import socket
 import tarfile
 import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 import zipfile
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -13,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from insulin_core.download import UCI_URL, DownloadError, download_aim94
+from insulin_core.download import DownloadError, download_aim94
 
 GOOD = "04-21-1991\t9:09\t58\t100\n04-21-1991\t9:09\t33\t009\n04-21-1991\t9:09\t34\t013\n"
 CODES = "33 = Regular insulin dose\n"
@@ -62,8 +65,25 @@ def serve(tmp_path: Path) -> Iterator:
     thread.join(timeout=5)
 
 
-def test_default_url_is_the_uci_archive():
-    assert UCI_URL == "https://archive.ics.uci.edu/static/public/34/diabetes.zip"
+def test_without_an_address_the_uci_diabetes_archive_is_asked_for(monkeypatch, tmp_path, capsys):
+    """UCI serves its data set 34 (Diabetes: the AIM94 files) as static/public/<id>/<name>.zip; the
+    downloader's default and the CLI's download-data without --url both ask for it over https
+    (no network: urlopen is replaced by one that records the request and is offline)."""
+    from insulin_core.cli import main
+
+    asked = []
+
+    def offline(request, timeout):
+        asked.append(request.full_url)
+        raise urllib.error.URLError("offline in this test")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(DownloadError, match="Could not reach archive.ics.uci.edu: offline in this test"):
+        download_aim94(tmp_path / "out")
+    assert main(["download-data", "--dest", str(tmp_path / "cli")]) == 2
+    assert "Could not reach archive.ics.uci.edu" in capsys.readouterr().err
+    uci = ("https", "archive.ics.uci.edu", "/static/public/34/diabetes.zip")
+    assert [urllib.parse.urlsplit(url)[:3] for url in asked] == [uci, uci]
 
 
 def test_zip_is_extracted_flat_and_verified_with_progress(serve, tmp_path):

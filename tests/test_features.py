@@ -7,7 +7,7 @@ import pytest
 
 from insulin_core.aim94 import load_texts
 from insulin_core.features import (
-    DOSE_COLUMNS, NOW_FEATURES, SEQ_FEATURES, add_features, build_timeline, day_part_of, fold_summary, now_columns,
+    DOSE_COLUMNS, NOW_FEATURES, SEQ_FEATURES, add_features, build_timeline, day_part_of, day_parts, fold_summary, hour_of_day, now_columns,
     seq_columns,
 )
 
@@ -54,6 +54,19 @@ def test_decision_points_exclude_insulin_only_rows(features):
 def test_day_parts():
     assert list(day_part_of(np.array([0.0, 4.99, 5.0, 10.99, 11.0, 16.99, 17.0, 21.99, 22.0]))) == [
         3, 3, 0, 0, 1, 1, 2, 2, 3]
+
+
+def test_day_parts_of_timestamps():
+    # the one timestamp -> day part rule of features, scenarios, whatif, safety and the charts:
+    # seconds are dropped (04:59:59 is still night), night wraps midnight, NaT reads as night as
+    # pandas' dt.hour (NaN) did
+    stamps = pd.Series(pd.to_datetime(["1990-01-01 04:59:59", "1990-01-01 05:00:00", "1990-01-02 10:59:00", "1990-01-02 11:00:00",
+                                       "1990-01-03 16:59:00", "1990-01-03 17:00:00", "1990-01-03 21:59:00", "1990-01-03 22:00:00",
+                                       "1990-01-04 00:00:00", None]))
+    assert list(day_parts(stamps)) == ["night", "morning", "morning", "afternoon", "afternoon", "evening", "evening",
+                                       "night", "night", "night"]
+    hours = hour_of_day(stamps)
+    assert hours[:3].tolist() == [4 + 59 / 60, 5.0, 10 + 59 / 60] and np.isnan(hours[-1])
 
 
 def test_cyclic_time_of_day(features):

@@ -40,6 +40,16 @@ def test_meal_and_exercise_levels_read_as_english():
         assert "a less" not in meal and "a more" not in meal and "typical exercise" not in exercise
 
 
+def test_level_names_decode_the_recorded_values_and_show_others_as_numbers():
+    # codes.level_name: the one decoder of meal and exercise values (What-if inputs, explanations,
+    # the What-if page's window); a value off the scale shows as a number, never as a level
+    from insulin_core.codes import level_name
+
+    assert [level_name(v) for v in (0.0, 1.0, 2.0, 3.0)] == ["none", "less", "typical", "more"]
+    assert [level_name(v) for v in (-0.5, 0.49, 2.6, 3.49)] == ["none", "none", "more", "more"]
+    assert [level_name(v) for v in (-0.6, 3.5, 7.0, float("nan"))] == ["-0.6", "3.5", "7", "nan"]
+
+
 def test_predictions_csv_columns_are_described():
     from insulin_core.baselines import BASELINES
     from insulin_core.labels import describe_columns

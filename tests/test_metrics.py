@@ -142,7 +142,15 @@ def test_metrics_table_validates():
         metrics_table({"bad": np.zeros(4)}, y)
     with pytest.raises(ValueError, match="mask"):
         metrics_table({"ok": np.zeros(5)}, y, mask=np.ones(3, dtype=bool))
-    assert isinstance(metrics_table({"ok": np.zeros(5)}, y), pd.DataFrame)
+    # a valid table, worked by hand: errors 0, 1, 0, 3, 0; doses given on rows 2 and 3 (errors 0, 3)
+    row = metrics_table({"ok": [0.0, 1.0, 2.0, 1.0, 0.0]}, [0.0, 0.0, 2.0, 4.0, 0.0]).iloc[0]
+    assert (row["name"], row["n"], row["n_dose"]) == ("ok", 5, 2)
+    assert row[["mae", "rmse", "r2", "within_1u"]].tolist() == pytest.approx([0.8, 2 ** 0.5, 1 - 10 / 12.8, 0.8])
+    assert row[["mae_dose", "rmse_dose", "r2_dose", "within_1u_dose"]].tolist() == pytest.approx([1.5, 4.5 ** 0.5, -3.5, 0.5])
+    # a constant truth and no dose: R² and every dose-occasion score undefined (NaN), not 0 or 1
+    zeros = metrics_table({"ok": np.zeros(5)}, y).iloc[0]
+    assert zeros[["mae", "rmse", "within_1u", "n_dose"]].tolist() == [0.0, 0.0, 1.0, 0]
+    assert zeros[["r2", "mae_dose", "rmse_dose", "r2_dose", "within_1u_dose"]].isna().all()
 
 
 @pytest.mark.parametrize("name", list(METRICS))

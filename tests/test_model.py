@@ -172,6 +172,18 @@ def test_config_is_frozen_and_accepts_dense_as_list():
         cfg.window = 3
 
 
+def test_dense_layers_are_read_from_text_one_way():
+    # configs.parse_dense: the CLI's --dense, the Train page's field and the tuner's values
+    from insulin_core.configs import dense_text, parse_dense
+
+    assert parse_dense("128,64") == parse_dense(" 128 , 64 ,") == (128, 64)
+    assert parse_dense(dense_text((32, 16), ", ")) == parse_dense(dense_text((32, 16))) == (32, 16)
+    assert parse_dense("") == ()  # no dense layer: ModelConfig allows it, the CLI refuses it itself
+    for bad in ("64,abc", "1 2", "6.4"):  # "1 2" is not read as 12
+        with pytest.raises(ValueError, match="whole numbers separated by commas"):
+            parse_dense(bad)
+
+
 def test_config_json_round_trip():
     cfg = ModelConfig(n_seq_features=20, n_now_features=25, n_patients=70, window=12,
                       lstm_layers=2, dense=(32, 16, 8), dropout=0.2, patient_embedding=0,

@@ -10,8 +10,7 @@ import pandas as pd
 from insulin_core.features import NOW_FEATURES, SEQ_FEATURES
 from insulin_core.registry import ModelBundle
 from insulin_core.safety import MONOTONE_GRID, above_history_flag, non_monotone_flag, out_of_range_flag
-from insulin_core.safety import nonmonotone_share
-from insulin_core.whatif import Scenario, WhatIf
+from insulin_core.whatif import Scenario, WhatIf, nonmonotone_share
 
 from .whatif_fixtures import L, NOW, SEQ, glucose_only_model, sample_windows, scenario_at
 

@@ -17,7 +17,8 @@ import cachetools
 import numpy as np
 import pandas as pd
 
-from insulin_core.codes import MAX_PLAUSIBLE_DOSE
+from insulin_core.codes import DAY_PARTS, LEVEL_NAMES, MAX_PLAUSIBLE_DOSE
+from insulin_core.features import hour_of_day
 from insulin_core.labels import METRIC_LABELS, PREDICTOR_LABELS, TRIAL_LABELS
 
 # Axis and tooltip formats by unit (d3-format): insulin with 0-1 decimals, glucose whole, shares as %.
@@ -88,7 +89,8 @@ def _prune(spec: dict) -> dict:
     feature columns; they use 10). Conservative: a column whose name appears anywhere in the spec
     text is kept, and nothing is pruned when a tooltip shows every field."""
     import pyarrow as pa
-    from streamlit import dataframe_util
+
+    from ui.streamlit_internals import arrow_bytes
 
     text = json.dumps({k: v for k, v in spec.items() if k != "datasets"})
     if '"content": "data"' in text or '"tooltip": true' in text:
@@ -99,7 +101,7 @@ def _prune(spec: dict) -> dict:
         frame = pa.ipc.open_stream(data).read_all().to_pandas()
         unused = [c for c in frame.columns if json.dumps(str(c))[1:-1] not in text]
         if unused:
-            spec["datasets"][name] = dataframe_util.convert_anything_to_arrow_bytes(frame.drop(columns=unused))
+            spec["datasets"][name] = arrow_bytes(frame.drop(columns=unused))
     return spec
 
 
@@ -236,7 +238,7 @@ def patient_timeline(tl: pd.DataFrame) -> alt.VConcatChart:
 def daily_pattern(tl: pd.DataFrame) -> alt.LayerChart:
     """Glucose by time of day: every reading and the hourly median."""
     g = tl.dropna(subset=["glucose"]).assign(
-        hour=lambda d: d["timestamp"].dt.hour + d["timestamp"].dt.minute / 60,
+        hour=lambda d: hour_of_day(d["timestamp"]),
         patient=lambda d: d["patient_id"].map(lambda p: f"patient {p}"))
     medians = g.assign(hour=np.floor(g["hour"]) + 0.5).groupby(["patient", "hour"], as_index=False)["glucose"].median()
     pick = _legend_toggle("patient", "pattern_legend")
@@ -271,7 +273,7 @@ def sliding_scale(tl: pd.DataFrame) -> alt.Chart:
         size=40).encode(
         x=alt.X("glucose:Q", title="glucose at the decision point (mg/dL)", axis=alt.Axis(format=".0f")),
         y=alt.Y("regular:Q", title="Regular decided there (units)", axis=alt.Axis(format=".0f", tickMinStep=1)),
-        color=alt.Color("day_part:N", title="Day part", sort=["morning", "afternoon", "evening", "night"]),
+        color=alt.Color("day_part:N", title="Day part", sort=list(DAY_PARTS)),
         shape=alt.Shape("patient:N", title="Patient"),
         opacity=alt.when(pick).then(alt.value(0.75)).otherwise(alt.value(0.05)),
         tooltip=["patient:N", alt.Tooltip("timestamp:T", format="%Y-%m-%d %H:%M"), alt.Tooltip("day_part:N", title="day part"),
@@ -375,7 +377,7 @@ def residuals(table: pd.DataFrame) -> alt.Chart:
     return alt.Chart(d, height=300, title="LSTM-GRU model: error (predicted - actual)").mark_bar().encode(
         x=alt.X("residual:Q", bin=alt.Bin(step=1), title="error (units)", axis=alt.Axis(format=".0f")),
         y=alt.Y("count():Q", title="decision points", scale=alt.Scale(type="symlog"), axis=alt.Axis(format=",.0f")),
-        color=alt.Color("day_part:N", title="Day part", sort=["morning", "afternoon", "evening", "night"]),
+        color=alt.Color("day_part:N", title="Day part", sort=list(DAY_PARTS)),
         tooltip=[alt.Tooltip("residual:Q", bin=alt.Bin(step=1), title="error (U)"), alt.Tooltip("day_part:N", title="day part"),
                  alt.Tooltip("count():Q", title="decision points")],
     )
@@ -383,7 +385,6 @@ def residuals(table: pd.DataFrame) -> alt.Chart:
 
 # ---- what-if --------------------------------------------------------------------------------
 WHATIF_COLOURS = {"model": "#1f6feb", "recorded": "#f58518", "current": "#d62728"}
-LEVEL_ORDER = ["none", "less", "typical", "more"]
 
 
 def decision_timeline(points: pd.DataFrame, selected: str | None) -> alt.LayerChart:
@@ -393,7 +394,7 @@ def decision_timeline(points: pd.DataFrame, selected: str | None) -> alt.LayerCh
     picked = alt.param(name="timeline_picked", value=selected or "")  # a value, not spec text: see with_data
     base = alt.Chart(points).encode(
         x=alt.X("timestamp:T", title=None, axis=alt.Axis(format="%d %b")),
-        y=alt.Y("day_part:N", title=None, sort=["morning", "afternoon", "evening", "night"]),
+        y=alt.Y("day_part:N", title=None, sort=list(DAY_PARTS)),
     )
     dots = base.mark_circle(size=40, opacity=0.85).encode(
         color=alt.Color("glucose_now:Q", title="glucose", scale=alt.Scale(scheme="redyellowblue", reverse=True,
@@ -450,7 +451,7 @@ def meal_response(table: pd.DataFrame | None, current: str | None) -> alt.LayerC
     `table` None the chart reads the named data of meal_response_data (see with_data)."""
     d, with_median = ((alt.NamedData("meal"), alt.NamedData("meal_median")) if table is None else
                       meal_response_data(table, current).values())
-    x = alt.X("meal:N", title="meal now", sort=LEVEL_ORDER)
+    x = alt.X("meal:N", title="meal now", sort=list(LEVEL_NAMES))
     bars = alt.Chart(d).mark_bar(size=28).encode(
         x=x, y=alt.Y("dose:Q", title="Regular dose (units)", axis=alt.Axis(format=UNITS)),
         color=alt.Color("this:N", title=None, scale=alt.Scale(domain=["this scenario", "other"],
