@@ -504,6 +504,7 @@ def basal_hours(segments: pd.DataFrame) -> pd.DataFrame:
     piece_start, piece_end = np.maximum(start[row], bucket), np.minimum(end[row], bucket + hour)
     units = segments["rate"].to_numpy(dtype=float)[row] * ((piece_end - piece_start) / hour)
     patient = segments["patient_id"].to_numpy(dtype=np.int64)[row]
+    piece_end = np.where(units > 0, piece_end, bucket)  # a suspension delivers nothing: it moves no stamp
     order = np.lexsort((bucket, patient))
     patient, bucket, piece_end, units, row = patient[order], bucket[order], piece_end[order], units[order], row[order]
     starts = np.flatnonzero(np.r_[True, (patient[1:] != patient[:-1]) | (bucket[1:] != bucket[:-1])])
