@@ -274,8 +274,8 @@ def text_of(raw) -> str:
     """A record as an example in the report, cut to a readable length."""
     if isinstance(raw, str):
         text = raw
-    elif isinstance(raw, ElementTree.Element):
-        text = ElementTree.tostring(raw, encoding="unicode").strip()
+    elif isinstance(raw, tuple) and len(raw) == 2 and isinstance(raw[1], ElementTree.Element):
+        text = f"<{raw[0]}> " + ElementTree.tostring(raw[1], encoding="unicode").strip()  # (parent tag, element)
     else:
         text = json.dumps(raw, ensure_ascii=False, separators=(",", ":"), default=str)
     return aim94._cap(text, len(text))
