@@ -147,7 +147,7 @@ CELL = st.text(alphabet=st.characters(blacklist_characters=";\n\r"), max_size=8)
     ["2018-06-13T18:00:00", "2018-06-13 18:05", "1e3", "-0", "0.5", "nan", "120", "9999999999"])
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(rows=st.lists(st.lists(CELL, min_size=6, max_size=9).map(";".join) | st.sampled_from(day()), max_size=12))
 def test_generated_rows_never_make_the_reader_raise_and_the_counts_add_up(rows):
     result = read({"HUPA0001P.csv": csv(rows)})

@@ -245,7 +245,7 @@ def mutated_records(draw) -> list:
     return records + draw(st.lists(JSON, max_size=3))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records=mutated_records())
 def test_generated_records_never_make_the_reader_raise_and_the_counts_add_up(records):
     text = json.dumps(records)
@@ -254,7 +254,7 @@ def test_generated_records_never_make_the_reader_raise_and_the_counts_add_up(rec
     assert result.report.lines == 2 * len(records)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(data=st.binary(max_size=200) | st.text(max_size=200).map(lambda t: ('[{"eventType": ' + t).encode()))
 def test_generated_bytes_never_make_the_reader_raise(data):
     result = READER.read({"treatments.json": data}, "test")

@@ -181,7 +181,7 @@ def test_an_empty_file_another_format_a_dtd_and_broken_xml_are_skipped_and_named
 ATTRIBUTES = ("ts", "ts_begin", "ts_end", "value", "dose", "type", "carbs", "intensity", "duration")
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(changes=st.lists(st.tuples(st.sampled_from(("glucose_level", "bolus", "basal", "temp_basal", "meal", "exercise")),
                                   st.sampled_from(ATTRIBUTES),
                                   st.text(max_size=12) | st.sampled_from(["07-12-2021 25:00:00", "-0", "1e9", "nan"])),

@@ -210,7 +210,7 @@ def mutated_records(draw) -> list:
     return records + draw(st.lists(JSON, max_size=3))
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records=mutated_records())
 def test_generated_records_never_make_the_reader_raise_and_the_counts_add_up(records):
     result = read(records)

@@ -341,8 +341,8 @@ class Records:
         activity = (pd.concat(self.frames["activity"], ignore_index=True) if self.frames["activity"]
                     else pd.DataFrame({"record": pd.Series(dtype="int64")}))
         for frame, columns in ((events, ("timestamp", "utc")), (basal, ("start", "end"))):
-            for column in columns:
-                frame[column] = pd.to_datetime(frame[column]).astype("datetime64[us]")
+            for column in columns:  # Python datetimes and None (NaT) straight to numpy
+                frame[column] = np.asarray(frame[column].to_numpy(), dtype="datetime64[us]")
         return {"events": events, "basal": basal, "activity": activity}
 
     def mark_duplicates(self, items: dict[str, pd.DataFrame]) -> None:
@@ -400,32 +400,40 @@ class Records:
         return table.reset_index(drop=True)[EVENT_COLUMNS + EXTRA_COLUMNS]
 
     def report(self, reader: RecordReader, events: pd.DataFrame) -> QualityReport:
-        reason = pd.Series(self.reason, dtype=object)
-        files = pd.Series(self.file, dtype=object)
         report = QualityReport(reasons=dict(reader.reasons), record_name=reader.record_name,
                                actions=dict(reader.actions), skipped_files=sorted(self.skipped))
-        report.files, report.lines = self.files_read, len(reason)
-        report.accepted = int((reason == "").sum())
-        report.rejected = {r: int(n) for r, n in reason[reason != ""].value_counts().items()}
-        for name, group in reason.groupby(files, sort=True):
-            rejected = group[group != ""].value_counts()
-            report.per_file[name] = {"lines": len(group), "accepted": int((group == "").sum()),
-                                     "rejected": {r: int(n) for r, n in rejected.items()},
-                                     "patient_id": self.patient_of_file.get(name)}
-        for why in report.rejected:
-            rows = np.flatnonzero((reason == why).to_numpy())[:EXAMPLES_PER_REASON]
-            report.examples[why] = [{"file": self.file[r], "line": self.line[r], "text": text_of(self.raw[r])}
-                                    for r in rows]
-        insulin = events[events["kind"].isin(list(MAX_PLAUSIBLE_DOSE)) & events["implausible"]]
-        report.implausible = {k: int(n) for k, n in insulin["kind"].value_counts().items()}
+        report.files, report.lines = self.files_read, len(self.reason)
+        report.accepted = self.reason.count("")
+        report.rejected = _counts(r for r in self.reason if r)
+        for name in sorted(set(self.file)):
+            report.per_file[name] = {"lines": 0, "accepted": 0, "rejected": {}, "patient_id": self.patient_of_file.get(name)}
+        for name, why in zip(self.file, self.reason):
+            entry = report.per_file[name]
+            entry["lines"] += 1
+            entry["accepted"] += not why
+            if why:
+                entry["rejected"][why] = entry["rejected"].get(why, 0) + 1
+        for row, why in enumerate(self.reason):
+            examples = report.examples.setdefault(why, []) if why else None
+            if examples is not None and len(examples) < EXAMPLES_PER_REASON:
+                examples.append({"file": self.file[row], "line": self.line[row], "text": text_of(self.raw[row])})
+        report.examples = {why: report.examples[why] for why in report.rejected}
+        kind = events["kind"].to_numpy(dtype=object)
+        report.implausible = _counts(kind[events["implausible"].to_numpy() & np.isin(kind, list(MAX_PLAUSIBLE_DOSE))])
         report.conflicts = aim94._conflicts(events)
-        report.patients = int(events["patient_id"].nunique())
+        report.patients = len(np.unique(events["patient_id"].to_numpy()))
         report.events = len(events)
-        glucose = events[events["kind"] == "glucose"]
-        report.units = {u: int(n) for u, n in glucose["unit_in"].value_counts().items()}
-        kept = [text for record, text in self.assumed if self.reason[record] == ""]
-        report.assumed = {t: int(n) for t, n in pd.Series(kept, dtype=object).value_counts().items()}
+        report.units = _counts(events["unit_in"].to_numpy(dtype=object)[kind == "glucose"])
+        report.assumed = _counts(text for record, text in self.assumed if self.reason[record] == "")
         return report
+
+
+def _counts(values: Iterable) -> dict:
+    """How often each value occurs, commonest first (ties in order of first appearance)."""
+    counted: dict = {}
+    for value in values:
+        counted[value] = counted.get(value, 0) + 1
+    return dict(sorted(counted.items(), key=lambda kv: -kv[1]))
 
 
 def _frame(rows: list[tuple], columns: list[str], frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -456,8 +464,8 @@ def resolve_basal(basal: pd.DataFrame, last: dict[int, np.datetime64]) -> pd.Dat
     A rate given "until the next" ends at the patient's next such rate, at most OPEN_BASAL_HOURS
     later and never after the patient's last moment on record; a temporary rate replaces whatever
     ran during it."""
-    if not len(basal):
-        return basal
+    if not len(basal) or basal["override"].all():
+        return basal[basal["end"] > basal["start"]].reset_index(drop=True)
     basal = basal.sort_values(["patient_id", "start", "record"], kind="stable").reset_index(drop=True)
     running = basal[~basal["override"]].copy()
     open_end = running["end"].isna()
