@@ -87,9 +87,16 @@ REASON_WORDS = {
 }
 
 
+# What a JSON export's records can get wrong (nightscout.py, tidepool.py), in the order it is checked.
+JSON_REASONS = ("not_an_object", "unknown_type", "unused_type", "missing_field", "non_numeric_value", "bad_date",
+                "impossible_date", "bad_offset", "unknown_unit", "glucose_out_of_range", "negative_value",
+                "bad_duration", "no_amount")
+
+
 def reasons_of(*names: str, **own: str) -> dict[str, str]:
-    """A reader's reasons: the shared ones it names, then its own, in the order they are checked."""
-    return {**{n: REASON_WORDS[n] for n in names}, **own}
+    """A reader's reasons: the shared ones it names, then its own, in the order they are checked;
+    `duplicate_record` last, as every reader checks it last (Records.mark_duplicates)."""
+    return {**{n: REASON_WORDS[n] for n in names}, **own, "duplicate_record": REASON_WORDS["duplicate_record"]}
 
 
 class Reject(Exception):
@@ -400,13 +407,16 @@ class Records:
         return table.reset_index(drop=True)[EVENT_COLUMNS + EXTRA_COLUMNS]
 
     def report(self, reader: RecordReader, events: pd.DataFrame) -> QualityReport:
+        duplicates = (f"a {reader.record_name} equal to one already read (same patient, time, type and values) "
+                      "is rejected as duplicate_record")
         report = QualityReport(reasons=dict(reader.reasons), record_name=reader.record_name,
-                               actions=dict(reader.actions), skipped_files=sorted(self.skipped))
+                               actions={**reader.actions, "duplicates": duplicates}, skipped_files=sorted(self.skipped))
         report.files, report.lines = self.files_read, len(self.reason)
         report.accepted = self.reason.count("")
         report.rejected = _counts(r for r in self.reason if r)
         for name in sorted(set(self.file)):
-            report.per_file[name] = {"lines": 0, "accepted": 0, "rejected": {}, "patient_id": self.patient_of_file.get(name)}
+            report.per_file[name] = {"lines": 0, "accepted": 0, "rejected": {},
+                                     "patient_id": self.patient_of_file.get(name)}
         for name, why in zip(self.file, self.reason):
             entry = report.per_file[name]
             entry["lines"] += 1
@@ -451,8 +461,8 @@ def _last_moments(items: dict[str, pd.DataFrame]) -> dict[int, np.datetime64]:
     events, basal = items["events"], items["basal"]
     patient = np.concatenate([events["patient_id"].to_numpy(dtype=np.int64)]
                              + [basal["patient_id"].to_numpy(dtype=np.int64)] * 2)
-    moment = np.concatenate([events["timestamp"].to_numpy(dtype="datetime64[us]"),
-                             basal["start"].to_numpy(dtype="datetime64[us]"), basal["end"].to_numpy(dtype="datetime64[us]")])
+    moment = np.concatenate([frame[c].to_numpy(dtype="datetime64[us]")
+                             for frame, c in ((events, "timestamp"), (basal, "start"), (basal, "end"))])
     known = ~np.isnat(moment)
     return {int(p): moment[known & (patient == p)].max() for p in np.unique(patient[known])}
 

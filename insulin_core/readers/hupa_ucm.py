@@ -47,7 +47,6 @@ class HupaUcmReader(RecordReader):
     record_name = "row"
     reasons = reasons_of(
         "missing_field", "bad_date", "impossible_date", "non_numeric_value", "negative_value", "glucose_out_of_range",
-        "duplicate_record",
         wrong_field_count="not as many ';'-separated fields as the header",
     )
     actions = {
@@ -56,7 +55,6 @@ class HupaUcmReader(RecordReader):
         "basal": "basal_rate (U/h) over each 5-minute slot, as units per clock hour",
         "exercise": f"bouts of >= {MIN_BOUT_MIN} min at >= 100 steps/min (or >= {ACTIVE_HEART_RATE} bpm without "
                     "steps), stamped when they end",
-        "duplicates": "a row equal to one already read (same time and values) is rejected",
     }
 
     def sniff(self, name: str, head: str) -> str:
@@ -120,7 +118,8 @@ def read_file(name: str, text: str, patient: int, log: Records) -> None:
             "value": 0.0 if grams else value, "carbs_g": value if grams else np.nan, "unit_in": unit,
             "record_type": column}))
     basal = kept["basal_rate"] > 0
-    log.add_frame("basal", pd.DataFrame({"record": record, "patient_id": patient, "start": at, "end": at + SLOT.to_timedelta64(),
+    log.add_frame("basal", pd.DataFrame({"record": record, "patient_id": patient, "start": at,
+                                         "end": at + SLOT.to_timedelta64(),
                                          "rate": kept["basal_rate"], "override": False,
                                          "record_type": "basal_rate"})[basal])
     log.add_frame("activity", pd.DataFrame({"record": record, "patient_id": patient, "timestamp": at,
@@ -154,7 +153,8 @@ def exercise_bouts(activity: pd.DataFrame) -> pd.DataFrame:
     code = [EXERCISE_CODES["more"] if c >= VIGOROUS_CADENCE else exercise_code(5.0 * n)[0]
             for c, n in zip(np.nan_to_num(cadence), slots_in)]
     bouts = pd.DataFrame({
-        "record": slots["record"].to_numpy()[first], "patient_id": pid[first], "timestamp": stamp[last] + SLOT.to_timedelta64(),
+        "record": slots["record"].to_numpy()[first], "patient_id": pid[first],
+        "timestamp": stamp[last] + SLOT.to_timedelta64(),
         "utc": pd.NaT, "code": code, "value": 0.0, "carbs_g": np.nan,
         "unit_in": np.where(by_steps, "steps/min", "bpm"), "record_type": np.where(by_steps, "steps", "heart_rate")})
     return bouts[long_enough].reset_index(drop=True)[EVENT_ITEM_COLUMNS]

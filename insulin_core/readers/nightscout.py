@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from .base import (BOLUS, CGM, MEAL_BY_GRAMS, METER, Basal, Event, MAX_DURATION, RecordReader, Records,
+from .base import (BOLUS, CGM, JSON_REASONS, MEAL_BY_GRAMS, METER, Basal, Event, MAX_DURATION, RecordReader, Records,
                    Reject, amount, epoch_ms, exercise_code, iso_time, json_records, local_time, number,
                    offset_minutes, patient_ids, reasons_of, required, to_mgdl, unit_of, word)
 
@@ -53,18 +53,14 @@ class NightscoutReader(RecordReader):
     name = "Nightscout"
     looked_for = 'a JSON array of Nightscout entries ("sgv"/"mbg" with "date") or treatments ("eventType")'
     reasons = reasons_of(
-        "not_an_object", "unknown_type", "unused_type", "missing_field", "non_numeric_value", "bad_date",
-        "impossible_date", "bad_offset", "unknown_unit", "glucose_out_of_range", "negative_value", "bad_duration",
-        "no_amount",
+        *JSON_REASONS,
         needs_profile="a temporary basal given only as a percent of the profile's rate (profiles are not read)",
-        duplicate_record="the same record (patient, time, type and values) already read",
     )
     actions = {
         "glucose": "entries in mg/dL as Nightscout stores them; a BG Check's units (mg/dl, mmol) per record; "
                    "mmol/L x 18.0182",
         "boluses": "every bolus treatment's insulin once, at its time; a combo bolus's entered total",
         "basal": "temporary basal rates as units per clock hour; the profile's schedule is not read",
-        "duplicates": "a record equal to one already read (same time, type and values) is rejected",
     }
 
     def sniff(self, name: str, head: str) -> str:

@@ -47,14 +47,13 @@ class OhioT1DMReader(RecordReader):
     record_name = "event"
     reasons = reasons_of(
         "unknown_type", "unused_type", "missing_field", "non_numeric_value", "bad_date", "impossible_date",
-        "glucose_out_of_range", "negative_value", "bad_duration", "no_amount", "duplicate_record",
+        "glucose_out_of_range", "negative_value", "bad_duration", "no_amount",
         bad_intensity="an exercise intensity outside the data set's 1-10 scale",
     )
     actions = {
         "glucose": "glucose_level and finger_stick in mg/dL, as recorded",
         "boluses": "every bolus record's dose once, at ts_begin (the two parts of a dual bolus are two records)",
         "basal": "basal rates until the next rate, temp_basal laid over them, as units per clock hour",
-        "duplicates": "an event equal to one already read (same time, type and values) is rejected",
     }
 
     def sniff(self, name: str, head: str) -> str:
@@ -72,7 +71,8 @@ class OhioT1DMReader(RecordReader):
                     log.skipped.append(f"{name}: not well-formed XML ({exc})")
         log.files_read -= len(files) - len(roots)
         stem = {name: name.rsplit("/", 1)[-1].rsplit(".", 1)[0] for name in roots}
-        given = {name: int(root.get("id")) for name, root in roots.items() if re.fullmatch(r"[0-9]{1,9}", root.get("id", ""))}
+        given = {name: int(root.get("id")) for name, root in roots.items()
+                 if re.fullmatch(r"[0-9]{1,9}", root.get("id", ""))}
         numbered = patient_ids(stem[name] for name in roots if name not in given)  # files without an id: by name
         for name, root in roots.items():
             patient = log.patient_of_file[name] = given[name] if name in given else numbered[stem[name]]

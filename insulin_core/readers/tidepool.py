@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from .base import (BASAL, BOLUS, CGM, MEAL_BY_GRAMS, METER, NPH, Assumed, Basal, Event, MAX_DURATION,
+from .base import (BASAL, BOLUS, CGM, JSON_REASONS, MEAL_BY_GRAMS, METER, NPH, Assumed, Basal, Event, MAX_DURATION,
                    RecordReader, Records, Reject, amount, exercise_code, iso_time, json_records, local_time,
                    number, offset_minutes, patient_ids, reasons_of, required, to_mgdl, unit_of, word)
 
@@ -48,18 +48,14 @@ class TidepoolReader(RecordReader):
     name = "Tidepool"
     looked_for = 'a JSON array of Tidepool data objects ("type": "cbg", "smbg", "bolus", "basal", ...)'
     reasons = reasons_of(
-        "not_an_object", "unknown_type", "unused_type", "missing_field", "non_numeric_value", "bad_date",
-        "impossible_date", "bad_offset", "unknown_unit", "glucose_out_of_range", "negative_value", "bad_duration",
-        "no_amount",
+        *JSON_REASONS,
         unknown_insulin="an insulin whose acting type is not rapid, short, intermediate or long",
-        duplicate_record="the same record (patient, time, type and values) already read",
     )
     actions = {
         "glucose": "cbg and smbg in their record's units; mmol/L x 18.0182",
         "boluses": "normal + extended delivered units once, at the bolus time; a calculator's bolus is read "
                    "from its bolus record only",
         "basal": "rate x duration as units per clock hour",
-        "duplicates": "a record equal to one already read (same time, type and values) is rejected",
     }
 
     def sniff(self, name: str, head: str) -> str:
