@@ -184,6 +184,8 @@ BROKEN = [
     (treatment("Temp Basal", AT, percent=-20, duration=30), "needs_profile"),
     (treatment("Temp Basal", AT, absolute=1.0), "bad_duration"),
     (treatment("Temp Basal", AT, absolute=1.0, duration=60 * 24 * 6), "bad_duration"),
+    (treatment("Temp Basal", AT, absolute=1.0, duration=1e300), "bad_duration"),
+    (treatment("Temp Basal", AT, absolute=1.0, duration=0), "no_amount"),
     (treatment("BG Check", AT, glucose="high"), "non_numeric_value"),
     ({**treatment("Correction Bolus", AT, insulin=1), "created_at": "2024-13-01T00:00:00Z"}, "impossible_date"),
     (treatment("Hovercraft Landing", AT), "unknown_type"),

@@ -159,6 +159,7 @@ BROKEN = [
     (datum("bolus", START, normal=1), "missing_field"),
     (datum("basal", START, deliveryType="scheduled", rate=0.8), "bad_duration"),
     (datum("basal", START, deliveryType="scheduled", rate=0.8, duration=6 * 86400000), "bad_duration"),
+    (datum("basal", START, deliveryType="scheduled", rate=0.8, duration=1e300), "bad_duration"),
     (datum("wizard", START, bolus="x"), "no_amount"),
     (datum("food", START, nutrition={"carbohydrate": {"net": 2, "units": "exchanges"}}), "unknown_unit"),
     (datum("food", START, nutrition={}), "missing_field"),

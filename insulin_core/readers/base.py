@@ -181,6 +181,17 @@ def amount(value) -> float:
     return x
 
 
+def duration(value, unit: timedelta) -> timedelta:
+    """A record's duration (`value` in `unit`s): bad_duration when missing, negative or over MAX_DURATION."""
+    try:
+        count = amount(value)
+    except Reject as rejected:
+        raise Reject("bad_duration" if rejected.reason in ("missing_field", "negative_value") else rejected.reason)
+    if count * (unit / MAX_DURATION) > 1:  # compared before a timedelta is made: 1e300 minutes overflow one
+        raise Reject("bad_duration")
+    return count * unit
+
+
 def unit_of(text) -> str:
     """"mg/dL" or "mmol/L" from a format's spelling of it (mg/dl, mmol, mmol/L...)."""
     if not isinstance(text, str) or text.strip().lower() not in UNIT_WORDS:

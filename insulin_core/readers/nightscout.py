@@ -29,8 +29,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from .base import (BOLUS, CGM, JSON_REASONS, MEAL_BY_GRAMS, METER, Basal, Event, MAX_DURATION, RecordReader, Records,
-                   Reject, amount, epoch_ms, exercise_code, iso_time, json_records, local_time, number,
+from .base import (BOLUS, CGM, JSON_REASONS, MEAL_BY_GRAMS, METER, Basal, Event, RecordReader, Records,
+                   Reject, amount, duration, epoch_ms, exercise_code, iso_time, json_records, local_time, number,
                    offset_minutes, patient_ids, reasons_of, required, to_mgdl, unit_of, word)
 
 ENTRY_GLUCOSE = {"sgv": CGM, "mbg": METER}
@@ -160,13 +160,10 @@ def temp_basal(record: dict, start) -> Basal:
     if rate_field is None:
         raise Reject("needs_profile" if record.get("percent") not in (None, "") else "missing_field")
     rate = amount(record[rate_field])
-    try:
-        minutes = amount(required(record, "duration"))
-    except Reject as rejected:
-        raise Reject("bad_duration" if rejected.reason in ("missing_field", "negative_value") else rejected.reason)
-    if minutes == 0 or timedelta(minutes=minutes) > MAX_DURATION:
-        raise Reject("no_amount" if minutes == 0 else "bad_duration")
-    return Basal(start, start + timedelta(minutes=minutes), rate, override=True, record_type="Temp Basal")
+    length = duration(record.get("duration"), timedelta(minutes=1))
+    if not length:
+        raise Reject("no_amount")  # a zero-length temporary rate cancels one: nothing delivered
+    return Basal(start, start + length, rate, override=True, record_type="Temp Basal")
 
 
 def moment(record: dict, fields: tuple[str, str]):

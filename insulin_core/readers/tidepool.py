@@ -25,8 +25,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from .base import (BASAL, BOLUS, CGM, JSON_REASONS, MEAL_BY_GRAMS, METER, NPH, Assumed, Basal, Event, MAX_DURATION,
-                   RecordReader, Records, Reject, amount, exercise_code, iso_time, json_records, local_time,
+from .base import (BASAL, BOLUS, CGM, JSON_REASONS, MEAL_BY_GRAMS, METER, NPH, Assumed, Basal, Event,
+                   RecordReader, Records, Reject, amount, duration, exercise_code, iso_time, json_records, local_time,
                    number, offset_minutes, patient_ids, reasons_of, required, to_mgdl, unit_of, word)
 
 GLUCOSE_TYPES = {"cbg": CGM, "smbg": METER}
@@ -126,13 +126,8 @@ def wizard(record: dict, timestamp, utc) -> list:
 def basal(record: dict, timestamp, utc) -> list:
     delivery = word(record.get("deliveryType")) or "basal"
     rate = 0.0 if delivery == "suspend" and record.get("rate") in (None, "") else amount(record.get("rate"))
-    try:
-        duration = timedelta(milliseconds=amount(required(record, "duration")))
-    except Reject as rejected:
-        raise Reject("bad_duration" if rejected.reason in ("missing_field", "negative_value") else rejected.reason)
-    if duration > MAX_DURATION:
-        raise Reject("bad_duration")
-    return [Basal(timestamp, timestamp + duration, rate, record_type=f"basal/{delivery}")]
+    length = duration(record.get("duration"), timedelta(milliseconds=1))
+    return [Basal(timestamp, timestamp + length, rate, record_type=f"basal/{delivery}")]
 
 
 def insulin(record: dict, timestamp, utc) -> list:
@@ -166,11 +161,11 @@ def food(record: dict, timestamp, utc) -> list:
 def physical_activity(record: dict, timestamp, utc) -> list:
     level = INTENSITY.get(word(record.get("reportedIntensity")), "")
     minutes = None
-    duration = record.get("duration")
-    if not level and isinstance(duration, dict):
-        if word(duration.get("units")) not in DURATION_MINUTES:
+    length = record.get("duration")
+    if not level and isinstance(length, dict):
+        if word(length.get("units")) not in DURATION_MINUTES:
             raise Reject("unknown_unit")
-        minutes = amount(duration.get("value")) * DURATION_MINUTES[duration["units"]]
+        minutes = amount(length.get("value")) * DURATION_MINUTES[length["units"]]
     code, assumed = exercise_code(minutes, level)
     return [Event(timestamp, code, utc=utc, unit_in="min" if minutes is not None else "",
                   record_type="physicalActivity"), *assumed]
