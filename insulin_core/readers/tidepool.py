@@ -2,9 +2,10 @@
 
 Written from Tidepool's data-model documentation (tidepool-org/data-model, device-data/types/*.md:
 cbg, smbg, bolus normal / square / dual/square, wizard, basal; the developer portal for food,
-physicalActivity, insulin and automated boluses). Hand-written: GluPredKit's Tidepool parsers fetch
-through the Tidepool API and take only a bolus's `normal` (the extended part of a square or dual
-bolus is lost) and only `cbg`; `cgm-format` has no Tidepool format.
+physicalActivity, insulin and automated boluses). Hand-written: GluPredKit's two Tidepool parsers
+(parsers/tidepool.py through the API, parsers/tidepool_dataset.py on the research exports) take a
+bolus's `normal` only, so the extended part of a square or dual bolus is lost, and resample onto a
+5-minute grid; `cgm-format` has no Tidepool format.
 
 - time: `time` (UTC) plus `timezoneOffset` (minutes; deviceTime = time + timezoneOffset +
   conversionOffset, and conversionOffset corrects a wrong device clock, so it is not added); a
