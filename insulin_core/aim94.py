@@ -100,7 +100,13 @@ EVENT_COLUMNS = [
 
 @dataclass
 class QualityReport:
-    """What the loader read, kept and rejected, and why."""
+    """What a reader read, kept and rejected, and why.
+
+    Written by the AIM94 loader and by every reader of insulin_core/readers/: `lines` counts the
+    records read (`record_name` says what one is: a line of an AIM94 file, a JSON record, an XML
+    event), and `accepted` + `rejected_total` == `lines`. `reasons` holds the reader's own reasons
+    in words. `units` (glucose records by the unit they came in) and `assumed` (records read under a
+    stated assumption, by the assumption in words) are filled by the readers that have them."""
 
     files: int = 0
     lines: int = 0
@@ -115,33 +121,44 @@ class QualityReport:
     events: int = 0
     skipped_files: list[str] = field(default_factory=list)
     actions: dict[str, str] = field(default_factory=lambda: dict(ACTIONS))
+    reasons: dict[str, str] = field(default_factory=lambda: dict(REASONS))
+    record_name: str = "line"
+    units: dict[str, int] = field(default_factory=dict)
+    assumed: dict[str, int] = field(default_factory=dict)
 
     @property
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
 
     def unusable_reason(self) -> str:
-        """Why this data cannot be used ("" when some line was accepted): nothing read, or every
-        line rejected; names the commonest reasons and the skipped files."""
+        """Why this data cannot be used ("" when some record was accepted): nothing read, or every
+        record rejected; names the commonest reasons and the skipped files."""
         if self.accepted:
             return ""
-        parts = [f"{self.lines:,} lines read, none accepted"]
+        parts = [f"{self.lines:,} {self.record_name}s read, none accepted"]
         if self.rejected:
-            # in words (REASONS), never the reason's identifier: this sentence reaches the pages
-            parts.append("rejected: " + "; ".join(f"{n:,} {REASONS.get(r, r)}" for r, n in list(self.rejected.items())[:3]))
+            # in words (reasons), never the reason's identifier: this sentence reaches the pages
+            parts.append("rejected: " + "; ".join(f"{n:,} {self.reasons.get(r, r)}" for r, n in list(self.rejected.items())[:3]))
         if self.skipped_files:
             parts.append("skipped: " + "; ".join(self.skipped_files[:3]) + ("; ..." if len(self.skipped_files) > 3 else ""))
         return "; ".join(parts)
 
     def to_dict(self) -> dict:
-        return {
+        report = {
             "files": self.files, "lines": self.lines, "accepted": self.accepted,
             "rejected": dict(self.rejected), "rejected_total": self.rejected_total,
             "patients": self.patients, "events": self.events,
             "censored": dict(self.censored), "implausible": dict(self.implausible),
             "conflicts": self.conflicts, "per_file": self.per_file, "examples": self.examples,
-            "skipped_files": self.skipped_files, "reasons": REASONS, "actions": self.actions,
+            "skipped_files": self.skipped_files, "reasons": self.reasons, "actions": self.actions,
         }
+        # Only the readers that fill them add these: an AIM94 report's dictionary stays as it was.
+        if self.record_name != "line":
+            report["record_name"] = self.record_name
+        for name in ("units", "assumed"):
+            if getattr(self, name):
+                report[name] = dict(getattr(self, name))
+        return report
 
 
 @dataclass

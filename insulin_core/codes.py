@@ -68,6 +68,8 @@ DAY_PART_STARTS = {"morning": 5, "afternoon": 11, "evening": 17, "night": 22}
 # (a real, clinically important high or low), flagged in the `censored` column.
 GLUCOSE_METER_MIN = 10.0
 GLUCOSE_METER_MAX = 600.0
+# mg/dL per mmol/L of glucose (molar mass 180.16 g/mol): the factor the modern readers convert with.
+MGDL_PER_MMOL = 18.0182
 
 # Doses above these are typing errors (real data: 344, 99 and 60 U of Regular; 240-388 U of
 # NPH/UltraLente). The loader keeps them but flags them `implausible`; training leaves them out

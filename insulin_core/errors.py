@@ -13,6 +13,11 @@ class BundleError(Exception):
     """A bundle that cannot be used, with a message naming what is wrong."""
 
 
+class DataFormatError(ValueError):
+    """Files no reader recognises, or files of two formats mixed (insulin_core/readers/detect.py),
+    with a message naming what was looked for or which files are of which format."""
+
+
 def check_name(name: str) -> str:
     """A model name as the registry stores it; BundleError naming the rule otherwise."""
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):

@@ -322,3 +322,13 @@ def test_deduplicate_packed_key_equals_sorting_the_keys_apart(monkeypatch):
     assert len(packed[1]) > 100  # the draw has many exact repeats
     for got, want in zip(packed, apart):
         np.testing.assert_array_equal(got, want)
+
+
+def test_the_report_keeps_its_dictionary_and_words_now_that_it_carries_its_reasons():
+    """QualityReport serves every reader (insulin_core/readers/); an AIM94 report is what it was."""
+    report = load_one(raw="04-21-1991\t9:09\t58\n").report
+    assert list(report.to_dict()) == [
+        "files", "lines", "accepted", "rejected", "rejected_total", "patients", "events", "censored",
+        "implausible", "conflicts", "per_file", "examples", "skipped_files", "reasons", "actions"]
+    assert report.to_dict()["reasons"] == REASONS and report.actions == aim94.ACTIONS
+    assert report.unusable_reason() == "1 lines read, none accepted; rejected: 1 not four tab-separated fields"
