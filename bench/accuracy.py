@@ -36,7 +36,7 @@ from insulin_core.dataset import load_cohort  # noqa: E402
 from insulin_core.baselines import BASELINES, make_baseline  # noqa: E402
 from insulin_core.metrics import metrics_table  # noqa: E402
 from insulin_core.pipeline import ExperimentConfig, evaluate, model_config_for, prepare, select_patients  # noqa: E402
-from insulin_core.predictor import DosePredictor  # noqa: E402
+from insulin_core.predictor import BaselinePredictor  # noqa: E402
 from insulin_core.source import resolve_source  # noqa: E402
 from insulin_core.train import train_model  # noqa: E402
 from insulin_core.windows import WindowConfig, make_windows  # noqa: E402
@@ -71,7 +71,7 @@ def evaluate_held_out(model, prepared, features: pd.DataFrame, held_out: tuple[i
     if with_baselines:
         for name in BASELINES:
             baseline = make_baseline(name).fit(prepared.ws, prepared.train_idx)
-            preds[name] = DosePredictor.of_baseline(baseline).dose(ws, every)
+            preds[name] = BaselinePredictor(baseline).dose(ws, every)
     return metrics_table(preds, ws.y[:, 0]).set_index("name")  # every row, as the other splits' tables
 
 

@@ -45,7 +45,7 @@ from .bundle_schema import FORMAT_VERSION, BundleError, check_meta, check_state,
 from .errors import NAME_PATTERN, NAME_REGEX, check_name  # noqa: F401 (check_name: part of the registry's API)
 from .model import DoseNet, ModelConfig
 from .paths import DEFAULT_MODELS_DIR
-from .predictor import DosePredictor
+from .predictor import InputScaling, NetworkPredictor
 from .provenance import trained_on
 from .scaling import MinMaxScaler
 
@@ -96,10 +96,14 @@ class ModelBundle:
         monotone network; bundles saved before it are not, and their What-if curves are checked."""
         return self.model.cfg.is_monotone
 
-    def predictor(self, conformal: dict | None = None) -> DosePredictor:
-        """The bundle's network with its own scalers, patient index and conformal table (or `conformal`)."""
+    @property
+    def scaling(self) -> InputScaling:
+        return InputScaling(self.seq_scaler, self.now_scaler, self.patient_index)
+
+    def predictor(self, conformal: dict | None = None) -> NetworkPredictor:
+        """The bundle's network with its own scaling and conformal table (or `conformal`)."""
         table = self.meta.get("conformal") if conformal is None else conformal
-        return DosePredictor.of_network(self.model, self.seq_scaler, self.now_scaler, self.patient_index, table, self.name)
+        return NetworkPredictor(self.model, self.scaling, table, self.name)
 
 
 def library_versions() -> dict[str, str]:

@@ -18,7 +18,7 @@ import pandas as pd
 from .codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVEL_NAMES, MAX_PLAUSIBLE_DOSE, level_name
 from .explain import Explanation, explain_occlusion, explanation_of, occlusion_batch
 from .features import DECISION_KINDS, NOW_FEATURES, add_decision_doses, add_features, build_timeline, day_parts
-from .predictor import DosePredictor
+from .predictor import NetworkPredictor
 from .registry import ModelBundle
 from .serving import bundle_experiment, bundle_prepared
 from .safety import (MONOTONE_GRID, MONOTONE_TOLERANCE_U, SafetyFlag, above_history_flag, flat_zero_flag,
@@ -123,7 +123,7 @@ class WhatIf:
                         for p, g in events.groupby("patient_id")}
         self.window = bundle_experiment(bundle).window  # read once: every rebuild needs it
         self._conformal = conformal
-        self._predictor: DosePredictor | None = None
+        self._predictor: NetworkPredictor | None = None
         self._built: dict[tuple, Built] = {}
         self._unedited: dict[tuple, float] = {}
         self._timelines: dict[int, pd.DataFrame] = {}
@@ -131,7 +131,7 @@ class WhatIf:
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
-    def predictor(self) -> DosePredictor:
+    def predictor(self) -> NetworkPredictor:
         """The bundle's network with its conformal table (the given one, the bundle's, or one
         calibrated now on the bundle's own validation part)."""
         if self._predictor is None:
@@ -139,8 +139,7 @@ class WhatIf:
             if found.conformal is None:
                 features = self.features if self.features is not None else add_features(
                     build_timeline(pd.concat(self._events.values())))
-                prepared = bundle_prepared(self.bundle, features, every_patient=False)
-                found = found.calibrated(prepared.ws, prepared.val_idx)
+                found = bundle_prepared(self.bundle, features, every_patient=False).calibrate(found)
                 found.conformal["computed_on_the_fly"] = True
             self._predictor = found
         return self._predictor
@@ -171,7 +170,7 @@ class WhatIf:
 
     def _heads(self, seq: np.ndarray, now: np.ndarray, patient_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(amount, P(dose), scaled seq, scaled now) for unscaled (n, L, F) / (n, F) inputs."""
-        part = self.predictor.inputs_of(seq, now, np.full(len(now), patient_id))
+        part = self.predictor.scaling.inputs_of(seq, now, np.full(len(now), patient_id))
         amount, p = self.predictor.heads_of_inputs(part)
         return amount, p, part.seq, part.now
 

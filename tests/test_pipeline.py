@@ -30,10 +30,10 @@ def cohort():
 def test_scalers_are_fit_on_the_training_part_only(cohort):
     prepared = prepare(cohort.features, ExperimentConfig())
     train = prepared.ws.now[prepared.train_idx]
-    assert np.allclose(prepared.now_scaler.low, train.min(axis=0))
-    assert np.allclose(prepared.now_scaler.high, train.max(axis=0))
+    assert np.allclose(prepared.scaling.now.low, train.min(axis=0))
+    assert np.allclose(prepared.scaling.now.high, train.max(axis=0))
     everything = prepared.ws.now
-    assert not np.allclose(prepared.now_scaler.high, everything.max(axis=0)) or \
+    assert not np.allclose(prepared.scaling.now.high, everything.max(axis=0)) or \
         np.allclose(train.max(axis=0), everything.max(axis=0))
 
 
