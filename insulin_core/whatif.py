@@ -18,6 +18,7 @@ import pandas as pd
 from .codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVEL_NAMES, MAX_PLAUSIBLE_DOSE, level_name
 from .explain import Explanation, explain_occlusion, explanation_of, occlusion_batch
 from .features import DECISION_KINDS, NOW_FEATURES, add_decision_doses, add_features, build_timeline, day_parts
+from .intervals import zero_width_table
 from .predictor import NetworkPredictor
 from .registry import ModelBundle
 from .serving import bundle_experiment, bundle_prepared
@@ -356,8 +357,7 @@ def nonmonotone_share(bundle, events: pd.DataFrame, features: pd.DataFrame | Non
     ws = prepared.ws
     idx = getattr(prepared.split, part) if part != "all" else np.arange(len(ws))
     idx = idx[ws.now[idx, NOW_FEATURES.index("has_glucose")] > 0]
-    engine = WhatIf(bundle, events, features, conformal={"alpha": 0.1, "groups": {
-        "dose": {"q": 0.0}, "no_dose": {"q": 0.0}}})  # intervals are not needed here
+    engine = WhatIf(bundle, events, features, conformal=zero_width_table())  # only the doses are read
     curves = {}
     for pid, grp in pd.Series(idx, index=ws.context["patient_id"].to_numpy()[idx]).groupby(level=0):
         take = grp.to_numpy()[-max_per_patient:]

@@ -5,7 +5,7 @@ import numpy as np
 
 from insulin_core.baselines import make_baseline
 from insulin_core.dose_rule import continuous_dose
-from insulin_core.intervals import conformal_from_scores
+from insulin_core.intervals import conformal_from_scores, zero_width_table
 from insulin_core.predictor import BaselinePredictor, DosePredictor, InputScaling, NetworkPredictor
 
 CONTRACT = {"heads", "dose", "dose_of", "interval", "interval_of", "calibrated", "coverage", "coverage_of"}
@@ -72,3 +72,10 @@ def test_a_bundle_reads_back_the_scaling_it_was_trained_with(setup):
     for a, b in ((scaling.seq, back.seq), (scaling.now, back.now)):
         assert np.array_equal(a.low, b.low) and np.array_equal(a.high, b.high)
 
+
+def test_a_zero_width_table_gives_the_dose_as_both_bounds(setup):
+    cohort, result, bundle, engine = setup
+    ws = result.prepared.ws
+    idx = np.arange(min(200, len(ws)))
+    dose, low, high = bundle.predictor(zero_width_table()).interval(ws, idx)
+    assert np.array_equal(low, dose) and np.array_equal(high, dose) and (dose > 0).any()
