@@ -23,7 +23,8 @@ from typing import Callable
 import pandas as pd
 import streamlit as st
 
-from insulin_core.runs import OWNER_PATTERN, RunInfo, RunManager, new_owner
+from insulin_core.jobs import OWNER_PATTERN, new_owner
+from insulin_core.runs import RunInfo, RunManager
 from ui import charts
 from ui.cache import models_dir
 from ui.session import set_active_model
