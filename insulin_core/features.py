@@ -26,7 +26,7 @@ GLUCOSE_BAND_MGDL = 40
 N_BANDS = int(GLUCOSE_METER_MAX // GLUCOSE_BAND_MGDL) + 1  # bands of a meter reading (the last holds 600)
 SHARE_WINDOW = 10  # decision moments looked back on for "how often does this patient dose now"
 # The history look-backs of the decision-moment features: how many earlier items of each kind a
-# feature reads. The what-if's bounded history tail (scenarios.py) is computed from these, so a
+# feature reads. The what-if's bounded history tail (rebuild.py) is computed from these, so a
 # feature that looks further back must say so here.
 LOOKBACKS = {
     "glucose": 1,  # glucose_prev, log_hours_since_glucose
@@ -74,7 +74,7 @@ NOW_FEATURES = (
 HABIT = ("last_regular_same_dp", "has_last_regular_same_dp", "median3_regular_same_dp", "median7_regular_same_dp",
          "share_dose_same_dp", "share_dose_reading_same_dp")
 # The columns a glucose now decides besides glucose itself and its slot (set from a rebuild per band
-# by scenarios.set_moment): the patient's same-band history and own sliding scale. Every other
+# by rebuild.set_moment): the patient's same-band history and own sliding scale. Every other
 # column of a moment is the same whatever its glucose.
 SCALE = ("scale_last_regular", "scale_median5_regular", "scale_share_dose", "scale_has")
 SAME_BAND = ("last_regular_same_band", "median5_regular_same_band", "share_dose_same_band", "has_same_band")
