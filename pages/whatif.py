@@ -156,7 +156,7 @@ def scenario_panel(engine: WhatIf, engine_key: tuple, model_name: str, patient: 
     curve_col, meal_chart_col = st.columns([3, 2])
     current = None if p.inputs["glucose_now"] is None else {
         "glucose": p.inputs["glucose_now"], "dose": p.dose, "low": p.low, "high": p.high}
-    # specs built once, data swapped in (ui/charts.py with_data): a slider move rebuilds no chart
+    # specs built once, data swapped in (ui/chart_specs.py with_data): a slider move rebuilds no chart
     curve_col.vega_lite_chart(charts.dose_response_spec(glucose_sweep.table(), glucose_sweep.real_doses, current),
                               width="stretch")
     meal_chart_col.vega_lite_chart(charts.meal_response_spec(meal_sweep.table(), p.inputs["meal_now"]), width="stretch")
