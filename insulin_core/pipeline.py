@@ -22,7 +22,7 @@ import pandas as pd
 from .baselines import BASELINES, make_baseline
 from .configs import check_keys
 from .features import SEQ_FEATURES, now_roles
-from .metrics import METRIC_COLUMNS, metrics_table, per_patient_metrics
+from .metrics import ALL_ROWS, METRIC_COLUMNS, headline, metrics_table, per_patient_metrics
 from .model import DEFAULT_SIZES, DoseNet, ModelConfig
 from .provenance import data_record
 from .splits import DEFAULT_SPLIT, Split, split_windows
@@ -122,8 +122,7 @@ class Evaluation:
     coverages: dict = field(default_factory=dict)  # the same for every predictor, baselines included
 
     def headline(self, name: str = "model") -> dict:
-        row = self.metrics[(self.metrics["name"] == name) & (self.metrics["rows"] == "all")]
-        return row.iloc[0].drop(["name", "rows"]).to_dict() if len(row) else {}
+        return headline(self.metrics, name)
 
 
 def predictors(model: DoseNet, prepared: Prepared, baselines: list[str] | None = None) -> dict[str, DosePredictor]:
@@ -140,7 +139,7 @@ def evaluate(model: DoseNet, prepared: Prepared, baselines: list[str] | None = N
     heads = {name: p.heads(ws, idx) for name, p in found.items()}  # one prediction pass per predictor
     preds = {name: found[name].dose_of(*h) for name, h in heads.items()}
     plausible = ~ws.context["implausible"].to_numpy()[idx]
-    metrics = pd.concat([metrics_table(preds, y).assign(rows="all"),
+    metrics = pd.concat([metrics_table(preds, y).assign(rows=ALL_ROWS),
                          metrics_table(preds, y, plausible).assign(rows="without implausible")])
     order = {name: i for i, name in enumerate(preds)}
     metrics = metrics.sort_values("name", key=lambda n: n.map(order), kind="stable").reset_index(drop=True)
@@ -187,7 +186,7 @@ def bundle_meta(result: ExperimentResult, exp: ExperimentConfig, train_cfg: Trai
                 source_label: str, fingerprint: str) -> dict:
     """Everything a bundle stores beside its weights (see registry.py)."""
     p, ev = result.prepared, result.evaluation
-    metrics = {row["name"] if row["rows"] == "all" else f"{row['name']} (without implausible)":
+    metrics = {row["name"] if row["rows"] == ALL_ROWS else f"{row['name']} (without implausible)":
                {k: v for k, v in row.items() if k not in ("name", "rows")}
                for row in ev.metrics.to_dict("records")}
     return {

@@ -39,6 +39,7 @@ from .configs import TrainConfig
 from .errors import BundleError, check_name
 from .jobs import (FINISHED, RUN_FILE, STATUS_FILE, STOP_FILE, JobManager, check_owner, worker_frame, write_json,
                    write_status)
+from .metrics import all_rows, headline
 
 if TYPE_CHECKING:
     from .pipeline import ExperimentConfig, ExperimentResult
@@ -103,6 +104,14 @@ class RunInfo:
     @property
     def active(self) -> bool:
         return self.state in ACTIVE
+
+    def all_rows(self) -> pd.DataFrame:
+        """The test metrics of the model and each baseline on every row (metrics.all_rows)."""
+        return all_rows(self.metrics)
+
+    def headline(self, name: str = "model") -> dict:
+        """The model's test metrics on every row ({} before a run has them)."""
+        return {} if self.metrics is None else headline(self.metrics, name)
 
     @property
     def epochs_done(self) -> int:

@@ -419,16 +419,6 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     return min(done, key=lambda t: (t.value, t.number))
 
 
-def train_config_form(params: dict) -> dict:
-    """A trial's parameters as the Train page's form values (its session_state keys)."""
-    sizes = sizes_of(params)
-    return {"train_window": int(params["window"]), "train_lstm_hidden": sizes["lstm_hidden"],
-            "train_lstm_layers": sizes["lstm_layers"], "train_gru_hidden": sizes["gru_hidden"],
-            "train_gru_layers": sizes["gru_layers"], "train_dense": dense_text(sizes["dense"], ", "),
-            "train_dropout": float(sizes["dropout"]), "train_lr": float(params["lr"]),
-            "train_batch": int(params["batch"]), "train_attention": bool(sizes["attention"])}
-
-
 @dataclass(frozen=True)
 class BestSetup:
     """What training the best trial's configuration needs: the one recipe of train_best (the CLI)

@@ -179,12 +179,6 @@ def test_storage_labels_never_show_a_password():
     assert tune.storage_label(None) == str(tune.DEFAULT_STORAGE_FILE)
 
 
-def test_train_page_form_values_of_a_trial():
-    form = tune.train_config_form(tune.default_params())
-    assert form["train_dense"] == ", ".join(map(str, DEFAULT_SIZES["dense"]))
-    assert form["train_lr"] == TrainConfig().lr and form["train_attention"] is DEFAULT_SIZES["attention"]
-
-
 # ---- the command ----------------------------------------------------------------------------
 TUNE_ARGS = ["--patients", "1,2,3", "--epochs", "2", "--patience", "2", "--members", "1"]
 

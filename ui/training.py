@@ -146,10 +146,10 @@ def started(run: RunInfo) -> str:
 def runs_table(runs: list[RunInfo]) -> pd.DataFrame:
     rows = []
     for r in runs:
-        model = r.metrics[(r.metrics["name"] == "model") & (r.metrics["rows"] == "all")] if r.metrics is not None else None
+        mae = r.headline().get("mae")
         rows.append({"run": r.name, "status": STATE_TEXT["training"] if r.state == "training" else r.state,
                      "started": started(r), "epochs": f"{r.epochs_done}/{r.epochs}",
-                     "test MAE (U)": float(model["mae"].iloc[0]) if model is not None and len(model) else None,
+                     "test MAE (U)": None if mae is None else float(mae),
                      "note": r.error or r.message})
     return pd.DataFrame(rows)
 
