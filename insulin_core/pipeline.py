@@ -27,7 +27,8 @@ from .model import DEFAULT_SIZES, DoseNet, ModelConfig
 from .provenance import data_record
 from .splits import DEFAULT_SPLIT, Split, split_windows
 from .predictor import BaselinePredictor, DosePredictor, InputScaling, NetworkPredictor
-from .train import ArrayPart, EpochLog, TrainConfig, TrainData, TrainResult, train_model
+from .arrays import ArrayPart, TrainData
+from .train import EpochLog, TrainConfig, TrainResult, train_model
 from .windows import WindowConfig, WindowSet, make_windows
 
 

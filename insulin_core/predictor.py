@@ -29,7 +29,7 @@ from .dose_rule import DOSE_THRESHOLD, continuous_dose, to_dose
 from .intervals import CONFORMAL_ALPHA, conformal_from_scores, conformal_interval, coverage_of
 from .model import DoseNet
 from .scaling import MinMaxScaler
-from .train import ArrayPart, predict_raw
+from .arrays import ArrayPart, predict_raw
 from .windows import RowWindows, WindowSet
 
 

@@ -35,7 +35,8 @@ from .configs import DEFAULT_SIZES, MAX_MEMBERS, ModelConfig, TrainConfig, check
 from .paths import DEFAULT_DATA_DIR
 from .pipeline import ExperimentConfig, bundle_meta, model_config_for, prepare, run_experiment
 from .splits import DEFAULT_SPLIT
-from .train import EpochLog, TrainData, train_model
+from .arrays import TrainData
+from .train import EpochLog, train_model
 from .windows import WindowConfig
 
 DEFAULT_STORAGE_FILE = DEFAULT_DATA_DIR / "optuna.journal"

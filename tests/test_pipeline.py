@@ -7,6 +7,7 @@ import pytest
 from insulin_core.features import TIMELINE_COLUMNS, add_features
 import torch
 
+from insulin_core.arrays import predict_raw
 from insulin_core.baselines import BASELINES
 from insulin_core.dataset import load_cohort
 from insulin_core.pipeline import (
@@ -15,7 +16,7 @@ from insulin_core.pipeline import (
 from insulin_core.registry import load_bundle, save_bundle
 from insulin_core.serving import baseline_table, bundle_experiment, check_bundle_fits, metrics_of, predictions_table
 from insulin_core.source import DataSource
-from insulin_core.train import TrainConfig, predict_raw
+from insulin_core.train import TrainConfig
 from insulin_core.windows import WindowConfig
 
 TINY = {"lstm_hidden": 8, "gru_hidden": 8, "dense": (8,), "patient_embedding": 2}
