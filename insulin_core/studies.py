@@ -29,7 +29,8 @@ from .errors import check_name
 from .jobs import FINISHED, STOP_FILE, JobManager, check_owner, worker_frame, write_status
 from .runs import RunSpec
 from .train import EpochLog
-from .tune import TuneSettings, best_setup, check_joinable, run_study, storage_label
+from .study_storage import storage_label
+from .tune import TuneSettings, best_setup, check_joinable, run_study
 
 STUDIES_SUBDIR = ".studies"
 RUNNING, STOPPED = "running", "stopped"

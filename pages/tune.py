@@ -6,8 +6,9 @@ from insulin_core.configs import MAX_MEMBERS
 from insulin_core.labels import label
 from insulin_core.splits import SPLITS
 from insulin_core.studies import best_run_spec
-from insulin_core.tune import (TuneSettings, best_trial, default_study_name, find_study, storage_label,
-                               study_names, study_settings, trials_table)
+from insulin_core.study_storage import storage_label
+from insulin_core.tune import (TuneSettings, best_trial, default_study_name, find_study, study_names, study_settings,
+                               trials_table)
 from ui import charts
 from ui.session import form_defaults, DEFAULT_BASELINES, current_cohort, page_header, shows_errors
 from ui.train_form import form_of_trial

@@ -20,7 +20,8 @@ import streamlit as st
 
 from insulin_core.labels import TRIAL_LABELS
 from insulin_core.studies import StudyInfo, StudyManager
-from insulin_core.tune import SEARCH_SPACE, TuneSettings, default_storage, find_study, trials_table
+from insulin_core.study_storage import default_storage
+from insulin_core.tune import SEARCH_SPACE, TuneSettings, find_study, trials_table
 from ui import charts
 from ui.cache import models_dir
 from ui.training import live_jobs, started
