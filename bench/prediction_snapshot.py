@@ -28,9 +28,10 @@ def save(args) -> None:
 
     from insulin_core.dataset import load_cohort
     from insulin_core.registry import load_bundle, save_bundle
+    from insulin_core.scenarios import Scenario
     from insulin_core.serving import metrics_of, per_patient_of, predictions_table
     from insulin_core.source import DataSource
-    from insulin_core.whatif import Scenario, WhatIf
+    from insulin_core.whatif import WhatIf
     try:
         from insulin_core.safety import nonmonotone_share
     except ImportError:  # before the refactor it lived in whatif
