@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from insulin_core.configs import DEFAULT_SIZES, TrainConfig  # noqa: E402
 from insulin_core.dataset import load_cohort  # noqa: E402
 from insulin_core.baselines import BASELINES, make_baseline  # noqa: E402
-from insulin_core.metrics import metrics_table  # noqa: E402
+from insulin_core.metrics import all_rows, metrics_table  # noqa: E402
 from insulin_core.pipeline import ExperimentConfig, evaluate, model_config_for, prepare, select_patients  # noqa: E402
-from insulin_core.predictor import DosePredictor  # noqa: E402
+from insulin_core.predictor import BaselinePredictor  # noqa: E402
 from insulin_core.source import resolve_source  # noqa: E402
 from insulin_core.train import train_model  # noqa: E402
 from insulin_core.windows import WindowConfig, make_windows  # noqa: E402
@@ -71,7 +71,7 @@ def evaluate_held_out(model, prepared, features: pd.DataFrame, held_out: tuple[i
     if with_baselines:
         for name in BASELINES:
             baseline = make_baseline(name).fit(prepared.ws, prepared.train_idx)
-            preds[name] = DosePredictor.of_baseline(baseline).dose(ws, every)
+            preds[name] = BaselinePredictor(baseline).dose(ws, every)
     return metrics_table(preds, ws.y[:, 0]).set_index("name")  # every row, as the other splits' tables
 
 
@@ -91,7 +91,7 @@ def run_split(features, split: str, seeds: list[int], sizes: dict, dose_window: 
                                prepared.train_data())
         seconds = time.perf_counter() - start
         ev = evaluate(training.model, prepared, baselines=None if baselines is None else [])
-        table = ev.metrics[ev.metrics["rows"] == "all"].set_index("name")
+        table = all_rows(ev.metrics).set_index("name")
         if held_out is not None:
             table = evaluate_held_out(training.model, prepared, features, held_out, baselines is None)
         if baselines is None:

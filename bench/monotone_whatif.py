@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from insulin_core.dataset import load_cohort  # noqa: E402
 from insulin_core.registry import load_bundle  # noqa: E402
 from insulin_core.codes import LEVEL_NAMES  # noqa: E402
-from insulin_core.scenarios import set_moment  # noqa: E402
+from insulin_core.rebuild import set_moment  # noqa: E402
 from insulin_core.serving import bundle_prepared  # noqa: E402
 from insulin_core.source import resolve_source  # noqa: E402
 from insulin_core.whatif import Scenario, WhatIf  # noqa: E402

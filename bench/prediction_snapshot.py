@@ -8,8 +8,10 @@ compares code), reads the cohort from --data (a folder of AIM94 files; default t
 trains a small bundle into --models once (then reuses it, so both sides use the same weights) and
 stores: the predictions table (model and every baseline), its test metrics and per-patient table,
 97 what-if answers (edits of the moment, time of day, sweeps, explanations, the next moment) and
-the monotonicity share. `compare` prints whether each part is identical; the predictions as CSV
-bytes, on the columns both sides have.
+the monotonicity share. It also trains two tiny models afresh, through `run_experiment` and through
+a background run's worker body (`runs.work`, in this process), and stores their weights (SHA-256 of
+every tensor) and metadata without clock times. `compare` prints whether each part is identical;
+the predictions as CSV bytes, on the columns both sides have.
 """
 from __future__ import annotations
 
@@ -26,9 +28,10 @@ def save(args) -> None:
 
     from insulin_core.dataset import load_cohort
     from insulin_core.registry import load_bundle, save_bundle
+    from insulin_core.scenarios import Scenario
     from insulin_core.serving import metrics_of, per_patient_of, predictions_table
     from insulin_core.source import DataSource
-    from insulin_core.whatif import Scenario, WhatIf
+    from insulin_core.whatif import WhatIf
     try:
         from insulin_core.safety import nonmonotone_share
     except ImportError:  # before the refactor it lived in whatif
@@ -65,8 +68,53 @@ def save(args) -> None:
     answers.append(("next", p.dose, p.low, p.high, p.p_dose, p.amount))
     out["whatif"] = answers
     out["nonmono"] = nonmonotone_share(bundle, cohort.events, cohort.features, max_per_patient=1)["per_patient"]
+    out["training"] = fresh_training(cohort)
     Path(args.out).write_bytes(pickle.dumps(out))
     print(f"saved {len(answers)} what-if answers and {len(table)} predictions to {args.out}")
+
+
+TINY = dict(lstm_hidden=8, gru_hidden=4, dense=(16,), members=2, now_bins=4)
+CLOCK_KEYS = ("seconds", "elapsed_s", "created", "updated", "versions")  # differ run to run by design
+
+
+def _timeless(value):
+    """`value` without clock times, so two trainings of the same weights compare equal."""
+    if isinstance(value, dict):
+        return {k: _timeless(v) for k, v in value.items() if k not in CLOCK_KEYS}
+    if isinstance(value, list):
+        return [_timeless(v) for v in value]
+    return value
+
+
+def _weights(model) -> dict:
+    return {k: hashlib.sha256(v.detach().cpu().numpy().tobytes()).hexdigest() for k, v in model.state_dict().items()}
+
+
+def fresh_training(cohort) -> dict:
+    """Train through run_experiment and through a run's worker body: weights and metadata."""
+    import json
+    import tempfile
+
+    from insulin_core.configs import TrainConfig
+    from insulin_core.pipeline import ExperimentConfig, bundle_meta, run_experiment
+    from insulin_core.registry import load_bundle
+    from insulin_core.runs import RunSpec, work
+
+    exp, cfg = ExperimentConfig(), TrainConfig(epochs=3, threads=1)
+    r = run_experiment(cohort.features, exp, TINY, cfg, baselines=["last_same_daypart"])
+    meta = bundle_meta(r, exp, cfg, cohort.source.label, cohort.fingerprint)
+    out = {"experiment_weights": _weights(r.training.model), "experiment_meta": _timeless(meta)}
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir, models = Path(tmp) / "run", Path(tmp) / "models"
+        run_dir.mkdir()
+        (run_dir / "run.json").write_text(json.dumps({"id": "snaprun"}))
+        work(str(run_dir), str(models), cohort.features,
+             RunSpec(exp, TINY, cfg, ("last_same_daypart",), cohort.source.label, cohort.fingerprint))
+        status = json.loads((run_dir / "status.json").read_text())
+        bundle = load_bundle(models / status["bundle"])
+        out["run_weights"], out["run_meta"] = _weights(bundle.model), _timeless(bundle.meta)
+        out["run_status"] = _timeless(status)
+    return out
 
 
 def compare(args) -> None:
@@ -81,6 +129,8 @@ def compare(args) -> None:
         print(f"{part}: {'identical' if before[part].equals(after[part]) else 'DIFFERENT'}")
     print(f"what-if answers: {'identical' if repr(before['whatif']) == repr(after['whatif']) else 'DIFFERENT'} "
           f"({len(before['whatif'])})")
+    for part, value in before.get("training", {}).items():
+        print(f"training {part}: {'identical' if repr(value) == repr(after['training'][part]) else 'DIFFERENT'}")
 
 
 def main() -> None:

@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 from insulin_core.dataset import load_cohort
+from insulin_core.jobs import new_owner
 from insulin_core.pipeline import ExperimentConfig, run_experiment
-from insulin_core.runs import RunManager, RunSpec, new_owner
+from insulin_core.runs import RunManager, RunSpec
 from insulin_core.source import DataSource
 from insulin_core.train import TrainConfig
 

@@ -19,7 +19,8 @@ from insulin_core.dose_rule import DOSE_THRESHOLD, to_dose  # noqa: E402
 from insulin_core.metrics import dose_metrics  # noqa: E402
 from insulin_core.pipeline import ExperimentConfig, model_config_for, prepare  # noqa: E402
 from insulin_core.source import resolve_source  # noqa: E402
-from insulin_core.train import THRESHOLD_GRID, TrainConfig, predict_raw, train_model  # noqa: E402
+from insulin_core.arrays import predict_raw  # noqa: E402
+from insulin_core.train import THRESHOLD_GRID, TrainConfig, train_model  # noqa: E402
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ def main() -> int:
         result = train_model(model_config_for(prepared, **{**DEFAULT_SIZES, **sizes}), cfg, prepared.train_data())
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         ev = evaluate(result.model, prepared, baselines=[])
-        m = ev.metrics[(ev.metrics["rows"] == "all") & (ev.metrics["name"] == "model")].iloc[0]
+        m = ev.headline()
         print(json.dumps({"data": cohort.source.label, "window": args.window, "sizes": sizes, "train": train,
                           "threads": args.threads, "seed": seed, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
                           "epochs": len(result.history), "best": result.best_epoch, "mae": round(m["mae"], 3),

@@ -458,7 +458,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     import optuna
 
     from .registry import BundleError, check_name
-    from .tune import TuneSettings, best_trials, default_study_name, run_study, storage_label, train_best
+    from .study_storage import storage_label
+    from .tune import TuneSettings, best_trials, default_study_name, run_study, train_best
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is printed here instead
     try:

@@ -7,7 +7,9 @@ the reading, on a row of its own (`log_delay`): their dose belongs to the decisi
 (the decision dose, features.py). Doses are therefore learnable: mostly a deterministic function of
 (patient, slot, glucose, meal, exercise) with a little noise. A fixed set of broken lines of the
 kinds the real files hold is planted so the loader's rejection paths are exercised;
-`planted_faults` says where they are, named by the loader's rejection reasons.
+`planted_faults` says where they are, named by the loader's rejection reasons. The regimens and
+their dose rule live in demo_regimens.py, the planted oddities in demo_faults.py; this module draws
+each patient's days into diary lines and writes the files.
 """
 from __future__ import annotations
 
@@ -20,28 +22,24 @@ from pathlib import Path
 import numpy as np
 
 from .codes import DEMO_LABEL, EXERCISE_CODES, MEAL_CODES, PAPER_TIMES_MIN
+from .demo_faults import Fault, plant_censored, plant_faults
+from .demo_regimens import MEALS, NO_DOSE_BELOW, Patient, draw_regimens, sliding_scale
 
 GENERATOR_VERSION = "1.1"
 README_NAME = "README.md"
 
-MEALS = ("breakfast", "lunch", "supper")
 PRE_MEAL_CODE = {"breakfast": 58, "lunch": 60, "supper": 62}
 POST_MEAL_CODE = {"breakfast": 59, "lunch": 61, "supper": 63}
 HYPO_CODE, REGULAR_CODE, UNSPECIFIED_GLUCOSE = 65, 33, 57
 BASAL_CODE = {"nph": 34, "ultralente": 35}
 PAPER_MIN = dict(zip((*MEALS, "bedtime"), PAPER_TIMES_MIN))
 
-NO_DOSE_BELOW = 80  # mg/dL: the scale holds the Regular below this (a low before a meal)
-LOW_TIER_BELOW = 120  # 80-119 mg/dL: one unit less than the base dose
 BEDTIME_CORRECTION_FROM = 250  # mg/dL: patients with a bedtime correction take Regular above it
 GLUCOSE_CLIP = (36, 480)  # keeps the random walk physiological and inside the meter range
 NOISE_SHARE = 0.10  # share of doses that end up 1 U off the scale
-LATE_LOGGER_SHARE = 0.4  # clock-time patients who write the insulin 2-12 minutes after the reading
 
 # The order lines take at one moment in the real files: glucose, meal/exercise, hypo, insulin.
 _ORDER = {"glucose": 0, "meal": 1, "exercise": 1, "hypo": 2, "regular": 3, "basal": 4}
-
-Fault = tuple[str, int, str]  # (file name, 1-based line number, loader rejection reason)
 
 
 @dataclass(frozen=True)
@@ -64,48 +62,6 @@ class DemoConfig:
 
 def _whole(x: object) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
-@dataclass(frozen=True)
-class Patient:
-    """One synthetic patient's regimen and habits; everything the dose rule needs."""
-
-    paper: bool  # paper records: logical times 08:00/12:00/18:00/22:00
-    basal: str  # "nph" | "ultralente"
-    basal_doses: tuple[int, ...]  # one per basal time: breakfast, then supper if twice a day
-    base: dict[str, int]  # Regular base dose per meal; 0 at lunch = no lunch Regular
-    threshold: int  # mg/dL above which the scale adds units
-    step: int  # mg/dL per extra unit
-    meal_more: int
-    meal_less: int
-    exercise_cut: int
-    hypo_cut: int  # units taken off the next dose after a hypoglycemia
-    bedtime_code: int
-    bedtime_correction: bool
-    mean_glucose: float
-    log_sd: float
-    clock_min: dict[str, int]  # usual minute of day per slot (clock-time patients)
-    read_prob: dict[str, float]  # chance of a glucose reading per slot
-    padded_values: bool  # "009" like data-01, or "9" like data-27
-    log_delay: int = 0  # minutes after the reading at which the insulin is written (0 = with it)
-
-
-def sliding_scale(p: Patient, meal: str, glucose: float | None, meal_size: str = "", exercise: str = "") -> int:
-    """The patient's Regular dose (units) before `meal`; 0 means no dose. No noise, no hypo cut."""
-    base = p.base[meal]
-    if base == 0:
-        return 0
-    if glucose is None:
-        dose = base
-    elif glucose < NO_DOSE_BELOW:
-        return 0
-    elif glucose < LOW_TIER_BELOW:
-        dose = base - 1
-    else:
-        dose = base + max(0, int(glucose - p.threshold) // p.step)
-    dose += {"more": p.meal_more, "less": -p.meal_less}.get(meal_size, 0)
-    dose -= {"less": 1, "typical": p.exercise_cut, "more": p.exercise_cut + 1}.get(exercise, 0)
-    return max(dose, 0)
 
 
 def generate_cohort(cfg: DemoConfig) -> dict[str, str]:
@@ -166,19 +122,12 @@ def _readme(cfg: DemoConfig, faults: list[Fault]) -> str:
 def regimens(cfg: DemoConfig) -> dict[int, Patient]:
     """Patient id (data-NN -> NN) -> the regimen its doses follow: the known truth a What-if curve
     can be checked against (bench/fidelity.py)."""
-    return dict(enumerate(_regimens(np.random.default_rng(cfg.seed), cfg.patients), start=1))
-
-
-def _regimens(rng: np.random.Generator, n: int) -> list[Patient]:
-    paper = _paper_flags(rng, n)
-    patients = [_draw_patient(rng, bool(flag)) for flag in paper]
-    late = _late_flags(rng, [p.paper for p in patients])
-    return [replace(p, log_delay=int(rng.integers(2, 13)) if is_late else 0) for p, is_late in zip(patients, late)]
+    return dict(enumerate(draw_regimens(np.random.default_rng(cfg.seed), cfg.patients), start=1))
 
 
 def _build(cfg: DemoConfig) -> tuple[dict[str, str], list[Fault]]:
     rng = np.random.default_rng(cfg.seed)
-    patients = _regimens(rng, cfg.patients)
+    patients = draw_regimens(rng, cfg.patients)
     children = rng.spawn(cfg.patients)
     dates = [(cfg.start + timedelta(days=d)).strftime("%m-%d-%Y") for d in range(cfg.days)]
     files: dict[str, list[str]] = {}
@@ -188,54 +137,8 @@ def _build(cfg: DemoConfig) -> tuple[dict[str, str], list[Fault]]:
         lines, spots = _patient_lines(patient, child, cfg.days, dates)
         files[name] = lines
         censor_spots += [(name, i, word) for i, word in spots]
-    _plant_censored(rng, files, censor_spots)
-    return _plant_faults(rng, files)
-
-
-def _late_flags(rng: np.random.Generator, paper: list[bool]) -> np.ndarray:
-    """Which patients write the insulin minutes after the reading: a share of the clock-time ones,
-    at least one whenever there are two (paper records have fixed logical times)."""
-    clock = np.flatnonzero(~np.asarray(paper, dtype=bool))
-    n_late = 0 if len(clock) < 2 else max(1, round(LATE_LOGGER_SHARE * len(clock)))
-    flags = np.zeros(len(paper), dtype=bool)
-    flags[rng.permutation(clock)[:n_late]] = True
-    return flags
-
-
-def _paper_flags(rng: np.random.Generator, n: int) -> np.ndarray:
-    """About a third of the patients keep paper records; at least one each way when n >= 2."""
-    n_paper = 0 if n == 1 else max(1, round(n / 3))
-    flags = np.zeros(n, dtype=bool)
-    flags[rng.permutation(n)[:n_paper]] = True
-    return flags
-
-
-def _draw_patient(rng: np.random.Generator, paper: bool) -> Patient:
-    basal = "nph" if rng.random() < 0.7 else "ultralente"
-    twice = rng.random() < (0.6 if basal == "nph" else 0.4)
-    morning = int(rng.integers(8, 25) if basal == "nph" else rng.integers(10, 29))
-    doses = (morning, int(rng.integers(4, 13))) if twice else (morning,)
-    # The classic split-mixed regimen (Regular + NPH twice a day) often skips Regular at lunch.
-    lunch = 0 if (basal == "nph" and twice and rng.random() < 0.5) else int(rng.integers(2, 7))
-    return Patient(
-        paper=paper, basal=basal, basal_doses=doses,
-        base={"breakfast": int(rng.integers(3, 10)), "lunch": lunch, "supper": int(rng.integers(3, 9))},
-        threshold=int(rng.choice([120, 140, 150, 160])), step=int(rng.choice([40, 50])),
-        meal_more=int(rng.integers(1, 3)), meal_less=int(rng.integers(1, 3)),
-        exercise_cut=int(rng.integers(1, 3)), hypo_cut=int(rng.integers(1, 3)),
-        bedtime_code=int(rng.choice([48, 57, 64], p=[0.6, 0.2, 0.2])),
-        bedtime_correction=bool(rng.random() < 0.5),
-        mean_glucose=float(rng.uniform(135, 185)), log_sd=float(rng.uniform(0.32, 0.42)),
-        clock_min={
-            "breakfast": int(rng.integers(390, 481)), "lunch": int(rng.integers(690, 781)),
-            "supper": int(rng.integers(1020, 1111)), "bedtime": int(rng.integers(1290, 1351)),
-        },
-        read_prob={
-            "breakfast": 0.95, "lunch": float(rng.uniform(0.35, 0.8)), "supper": 0.88,
-            "bedtime": float(rng.uniform(0.25, 0.7)), "post": 0.0 if paper else 0.07,
-        },
-        padded_values=bool(rng.random() < 0.7),
-    )
+    plant_censored(rng, files, censor_spots)
+    return plant_faults(rng, files)
 
 
 @dataclass
@@ -428,65 +331,3 @@ def _bedtime(today: _Day, p: Patient, d: _Draws, day: int, minute: int, after_hy
             dose, after_hypo = max(dose - p.hypo_cut, 1), False
         today.add(minute + p.log_delay, "regular", REGULAR_CODE, max(dose + int(d.noise[day, 3]), 1))
     return after_hypo
-
-
-# --- planted oddities ---------------------------------------------------------------------------
-
-def _plant_censored(rng: np.random.Generator, files: dict[str, list[str]], spots: list[tuple[str, int, str]]) -> None:
-    """One 0Hi on the highest no-dose reading and one 0Lo on a hypo reading, where there are any."""
-    for word in ("0Hi", "0Lo"):
-        mine = [s for s in spots if s[2] == word]
-        if not mine:
-            continue
-        if word == "0Hi":  # the highest such reading: a meter over range is believable there
-            values = [int(files[f][i].split("\t")[3]) for f, i, _ in mine]
-            name, index, _ = mine[int(np.argmax(values))]
-        else:
-            name, index, _ = mine[int(rng.integers(len(mine)))]
-        date_, clock, code, _ = files[name][index].split("\t")
-        files[name][index] = f"{date_}\t{clock}\t{code}\t{word}"
-
-
-def _fault_templates(day: str) -> list[list[tuple[str, str]]]:
-    """Broken records as the real files have them; each a list of (line, reason)."""
-    year = day[-4:]
-    return [
-        [(f"06-31-{year}\t07:50\t58\t149", "impossible_date")],
-        [(f"{day}\t56:35\t58\t237", "impossible_time")],
-        [(f"{day}\t188:00\t33\t005", "impossible_time")],
-        [(f"{day}\t11:0\t60\t194", "bad_time")],
-        [(f"{day}\t11:00\t57\t0''", "non_numeric_value")],
-        [(f"{day}\t7:00\t33\t3A", "non_numeric_value")],
-        [(f"{day}\t7:00\t0\t000", "unknown_code")],
-        [(f"{day}\t8:15\t4\t012", "unknown_code")],
-        [(f"{day}\t17:30\t36\t100", "unknown_code")],
-        [(f"{day}\t5:56\t56\t108", "unknown_code")],
-        # data-27: a record split over two lines.
-        [(f"{day}\t7:00\t0\t", "missing_field"), ("\t138\t33\t3A", "shifted_fields")],
-        [(f"{day}\t\t33\t004", "missing_field")],
-        [(f"{day}\t12:00\t60", "wrong_field_count")],
-    ]
-
-
-def _plant_faults(rng: np.random.Generator, files: dict[str, list[str]]) -> tuple[dict[str, str], list[Fault]]:
-    """Insert the broken records at random places; returns texts and where each broken line ended up."""
-    names = list(files)
-    inserts: dict[str, list[tuple[int, int, list[tuple[str, str]]]]] = {n: [] for n in names}
-    for k in range(len(_fault_templates("01-01-1990"))):
-        name = names[int(rng.integers(len(names)))]
-        after = int(rng.integers(1, len(files[name]) + 1))  # insert after this many lines
-        day = files[name][after - 1].split("\t")[0]
-        inserts[name].append((after, k, _fault_templates(day)[k]))
-    texts: dict[str, str] = {}
-    faults: list[Fault] = []
-    for name in names:
-        out: list[str] = []
-        pending = sorted(inserts[name], key=lambda x: x[:2])
-        for n_done, line in enumerate(files[name], start=1):
-            out.append(line)
-            while pending and pending[0][0] == n_done:
-                for text, reason in pending.pop(0)[2]:
-                    out.append(text)
-                    faults.append((name, len(out), reason))
-        texts[name] = "".join(f"{line}\n" for line in out)
-    return texts, faults

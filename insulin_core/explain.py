@@ -16,7 +16,7 @@ import pandas as pd
 from .codes import DAY_PARTS, level_name
 from .features import GLUCOSE_SLOTS, NOW_FEATURES, SEQ_FEATURES
 from .labels import LEVEL_PHRASES
-from .predictor import DosePredictor
+from .predictor import NetworkPredictor
 from .windows import WindowSet
 
 _SEQ = {name: i for i, name in enumerate(SEQ_FEATURES)}
@@ -49,7 +49,7 @@ class Explanation:
     sentence: str
 
 
-def _expected(predictor: DosePredictor, seq: np.ndarray, now: np.ndarray, patient_id: int) -> np.ndarray:
+def _expected(predictor: NetworkPredictor, seq: np.ndarray, now: np.ndarray, patient_id: int) -> np.ndarray:
     amount, p = predictor.heads_of(seq, now, patient_id)
     return amount * p
 
@@ -104,7 +104,7 @@ def occlusion_batch(features: pd.DataFrame, row: int, ws: WindowSet, now: np.nda
     return OcclusionBatch(seqs, nows, labels, features, row, tuple(ws.now_features))
 
 
-def explain_occlusion(predictor: DosePredictor, features: pd.DataFrame, row: int, ws: WindowSet, now: np.ndarray,
+def explain_occlusion(predictor: NetworkPredictor, features: pd.DataFrame, row: int, ws: WindowSet, now: np.ndarray,
                       patient_id: int, top: int = 2) -> Explanation:
     """Occlusion of one decision row: attribution of an input = expected dose - expected dose
     with that input set to this patient's average (one forward pass of the whole batch)."""

@@ -20,13 +20,14 @@ import pandas as pd
 
 from .codes import (CODE_TABLE, DAY_PART_STARTS, DAY_PARTS, DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_METER_MAX, LEVELS,
                     MAX_DOSE_WINDOW_MIN, MAX_PLAUSIBLE_DOSE)
+from .grouped import Groups, mean_of_rows, median_of_rows
 
 GLUCOSE_SLOTS = tuple(dict.fromkeys(c.detail for c in CODE_TABLE.values() if c.kind == "glucose"))
 GLUCOSE_BAND_MGDL = 40
 N_BANDS = int(GLUCOSE_METER_MAX // GLUCOSE_BAND_MGDL) + 1  # bands of a meter reading (the last holds 600)
 SHARE_WINDOW = 10  # decision moments looked back on for "how often does this patient dose now"
 # The history look-backs of the decision-moment features: how many earlier items of each kind a
-# feature reads. The what-if's bounded history tail (scenarios.py) is computed from these, so a
+# feature reads. The what-if's bounded history tail (rebuild.py) is computed from these, so a
 # feature that looks further back must say so here.
 LOOKBACKS = {
     "glucose": 1,  # glucose_prev, log_hours_since_glucose
@@ -74,7 +75,7 @@ NOW_FEATURES = (
 HABIT = ("last_regular_same_dp", "has_last_regular_same_dp", "median3_regular_same_dp", "median7_regular_same_dp",
          "share_dose_same_dp", "share_dose_reading_same_dp")
 # The columns a glucose now decides besides glucose itself and its slot (set from a rebuild per band
-# by scenarios.set_moment): the patient's same-band history and own sliding scale. Every other
+# by rebuild.set_moment): the patient's same-band history and own sliding scale. Every other
 # column of a moment is the same whatever its glucose.
 SCALE = ("scale_last_regular", "scale_median5_regular", "scale_share_dose", "scale_has")
 SAME_BAND = ("last_regular_same_band", "median5_regular_same_band", "share_dose_same_band", "has_same_band")
@@ -272,7 +273,7 @@ def add_features(timeline: pd.DataFrame, dose_window: int = DEFAULT_DOSE_WINDOW_
     doses = {k: np.minimum(tl[k].to_numpy(dtype=float), MAX_PLAUSIBLE_DOSE[k])
              for k in ("regular", "nph", "ultralente")}
     glucose = tl["glucose"].to_numpy(dtype=float)
-    by_patient = _Groups(tl["patient_id"].to_numpy())
+    by_patient = Groups(tl["patient_id"].to_numpy())
 
     moment = {
         "glucose": np.nan_to_num(glucose), "has_glucose": (~np.isnan(glucose)).astype(float),
@@ -302,74 +303,12 @@ def _log_hours(hours: pd.Series | np.ndarray) -> np.ndarray:
     return np.log1p(np.clip(h, 0.0, MAX_GAP_HOURS))
 
 
-def _hours_since_prev_row(t: np.ndarray, by_patient: "_Groups") -> np.ndarray:
+def _hours_since_prev_row(t: np.ndarray, by_patient: Groups) -> np.ndarray:
     """Gap to the patient's previous row (NaN on their first); pandas' total_seconds keeps it
     bit-for-bit what a groupby diff gave."""
     prev = by_patient.previous_row()
     gap = np.where(prev >= 0, t - t[prev], np.timedelta64("NaT"))
     return pd.to_timedelta(gap).total_seconds().to_numpy() / 3600.0
-
-
-class _Groups:
-    """Rows of one grouping (e.g. patient and day part), with the row order inside each group kept.
-
-    Per-group history then is plain numpy on rows sorted by group: a row's earlier group members
-    are the sorted rows between its group's first row and itself. Results come back in row order."""
-
-    def __init__(self, *keys: np.ndarray):
-        self.order = np.lexsort(keys[::-1])  # stable: rows keep their order inside a group
-        n = len(self.order)
-        new_group = np.zeros(n, dtype=bool)
-        new_group[:1] = True
-        for key in keys:
-            k = key[self.order]
-            new_group[1:] |= k[1:] != k[:-1]
-        # sorted position of the first row of each sorted row's group
-        self.start = np.maximum.accumulate(np.where(new_group, np.arange(n), 0))
-
-    def previous_row(self) -> np.ndarray:
-        """Row index of the previous row of the same group, -1 on a group's first row."""
-        pos = np.arange(len(self.order))
-        prev = np.where(pos > self.start, self.order[pos - 1], -1)
-        return self._unsort(prev)
-
-    def last_values_before(self, values: np.ndarray, k: int) -> np.ndarray:
-        """(rows, k): the last k non-NaN values of each row's group on rows strictly before it,
-        most recent first; NaN where the group has fewer."""
-        v = np.asarray(values, dtype=float)[self.order]
-        counted = ~np.isnan(v)
-        pool = np.append(v[counted], np.nan)  # counted values in group order; index -1 = none
-        before = np.cumsum(counted) - counted  # counted values on sorted rows strictly before
-        idx = before[:, None] - 1 - np.arange(k)
-        idx[idx < before[self.start][:, None]] = -1  # reaches into an earlier group: none
-        return self._unsort(pool[idx])
-
-    def last_before(self, values: np.ndarray) -> np.ndarray:
-        """Per group, the last non-NaN value on a row strictly before each row (NaN if none)."""
-        return self.last_values_before(values, 1)[:, 0]
-
-    def _unsort(self, sorted_values: np.ndarray) -> np.ndarray:
-        out = np.empty_like(sorted_values)
-        out[self.order] = sorted_values
-        return out
-
-
-def _median_of_rows(values: np.ndarray) -> np.ndarray:
-    """Row-wise median ignoring NaN (NaN if none), with the arithmetic of pandas' rolling median:
-    the middle value, or the mean of the two middle ones (np.nanmedian goes through masked
-    arrays for this shape and is several times slower)."""
-    ordered = np.sort(values, axis=1)  # NaN sort last
-    count = (~np.isnan(values)).sum(axis=1)
-    rows = np.arange(len(values))
-    middle = (ordered[rows, (count - 1) // 2] + ordered[rows, count // 2]) / 2
-    return np.where(count > 0, middle, np.nan)
-
-
-def _mean_of_rows(values: np.ndarray) -> np.ndarray:
-    """Row-wise mean ignoring NaN (NaN if none); on 0/1 values exactly what a rolling mean gave."""
-    count = (~np.isnan(values)).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, np.nansum(values, axis=1) / count, np.nan)
 
 
 def _history_doses(tl: pd.DataFrame) -> np.ndarray:
@@ -388,7 +327,7 @@ def _history_doses(tl: pd.DataFrame) -> np.ndarray:
 
 
 def _history_features(tl: pd.DataFrame, doses: dict[str, np.ndarray], regular: np.ndarray, part: np.ndarray,
-                      by_patient: _Groups) -> dict[str, np.ndarray]:
+                      by_patient: Groups) -> dict[str, np.ndarray]:
     pid = tl["patient_id"].to_numpy()
     stamp_h = ((tl["timestamp"] - pd.Timestamp("1980-01-01")).dt.total_seconds() / 3600.0).to_numpy()
     dosed = regular > 0
@@ -396,7 +335,7 @@ def _history_features(tl: pd.DataFrame, doses: dict[str, np.ndarray], regular: n
     given_at = np.where(dosed, stamp_h, np.nan)
     glucose = tl["glucose"].to_numpy(dtype=float)
     glucose_at = np.where(np.isnan(glucose), np.nan, stamp_h)
-    same_dp = _Groups(pid, part)
+    same_dp = Groups(pid, part)
 
     # Medians over the last 3/7 doses in this day part before each row (what a rolling median as
     # of the last dose strictly before it gives), and the share of the last SHARE_WINDOW decision
@@ -410,9 +349,9 @@ def _history_features(tl: pd.DataFrame, doses: dict[str, np.ndarray], regular: n
         "last_regular_same_dp": last_given_same_dp,
         "has_last_regular_same_dp": (~np.isnan(last_given_same_dp)).astype(float),
         "log_age_last_regular_same_dp": _log_hours(stamp_h - same_dp.last_before(given_at)),
-        "median3_regular_same_dp": _median_of_rows(last7[:, :3]),
-        "median7_regular_same_dp": _median_of_rows(last7),
-        "share_dose_same_dp": _mean_of_rows(same_dp.last_values_before(decided, LOOKBACKS["decisions_same_day_part"])),
+        "median3_regular_same_dp": median_of_rows(last7[:, :3]),
+        "median7_regular_same_dp": median_of_rows(last7),
+        "share_dose_same_dp": mean_of_rows(same_dp.last_values_before(decided, LOOKBACKS["decisions_same_day_part"])),
         **_logging_habit(tl, pid, glucose, dosed, same_dp),
         "last_regular": by_patient.last_before(given),
         "log_hours_since_regular": _log_hours(stamp_h - by_patient.last_before(given_at)),
@@ -422,7 +361,7 @@ def _history_features(tl: pd.DataFrame, doses: dict[str, np.ndarray], regular: n
     }
 
 
-def _logging_habit(tl: pd.DataFrame, pid: np.ndarray, glucose: np.ndarray, dosed: np.ndarray, same_dp: "_Groups") -> dict[str, np.ndarray]:
+def _logging_habit(tl: pd.DataFrame, pid: np.ndarray, glucose: np.ndarray, dosed: np.ndarray, same_dp: Groups) -> dict[str, np.ndarray]:
     """How this patient logs at a reading, whatever its value: of their last readings at decision
     points in this day part (strictly before the row), the share that carried the decision dose
     themselves, and the share followed within FOLLOW_UP_MIN minutes by another decision point
@@ -431,15 +370,15 @@ def _logging_habit(tl: pd.DataFrame, pid: np.ndarray, glucose: np.ndarray, dosed
     decision = tl["decision_point"].to_numpy(dtype=bool)
     reading = decision & ~np.isnan(glucose)
     pos = np.flatnonzero(decision)
-    before = _Groups(pid[pos]).previous_row()  # each decision point's previous one of the patient
+    before = Groups(pid[pos]).previous_row()  # each decision point's previous one of the patient
     here, nxt = pos[before[before >= 0]], pos[before >= 0]
     minutes = _minutes(tl["timestamp"].to_numpy())
     following = np.full(len(tl), np.inf)  # minutes to the patient's next decision point
     following[here] = minutes[nxt] - minutes[here]
     k = LOOKBACKS["readings_same_day_part"]
     return {
-        "share_dose_reading_same_dp": _mean_of_rows(same_dp.last_values_before(np.where(reading, dosed, np.nan), k)),
-        "share_followed_same_dp": _mean_of_rows(same_dp.last_values_before(
+        "share_dose_reading_same_dp": mean_of_rows(same_dp.last_values_before(np.where(reading, dosed, np.nan), k)),
+        "share_followed_same_dp": mean_of_rows(same_dp.last_values_before(
             np.where(reading, following <= FOLLOW_UP_MIN, np.nan), k)),
     }
 
@@ -450,13 +389,13 @@ def _personal_scale(pid: np.ndarray, part: np.ndarray, glucose: np.ndarray, deci
     40 mg/dL band and day part (last dose, median of the last 5 moments, share with a dose).
     Only decision moments with a glucose take part; other rows get NaN (0 once finished)."""
     rows = np.flatnonzero(decision & ~np.isnan(glucose))
-    same_band = _Groups(pid[rows], part[rows], glucose[rows] // GLUCOSE_BAND_MGDL)
+    same_band = Groups(pid[rows], part[rows], glucose[rows] // GLUCOSE_BAND_MGDL)
     dose = regular[rows]  # 0 = the patient chose no dose at that glucose: part of their scale
     earlier = same_band.last_values_before(dose, LOOKBACKS["decisions_same_band"])
     found = {
         "last_regular_same_band": earlier[:, 0],
-        "median5_regular_same_band": _median_of_rows(earlier[:, :5]),
-        "share_dose_same_band": _mean_of_rows(np.where(np.isnan(earlier), np.nan, earlier > 0)),
+        "median5_regular_same_band": median_of_rows(earlier[:, :5]),
+        "share_dose_same_band": mean_of_rows(np.where(np.isnan(earlier), np.nan, earlier > 0)),
         "has_same_band": np.where(np.isnan(earlier[:, 0]), np.nan, 1.0),
     }
     found.update(_monotone_scale(rows, pid, part, glucose, dose))
@@ -484,12 +423,12 @@ def _monotone_scale(rows: np.ndarray, pid: np.ndarray, part: np.ndarray, glucose
     band = np.clip(glucose[rows] // GLUCOSE_BAND_MGDL, 0, N_BANDS - 1).astype(int)
     k = LOOKBACKS["decisions_same_band"]
     per_band = {name: np.full((n, N_BANDS), np.nan) for name in ("last", "median5", "share", "has")}
-    same_dp = _Groups(pid[rows], part[rows])  # one sort for every band
+    same_dp = Groups(pid[rows], part[rows])  # one sort for every band
     for b in np.unique(band):  # a band no moment falls in adds nothing to any running max
         earlier = same_dp.last_values_before(np.where(band == b, dose, np.nan), k)
         per_band["last"][:, b] = earlier[:, 0]
-        per_band["median5"][:, b] = _median_of_rows(earlier[:, :5])
-        per_band["share"][:, b] = _mean_of_rows(np.where(np.isnan(earlier), np.nan, earlier > 0))
+        per_band["median5"][:, b] = median_of_rows(earlier[:, :5])
+        per_band["share"][:, b] = mean_of_rows(np.where(np.isnan(earlier), np.nan, earlier > 0))
         per_band["has"][:, b] = np.where(np.isnan(earlier[:, 0]), np.nan, 1.0)
     at_band = np.arange(n), band
     return {f"scale_{name}": np.fmax.accumulate(values, axis=1)[at_band] if n else values[:, 0]

@@ -1,5 +1,5 @@
 """Counterfactual fidelity: how close a What-if curve comes to the dose the patient's own rule
-would give, on the synthetic demo cohort, whose rule is known exactly (`demo.sliding_scale`).
+would give, on the synthetic demo cohort, whose rule is known exactly (`demo_regimens.sliding_scale`).
 
 No observational data set can show this: a real patient's dose at a glucose they did not have is
 never on record. The demo patients dose by a known sliding scale, so every point of a What-if
@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from .codes import LEVEL_NAMES, level_name
-from .demo import DemoConfig, MEALS, Patient, regimens, sliding_scale
+from .demo import DemoConfig, regimens
+from .demo_regimens import MEALS, Patient, sliding_scale
 from .registry import ModelBundle
 from .serving import bundle_experiment, bundle_prepared
 from .whatif import Scenario, WhatIf

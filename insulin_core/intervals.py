@@ -61,6 +61,12 @@ def conformal_from_scores(dose_cont: np.ndarray, y: np.ndarray, p: np.ndarray, a
     return table
 
 
+def zero_width_table(alpha: float = CONFORMAL_ALPHA) -> dict:
+    """A table whose intervals have no width (low = high = the dose): for callers that read only
+    doses (the monotonicity share's sweeps), so no validation part is predicted to calibrate one."""
+    return {"alpha": alpha, "groups": {"dose": {"q": 0.0}, "no_dose": {"q": 0.0}}}
+
+
 def conformal_interval(amount: np.ndarray, p: np.ndarray, table: dict, threshold: float = DOSE_THRESHOLD,
                        round_units: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dose, low, high); in whole units (`round_units`) [low, high] holds the same whole doses as

@@ -55,6 +55,10 @@ LEVEL_PHRASES = {
     "exercise": {"none": "no exercise", "less": "less exercise than usual", "typical": "usual exercise",
                  "more": "more exercise than usual"},
 }
+# safety.SafetyFlag kinds as titles (the What-if page's warnings, the saved scenarios' table)
+FLAG_TITLES = {"out_of_range": "Outside the training data", "non_monotone": "Dose-response not monotone",
+               "above_history": "Far above their own history", "uncertain": "Dose or no dose: a coin toss",
+               "flat_zero": "No dose at any glucose"}
 STOP_LABELS = {"early_stopping": "the validation loss stopped improving", "max_epochs": "it reached the maximum number of epochs",
                "stopped_by_user": "stopped by the user", "diverged": "the loss diverged"}  # train.STOP_REASONS
 SPLIT_LABELS = {"chrono": "by time (each patient's last days are the test part)",

@@ -121,3 +121,20 @@ def metrics_table(predictions: dict[str, np.ndarray], y_true, mask=None) -> pd.D
         p = _as_1d(f"predictions[{name!r}]", pred, len(t))
         rows.append({"name": name, **dose_metrics(t[sel], p[sel])})
     return pd.DataFrame(rows, columns=["name", *METRIC_COLUMNS])
+
+
+# An evaluation's table (pipeline.evaluate) has each name twice: on every row ("all") and without
+# the implausible target doses. The headline figures are the first.
+ALL_ROWS = "all"
+
+
+def all_rows(evaluation_table: pd.DataFrame) -> pd.DataFrame:
+    """Each model/baseline's metrics on every row of the part (the `rows` column dropped)."""
+    return evaluation_table[evaluation_table["rows"] == ALL_ROWS].drop(columns="rows")
+
+
+def headline(evaluation_table: pd.DataFrame, name: str = "model") -> dict:
+    """One model/baseline's metrics on every row ({} when it is not in the table)."""
+    rows = all_rows(evaluation_table)
+    row = rows[rows["name"] == name]
+    return row.iloc[0].drop("name").to_dict() if len(row) else {}

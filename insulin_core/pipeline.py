@@ -1,8 +1,14 @@
-"""From a cohort to a trained, evaluated model: the one path the CLI, the app and the benchmarks use.
+"""From a cohort to a trained, evaluated model: the one path the CLI, the app, background runs and
+the benchmarks use.
 
-prepare():  features -> windows -> split -> scalers fit on the training part only -> arrays
-train():    DoseNet on the training part, early stopping on the validation part
-evaluate(): the model and every baseline on the test part, with and without implausible doses
+prepare():        features -> windows -> split -> scalers fit on the training part only -> arrays
+run_experiment(): prepare, DoseNet on the training part (early stopping on the validation part),
+                  evaluate
+evaluate():       the model and every baseline on the test part, with and without implausible doses
+
+Fit-and-calibrate lives once, on `Prepared`: `fit_baselines` fits each baseline on the training
+part, `calibrate` gives any predictor its conformal table from the validation part (a saved
+bundle's own table is kept). Evaluation, serving and the what-if engine all go through them.
 """
 from __future__ import annotations
 
@@ -16,13 +22,13 @@ import pandas as pd
 from .baselines import BASELINES, make_baseline
 from .configs import check_keys
 from .features import SEQ_FEATURES, now_roles
-from .metrics import METRIC_COLUMNS, metrics_table, per_patient_metrics
+from .metrics import ALL_ROWS, METRIC_COLUMNS, headline, metrics_table, per_patient_metrics
 from .model import DEFAULT_SIZES, DoseNet, ModelConfig
-from .scaling import MinMaxScaler
 from .provenance import data_record
 from .splits import DEFAULT_SPLIT, Split, split_windows
-from .predictor import DosePredictor
-from .train import ArrayPart, EpochLog, TrainConfig, TrainData, TrainResult, train_model
+from .predictor import BaselinePredictor, DosePredictor, InputScaling, NetworkPredictor
+from .arrays import ArrayPart, TrainData
+from .train import EpochLog, TrainConfig, TrainResult, train_model
 from .windows import WindowConfig, WindowSet, make_windows
 
 
@@ -55,19 +61,27 @@ class Prepared:
     split: Split
     train_idx: np.ndarray  # split.train less implausible targets when excluded
     val_idx: np.ndarray
-    seq_scaler: MinMaxScaler
-    now_scaler: MinMaxScaler
-    patient_index: dict[int, int]  # training patients -> 1..n; anyone else -> 0 (unknown)
+    scaling: InputScaling  # fit on the training part (a bundle's own when re-prepared for it)
 
-    def predictor(self, model: DoseNet | None = None) -> DosePredictor:
-        """The network `model` with this experiment's scalers and patient index (no model: inputs only)."""
-        return DosePredictor.of_network(model, self.seq_scaler, self.now_scaler, self.patient_index)
+    def predictor(self, model: DoseNet) -> NetworkPredictor:
+        """The network `model` with this experiment's scaling (not calibrated: see `calibrate`)."""
+        return NetworkPredictor(model, self.scaling)
 
     def part(self, idx: np.ndarray) -> ArrayPart:
-        return self.predictor().part(self.ws, idx)
+        return self.scaling.part(self.ws, idx)
 
     def train_data(self) -> TrainData:
         return TrainData(self.part(self.train_idx), self.part(self.val_idx))
+
+    def calibrate(self, predictor: DosePredictor) -> DosePredictor:
+        """`predictor` with a conformal table: its own (a saved bundle's), else one calibrated now
+        on the validation part."""
+        return predictor if predictor.conformal is not None else predictor.calibrated(self.ws, self.val_idx)
+
+    def fit_baselines(self, names: list[str] | None = None) -> dict[str, BaselinePredictor]:
+        """Each baseline (default: every registered one) fit on the training part and calibrated."""
+        return {name: self.calibrate(BaselinePredictor(make_baseline(name).fit(self.ws, self.train_idx)))
+                for name in (list(BASELINES) if names is None else names)}
 
 
 def select_patients(features: pd.DataFrame, patients: tuple[int, ...]) -> pd.DataFrame:
@@ -87,20 +101,14 @@ def prepare(features: pd.DataFrame, cfg: ExperimentConfig) -> Prepared:
     if len(train_idx) == 0 or len(val_idx) == 0 or len(split.test) == 0:
         raise ValueError(f"Too few windows ({len(ws)}) to split into train, validation and test parts; "
                          "pick more patients or a shorter window.")
-    train_patients = sorted(int(p) for p in np.unique(ws.patient_id[train_idx]))
-    return Prepared(
-        ws, split, train_idx, val_idx,
-        # the bounds over the training windows' rows: the same as over the windows, without copying them
-        MinMaxScaler.fit(ws.seq_rows.select(train_idx).rows), MinMaxScaler.fit(ws.now[train_idx]),
-        {p: i + 1 for i, p in enumerate(train_patients)},
-    )
+    return Prepared(ws, split, train_idx, val_idx, InputScaling.fit(ws, train_idx))
 
 
 def model_config_for(prepared: Prepared, **sizes) -> ModelConfig:
     """A ModelConfig whose data-given fields match the prepared windows; `sizes` set the rest."""
     ws = prepared.ws
     return ModelConfig(n_seq_features=ws.seq_rows.shape[2], n_now_features=ws.now.shape[1],
-                       n_patients=len(prepared.patient_index), window=ws.config.length,
+                       n_patients=len(prepared.scaling.patient_index), window=ws.config.length,
                        n_targets=len(ws.targets), now_roles=now_roles(ws.now_features),
                        **{**DEFAULT_SIZES, **sizes})
 
@@ -115,17 +123,12 @@ class Evaluation:
     coverages: dict = field(default_factory=dict)  # the same for every predictor, baselines included
 
     def headline(self, name: str = "model") -> dict:
-        row = self.metrics[(self.metrics["name"] == name) & (self.metrics["rows"] == "all")]
-        return row.iloc[0].drop(["name", "rows"]).to_dict() if len(row) else {}
+        return headline(self.metrics, name)
 
 
 def predictors(model: DoseNet, prepared: Prepared, baselines: list[str] | None = None) -> dict[str, DosePredictor]:
     """The model and each baseline (fit on the training part), each calibrated on the validation part."""
-    ws = prepared.ws
-    out = {"model": prepared.predictor(model)}
-    for name in (list(BASELINES) if baselines is None else baselines):
-        out[name] = DosePredictor.of_baseline(make_baseline(name).fit(ws, prepared.train_idx))
-    return {name: p.calibrated(ws, prepared.val_idx) for name, p in out.items()}
+    return {"model": prepared.calibrate(prepared.predictor(model)), **prepared.fit_baselines(baselines)}
 
 
 def evaluate(model: DoseNet, prepared: Prepared, baselines: list[str] | None = None,
@@ -137,7 +140,7 @@ def evaluate(model: DoseNet, prepared: Prepared, baselines: list[str] | None = N
     heads = {name: p.heads(ws, idx) for name, p in found.items()}  # one prediction pass per predictor
     preds = {name: found[name].dose_of(*h) for name, h in heads.items()}
     plausible = ~ws.context["implausible"].to_numpy()[idx]
-    metrics = pd.concat([metrics_table(preds, y).assign(rows="all"),
+    metrics = pd.concat([metrics_table(preds, y).assign(rows=ALL_ROWS),
                          metrics_table(preds, y, plausible).assign(rows="without implausible")])
     order = {name: i for i, name in enumerate(preds)}
     metrics = metrics.sort_values("name", key=lambda n: n.map(order), kind="stable").reset_index(drop=True)
@@ -163,12 +166,17 @@ class ExperimentResult:
 
 def run_experiment(features: pd.DataFrame, exp: ExperimentConfig, sizes: dict, train_cfg: TrainConfig,
                    callback: Callable[[EpochLog], bool | None] | None = None,
-                   baselines: list[str] | None = None) -> ExperimentResult:
+                   baselines: list[str] | None = None,
+                   on_trained: Callable[[TrainResult], None] | None = None) -> ExperimentResult:
+    """Prepare, train (`callback` each epoch), evaluate; `on_trained` hears of the end of training
+    before the evaluation starts (a background run says "evaluating")."""
     t0 = time.perf_counter()
     prepared = prepare(features, exp)
     t1 = time.perf_counter()
     training = train_model(model_config_for(prepared, **sizes), train_cfg, prepared.train_data(), callback)
     t2 = time.perf_counter()
+    if on_trained is not None:
+        on_trained(training)
     evaluation = evaluate(training.model, prepared, baselines)
     t3 = time.perf_counter()
     return ExperimentResult(prepared, training, evaluation,
@@ -179,23 +187,19 @@ def bundle_meta(result: ExperimentResult, exp: ExperimentConfig, train_cfg: Trai
                 source_label: str, fingerprint: str) -> dict:
     """Everything a bundle stores beside its weights (see registry.py)."""
     p, ev = result.prepared, result.evaluation
-    metrics = {row["name"] if row["rows"] == "all" else f"{row['name']} (without implausible)":
+    metrics = {row["name"] if row["rows"] == ALL_ROWS else f"{row['name']} (without implausible)":
                {k: v for k, v in row.items() if k not in ("name", "rows")}
                for row in ev.metrics.to_dict("records")}
     return {
         "window": exp.window.to_dict(), "split": exp.split, "experiment": exp.to_dict(),
         "train_config": train_cfg.to_dict(),
         "features": {"seq": list(SEQ_FEATURES), "now": list(p.ws.now_features), "targets": list(p.ws.targets)},
-        "scalers": {"seq": p.seq_scaler.to_dict(), "now": p.now_scaler.to_dict()},
-        "patient_index": {str(k): v for k, v in p.patient_index.items()},
+        **p.scaling.to_meta(),
         "history": [asdict(h) for h in result.training.history],
         "stop_reason": result.training.stop_reason, "best_epoch": result.training.best_epoch,
         "metrics": metrics, "seconds": result.seconds,
         "conformal": ev.conformal,
         "metrics_extra": {"interval_coverage": ev.coverage},
         "sizes": {"train": int(len(p.train_idx)), "val": int(len(p.val_idx)), "test": int(len(p.split.test))},
-        "data": data_record(source_label, fingerprint, len(p.patient_index)),
+        "data": data_record(source_label, fingerprint, len(p.scaling.patient_index)),
     }
-
-
-

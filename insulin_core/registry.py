@@ -8,61 +8,38 @@ A bundle is a folder `models/NAME/` with two files:
   history, metrics (model and baselines), data source and its fingerprint, library versions,
   created time. What makes both files valid is `bundle_schema.py`, checked on every read.
 
-Several app sessions, CLI runs and killed processes share one models folder. The design:
-- One lock per models folder, the hidden file `.registry.lock` (`filelock.FileLock`: an flock on
-  Linux, which the kernel releases when its holder dies, even by kill -9).
-- A save holds the lock from start to end. It writes into `.staging/` (same disk), then renames
-  into place: a new name is one rename; an overwrite is NAME -> `.NAME.old`, staged -> NAME,
-  then `.NAME.old` is removed. A new name that exists is refused, never replaced.
-- A reader holds the lock only while it reads the two files' bytes, and parses them after, so it
-  sees the bundle from before a save or from after it, whole, never the moment between renames.
-- Whoever takes the lock repairs what a killed save left: a `.NAME.old` without NAME is renamed
-  back (the overwrite never finished, the old bundle stays), a `.NAME.old` beside NAME is removed
-  (it finished), and `.staging/` is emptied (no save runs while we hold the lock, so anything there
-  is a leftover). Readers repair only the bundle they read; `list_bundles` repairs the folder.
-- A folder we cannot lock (read-only) is read without the lock: nobody can be writing to it.
+Several app sessions, CLI runs and killed processes share one models folder: its lock, staged
+saves and the repair after a killed save are models_folder.py's (read its docstring).
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
-import re
 import shutil
-import tempfile
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock, Timeout
 
+from . import models_folder
 from .bundle_schema import FORMAT_VERSION, BundleError, check_meta, check_state, check_weights
-from .errors import NAME_PATTERN, NAME_REGEX, check_name  # noqa: F401 (check_name: part of the registry's API)
+from .errors import NAME_PATTERN, check_name  # noqa: F401 (check_name: part of the registry's API)
 from .model import DoseNet, ModelConfig
 from .paths import DEFAULT_MODELS_DIR
-from .predictor import DosePredictor
+from .predictor import InputScaling, NetworkPredictor
 from .provenance import trained_on
 from .scaling import MinMaxScaler
 
 __all__ = ["BundleError", "FORMAT_VERSION", "ModelBundle", "save_bundle", "load_bundle", "list_bundles",
-           "delete_bundle", "recover", "bundle_files", "bundle_stamp", "check_name", "check_against_data"]
+           "delete_bundle", "bundle_files", "bundle_stamp", "check_name", "check_against_data"]
 
 WEIGHTS_FILE = "weights.pt"
 META_FILE = "bundle.json"
-LOCK_FILE = ".registry.lock"
-STAGING_DIR = ".staging"
-OLD_SUFFIX = ".old"
-LOCK_TIMEOUT_S = 30.0  # a save of a DoseNet takes well under a second; longer means something is stuck
 MAX_FILE_BYTES = 200 * 1024 * 1024
-# `.NAME.xxxxxxxx`: the temporary folders of the earlier save_bundle (tempfile.mkdtemp), which took no
-# lock, so only old ones are surely dead.
-_LEGACY_TEMP = re.compile(rf"\.{NAME_REGEX}\.[a-z0-9_]{{8}}")
-LEGACY_TEMP_AGE_S = 300.0
 log = logging.getLogger(__name__)
 
 
@@ -96,10 +73,14 @@ class ModelBundle:
         monotone network; bundles saved before it are not, and their What-if curves are checked."""
         return self.model.cfg.is_monotone
 
-    def predictor(self, conformal: dict | None = None) -> DosePredictor:
-        """The bundle's network with its own scalers, patient index and conformal table (or `conformal`)."""
+    @property
+    def scaling(self) -> InputScaling:
+        return InputScaling(self.seq_scaler, self.now_scaler, self.patient_index)
+
+    def predictor(self, conformal: dict | None = None) -> NetworkPredictor:
+        """The bundle's network with its own scaling and conformal table (or `conformal`)."""
         table = self.meta.get("conformal") if conformal is None else conformal
-        return DosePredictor.of_network(self.model, self.seq_scaler, self.now_scaler, self.patient_index, table, self.name)
+        return NetworkPredictor(self.model, self.scaling, table, self.name)
 
 
 def library_versions() -> dict[str, str]:
@@ -124,143 +105,21 @@ def save_bundle(model: DoseNet, meta: dict, name: str, models_dir: Path = DEFAUL
     check_meta(meta_bytes, name)  # what is on disk is what gets checked
     check_state(model, name)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with _locked(models_dir, write=True):
-        _recover_name(models_dir, name)
+    with models_folder.locked(models_dir, write=True):
+        models_folder.recover_name(models_dir, name)
         final = models_dir / name
         if final.exists() and not overwrite:
             raise BundleError(f"A model named {name!r} already exists; pick another name or overwrite it.")
-        staged = _staging_folder(models_dir, name)
+        staged = models_folder.staging_folder(models_dir, name)
         try:
             torch.save(state, staged / WEIGHTS_FILE)
             (staged / META_FILE).write_bytes(meta_bytes)
-            _sync_files(staged)
-            _move_into_place(staged, final)
+            models_folder.sync_files(staged)
+            models_folder.move_into_place(staged, final)
         except BaseException:
             shutil.rmtree(staged, ignore_errors=True)
             raise
     return final
-
-
-def _staging_folder(models_dir: Path, name: str) -> Path:
-    staging = models_dir / STAGING_DIR
-    staging.mkdir(exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=staging))
-    staged.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared
-    return staged
-
-
-def _sync_files(folder: Path) -> None:
-    """Data on disk before the rename that publishes it (a power cut must not publish empty files)."""
-    for path in folder.iterdir():
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
-
-
-def _move_into_place(staged: Path, final: Path) -> None:
-    if not final.exists():
-        os.replace(staged, final)
-        return
-    old = _old_of(final.parent, final.name)
-    os.replace(final, old)  # a crash from here until the next rename is repaired by _recover_name
-    os.replace(staged, final)
-    _remove(old)
-
-
-def _old_of(models_dir: Path, name: str) -> Path:
-    return models_dir / f".{name}{OLD_SUFFIX}"
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-@contextmanager
-def _locked(models_dir: Path, write: bool = False):
-    """Hold the models folder's lock (see the module docstring); yields whether it is held.
-
-    Threads of one process (the sessions of a server) queue on a threading lock first and take the
-    file lock one at a time: FileLock polls (sleeping 50 ms a try), so under 20 sessions listing
-    the models at once most of a page view went to those sleeps; a threading lock wakes the next
-    thread at once. Other processes (the CLI, another server, a training worker) still meet at the
-    file lock."""
-    busy = BundleError(f"The models folder {models_dir} has been busy for {LOCK_TIMEOUT_S:.0f} s; try again.")
-    in_process = _thread_lock(models_dir)
-    if not in_process.acquire(timeout=LOCK_TIMEOUT_S):
-        raise busy
-    try:
-        lock = FileLock(models_dir / LOCK_FILE, timeout=LOCK_TIMEOUT_S, is_singleton=True, preserve_lock_file=True)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise busy from None
-        except OSError as exc:
-            if write:
-                raise BundleError(f"Cannot lock the models folder {models_dir}: {exc}") from None
-            yield False  # read-only or missing folder: nobody can be changing it
-            return
-        try:
-            yield True
-        finally:
-            lock.release()
-    finally:
-        in_process.release()
-
-
-_THREAD_LOCKS: dict[str, threading.RLock] = {}
-_THREAD_LOCKS_GUARD = threading.Lock()
-
-
-def _forget_thread_locks() -> None:
-    """In a forked child: the parent's threads (and what they held) are gone; start afresh."""
-    global _THREAD_LOCKS_GUARD
-    _THREAD_LOCKS.clear()
-    _THREAD_LOCKS_GUARD = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_thread_locks)
-
-
-def _thread_lock(models_dir: Path) -> threading.RLock:
-    """One re-entrant lock per models folder in this process (re-entrant: a save repairs and
-    reads under the lock it holds)."""
-    key = os.path.abspath(models_dir)
-    with _THREAD_LOCKS_GUARD:
-        return _THREAD_LOCKS.setdefault(key, threading.RLock())
-
-
-def _recover_name(models_dir: Path, name: str) -> str | None:
-    """Repair what a killed save of `name` left (call with the lock held); a note when it did."""
-    old, final = _old_of(models_dir, name), models_dir / name
-    if not old.exists():
-        return None
-    if final.exists():
-        _remove(old)
-        return f"removed {old.name}, left by a save of {name!r} that was killed after it finished"
-    os.replace(old, final)
-    return f"restored {name!r} from {old.name}: a save that would have replaced it was killed"
-
-
-def recover(models_dir: Path = DEFAULT_MODELS_DIR) -> list[str]:
-    """Repair the whole folder after crashes (call with the lock held); one note per repair."""
-    models_dir = Path(models_dir)
-    notes = []
-    for entry in sorted(models_dir.iterdir()) if models_dir.is_dir() else []:
-        if entry.name.startswith(".") and entry.name.endswith(OLD_SUFFIX):
-            note = _recover_name(models_dir, entry.name[1:-len(OLD_SUFFIX)])
-            notes += [note] if note else []
-        elif entry.name == STAGING_DIR:
-            for leftover in sorted(entry.iterdir()):
-                _remove(leftover)
-                notes.append(f"removed {STAGING_DIR}/{leftover.name}, left by a killed save")
-        elif _LEGACY_TEMP.fullmatch(entry.name) and time.time() - entry.stat().st_mtime > LEGACY_TEMP_AGE_S:
-            _remove(entry)  # the earlier code's `.NAME.xxxxxxxx` temporaries; it took no lock
-            notes.append(f"removed {entry.name}, a temporary folder left by a killed save")
-    for note in notes:
-        log.warning("models folder %s: %s", models_dir, note)
-    return notes
 
 
 def _json_default(value):
@@ -276,9 +135,9 @@ def _json_default(value):
 def bundle_files(path: Path) -> dict[str, bytes]:
     """The bytes of a bundle's two files, read together under the lock: both from one save."""
     path = Path(path)
-    with _locked(path.parent) as locked:
+    with models_folder.locked(path.parent) as locked:
         if locked:
-            _recover_name(path.parent, path.name)
+            models_folder.recover_name(path.parent, path.name)
         return _read_files(path)
 
 
@@ -313,9 +172,9 @@ def read_meta(path: Path) -> dict:
 def bundle_stamp(path: Path) -> tuple:
     """What changes whenever a save replaces the bundle at `path` (a cache key); BundleError if none."""
     path = Path(path)
-    with _locked(path.parent) as locked:
+    with models_folder.locked(path.parent) as locked:
         if locked:
-            _recover_name(path.parent, path.name)
+            models_folder.recover_name(path.parent, path.name)
         try:
             return _stamp(path)
         except OSError:
@@ -342,9 +201,9 @@ def list_bundles(models_dir: Path = DEFAULT_MODELS_DIR) -> list[dict]:
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
         return []
-    with _locked(models_dir) as locked:
+    with models_folder.locked(models_dir) as locked:
         if locked:
-            recover(models_dir)
+            models_folder.recover(models_dir)
         found = [(path, _files_or_error(path)) for path in _bundle_folders(models_dir)]
     return [_summary(path, files) for path, files in found]
 
@@ -425,10 +284,10 @@ def delete_bundle(name: str, models_dir: Path = DEFAULT_MODELS_DIR) -> None:
     """Remove a bundle, broken or not: renamed out of sight first, so a kill mid-way leaves no half."""
     models_dir = Path(models_dir)
     path = models_dir / check_name(name)
-    with _locked(models_dir, write=True):
-        _recover_name(models_dir, name)
+    with models_folder.locked(models_dir, write=True):
+        models_folder.recover_name(models_dir, name)
         if not path.is_dir():
             raise BundleError(f"No model bundle named {name!r}")
-        staged = _staging_folder(models_dir, name)
+        staged = models_folder.staging_folder(models_dir, name)
         os.replace(path, staged / name)
         shutil.rmtree(staged)

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from .baselines import BASELINES, make_baseline
+from .baselines import BASELINES
 from .dataset import Cohort
 from .intervals import coverage_of
 from .metrics import metrics_table, per_patient_metrics
@@ -68,12 +68,11 @@ def baseline_table(cohort: Cohort, exp: ExperimentConfig, baselines: list[str] |
 
 
 def baseline_predictions(prepared: Prepared, baselines: list[str] | None = None) -> pd.DataFrame:
-    """Each baseline fit on the training part and calibrated on the validation part: its dose and
-    interval at every window."""
+    """Each baseline fit on the training part and calibrated on the validation part
+    (`Prepared.fit_baselines`): its dose and interval at every window."""
     ws, every, columns = prepared.ws, np.arange(len(prepared.ws)), {}
-    for name in (list(BASELINES) if baselines is None else baselines):
-        predictor = DosePredictor.of_baseline(make_baseline(name).fit(ws, prepared.train_idx))
-        columns[name], columns[f"{name}_low"], columns[f"{name}_high"] = predictor.calibrated(ws, prepared.val_idx).interval(ws, every)
+    for name, predictor in prepared.fit_baselines(baselines).items():
+        columns[name], columns[f"{name}_low"], columns[f"{name}_high"] = predictor.interval(ws, every)
     return pd.DataFrame(columns, index=pd.RangeIndex(len(ws)))
 
 
@@ -82,16 +81,13 @@ def bundle_prepared(bundle: ModelBundle, features: pd.DataFrame, every_patient: 
     bundle's own selection), scaled with the bundle's own scalers and patient index."""
     exp = bundle_experiment(bundle)
     prepared = prepare(features, replace(exp, patients=()) if every_patient else exp)
-    prepared.seq_scaler, prepared.now_scaler = bundle.seq_scaler, bundle.now_scaler
-    prepared.patient_index = bundle.patient_index
-    return prepared
+    return replace(prepared, scaling=bundle.scaling)
 
 
 def bundle_model(bundle: ModelBundle, prepared: Prepared) -> DosePredictor:
     """The bundle's network with its own conformal table, else one calibrated now on the
     validation part."""
-    model = bundle.predictor()
-    return model if model.conformal is not None else model.calibrated(prepared.ws, prepared.val_idx)
+    return prepared.calibrate(bundle.predictor())
 
 
 def metrics_of(table: pd.DataFrame, part: str = "test") -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Optuna studies in the background: one worker process per study, owned by the server, not by a
 page script, so a page switch, a click elsewhere or a refresh leaves the study running.
 
-The machinery is the training runs' (insulin_core/runs.py: JobManager, the forkserver, the
+The machinery is the background jobs' (insulin_core/jobs.py: JobManager, the forkserver, the
 atomically written status.json, the stop file, the owner token, the alive lock); what differs is
 what the worker does (tune.run_study) and what its status holds. The trials themselves are in the
 Optuna storage, shared by study name as before, so anyone can read them (tune.trials_table); the
@@ -26,9 +26,11 @@ import optuna
 import pandas as pd
 
 from .errors import check_name
-from .runs import FINISHED, STOP_FILE, JobManager, RunSpec, check_owner, worker_frame, write_status
+from .jobs import FINISHED, STOP_FILE, JobManager, check_owner, worker_frame, write_status
+from .runs import RunSpec
 from .train import EpochLog
-from .tune import TuneSettings, best_setup, check_joinable, run_study, storage_label
+from .study_storage import storage_label
+from .tune import TuneSettings, best_setup, check_joinable, run_study
 
 STUDIES_SUBDIR = ".studies"
 RUNNING, STOPPED = "running", "stopped"

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import distributed
+from .arrays import ArrayPart, TrainData, predict_raw
 from .configs import TrainConfig  # noqa: F401 (re-exported)
 from .dose_rule import DOSE_THRESHOLD, to_dose
 from .model import DoseNet, ModelConfig, pick_device
@@ -28,66 +29,6 @@ from .windows import RowWindows
 STOP_REASONS = ("early_stopping", "max_epochs", "stopped_by_user", "diverged")
 DIVERGED_ABS = 1e6  # val loss above this is divergence
 DIVERGED_RATIO = 100.0  # ... and so is val loss above 100x the first epoch's (and above 1.0)
-
-
-@dataclass
-class ArrayPart:
-    seq: np.ndarray | RowWindows  # (n, L, Fs) float32, scaled; RowWindows: a view of its rows
-    now: np.ndarray  # (n, Fn) float32, scaled; Fn may be 0
-    patient: np.ndarray  # (n,) int64; 0 = unknown patient
-    y: np.ndarray  # (n, T) float32, units
-
-    def __len__(self) -> int:
-        return int(self.seq.shape[0])
-
-    def check(self, cfg: ModelConfig, name: str = "part") -> None:
-        n = len(self)
-        want = {"seq": (n, cfg.window, cfg.n_seq_features), "now": (n, cfg.n_now_features),
-                "patient": (n,), "y": (n, cfg.n_targets)}
-        for key, shape in want.items():
-            got = tuple(np.shape(getattr(self, key)))
-            if got != shape:
-                raise ValueError(f"{name}.{key} has shape {got}, expected {shape} for {cfg}")
-        p = np.asarray(self.patient)
-        if n and (p.min() < 0 or p.max() > cfg.n_patients):
-            raise ValueError(f"{name}.patient must be in 0..{cfg.n_patients} (0 = unknown), "
-                             f"got {p.min()}..{p.max()}")
-
-    def tensors(self, device) -> tuple[torch.Tensor, ...]:
-        """(seq, now, patient, y) tensors on `device`, built once."""
-        return (*_inputs(self, device), _f32(self.y).to(device))
-
-
-def _f32(a) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32))
-
-
-class TensorWindows:
-    """RowWindows on a device: `windows[idx]` (a tensor of window positions or a slice) gathers
-    those windows' rows into a (len(idx), L, F) batch, so training never holds every window."""
-
-    def __init__(self, windows: RowWindows, device):
-        self.rows = _f32(windows.rows).to(device)
-        self.ends = torch.as_tensor(windows.ends, dtype=torch.int64).to(device)
-        self.offsets = torch.arange(-windows.length, 0, device=device)
-
-    def __len__(self) -> int:
-        return len(self.ends)
-
-    def __getitem__(self, idx) -> torch.Tensor:
-        return self.rows[self.ends[idx][:, None] + self.offsets]
-
-
-def _inputs(part: ArrayPart, device) -> tuple[torch.Tensor | TensorWindows, torch.Tensor, torch.Tensor]:
-    p = torch.as_tensor(np.ascontiguousarray(part.patient, dtype=np.int64))
-    seq = TensorWindows(part.seq, device) if isinstance(part.seq, RowWindows) else _f32(part.seq).to(device)
-    return seq, _f32(part.now).to(device), p.to(device)
-
-
-@dataclass
-class TrainData:
-    train: ArrayPart
-    val: ArrayPart
 
 
 @dataclass
@@ -378,26 +319,6 @@ def _train(model_cfg, cfg: TrainConfig, data: TrainData, callback, device) -> Tr
         tune_threshold(model, data.val)
     return TrainResult(model, history, stop_reason, best.epoch, time.perf_counter() - start, message, best.score)
 
-
-def _model_device(model: DoseNet) -> torch.device:
-    return next(model.parameters()).device
-
-
-@torch.inference_mode()
-def predict_raw(model: DoseNet, part: ArrayPart, batch: int = 4096
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(amount (n, T) units, P(dose) (n, T)) in eval mode."""
-    model.eval()
-    seq, now, patient = _inputs(part, _model_device(model))  # part.y is not needed
-    amounts, probs = [], []
-    for i in range(0, len(part), batch):
-        amount, logit = model(seq[i:i + batch], now[i:i + batch], patient[i:i + batch])
-        amounts.append(amount.cpu().numpy())
-        probs.append(torch.sigmoid(logit).cpu().numpy())
-    t = model.cfg.n_targets
-    if not amounts:
-        return np.zeros((0, t), np.float32), np.zeros((0, t), np.float32)
-    return np.concatenate(amounts), np.concatenate(probs)
 
 
 THRESHOLD_GRID = np.round(np.arange(0.3, 0.701, 0.05), 2)  # a small validation part overfits wider grids

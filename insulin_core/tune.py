@@ -1,9 +1,9 @@
 """Hyperparameter search with Optuna: a study of DoseNet settings scored by validation MAE.
 
-One study lives in one Optuna storage: by default an embedded journal file in the project's data
-folder (`data/optuna.journal`), or any SQLAlchemy database URL (`sqlite:///...`,
-`postgresql://...`), so that several processes, on one machine or many, work on the same study:
-each asks the storage for the next trial, trains it, and writes the result back.
+One study lives in one Optuna storage (study_storage.py: by default an embedded journal file in
+the project's data folder, or any SQLAlchemy database URL), so that several processes, on one
+machine or many, work on the same study: each asks the storage for the next trial, trains it, and
+writes the result back.
 
 - The search space (`SEARCH_SPACE`) holds only values the Train page offers, and the defaults of
   `configs.DEFAULT_SIZES` / `TrainConfig` / `WindowConfig`, so the default model is one point of it.
@@ -24,21 +24,19 @@ import secrets
 import socket
 import time
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import optuna
 import pandas as pd
 
+from .arrays import TrainData
 from .configs import DEFAULT_SIZES, MAX_MEMBERS, ModelConfig, TrainConfig, check_keys, dense_text, parse_dense
-from .paths import DEFAULT_DATA_DIR
 from .pipeline import ExperimentConfig, bundle_meta, model_config_for, prepare, run_experiment
 from .splits import DEFAULT_SPLIT
-from .train import EpochLog, TrainData, train_model
+from .study_storage import default_storage, is_empty, open_storage, storage_label
+from .train import EpochLog, train_model
 from .windows import WindowConfig
-
-DEFAULT_STORAGE_FILE = DEFAULT_DATA_DIR / "optuna.journal"
 
 # Choices per setting. Every value is one the Train page offers (its select_sliders and sliders),
 # so the best configuration can be sent to its form as it is; the defaults must be among them
@@ -198,68 +196,6 @@ def make_objective(data: TuneData, on_epoch: Callable[[int, EpochLog], bool | No
     return objective
 
 
-# ---- storage ----------------------------------------------------------------------------------
-def default_storage() -> str:
-    return str(DEFAULT_STORAGE_FILE)
-
-
-def is_url(storage: str) -> bool:
-    return "://" in storage
-
-
-def open_storage(storage: str | None = None) -> optuna.storages.BaseStorage:
-    """A SQLAlchemy URL -> RDBStorage; anything else is a journal file path (created if needed)."""
-    storage = storage or default_storage()
-    if is_url(storage):
-        return _open_database(storage)
-    path = Path(storage)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-
-    # An open-lock (O_EXCL lock file) rather than a symlink: works on every file system.
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
-
-
-def _open_database(url: str, attempts: int = 6) -> optuna.storages.RDBStorage:
-    """RDBStorage, retried: workers started together on a fresh database race to create its tables
-    (one gets "UNIQUE constraint failed: alembic_version" or "database is locked"); once the
-    other has made them, opening succeeds."""
-    from sqlalchemy.exc import IntegrityError, OperationalError
-
-    for attempt in range(attempts):
-        try:
-            return optuna.storages.RDBStorage(url)
-        except (ImportError, ModuleNotFoundError) as exc:  # e.g. postgresql:// without its driver
-            raise ValueError(f"Cannot open the study storage {storage_label(url)}: {exc}") from None
-        except (IntegrityError, OperationalError) as exc:
-            if attempt == attempts - 1 or not _is_race(exc):
-                raise ValueError(f"Cannot open the study storage {storage_label(url)}: "
-                                 f"{str(exc).splitlines()[0]}") from None
-            time.sleep(0.2 * (attempt + 1) + secrets.randbelow(200) / 1000)
-        except Exception as exc:  # SQLAlchemy's other errors: bad URL, unknown dialect
-            raise ValueError(f"Cannot open the study storage {storage_label(url)}: "
-                             f"{str(exc).splitlines()[0]}") from None
-    raise AssertionError("unreachable")
-
-
-def _is_race(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return any(sign in text for sign in ("unique constraint", "already exists", "database is locked", "duplicate"))
-
-
-def storage_label(storage: str | None) -> str:
-    """The storage as it may be shown and written into a bundle: never a password."""
-    storage = storage or default_storage()
-    if not is_url(storage):
-        return storage
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(storage).render_as_string(hide_password=True)
-    except Exception:  # unparsable: keep the scheme only
-        return storage.split("://", 1)[0] + "://..."
-
-
 def default_study_name(settings: TuneSettings, fingerprint: str) -> str:
     """Workers with the same data and split meet in the same study without naming it."""
     return f"dose-{settings.split}-{fingerprint[:8]}"
@@ -330,7 +266,7 @@ def check_joinable(name: str, storage: str | None, settings: TuneSettings, finge
 
 def find_study(name: str, storage: str | None = None) -> optuna.Study | None:
     """The study `name` if the storage holds it (a journal file that does not exist yet holds none)."""
-    if not is_url(storage or default_storage()) and not Path(storage or default_storage()).exists():
+    if is_empty(storage):
         return None
     try:
         return optuna.load_study(study_name=name, storage=open_storage(storage))
@@ -339,7 +275,7 @@ def find_study(name: str, storage: str | None = None) -> optuna.Study | None:
 
 
 def study_names(storage: str | None = None) -> list[str]:
-    if not is_url(storage or default_storage()) and not Path(storage or default_storage()).exists():
+    if is_empty(storage):
         return []
     return sorted(optuna.study.get_all_study_names(open_storage(storage)))
 
@@ -417,16 +353,6 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     if not done:
         raise ValueError(f"Study {study.study_name!r} has no finished trial yet")
     return min(done, key=lambda t: (t.value, t.number))
-
-
-def train_config_form(params: dict) -> dict:
-    """A trial's parameters as the Train page's form values (its session_state keys)."""
-    sizes = sizes_of(params)
-    return {"train_window": int(params["window"]), "train_lstm_hidden": sizes["lstm_hidden"],
-            "train_lstm_layers": sizes["lstm_layers"], "train_gru_hidden": sizes["gru_hidden"],
-            "train_gru_layers": sizes["gru_layers"], "train_dense": dense_text(sizes["dense"], ", "),
-            "train_dropout": float(sizes["dropout"]), "train_lr": float(params["lr"]),
-            "train_batch": int(params["batch"]), "train_attention": bool(sizes["attention"])}
 
 
 @dataclass(frozen=True)

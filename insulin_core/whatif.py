@@ -1,6 +1,7 @@
 """The what-if engine on a saved model: counterfactual doses and dose-response sweeps for the
-scenarios of `scenarios.py`, with the conformal intervals of the bundle's `DosePredictor`, the
-safety flags of `safety.py` and the occlusion explanations of `explain.py`.
+scenarios of `scenarios.py` (rebuilt by `rebuild.py`), with the conformal intervals of the
+bundle's `NetworkPredictor`, the safety flags of `safety.py` and the occlusion explanations of
+`explain.py`.
 
 Sweeps (glucose now over the meter range, meal size now) and edits of the moment alone reuse one
 rebuilt history (cached per scenario key) and run as one batched forward pass; edits inside the
@@ -18,14 +19,20 @@ import pandas as pd
 from .codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVEL_NAMES, MAX_PLAUSIBLE_DOSE, level_name
 from .explain import Explanation, explain_occlusion, explanation_of, occlusion_batch
 from .features import DECISION_KINDS, NOW_FEATURES, add_decision_doses, add_features, build_timeline, day_parts
-from .predictor import DosePredictor
+from .intervals import zero_width_table
+from .labels import LEVEL_PHRASES
+from .predictor import NetworkPredictor
 from .registry import ModelBundle
 from .serving import bundle_experiment, bundle_prepared
 from .safety import (MONOTONE_GRID, MONOTONE_TOLERANCE_U, SafetyFlag, above_history_flag, flat_zero_flag,
                      non_monotone_flag, nonmonotone_summary, out_of_range_flag, uncertain_dose_flag)
-from .scenarios import (  # noqa: F401 (the scenario API is used through this module too)
-    MAX_SWEEP_POINTS, NEXT, SIMILAR_GLUCOSE_MGDL, SWEEP_POINTS, Built, Scenario, _NOW, band_variants,
-    build, check_glucose, check_level, edits_from_widgets, parse_time_of_day, scenario_events, set_moment)
+from .rebuild import NOW_INDEX, Built, band_variants, build, set_moment
+from .scenarios import Scenario, check_glucose
+
+SWEEP_POINTS = 100
+# Each point is a copy of the model input: 10^8 points once took all the machine's memory.
+MAX_SWEEP_POINTS = 1_000
+SIMILAR_GLUCOSE_MGDL = 20.0
 
 # --------------------------------------------------------------------------------------------
 # Predictions, sweeps
@@ -49,6 +56,20 @@ class Prediction:
     @property
     def change(self) -> float | None:
         return None if self.unedited_dose is None else self.dose - self.unedited_dose
+
+    def words(self, actual_dose: float | None = None) -> str:
+        """The scenario as the model saw it and its answer, in one sentence (beside Scenario.words,
+        which names only the edits); `actual_dose`, the dose on record, when there is one."""
+        i = self.inputs
+        glucose = f"glucose {i['glucose_now']:.0f} mg/dL" if i["glucose_now"] is not None else "no glucose reading"
+        parts = [glucose, LEVEL_PHRASES["meal"][i["meal_now"]], LEVEL_PHRASES["exercise"][i["exercise_now"]],
+                 "hypoglycemic symptoms" if i["hypo_now"] else "no hypo", f"{i['time']} ({i['day_part']})"]
+        if self.scenario.glucose_readings:
+            parts.append(f"{len(self.scenario.glucose_readings)} window reading(s) edited")
+        change = "" if self.change is None else f"; unedited {self.unedited_dose:.0f} U (change {self.change:+.0f} U)"
+        actual = "" if actual_dose is None else f"; actually given {actual_dose:.0f} U"
+        return (f"Scenario: {', '.join(parts)} -> {self.dose:.0f} U of Regular (90% interval {self.low:.0f}-"
+                f"{self.high:.0f} U), P(dose) {self.p_dose:.0%}{change}{actual}.")
 
     def to_dict(self) -> dict:
         return {"patient_id": self.patient_id, "moment": str(self.moment), "day_part": self.day_part,
@@ -123,7 +144,7 @@ class WhatIf:
                         for p, g in events.groupby("patient_id")}
         self.window = bundle_experiment(bundle).window  # read once: every rebuild needs it
         self._conformal = conformal
-        self._predictor: DosePredictor | None = None
+        self._predictor: NetworkPredictor | None = None
         self._built: dict[tuple, Built] = {}
         self._unedited: dict[tuple, float] = {}
         self._timelines: dict[int, pd.DataFrame] = {}
@@ -131,7 +152,7 @@ class WhatIf:
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
-    def predictor(self) -> DosePredictor:
+    def predictor(self) -> NetworkPredictor:
         """The bundle's network with its conformal table (the given one, the bundle's, or one
         calibrated now on the bundle's own validation part)."""
         if self._predictor is None:
@@ -139,8 +160,7 @@ class WhatIf:
             if found.conformal is None:
                 features = self.features if self.features is not None else add_features(
                     build_timeline(pd.concat(self._events.values())))
-                prepared = bundle_prepared(self.bundle, features, every_patient=False)
-                found = found.calibrated(prepared.ws, prepared.val_idx)
+                found = bundle_prepared(self.bundle, features, every_patient=False).calibrate(found)
                 found.conformal["computed_on_the_fly"] = True
             self._predictor = found
         return self._predictor
@@ -171,7 +191,7 @@ class WhatIf:
 
     def _heads(self, seq: np.ndarray, now: np.ndarray, patient_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(amount, P(dose), scaled seq, scaled now) for unscaled (n, L, F) / (n, F) inputs."""
-        part = self.predictor.inputs_of(seq, now, np.full(len(now), patient_id))
+        part = self.predictor.scaling.inputs_of(seq, now, np.full(len(now), patient_id))
         amount, p = self.predictor.heads_of_inputs(part)
         return amount, p, part.seq, part.now
 
@@ -249,9 +269,9 @@ class WhatIf:
         return self._unedited[key]
 
     def _inputs(self, now: np.ndarray, built: Built) -> dict:
-        return {"glucose_now": float(now[_NOW["glucose"]]) if now[_NOW["has_glucose"]] > 0 else None,
-                "meal_now": level_name(now[_NOW["meal"]]), "exercise_now": level_name(now[_NOW["exercise"]]),
-                "hypo_now": bool(now[_NOW["hypo"]] > 0), "time": f"{built.moment:%H:%M}", "day_part": built.day_part}
+        return {"glucose_now": float(now[NOW_INDEX["glucose"]]) if now[NOW_INDEX["has_glucose"]] > 0 else None,
+                "meal_now": level_name(now[NOW_INDEX["meal"]]), "exercise_now": level_name(now[NOW_INDEX["exercise"]]),
+                "hypo_now": bool(now[NOW_INDEX["hypo"]] > 0), "time": f"{built.moment:%H:%M}", "day_part": built.day_part}
 
     # -- sweeps ---------------------------------------------------------------------------------
     def sweep_glucose(self, scenario: Scenario, values: np.ndarray | None = None, points: int = SWEEP_POINTS) -> Sweep:
@@ -357,8 +377,7 @@ def nonmonotone_share(bundle, events: pd.DataFrame, features: pd.DataFrame | Non
     ws = prepared.ws
     idx = getattr(prepared.split, part) if part != "all" else np.arange(len(ws))
     idx = idx[ws.now[idx, NOW_FEATURES.index("has_glucose")] > 0]
-    engine = WhatIf(bundle, events, features, conformal={"alpha": 0.1, "groups": {
-        "dose": {"q": 0.0}, "no_dose": {"q": 0.0}}})  # intervals are not needed here
+    engine = WhatIf(bundle, events, features, conformal=zero_width_table())  # only the doses are read
     curves = {}
     for pid, grp in pd.Series(idx, index=ws.context["patient_id"].to_numpy()[idx]).groupby(level=0):
         take = grp.to_numpy()[-max_per_patient:]

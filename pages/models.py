@@ -6,6 +6,7 @@ from insulin_core.labels import METRIC_LABELS, STOP_LABELS, label, plain_table
 from insulin_core.registry import delete_bundle, save_bundle
 from insulin_core.serving import check_bundle_fits
 from ui import charts, tables
+from ui.chart_specs import chart_spec
 from ui.bundles import bundle_from_zip, zip_bundle
 from ui.cache import load_saved, models_dir
 from ui.session import (SHIPPED_MODEL, active_model_ref, candidates, current_cohort, current_fingerprint, model_label, page_header,
@@ -85,7 +86,7 @@ with tab_compare:
         tables.show(plain_table(model_only.drop(columns="predictor")), key="models_compare_table", digits=3,
                     integers=(METRIC_LABELS["n"], METRIC_LABELS["n_dose"]))
         long = model_only.melt(id_vars=["model"], value_vars=["mae", "rmse", "r2", "within_1u"], var_name="metric")
-        st.vega_lite_chart(charts.chart_spec(charts.compare_models, long.assign(metric=long["metric"].map(METRIC_LABELS))),
+        st.vega_lite_chart(chart_spec(charts.compare_models, long.assign(metric=long["metric"].map(METRIC_LABELS))),
                         width="stretch")
         with st.expander("Each model beside the baselines it was scored with (test part)"):
             tables.show(plain_table(metrics), digits=3,

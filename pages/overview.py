@@ -8,6 +8,7 @@ from insulin_core.download import UCI_URL, download_aim94
 from insulin_core.labels import REASON_LABELS
 from insulin_core.source import DataSource, check_allowed_folder
 from ui import charts
+from ui.chart_specs import chart_spec
 from ui.cache import cached_cohort
 from ui.session import adopt_upload, current_cohort, current_source, env_data_dir, load_upload, page_header, set_source, shows_errors
 
@@ -107,7 +108,7 @@ by_kind = pd.DataFrame({"kind": [KIND_WORDS.get(k, k) for k in summary["events_b
                         "events": list(summary["events_by_kind"].values())})
 report = cohort.report
 left, right = st.columns(2)
-left.vega_lite_chart(charts.chart_spec(charts.counts_bar, by_kind, "kind", "events", "Events by kind"), width="stretch")
+left.vega_lite_chart(chart_spec(charts.counts_bar, by_kind, "kind", "events", "Events by kind"), width="stretch")
 with right:
     st.subheader("Data quality")
     st.write(f"{report.lines:,} lines read, {report.accepted:,} accepted, {report.rejected_total:,} rejected.")

@@ -4,6 +4,7 @@ import datetime as dt
 import streamlit as st
 
 from ui import charts
+from ui.chart_specs import chart_spec
 from ui.session import current_cohort, page_header
 
 page_header("Patients", uses_models=False)
@@ -38,7 +39,7 @@ if len(typos):
     st.caption(":material/warning: " + "; ".join(f"{r.insulin} {r.recorded:g} U on {r.timestamp:%Y-%m-%d %H:%M} (patient {r.patient})"
                                                  for r in typos.itertuples())
                + ": implausible doses (typing errors), drawn at the plausible maximum and marked with a red triangle.")
-st.vega_lite_chart(charts.chart_spec(charts.patient_timeline, shown), width="stretch")
+st.vega_lite_chart(chart_spec(charts.patient_timeline, shown), width="stretch")
 left, right = st.columns(2)
-left.vega_lite_chart(charts.chart_spec(charts.daily_pattern, tl), width="stretch")
-right.vega_lite_chart(charts.chart_spec(charts.sliding_scale, tl), width="stretch")
+left.vega_lite_chart(chart_spec(charts.daily_pattern, tl), width="stretch")
+right.vega_lite_chart(chart_spec(charts.sliding_scale, tl), width="stretch")

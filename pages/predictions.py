@@ -6,6 +6,7 @@ from insulin_core.labels import METRIC_LABELS, PART_LABELS, PREDICTOR_LABELS, de
 from insulin_core.serving import (NOTE_EXACT, NOTE_NO_DOSE, NOTE_NO_DOSE_PERFECT, bundle_experiment, check_bundle_fits,
                                   interval_coverage_of, metrics_of, per_patient_of)
 from ui import charts, tables
+from ui.chart_specs import chart_spec
 from ui.cache import predictions
 from ui.session import model_page, shows_errors
 
@@ -46,7 +47,7 @@ week = st.select_slider("Week starting", weeks, key="pred_week", persist_state="
 in_week = rows[rows["week"].dt.date == week]
 st.caption(f"Patient {patient}, week of {week:%d %b %Y}: {len(in_week)} decision points "
            f"({', '.join(f'{n} in the {PART_LABELS[p]}' for p, n in in_week['part'].value_counts().items())}).")
-st.vega_lite_chart(charts.chart_spec(charts.actual_vs_predicted, in_week, ["predicted", *baselines]), width="stretch")
+st.vega_lite_chart(chart_spec(charts.actual_vs_predicted, in_week, ["predicted", *baselines]), width="stretch")
 
 scored = rows if part == "all" else rows[rows["part"] == part]
 if scored.empty:
@@ -54,8 +55,8 @@ if scored.empty:
             icon=":material/info:")
 else:
     left, right = st.columns(2)
-    left.vega_lite_chart(charts.chart_spec(charts.predicted_scatter, scored), width="stretch")
-    right.vega_lite_chart(charts.chart_spec(charts.residuals, scored), width="stretch")
+    left.vega_lite_chart(chart_spec(charts.predicted_scatter, scored), width="stretch")
+    right.vega_lite_chart(chart_spec(charts.residuals, scored), width="stretch")
     # two narrow tables rather than one of eleven columns, which scrolled sideways at 1280 px
     scores = metrics_of(scored, "all")
     for heading, suffix, count in (("all {n} decision points", "", "n"), ("the {n} dose occasions only", "_dose", "n_dose")):

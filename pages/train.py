@@ -5,27 +5,15 @@ import streamlit as st
 
 from insulin_core.baselines import BASELINES
 from insulin_core.codes import MAX_DOSE_WINDOW_MIN
-from insulin_core.configs import DEFAULT_SIZES, MAX_MEMBERS, MAX_WINDOW, dense_text, parse_dense
+from insulin_core.configs import MAX_MEMBERS, MAX_WINDOW
 from insulin_core.labels import label, plain_table
-from insulin_core.pipeline import ExperimentConfig
-from insulin_core.runs import RunSpec
 from insulin_core.splits import SPLITS
-from insulin_core.train import TrainConfig
-from insulin_core.windows import TARGETS, WindowConfig
+from insulin_core.windows import TARGETS
 from ui import charts
-from ui.session import form_defaults, DEFAULT_BASELINES, current_cohort, page_header, set_active_model, shows_errors
-from ui.training import data_tag, owner_token, run_manager, runs_panel, runs_table, started_here
+from ui.session import form_defaults, current_cohort, page_header, set_active_model, shows_errors
+from ui.train_form import FORM_DEFAULTS, run_spec_of
+from ui.training import owner_token, run_manager, runs_panel, runs_table, started_here
 
-# Every default comes from the core's configs, so the form trains what the CLI trains by default.
-_T, _W, _E = TrainConfig(), WindowConfig(), ExperimentConfig()
-DEFAULTS = {
-    "train_patients": [], "train_window": _W.length, "train_target": _W.target, "train_split": _E.split,
-    "train_dose_window": _W.dose_window,
-    **{f"train_{k}": v for k, v in DEFAULT_SIZES.items() if k not in ("dense", "patient_embedding")},
-    "train_dense": dense_text(DEFAULT_SIZES["dense"], ", "), "train_embedding": DEFAULT_SIZES["patient_embedding"],
-    "train_epochs": _T.epochs, "train_lr": _T.lr, "train_batch": _T.batch, "train_patience": _T.patience,
-    "train_seed": _T.seed, "train_baselines": DEFAULT_BASELINES,
-}
 WIDTHS = [4, 8, 16, 32, 64, 128, 256]
 
 page_header("Train a model")
@@ -33,7 +21,7 @@ owner = owner_token()
 cohort = current_cohort()
 if cohort is None:
     st.stop()
-form_defaults(DEFAULTS, "train_patients", cohort)
+form_defaults(FORM_DEFAULTS, "train_patients", cohort)
 
 with st.form("train_form", border=True):
     data_col, net_col, fit_col = st.columns(3)
@@ -80,21 +68,8 @@ with st.form("train_form", border=True):
 
 
 if submitted:
-    s = st.session_state
     with shows_errors("These settings cannot be used"):
-        dense = parse_dense(s["train_dense"])
-        exp = ExperimentConfig(WindowConfig(s["train_window"], s["train_target"], dose_window=int(s["train_dose_window"])),
-                               s["train_split"],
-                               tuple(s["train_patients"]), seed=int(s["train_seed"]))
-        sizes = dict(lstm_hidden=s["train_lstm_hidden"], lstm_layers=s["train_lstm_layers"],
-                     gru_hidden=s["train_gru_hidden"], gru_layers=s["train_gru_layers"], dense=dense,
-                     dropout=float(s["train_dropout"]), patient_embedding=s["train_embedding"],
-                     attention=bool(s["train_attention"]), members=int(s["train_members"]))
-        # One thread: on a small shared CPU, torch's default threads make this model far slower.
-        train_cfg = TrainConfig(epochs=s["train_epochs"], patience=s["train_patience"], batch=s["train_batch"],
-                                lr=float(s["train_lr"]), seed=int(s["train_seed"]), threads=1)
-        spec = RunSpec(exp, sizes, train_cfg, tuple(s["train_baselines"]), cohort.source.label, cohort.fingerprint,
-                       data_tag(cohort.source))
+        spec = run_spec_of(st.session_state, cohort)
     with shows_errors("Could not start the training", stop=False):
         started_here().add(run_manager().start(owner, cohort.features, spec))
 
@@ -125,10 +100,8 @@ else:
     (st.warning if stopped or last.stop_reason == "diverged" else st.success)(last.message, icon=":material/flag:")
     st.caption(f"Windows: {last.sizes['train']:,} train, {last.sizes['val']:,} validation, {last.sizes['test']:,} test. "
                f"Seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in last.seconds.items()))
-    metrics = last.metrics
-    headline = metrics[metrics["rows"] == "all"].drop(columns="rows")
+    headline, model_row = last.all_rows(), last.headline()
     cols = st.columns(4)
-    model_row = headline[headline["name"] == "model"].iloc[0]
     cols[0].metric("MAE (units)", f"{model_row['mae']:.2f}")
     cols[1].metric("RMSE (units)", f"{model_row['rmse']:.2f}")
     cols[2].metric("R²", f"{model_row['r2']:.2f}")

@@ -6,12 +6,14 @@ from insulin_core.configs import MAX_MEMBERS
 from insulin_core.labels import label
 from insulin_core.splits import SPLITS
 from insulin_core.studies import best_run_spec
-from insulin_core.tune import (TuneSettings, best_trial, default_study_name, find_study, storage_label,
-                               study_names, study_settings, train_config_form, trials_table)
+from insulin_core.study_storage import storage_label
+from insulin_core.tune import (TuneSettings, best_trial, default_study_name, find_study, study_names, study_settings,
+                               trials_table)
 from ui import charts
 from ui.session import form_defaults, DEFAULT_BASELINES, current_cohort, page_header, shows_errors
+from ui.train_form import form_of_trial
 from ui.training import adopt_finished, data_tag, owner_token, run_manager, started_here
-from ui.tuning import PARAMS, last_outcome, study_manager, study_panel, trial_columns, tune_storage
+from ui.tuning import PARAMS, last_outcome, settings_of, study_manager, study_panel, trial_columns, tune_storage
 
 _S = TuneSettings()
 DEFAULTS = {"tune_study": "", "tune_trials": 12, "tune_timeout_min": 0, "tune_split": _S.split,
@@ -49,8 +51,7 @@ known = study_names(storage)
 st.caption(f"Storage: {storage_label(storage)}" + (f"; studies in it: {', '.join(known)}" if known else ""))
 
 s = st.session_state
-settings = TuneSettings(split=s["tune_split"], patients=tuple(s["tune_patients"]), epochs=int(s["tune_epochs"]),
-                        seed=int(s["tune_seed"]), members=int(s["tune_members"]))
+settings = settings_of(s)
 name = s["tune_study"].strip() or default_study_name(settings, cohort.fingerprint)
 if submitted:
     with shows_errors("The study could not start", stop=False):
@@ -90,11 +91,7 @@ with st.container(border=True):
                 + ", ".join(f"{k} {v}" for k, v in best.params.items()))
     send_col, name_col, save_col = st.columns([2, 3, 1], vertical_alignment="bottom")
     if send_col.button("Send to the Train page", key="tune_send", icon=":material/send:"):
-        tuned = study_settings(study)
-        s.update(train_config_form(best.params))
-        s.update({"train_split": tuned.split, "train_patients": list(tuned.patients), "train_epochs": tuned.epochs,
-                  "train_patience": tuned.patience, "train_seed": tuned.seed, "train_target": tuned.target,
-                  "train_dose_window": tuned.dose_window})
+        s.update(form_of_trial(best.params, study_settings(study)))
         st.success("The Train page's form now holds these settings.", icon=":material/check_circle:")
         st.page_link("pages/train.py", label="Open Train", icon=":material/model_training:")
     name_col.text_input("Or train it and save it under the name", key="tune_save_name", persist_state="session",

@@ -1,14 +1,11 @@
 """What-if: change what was known at one decision moment and see how the model's dose answer moves.
 
-A thin page over `insulin_core.whatif.WhatIf`: pick a model, a patient and a decision point (the
-list or a click on the timeline), move the moment's inputs and see the dose, its 90% conformal
-interval, P(dose), the change from the unedited prediction, the safety flags, the dose-response
-curves and an occlusion explanation. The inputs and results sit in one `st.fragment`, so a slider
-move reruns only that part; moment edits use the engine's `rebuild=False` fast path.
-
-The engine is shared with `st.cache_resource` (every model is a saved bundle): it holds only
-memoised data derived from (bundle, cohort) (rebuilt histories, unedited doses, timelines), no
-per-user state.
+A thin page over `insulin_core.whatif.WhatIf` (shared engines, answers and widget glue in
+`ui/whatif.py`): pick a model, a patient and a decision point (the list or a click on the
+timeline), move the moment's inputs and see the dose, its 90% conformal interval, P(dose), the
+change from the unedited prediction, the safety flags, the dose-response curves and an occlusion
+explanation. The inputs and results sit in one `st.fragment`, so a slider move reruns only that
+part; moment edits use the engine's `rebuild=False` fast path.
 """
 from __future__ import annotations
 
@@ -18,73 +15,25 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from insulin_core.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVEL_NAMES, level_name
+from insulin_core.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVEL_NAMES
 from insulin_core.fidelity import summary_text
-from insulin_core.labels import FEATURE_LABELS, LEVEL_PHRASES
-from insulin_core.registry import ModelBundle
+from insulin_core.labels import FEATURE_LABELS, FLAG_TITLES
+from insulin_core.scenarios import NEXT, Scenario
 from insulin_core.serving import bundle_experiment, check_bundle_fits
-from insulin_core.whatif import NEXT, Scenario, WhatIf, edits_from_widgets
+from insulin_core.whatif import WhatIf
 from ui import charts
-from ui.cache import bundle_key, decision_points, window_key
+from ui.cache import decision_points, window_key
 from ui.session import CORE_ERRORS, model_page, shows_errors
+from ui.whatif import (answers, edits_from_widgets, engine_for, patient_points, pick_from_timeline,
+                       recorded_prediction, recorded_widgets, recorded_window, restore, saved_row, shared_engine_key,
+                       window_readings, window_table)
 
 FIDELITY_FIGURES = Path(__file__).resolve().parent.parent / "docs" / "fidelity.json"  # bench/fidelity.py writes it
 NEXT_LABEL = "next (after their last entry)"
-GLUCOSE_WITHOUT_READING = 150  # where the glucose slider starts when nothing was measured
-FLAG_TITLES = {"out_of_range": "Outside the training data", "non_monotone": "Dose-response not monotone",
-               "above_history": "Far above their own history", "uncertain": "Dose or no dose: a coin toss",
-               "flat_zero": "No dose at any glucose"}
 MONOTONE_NOTE = (":material/trending_up: Monotone by construction: whatever this model learned, its dose never "
                  "falls as glucose now rises, and never rises with exercise now.")
 NOT_MONOTONE_NOTE = (":material/warning: This model was saved before the monotone network: its dose can fall as "
                      "glucose rises. The 'not monotone' flag above checks this curve at every moment.")
-WINDOW_SHOWN = ["timestamp", "day_part", "glucose", "regular", "nph", "ultralente", "meal", "exercise", "hypo"]
-
-
-@st.cache_resource(max_entries=4, show_spinner="Preparing the what-if engine...")
-def _shared_engine(bundle_id: tuple, fingerprint: str, _bundle: ModelBundle, _cohort) -> WhatIf:
-    return WhatIf(_bundle, _cohort.events, _cohort.features)
-
-
-def engine_for(bundle: ModelBundle, cohort) -> WhatIf:
-    return _shared_engine(*shared_engine_key(bundle, cohort), bundle, cohort)
-
-
-def shared_engine_key(bundle: ModelBundle, cohort) -> tuple:
-    """What names a shared engine: a saved bundle (ui.cache.bundle_key) on a cohort."""
-    return bundle_key(bundle), cohort.fingerprint
-
-
-# Speed: answers are shared by every session and rerun that asks the same scenario of the same engine
-# (the first view of a moment is the same for everyone; a slider moved back is asked again).
-@st.cache_resource(max_entries=256, show_spinner=False)
-def _shared_answers(engine_key: tuple, scenario_key: str, _engine: WhatIf, _scenario: Scenario) -> tuple:
-    return _engine.answers(_scenario, points=100)  # the four answers from one forward pass
-
-
-def answers(engine: WhatIf, engine_key: tuple, scenario: Scenario) -> tuple:
-    """(prediction, glucose sweep, meal sweep, explanation) of a scenario; raises CORE_ERRORS."""
-    return _shared_answers(engine_key, repr(scenario), engine, scenario)
-
-
-@st.cache_resource(max_entries=256, show_spinner=False)
-def _shared_recorded(engine_key: tuple, patient: int, at_key: str, _engine: WhatIf, _scenario: Scenario):
-    return _engine.predict(_scenario)
-
-
-def recorded_prediction(engine: WhatIf, engine_key: tuple, patient: int, at):
-    return _shared_recorded(engine_key, patient, str(at), engine, Scenario(patient, at))
-
-
-def restore(values: dict) -> None:
-    """Every what-if widget back to the recorded data (also the reset button's callback)."""
-    st.session_state.update(values)
-
-
-def pick_from_timeline() -> None:
-    picked = st.session_state["whatif_timeline"]["selection"].get("timeline_pick") or []
-    if picked and picked[0].get("point"):
-        st.session_state["whatif_point"] = picked[0]["point"]
 
 
 # ---- model, patient, decision point -------------------------------------------------------------
@@ -108,8 +57,7 @@ if st.session_state.get("whatif_patient") not in patients:
     st.session_state["whatif_patient"] = patients[0]
 patient = patient_col.selectbox("Patient", patients, key="whatif_patient", persist_state="session",
                                 format_func=lambda p: f"patient {p}")
-mine = points[points["patient_id"] == patient].sort_values("timestamp", ascending=False)
-mine = mine.assign(point=mine["timestamp"].dt.strftime("%Y-%m-%d %H:%M"), actual=mine["actual_dose"])
+mine = patient_points(points, patient)
 options = [NEXT, *mine["point"]]
 day_parts = dict(zip(mine["point"], mine["day_part"]))
 if st.session_state.get("whatif_point") not in options:
@@ -123,16 +71,10 @@ st.vega_lite_chart(charts.decision_timeline_spec(mine[["point", "timestamp", "da
                    key="whatif_timeline", on_select=pick_from_timeline, selection_mode="timeline_pick", width="stretch")
 
 # ---- the actual window and dose -----------------------------------------------------------------
-patient_rows = cohort.features.index[cohort.features["patient_id"] == patient]
-if at == NEXT:
-    window = cohort.features.loc[patient_rows[-length:], WINDOW_SHOWN]
-    actual_dose = None
-else:
-    row = int(mine.loc[mine["point"] == point, "row"].iloc[0])
-    window = cohort.features.iloc[row - length:row + 1][WINDOW_SHOWN]
-    actual_dose = float(mine.loc[mine["point"] == point, "actual_dose"].iloc[0])
-shown = window.assign(**{c: window[c].map(level_name) for c in ("meal", "exercise")}, hypo=window["hypo"] > 0,
-                      glucose=window["glucose"].map(lambda g: "–" if pd.isna(g) else f"{g:.0f}"))  # ui-honest: no "None"
+here = mine.loc[mine["point"] == point]
+window = recorded_window(cohort.features, patient, None if at == NEXT else int(here["row"].iloc[0]), length)
+actual_dose = None if at == NEXT else float(here["actual_dose"].iloc[0])
+shown = window_table(window)
 dose_col, window_note_col = st.columns([1, 4], vertical_alignment="bottom")
 window_note_col.caption(f"Below: the {length} entries the model reads"
                         + ("" if at == NEXT else ", then the decision point itself (last row)")
@@ -150,43 +92,22 @@ dose_col.metric("Regular given", "not yet" if actual_dose is None else f"{actual
 
 with shows_errors("Could not rebuild this decision point"):
     recorded = recorded_prediction(engine, engine_key, patient, at)
-history = window.iloc[:length] if at != NEXT else window
-readings = [(i, ts, float(g)) for i, (ts, g) in enumerate(zip(history["timestamp"], history["glucose"])) if pd.notna(g)]
-rec = recorded.inputs
-recorded_widgets = {
-    "whatif_glucose_on": rec["glucose_now"] is not None,
-    "whatif_glucose": int(round(rec["glucose_now"])) if rec["glucose_now"] is not None else GLUCOSE_WITHOUT_READING,
-    "whatif_meal": rec["meal_now"], "whatif_exercise": rec["exercise_now"], "whatif_hypo": rec["hypo_now"],
-    "whatif_time": dt.time.fromisoformat(rec["time"]),
-    **{f"whatif_reading_{i}": g for i, _, g in readings},
-}
+readings = window_readings(window, at, length)
+recorded_values = recorded_widgets(recorded, readings)
 moment_key = (patient, point, length)
-if st.session_state.get("whatif_recorded_for") != moment_key or any(k not in st.session_state for k in recorded_widgets):
-    restore(recorded_widgets)
+if st.session_state.get("whatif_recorded_for") != moment_key or any(k not in st.session_state for k in recorded_values):
+    restore(recorded_values)
     st.session_state["whatif_recorded_for"] = moment_key
 
 
 # ---- the scenario: inputs and results rerun alone -------------------------------------------------
-def describe(p, actual_dose: float | None) -> str:
-    i = p.inputs
-    glucose = f"glucose {i['glucose_now']:.0f} mg/dL" if i["glucose_now"] is not None else "no glucose reading"
-    parts = [glucose, LEVEL_PHRASES["meal"][i["meal_now"]], LEVEL_PHRASES["exercise"][i["exercise_now"]],  # ui-honest: words
-             "hypoglycemic symptoms" if i["hypo_now"] else "no hypo", f"{i['time']} ({i['day_part']})"]
-    if p.scenario.glucose_readings:
-        parts.append(f"{len(p.scenario.glucose_readings)} window reading(s) edited")
-    change = "" if p.change is None else f"; unedited {p.unedited_dose:.0f} U (change {p.change:+.0f} U)"
-    actual = "" if actual_dose is None else f"; actually given {actual_dose:.0f} U"
-    return (f"Scenario: {', '.join(parts)} -> {p.dose:.0f} U of Regular (90% interval {p.low:.0f}-{p.high:.0f} U), "
-            f"P(dose) {p.p_dose:.0%}{change}{actual}.")
-
-
 @st.fragment
-def scenario_panel(engine: WhatIf, engine_key: tuple, model_name: str, patient: int, at, recorded_widgets: dict,
+def scenario_panel(engine: WhatIf, engine_key: tuple, model_name: str, patient: int, at, recorded_values: dict,
                    readings: list, actual_dose: float | None) -> None:
     st.subheader("Change the moment")
     g_col, time_col = st.columns([3, 2])
     with g_col:
-        if not recorded_widgets["whatif_glucose_on"]:
+        if not recorded_values["whatif_glucose_on"]:
             st.toggle("Add a glucose reading now (none was recorded)", key="whatif_glucose_on", persist_state="session")
         st.slider("Glucose now (mg/dL)", int(GLUCOSE_METER_MIN), int(GLUCOSE_METER_MAX), key="whatif_glucose",
                   persist_state="session", disabled=not st.session_state["whatif_glucose_on"],
@@ -205,8 +126,8 @@ def scenario_panel(engine: WhatIf, engine_key: tuple, model_name: str, patient: 
                 cols[n % len(cols)].number_input(f"{ts:%a %d %b %H:%M} (mg/dL)", key=f"whatif_reading_{i}", step=1.0,
                                                  format="%.0f", persist_state="session")
 
-    current = {k: st.session_state[k] for k in recorded_widgets if k in st.session_state}
-    edits, refused = edits_from_widgets(recorded_widgets, current, readings)
+    current = {k: st.session_state[k] for k in recorded_values if k in st.session_state}
+    edits, refused = edits_from_widgets(recorded_values, current, readings)
     for message in refused:
         st.error(message, icon=":material/block:")
     try:
@@ -225,7 +146,7 @@ def scenario_panel(engine: WhatIf, engine_key: tuple, model_name: str, patient: 
                 delta_color="off", delta_arrow="off",
                 help="The model's probability that a Regular dose is given now.")
     m[3].metric("Unedited prediction", f"{p.unedited_dose:.0f} U")
-    st.caption(describe(p, actual_dose))
+    st.caption(p.words(actual_dose))
     for flag in p.flags:
         st.warning(f"**{FLAG_TITLES.get(flag.kind, flag.kind)}.** {flag.message}", icon=":material/warning:")
     if not p.flags:
@@ -235,7 +156,7 @@ def scenario_panel(engine: WhatIf, engine_key: tuple, model_name: str, patient: 
     curve_col, meal_chart_col = st.columns([3, 2])
     current = None if p.inputs["glucose_now"] is None else {
         "glucose": p.inputs["glucose_now"], "dose": p.dose, "low": p.low, "high": p.high}
-    # specs built once, data swapped in (ui/charts.py with_data): a slider move rebuilds no chart
+    # specs built once, data swapped in (ui/chart_specs.py with_data): a slider move rebuilds no chart
     curve_col.vega_lite_chart(charts.dose_response_spec(glucose_sweep.table(), glucose_sweep.real_doses, current),
                               width="stretch")
     meal_chart_col.vega_lite_chart(charts.meal_response_spec(meal_sweep.table(), p.inputs["meal_now"]), width="stretch")
@@ -256,7 +177,7 @@ def scenario_panel(engine: WhatIf, engine_key: tuple, model_name: str, patient: 
         st.caption("Occlusion: each input replaced by this patient's average; the change in the expected dose "
                    "(P(dose) x amount).")
 
-    st.button("Reset to the recorded data", key="whatif_reset", on_click=restore, args=(recorded_widgets,),
+    st.button("Reset to the recorded data", key="whatif_reset", on_click=restore, args=(recorded_values,),
               icon=":material/restart_alt:")
     saved_panel(p, model_name)
 
@@ -269,10 +190,7 @@ def saved_panel(p, model_name: str) -> None:
     name = name_col.text_input("Scenario name", key="whatif_save_name", placeholder=f"scenario {len(saved) + 1}")
     if save_col.button("Save this scenario", key="whatif_save", icon=":material/bookmark_add:"):
         name = name.strip() or f"scenario {len(saved) + 1}"
-        row = {"name": name, "model": model_name, "patient": p.patient_id, "moment": f"{p.moment:%Y-%m-%d %H:%M}",
-               "day part": p.day_part, "edits": p.scenario.words(), "dose": p.dose, "low": p.low, "high": p.high,
-               "P(dose)": round(p.p_dose, 3), "unedited": p.unedited_dose, "change": p.change,
-               "flags": "; ".join(FLAG_TITLES.get(f.kind, f.kind) for f in p.flags)}  # words, never identifiers
+        row = saved_row(p, name, model_name)
         saved[:] = [s for s in saved if s["name"] != name] + [row]  # a name saved again replaces the old one
     if not saved:
         st.caption("Nothing saved yet: name the current scenario and save it to compare it with others.")
@@ -293,4 +211,4 @@ def saved_panel(p, model_name: str) -> None:
     buttons_col.button("Clear the saved scenarios", key="whatif_clear", on_click=saved.clear)
 
 
-scenario_panel(engine, engine_key, bundle.name, patient, at, recorded_widgets, readings, actual_dose)
+scenario_panel(engine, engine_key, bundle.name, patient, at, recorded_values, readings, actual_dose)

@@ -394,7 +394,8 @@ def test_tune_study_stops_only_for_the_browser_that_started_it_and_others_see_it
 def test_every_value_the_search_can_suggest_is_a_train_form_option(models_dir):
     """A value outside a select_slider's options is silently replaced by the first option (Streamlit
     1.67), so render the Train page with each choice and read every widget back."""
-    from insulin_core.tune import SEARCH_SPACE, train_config_form
+    from insulin_core.tune import SEARCH_SPACE
+    from ui.train_form import train_config_form
 
     at = open_page("train")
     kinds = {"train_lstm_hidden": "select_slider", "train_gru_hidden": "select_slider", "train_lr": "select_slider",

@@ -212,14 +212,14 @@ def test_ridge_beats_global_median_on_linear_target():
 
 def test_every_baseline_meets_the_predictor_contract(ws):
     """heads -> the one dose rule gives exactly the baseline's own prediction (predictor.py)."""
-    from insulin_core.predictor import DosePredictor
+    from insulin_core.predictor import BaselinePredictor
 
     train, test = np.arange(400), np.arange(400, 600)
     for name in ALL:
         baseline = make_baseline(name).fit(ws, train)
         amount, p = baseline.heads(ws, test)
         assert amount.shape == p.shape == (200,) and ((p >= 0) & (p <= 1)).all(), name
-        assert np.array_equal(DosePredictor.of_baseline(baseline).dose(ws, test), baseline.predict(ws, test)), name
+        assert np.array_equal(BaselinePredictor(baseline).dose(ws, test), baseline.predict(ws, test)), name
     with pytest.raises(ValueError, match="Unknown baseline"):
         make_baseline("lstm")
 

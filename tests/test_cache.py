@@ -137,6 +137,7 @@ def test_the_budget_comes_from_the_environment(raw, mb):
 # ---- chart specs: built once, the same as st.altair_chart's own -------------------------------------
 def test_chart_spec_is_what_altair_chart_sends_and_is_built_once(monkeypatch):
     from ui import charts
+    from ui.chart_specs import chart_spec
     from ui.streamlit_internals import altair_spec
 
     counts = pd.DataFrame({"kind": ["glucose", "regular"], "events": [10, 3]})
@@ -144,12 +145,12 @@ def test_chart_spec_is_what_altair_chart_sends_and_is_built_once(monkeypatch):
     built = []
     real = charts.counts_bar
     monkeypatch.setattr(charts, "counts_bar", lambda *a: built.append(a) or real(*a))
-    first = charts.chart_spec(charts.counts_bar, counts, "kind", "events", "Events by kind")
-    again = charts.chart_spec(charts.counts_bar, counts.copy(), "kind", "events", "Events by kind")
+    first = chart_spec(charts.counts_bar, counts, "kind", "events", "Events by kind")
+    again = chart_spec(charts.counts_bar, counts.copy(), "kind", "events", "Events by kind")
     assert first == direct and again == direct and len(built) == 1
     first["title"] = "changed by a caller"
-    assert charts.chart_spec(charts.counts_bar, counts, "kind", "events", "Events by kind") == direct
-    other = charts.chart_spec(charts.counts_bar, counts.assign(events=[11, 3]), "kind", "events", "Events by kind")
+    assert chart_spec(charts.counts_bar, counts, "kind", "events", "Events by kind") == direct
+    other = chart_spec(charts.counts_bar, counts.assign(events=[11, 3]), "kind", "events", "Events by kind")
     assert other["datasets"] != direct["datasets"] and len(built) == 2
 
 
@@ -191,9 +192,10 @@ def test_chart_spec_sends_only_the_columns_the_chart_names():
     import pyarrow as pa
 
     from ui import charts
+    from ui.chart_specs import chart_spec
 
     counts = pd.DataFrame({"kind": ["glucose", "regular"], "events": [10, 3], "unused_wide_column": ["x" * 500] * 2})
-    spec = charts.chart_spec(charts.counts_bar, counts, "kind", "events", "Events by kind")
+    spec = chart_spec(charts.counts_bar, counts, "kind", "events", "Events by kind")
     (data,) = spec["datasets"].values()
     assert pa.ipc.open_stream(data).read_all().column_names[:2] == ["kind", "events"]
     assert "unused_wide_column" not in pa.ipc.open_stream(data).read_all().column_names

@@ -12,7 +12,8 @@ import pytest
 
 from insulin_core import fidelity
 from insulin_core.dataset import load_cohort
-from insulin_core.demo import DemoConfig, regimens, sliding_scale
+from insulin_core.demo import DemoConfig, regimens
+from insulin_core.demo_regimens import sliding_scale
 from insulin_core.registry import load_bundle
 from insulin_core.source import DataSource
 

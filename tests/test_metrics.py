@@ -172,3 +172,16 @@ def test_per_patient_scores_say_why_a_score_is_perfect_or_missing():
     assert "check the rows" in notes[3]  # doses given and every one exact
     assert 4 not in notes.index  # the other part
     assert per_patient_of(table, "all").set_index("patient_id").loc[4, "note"] == ""
+
+
+def test_the_headline_is_a_names_row_on_every_row_not_the_one_without_implausible_doses():
+    from insulin_core.metrics import all_rows, headline
+
+    every = metrics_table({"model": [0.0, 4.0, 40.0], "ridge": [0.0, 3.0, 3.0]}, [0.0, 4.0, 344.0])
+    without = metrics_table({"model": [0.0, 4.0, 40.0], "ridge": [0.0, 3.0, 3.0]}, [0.0, 4.0, 344.0],
+                            np.array([True, True, False]))
+    table = pd.concat([without.assign(rows="without implausible"), every.assign(rows="all")], ignore_index=True)
+    assert list(all_rows(table)["name"]) == ["model", "ridge"] and "rows" not in all_rows(table)
+    assert headline(table)["mae"] == pytest.approx(304 / 3) and headline(table)["n"] == 3
+    assert headline(table, "ridge")["mae"] == pytest.approx((1 + 341) / 3)
+    assert headline(table, "gbm") == {}

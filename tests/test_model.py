@@ -233,7 +233,8 @@ def test_bins_place_a_value_inside_training_quantile_bins():
 
 
 def test_bins_are_fit_on_the_training_part_and_saved_with_the_weights(tmp_path):
-    from insulin_core.train import ArrayPart, TrainConfig, TrainData, train_model
+    from insulin_core.arrays import ArrayPart, TrainData
+    from insulin_core.train import TrainConfig, train_model
 
     g = torch.Generator().manual_seed(0)
     n, cfg = 64, ModelConfig(n_seq_features=3, n_now_features=2, n_patients=0, window=4, lstm_hidden=4,

@@ -21,7 +21,7 @@ from insulin_core.features import (GLUCOSE_BAND_MGDL, HABIT, N_BANDS, NOW_FEATUR
                                    build_timeline, now_roles)
 from insulin_core.intervals import P_DOSE_BANDS, conformal_interval
 from insulin_core.model import DoseNet, ModelConfig
-from insulin_core.predictor import DosePredictor
+from insulin_core.predictor import InputScaling, NetworkPredictor
 from insulin_core.scaling import MinMaxScaler
 
 ROLES = np.array(now_roles())
@@ -65,11 +65,11 @@ def moment_rows(rng: np.random.Generator, glucose: np.ndarray) -> np.ndarray:
     return rows
 
 
-def predictor_for(net: DoseNet, rng: np.random.Generator) -> DosePredictor:
+def predictor_for(net: DoseNet, rng: np.random.Generator) -> NetworkPredictor:
     def scaler(width):
         low, span = rng.normal(0, 50, width), rng.normal(0, 100, width)  # spans of either sign, some ~0
         return MinMaxScaler(low, low + span)
-    return DosePredictor.of_network(net, scaler(len(SEQ_FEATURES)), scaler(len(NOW_FEATURES)), {7: 1, 8: 2})
+    return NetworkPredictor(net, InputScaling(scaler(len(SEQ_FEATURES)), scaler(len(NOW_FEATURES)), {7: 1, 8: 2}))
 
 
 network_settings = dict(seed=st.integers(0, 2**31 - 1), members=st.integers(1, 3), mono_hidden=st.sampled_from([0, 4]),
@@ -142,8 +142,8 @@ def test_a_plain_network_is_not_monotone_so_the_property_can_fail():
         torch.manual_seed(seed)
         net = DoseNet(cfg).eval()
         rng = np.random.default_rng(seed)
-        predictor = DosePredictor.of_network(net, MinMaxScaler(np.zeros(len(SEQ_FEATURES)), np.ones(len(SEQ_FEATURES))),
-                                             MinMaxScaler(np.zeros(len(NOW_FEATURES)), np.full(len(NOW_FEATURES), 600.0)), {})
+        predictor = NetworkPredictor(net, InputScaling(MinMaxScaler(np.zeros(len(SEQ_FEATURES)), np.ones(len(SEQ_FEATURES))),
+                                                       MinMaxScaler(np.zeros(len(NOW_FEATURES)), np.full(len(NOW_FEATURES), 600.0))))
         glucose = np.linspace(10, 600, 40)
         amount, p = predictor.heads_of(np.zeros((40, 4, len(SEQ_FEATURES))), moment_rows(rng, glucose), 0)
         falling += not (non_decreasing(amount) and non_decreasing(p))

@@ -7,6 +7,7 @@ import pytest
 from insulin_core.features import TIMELINE_COLUMNS, add_features
 import torch
 
+from insulin_core.arrays import predict_raw
 from insulin_core.baselines import BASELINES
 from insulin_core.dataset import load_cohort
 from insulin_core.pipeline import (
@@ -15,7 +16,7 @@ from insulin_core.pipeline import (
 from insulin_core.registry import load_bundle, save_bundle
 from insulin_core.serving import baseline_table, bundle_experiment, check_bundle_fits, metrics_of, predictions_table
 from insulin_core.source import DataSource
-from insulin_core.train import TrainConfig, predict_raw
+from insulin_core.train import TrainConfig
 from insulin_core.windows import WindowConfig
 
 TINY = {"lstm_hidden": 8, "gru_hidden": 8, "dense": (8,), "patient_embedding": 2}
@@ -30,10 +31,10 @@ def cohort():
 def test_scalers_are_fit_on_the_training_part_only(cohort):
     prepared = prepare(cohort.features, ExperimentConfig())
     train = prepared.ws.now[prepared.train_idx]
-    assert np.allclose(prepared.now_scaler.low, train.min(axis=0))
-    assert np.allclose(prepared.now_scaler.high, train.max(axis=0))
+    assert np.allclose(prepared.scaling.now.low, train.min(axis=0))
+    assert np.allclose(prepared.scaling.now.high, train.max(axis=0))
     everything = prepared.ws.now
-    assert not np.allclose(prepared.now_scaler.high, everything.max(axis=0)) or \
+    assert not np.allclose(prepared.scaling.now.high, everything.max(axis=0)) or \
         np.allclose(train.max(axis=0), everything.max(axis=0))
 
 

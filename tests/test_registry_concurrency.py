@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from insulin_core import registry
+from insulin_core import models_folder
 from insulin_core.registry import BundleError, delete_bundle, list_bundles, load_bundle, save_bundle
 from tests.test_registry import tiny_meta, tiny_model
 
@@ -42,8 +42,8 @@ def which_model(bundle) -> int:
 def leftovers(models_dir: Path) -> list[str]:
     """Anything in the folder but bundles, the lock file and the (empty) staging folder."""
     extra = [p.name for p in models_dir.iterdir()
-             if p.name.startswith(".") and p.name not in (registry.LOCK_FILE, registry.STAGING_DIR)]
-    staging = models_dir / registry.STAGING_DIR
+             if p.name.startswith(".") and p.name not in (models_folder.LOCK_FILE, models_folder.STAGING_DIR)]
+    staging = models_dir / models_folder.STAGING_DIR
     return extra + ([f"{staging.name}/{p.name}" for p in staging.iterdir()] if staging.is_dir() else [])
 
 
@@ -195,9 +195,9 @@ def _kill_at(models_dir: Path, point: str) -> None:
 
     os.replace = replace
     if point == "files written":
-        registry._sync_files = die
+        models_folder.sync_files = die
     if point == "old copy not yet removed":
-        registry._remove = die
+        models_folder.remove = die
     if point == "mid-delete":  # renamed out of sight, not yet removed
         save_bundle(MODELS[1], tiny_meta(), "gone", models_dir)
         shutil.rmtree = die
@@ -235,7 +235,7 @@ def test_an_old_copy_without_its_bundle_is_restored_and_old_temporaries_removed(
 
 def test_a_read_only_folder_is_read_without_the_lock(tmp_path):
     save_bundle(MODELS[0], tiny_meta(), "m", tmp_path / "models")
-    (tmp_path / "models" / registry.LOCK_FILE).unlink()
+    (tmp_path / "models" / models_folder.LOCK_FILE).unlink()
     os.chmod(tmp_path / "models", 0o555)
     try:
         if os.access(tmp_path / "models", os.W_OK):
@@ -254,7 +254,7 @@ def test_a_child_forked_while_a_thread_holds_the_lock_can_still_save(tmp_path):
     held, release = threading.Event(), threading.Event()
 
     def holder():
-        with registry._locked(tmp_path):
+        with models_folder.locked(tmp_path):
             held.set()
             release.wait(10)
 
@@ -273,7 +273,7 @@ def test_a_child_forked_while_a_thread_holds_the_lock_can_still_save(tmp_path):
 
 
 def _take_thread_lock(folder: str) -> None:
-    lock = registry._thread_lock(Path(folder))
+    lock = models_folder.thread_lock(Path(folder))
     os._exit(0 if lock.acquire(timeout=2) else 1)
 
 

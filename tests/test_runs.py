@@ -12,9 +12,10 @@ from dataclasses import replace
 import pytest
 
 from insulin_core.dataset import load_cohort
+from insulin_core.jobs import FAILED, FINISHED, new_owner
 from insulin_core.pipeline import ExperimentConfig
 from insulin_core.registry import list_bundles, load_bundle
-from insulin_core.runs import FAILED, FINISHED, RunManager, RunSpec, new_owner
+from insulin_core.runs import RunManager, RunSpec
 from insulin_core.source import DataSource
 from insulin_core.studies import StudyManager
 from insulin_core.train import TrainConfig
@@ -74,6 +75,29 @@ def test_a_run_reports_progress_then_is_saved_as_a_model(manager, cohort):
         info.metrics.query("name == 'model' and rows == 'all'")["mae"].iloc[0])
     assert [r["name"] for r in list_bundles(manager.models_dir)] == [run_id]  # the runs folder is not a model
     assert [r.id for r in manager.runs(owner)] == [run_id]
+
+
+def test_a_runs_worker_trains_what_run_experiment_trains(tmp_path, cohort, monkeypatch):
+    """The worker's body (here in this process) goes through pipeline.run_experiment: the same
+    weights and test metrics, and it says "evaluating" between training and evaluation."""
+    import torch
+
+    from insulin_core import runs
+    from insulin_core.pipeline import run_experiment
+
+    states, real_status = [], runs.write_status
+    monkeypatch.setattr(runs, "write_status", lambda run_dir, state, **extra: (
+        states.append(state), real_status(run_dir, state, **extra)))
+    spec = spec_of(cohort, epochs=2)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text(json.dumps({"id": "inproc"}))
+    runs.work(str(tmp_path / "run"), str(tmp_path / "models"), cohort.features, spec)
+    assert states == ["preparing", "training", "evaluating", "saving", FINISHED]
+    saved = load_bundle(tmp_path / "models" / "inproc")
+    direct = run_experiment(cohort.features, spec.exp, spec.sizes, spec.train_cfg, baselines=list(spec.baselines))
+    for name, value in direct.training.model.state_dict().items():
+        assert torch.equal(saved.model.state_dict()[name], value), name
+    assert saved.meta["metrics"]["model"] == direct.evaluation.headline()
 
 
 def test_stop_ends_after_the_epoch_and_keeps_the_best_weights(manager, cohort):

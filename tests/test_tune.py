@@ -21,6 +21,7 @@ from insulin_core.cli import main
 from insulin_core.configs import DEFAULT_SIZES, MAX_MEMBERS, TrainConfig
 from insulin_core.dataset import load_cohort
 from insulin_core.source import DataSource
+from insulin_core.study_storage import open_storage
 from insulin_core.windows import WindowConfig
 
 # A hang (a stuck worker, server or child) fails here in minutes, not at CI's limit.
@@ -174,15 +175,11 @@ def test_stop_records_the_running_trial_as_failed_and_ends_the_worker(demo, tmp_
 
 
 def test_storage_labels_never_show_a_password():
-    assert tune.storage_label("postgresql://tuner:s3cret@db.lab:5432/optuna") == "postgresql://tuner:***@db.lab:5432/optuna"
-    assert tune.storage_label("/tmp/x.journal") == "/tmp/x.journal"
-    assert tune.storage_label(None) == str(tune.DEFAULT_STORAGE_FILE)
+    from insulin_core.study_storage import DEFAULT_STORAGE_FILE, storage_label
 
-
-def test_train_page_form_values_of_a_trial():
-    form = tune.train_config_form(tune.default_params())
-    assert form["train_dense"] == ", ".join(map(str, DEFAULT_SIZES["dense"]))
-    assert form["train_lr"] == TrainConfig().lr and form["train_attention"] is DEFAULT_SIZES["attention"]
+    assert storage_label("postgresql://tuner:s3cret@db.lab:5432/optuna") == "postgresql://tuner:***@db.lab:5432/optuna"
+    assert storage_label("/tmp/x.journal") == "/tmp/x.journal"
+    assert storage_label(None) == str(DEFAULT_STORAGE_FILE)
 
 
 # ---- the command ----------------------------------------------------------------------------
@@ -201,7 +198,7 @@ def test_tune_command_runs_joins_and_saves_the_best_with_its_study(capsys, tmp_p
     out = capsys.readouterr().out
     assert "Joined the study; this worker ran 0 trials" in out and "Saved" in out
     meta = json.loads((models / "tuned" / "bundle.json").read_text())
-    study = optuna.load_study(study_name="cli", storage=tune.open_storage(storage))
+    study = optuna.load_study(study_name="cli", storage=open_storage(storage))
     best = tune.best_trial(study)
     assert meta["study"] == {"name": "cli", "storage": storage, "trial": best.number, "val_mae": best.value}
     assert meta["model_config"]["lstm_hidden"] == best.params["lstm_hidden"]

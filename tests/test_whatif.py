@@ -7,17 +7,16 @@ import json
 from dataclasses import replace
 
 import numpy as np
-
-from insulin_core.intervals import P_DOSE_BANDS
-from insulin_core.scenarios import N_BANDS, edits_from_widgets
 import pandas as pd
 import pytest
 
 from insulin_core import whatif as W
 from insulin_core.cli import main
-from insulin_core.features import GLUCOSE_DRIVEN, NOW_FEATURES
+from insulin_core.features import GLUCOSE_DRIVEN, N_BANDS, NOW_FEATURES
+from insulin_core.intervals import P_DOSE_BANDS
 from insulin_core.registry import ModelBundle, save_bundle
 from insulin_core.serving import predict_windows
+from ui.whatif import edits_from_widgets
 
 from .whatif_fixtures import L, NOW, SEQ, sample_windows, scenario_at
 
@@ -276,7 +275,7 @@ def test_band_variants_equal_one_rebuild_per_band(setup):
         assert np.array_equal(bands[b], engine.build(replace(s, glucose_now=g)).ws.now[0]), b
 
 
-# -- the What-if page's widgets become a scenario's edits (scenarios.edits_from_widgets) -------
+# -- the What-if page's widgets become a scenario's edits (ui/whatif.edits_from_widgets) -------
 
 def test_widgets_equal_to_the_record_are_no_edit_and_changes_are():
     import datetime as dt
@@ -312,3 +311,15 @@ def test_a_scenarios_edits_read_as_english_for_the_saved_table():
     assert edited.words() == ("glucose now 250 mg/dL; a smaller meal than usual now; more exercise than usual now; "
                               "no hypoglycemic symptoms now; moment moved to 07:30; reading of 01 Apr 12:00 at 140 mg/dL")
     assert "_" not in edited.words()
+
+
+def test_a_prediction_reads_as_one_sentence_with_its_change_and_the_dose_given():
+    scenario = W.Scenario(1, "next", glucose_now=250, glucose_readings={pd.Timestamp("1991-04-01 12:00"): 140})
+    inputs = {"glucose_now": 250.0, "meal_now": "less", "exercise_now": "none", "hypo_now": False,
+              "time": "07:30", "day_part": "breakfast"}
+    p = W.Prediction(1, pd.Timestamp("1991-04-02 07:30"), "breakfast", 9.0, 7.0, 12.0, 0.83, 9.2, 6.0, [], inputs, scenario)
+    assert p.words(5.0) == ("Scenario: glucose 250 mg/dL, a smaller meal than usual, no exercise, no hypo, 07:30 "
+                            "(breakfast), 1 window reading(s) edited -> 9 U of Regular (90% interval 7-12 U), P(dose) 83%; "
+                            "unedited 6 U (change +3 U); actually given 5 U.")
+    assert p.words().endswith("(change +3 U).") and "no glucose reading" in replace(
+        p, inputs={**inputs, "glucose_now": None}).words()

@@ -167,4 +167,4 @@ def test_a_cohorts_windows_are_never_copied_whole_on_the_training_path():
     from insulin_core.scaling import MinMaxScaler
 
     reference = MinMaxScaler.fit(copied_windows(prepared.ws)[prepared.train_idx])
-    assert np.array_equal(prepared.seq_scaler.low, reference.low) and np.array_equal(prepared.seq_scaler.high, reference.high)
+    assert np.array_equal(prepared.scaling.seq.low, reference.low) and np.array_equal(prepared.scaling.seq.high, reference.high)

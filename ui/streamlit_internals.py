@@ -8,10 +8,10 @@ test_streamlit_internals.py fails loudly on an upgrade that moves one, and flags
   file alone. No public option turns the folder scan off, so the flag is switched off here
   (streamlit/runtime/pages_manager.py) and the session reruns once so app.py's pages take over.
 - `altair_spec`: the Vega-Lite dict (datasets as Arrow bytes) st.altair_chart makes of a chart,
-  so ui/charts.py can keep it and give it to st.vega_lite_chart on later reruns and to other
+  so ui/chart_specs.py can keep it and give it to st.vega_lite_chart on later reruns and to other
   sessions (building it costs 50-300 ms of Python a chart).
 - `arrow_bytes` / `arrow_frame` (streamlit.dataframe_util): a frame as the Arrow bytes Streamlit
-  sends, for ui/charts.py's pruned specs, and back, for the tests that read a chart's data.
+  sends, for ui/chart_specs.py's pruned specs, and back, for the tests that read a chart's data.
 - `BackMsg` / `ForwardMsg` (streamlit.proto): the websocket messages bench/load_sessions.py speaks
   as a browser would.
 """

@@ -23,7 +23,8 @@ from typing import Callable
 import pandas as pd
 import streamlit as st
 
-from insulin_core.runs import OWNER_PATTERN, RunInfo, RunManager, new_owner
+from insulin_core.jobs import OWNER_PATTERN, new_owner
+from insulin_core.runs import RunInfo, RunManager
 from ui import charts
 from ui.cache import models_dir
 from ui.session import set_active_model
@@ -145,10 +146,10 @@ def started(run: RunInfo) -> str:
 def runs_table(runs: list[RunInfo]) -> pd.DataFrame:
     rows = []
     for r in runs:
-        model = r.metrics[(r.metrics["name"] == "model") & (r.metrics["rows"] == "all")] if r.metrics is not None else None
+        mae = r.headline().get("mae")
         rows.append({"run": r.name, "status": STATE_TEXT["training"] if r.state == "training" else r.state,
                      "started": started(r), "epochs": f"{r.epochs_done}/{r.epochs}",
-                     "test MAE (U)": float(model["mae"].iloc[0]) if model is not None and len(model) else None,
+                     "test MAE (U)": None if mae is None else float(mae),
                      "note": r.error or r.message})
     return pd.DataFrame(rows)
 

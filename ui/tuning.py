@@ -20,7 +20,8 @@ import streamlit as st
 
 from insulin_core.labels import TRIAL_LABELS
 from insulin_core.studies import StudyInfo, StudyManager
-from insulin_core.tune import SEARCH_SPACE, default_storage, find_study, trials_table
+from insulin_core.study_storage import default_storage
+from insulin_core.tune import SEARCH_SPACE, TuneSettings, find_study, trials_table
 from ui import charts
 from ui.cache import models_dir
 from ui.training import live_jobs, started
@@ -33,6 +34,12 @@ TUNE_STORAGE_ENV = "INSULIN_DASH_TUNE_STORAGE"
 ENDED = ("complete", "pruned", "fail")  # trial states that count as done in the progress bar
 
 PARAMS = list(SEARCH_SPACE)
+
+
+def settings_of(s) -> TuneSettings:
+    """The Tune form's values (its `tune_*` widget keys) as what a study holds fixed."""
+    return TuneSettings(split=s["tune_split"], patients=tuple(s["tune_patients"]), epochs=int(s["tune_epochs"]),
+                        seed=int(s["tune_seed"]), members=int(s["tune_members"]))
 
 
 def tune_storage() -> str:
