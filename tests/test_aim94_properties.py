@@ -32,15 +32,18 @@ ORACLE = re.compile(r"(\d\d)-(\d\d)-(\d{4})\t(\d{1,3}):(\d\d)\t(\d{1,3})\t(-?\d{
 
 HOSTILE = ["\x1c", "\x0c", "\x85", "\u2028", "\x00", "\r", "\ufeff", "\u202e", "\ufffd", "\u0663", "\uff11", "é",
            " ", "\t", "-", ":", ".", "9" * 30]
+# The grammar's word lists, shared by the hypothesis strategies and the fuzzer below.
+SPECIAL_FIELDS = ["0Hi", "0Lo", "3A", "0''", "", "-4", "1.5", "1e5", "inf", "nan", "+5", "9" * 400]
+CODES = [*CODE_TABLE, 0, 4, 36, 56]  # the table's codes and unknown ones seen in the real files
 field = st.one_of(
     st.text("0123456789", min_size=1, max_size=4),
-    st.sampled_from(["0Hi", "0Lo", "3A", "0''", "", "-4", "1.5", "1e5", "inf", "nan", "+5", "9" * 400]),
+    st.sampled_from(SPECIAL_FIELDS),
     st.text(max_size=5),
 )
 date = st.one_of(st.builds("{:02d}-{:02d}-{:04d}".format, st.integers(0, 13), st.integers(0, 32),
                            st.integers(0, 9999)), field)
 clock = st.one_of(st.builds("{}:{:02d}".format, st.integers(0, 30), st.integers(0, 70)), field)
-code = st.one_of(st.sampled_from([*CODE_TABLE, 0, 4, 36, 56]).map(str), field)
+code = st.one_of(st.sampled_from(CODES).map(str), field)
 value = st.one_of(st.integers(-20, 1000).map(str), st.floats(-1e3, 1e4).map("{:.2f}".format), field)
 record = st.builds(lambda *f: "\t".join(f), date, clock, code, value)
 
@@ -135,7 +138,7 @@ def fuzz_text(rng: random.Random, size: int) -> str:
 def fuzz_field(rng: random.Random) -> str:
     return rng.choice((
         lambda: "".join(rng.choices("0123456789", k=rng.randint(1, 4))),
-        lambda: rng.choice(["0Hi", "0Lo", "3A", "0''", "", "-4", "1.5", "1e5", "inf", "nan", "+5", "9" * 400]),
+        lambda: rng.choice(SPECIAL_FIELDS),
         lambda: fuzz_text(rng, 5),
     ))()
 
@@ -144,7 +147,7 @@ def fuzz_record(rng: random.Random) -> str:
     either = lambda well_formed: well_formed() if rng.random() < 0.8 else fuzz_field(rng)  # noqa: E731 (mostly well formed, so many lines are accepted)
     date = either(lambda: f"{rng.randint(0, 13):02d}-{rng.randint(0, 32):02d}-{rng.randint(0, 9999):04d}")
     clock = either(lambda: f"{rng.randint(0, 30)}:{rng.randint(0, 70):02d}")
-    code = either(lambda: str(rng.choice([*CODE_TABLE, 0, 4, 36, 56])))
+    code = either(lambda: str(rng.choice(CODES)))
     value = either(lambda: str(rng.randint(-20, 1000)) if rng.random() < 0.5 else f"{rng.uniform(-1e3, 1e4):.2f}")
     return "\t".join((date, clock, code, value))
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -125,9 +126,10 @@ def _cached_predictions(key: tuple, source: DataSource, baselines: tuple[str, ..
                         _cohort: Cohort) -> pd.DataFrame:
     from insulin_core.serving import bundle_experiment, predictions_table
 
-    exp = bundle_experiment(_bundle)
+    # every patient is predicted whichever the bundle trained on, so its selection is not in the key
+    exp = replace(bundle_experiment(_bundle), patients=())
     columns = _cached_baselines(json.dumps(exp.to_dict(), sort_keys=True), source, baselines, _cohort)
-    return predictions_table(_bundle, _cohort, list(baselines), baseline_columns=columns)
+    return predictions_table(_bundle, _cohort, baseline_columns=columns)
 
 
 @st.cache_resource(max_entries=16, show_spinner="Fitting the baselines...")
