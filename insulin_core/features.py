@@ -81,12 +81,14 @@ SCALE = ("scale_last_regular", "scale_median5_regular", "scale_share_dose", "sca
 SAME_BAND = ("last_regular_same_band", "median5_regular_same_band", "share_dose_same_band", "has_same_band")
 # How a monotone network (model.py) takes each decision-moment feature. "up": the dose may only
 # rise with it (glucose now, the patient's own sliding scale made non-decreasing in glucose, the
-# patient's habit at this day part); "down": the dose may only fall with it (exercise now);
+# patient's habit at this day part, the meal now: none <= less <= typical <= more, as every
+# bolus rule has it; as context a larger meal gave less insulin at 1.6% of the real test part's
+# moments, docs/results.md); "down": the dose may only fall with it (exercise now);
 # "ignored": it moves with glucose now but not monotonically (the raw same-band history, kept for
 # earlier bundles and the baselines); anything else is context. A bundle keeps the roles it was
 # trained with (ModelConfig.now_roles).
 MONOTONE_ROLES = {
-    "glucose": "up", **dict.fromkeys(SCALE, "up"), **dict.fromkeys(HABIT, "up"), "exercise": "down",
+    "glucose": "up", **dict.fromkeys(SCALE, "up"), **dict.fromkeys(HABIT, "up"), "meal": "up", "exercise": "down",
     **dict.fromkeys(SAME_BAND, "ignored"),
 }
 GLUCOSE_DRIVEN = ("glucose", "has_glucose", *(f"slot_{s}" for s in GLUCOSE_SLOTS), *SCALE, *SAME_BAND)

@@ -131,6 +131,22 @@ def test_the_dose_never_rises_with_exercise_now(seed, members, mono_hidden, now_
     assert non_decreasing(-amount) and non_decreasing(-p) and non_decreasing(-predictor.dose_of(amount, p))
 
 
+@PROPERTY
+@given(**network_settings, levels=st.lists(st.floats(0, 3), min_size=2, max_size=6, unique=True),
+       patient=st.sampled_from([7, 99]))
+def test_a_larger_meal_never_lowers_the_dose(seed, members, mono_hidden, now_bins, attention, embedding, scale,
+                                             levels, patient):
+    """none <= less <= typical <= more, for any weights: skipping lunch never asks for more insulin."""
+    net = wild_network(seed, members, mono_hidden, now_bins, attention, embedding, scale)
+    rng = np.random.default_rng(seed)
+    predictor = predictor_for(net, rng)
+    rows = np.repeat(moment_rows(rng, np.array([180.0])), len(levels), axis=0)
+    rows[:, NOW["meal"]] = np.sort(levels)
+    amount, p = predictor.heads_of(np.repeat(rng.normal(size=(1, 4, len(SEQ_FEATURES))), len(levels), axis=0),
+                                   rows, patient)
+    assert non_decreasing(amount) and non_decreasing(p) and non_decreasing(predictor.dose_of(amount, p)), (amount, p)
+
+
 def test_a_plain_network_is_not_monotone_so_the_property_can_fail():
     """The same check on the network without the construction finds falling curves: the
     property tests above would catch a construction that leaks glucose into the free MLP."""
