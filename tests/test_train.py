@@ -66,7 +66,7 @@ def test_result_holds_the_best_weights_on_cpu_in_eval_mode(fitted):
     best = fitted.history[fitted.best_epoch - 1]
     assert best.val_loss == min(x.val_loss for x in fitted.history)
     assert fitted.best_val_loss == best.val_loss
-    loss, mae = _evaluate(m, DATA.val.tensors("cpu"))
+    loss, mae = _evaluate(m, DATA.val.tensors("cpu"), beta=TrainConfig().huber_beta)  # the loss it was trained on
     assert loss == pytest.approx(best.val_loss, rel=1e-5)
     assert mae == pytest.approx(best.val_mae, abs=1e-6)
 
@@ -184,8 +184,11 @@ def test_deterministic_mode_does_not_nan_fill_new_tensors_during_training_only()
 
 
 def test_onecycle_warms_up_then_anneals_and_still_learns():
-    # ema=0: this checks the schedule; a moving average over 72 steps would still be mostly the first weights
-    result = train_model(MC, TrainConfig(epochs=12, patience=12, schedule="onecycle", warmup=0.25, ema=0.0, **FAST), DATA)
+    # ema=0: this checks the schedule; a moving average over 72 steps would still be mostly the first weights.
+    # huber_beta=1: "still learns" is judged on the loss it was written for (the L1-like default
+    # falls more slowly in 12 epochs of this toy data: 0.66 of the first epoch's instead of < 0.6).
+    result = train_model(MC, TrainConfig(epochs=12, patience=12, schedule="onecycle", warmup=0.25, ema=0.0,
+                                         huber_beta=1.0, **FAST), DATA)
     lrs = [h.lr for h in result.history]  # each epoch's starting learning rate
     peak = lrs.index(max(lrs))
     assert lrs[0] < 0.2 * FAST["lr"] and max(lrs) > 0.8 * FAST["lr"]
