@@ -65,11 +65,13 @@ def stages() -> dict[str, Callable[[], object]]:
     Module attributes are looked up at call time, so a patched (slowed) function is what runs."""
     import torch
 
-    from insulin_core import aim94, features, scenarios, windows
-    from insulin_core import whatif as W
-    from insulin_core.demo import DemoConfig, generate_cohort
-    from insulin_core.registry import DEFAULT_MODELS_DIR, load_bundle
-    from insulin_core.serving import bundle_experiment
+    from insulin_core.data import aim94
+    from insulin_core.prep import features, windows
+    from insulin_core.whatif import scenarios
+    from insulin_core.whatif import engine as W
+    from insulin_core.data.demo import DemoConfig, generate_cohort
+    from insulin_core.bundles.registry import DEFAULT_MODELS_DIR, load_bundle
+    from insulin_core.bundles.serving import bundle_experiment
 
     torch.set_num_threads(1)
     texts = generate_cohort(DemoConfig(patients=20, days=90, seed=0))  # the embedded demo cohort

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .codes import DEFAULT_DOSE_WINDOW_MIN
-from .metrics import METRIC_COLUMNS
+from .data.codes import DEFAULT_DOSE_WINDOW_MIN
+from .evaluation.metrics import METRIC_COLUMNS
 
 
 class CliError(Exception):
@@ -46,9 +46,9 @@ INSULIN_WORDS = {"regular": "Regular", "nph": "NPH", "ultralente": "UltraLente"}
 
 
 def cmd_check_data(args: argparse.Namespace) -> int:
-    from .source import load_source, resolve_source
+    from .data.source import load_source, resolve_source
 
-    from .features import build_timeline, fold_summary
+    from .prep.features import build_timeline, fold_summary
 
     source = resolve_source(args.data_dir)
     result = load_source(source)
@@ -84,7 +84,7 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from .demo import DemoConfig, write_cohort
+    from .data.demo import DemoConfig, write_cohort
 
     try:
         cfg = DemoConfig(patients=args.patients, seed=args.seed)
@@ -96,7 +96,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_download_data(args: argparse.Namespace) -> int:
-    from .download import UCI_URL, DownloadError, download_aim94
+    from .data.download import UCI_URL, DownloadError, download_aim94
 
     try:
         result = download_aim94(Path(args.dest), url=args.url or UCI_URL)
@@ -110,7 +110,7 @@ def cmd_download_data(args: argparse.Namespace) -> int:
 
 
 def _dose_window(text: str) -> int:
-    from .features import check_dose_window
+    from .prep.features import check_dose_window
 
     try:
         return check_dose_window(int(text))
@@ -140,8 +140,8 @@ def _patients(text: str) -> tuple[int, ...]:
 
 
 def _load_cohort(data_dir: str | None):
-    from .dataset import load_cohort
-    from .source import resolve_source
+    from .prep.dataset import load_cohort
+    from .data.source import resolve_source
 
     return load_cohort(resolve_source(data_dir))
 
@@ -157,11 +157,11 @@ def _print_metrics(metrics, cols: list[str] | None = None) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     if args.nproc > 1:  # the same command in N processes under torchrun, with --distributed
-        from .distributed import launch
+        from .models.distributed import launch
 
         return launch(args.nproc, _without_nproc(sys.argv[1:] if args.argv is None else args.argv))
     if args.distributed:
-        from .distributed import process_group
+        from .models.distributed import process_group
 
         try:
             group = process_group()
@@ -188,12 +188,12 @@ def _without_nproc(argv: Sequence[str]) -> list[str]:
 
 
 def _train_and_save(args: argparse.Namespace) -> int:
-    from . import distributed
+    from .models import distributed
     from .configs import MAX_MEMBERS
-    from .pipeline import ExperimentConfig, bundle_meta, run_experiment
-    from .registry import BundleError, check_name
-    from .train import TrainConfig
-    from .windows import WindowConfig
+    from .evaluation.pipeline import ExperimentConfig, bundle_meta, run_experiment
+    from .bundles.registry import BundleError, check_name
+    from .models.train import TrainConfig
+    from .prep.windows import WindowConfig
 
     try:
         check_name(args.name)
@@ -234,7 +234,7 @@ def _train_and_save(args: argparse.Namespace) -> int:
 
 def _save(model, meta: dict, name: str, args: argparse.Namespace) -> int:
     """Save a trained model as a bundle; a taken name or a bad one is one line, exit 2."""
-    from .registry import BundleError, save_bundle
+    from .bundles.registry import BundleError, save_bundle
 
     try:
         path = save_bundle(model, meta, name, Path(args.models_dir), overwrite=args.overwrite)
@@ -246,8 +246,8 @@ def _save(model, meta: dict, name: str, args: argparse.Namespace) -> int:
 
 def _bundle_and_cohort(args: argparse.Namespace):
     """The saved bundle --model and the cohort it is used on; notes about the fit go to stderr."""
-    from .registry import BundleError, check_name, load_bundle
-    from .serving import check_bundle_fits
+    from .bundles.registry import BundleError, check_name, load_bundle
+    from .bundles.serving import check_bundle_fits
 
     try:  # a name inside the models folder, as train saves it: never a path ("../x", "/abs")
         bundle = load_bundle(Path(args.models_dir) / check_name(args.model))
@@ -260,7 +260,7 @@ def _bundle_and_cohort(args: argparse.Namespace):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .serving import metrics_of, predictions_table
+    from .bundles.serving import metrics_of, predictions_table
 
     bundle, cohort = _bundle_and_cohort(args)
     table = predictions_table(bundle, cohort)
@@ -301,8 +301,8 @@ def write_column_descriptions(csv_path: str | Path, columns) -> Path:
 def _add_train(sub) -> None:
     from .configs import DEFAULT_SIZES as D, SCHEDULES, TrainConfig
     from .paths import DEFAULT_MODELS_DIR
-    from .splits import DEFAULT_SPLIT, SPLITS
-    from .windows import TARGETS, WindowConfig
+    from .prep.splits import DEFAULT_SPLIT, SPLITS
+    from .prep.windows import TARGETS, WindowConfig
 
     T, W = TrainConfig(), WindowConfig()
 
@@ -366,7 +366,7 @@ def _add_train(sub) -> None:
 
 
 def _sweep_points(text: str) -> int:
-    from .whatif import MAX_SWEEP_POINTS
+    from .whatif.engine import MAX_SWEEP_POINTS
 
     value = _positive_int(text)
     if value > MAX_SWEEP_POINTS:
@@ -375,7 +375,7 @@ def _sweep_points(text: str) -> int:
 
 
 def _glucose_arg(text: str) -> float:
-    from .whatif import check_glucose
+    from .whatif.engine import check_glucose
 
     try:
         return check_glucose(text)
@@ -384,8 +384,8 @@ def _glucose_arg(text: str) -> float:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .serving import bundle_experiment
-    from .whatif import Scenario, WhatIf
+    from .bundles.serving import bundle_experiment
+    from .whatif.engine import Scenario, WhatIf
 
     bundle, cohort = _bundle_and_cohort(args)
     try:
@@ -426,7 +426,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _add_predict(sub) -> None:
-    from .codes import LEVEL_NAMES
+    from .data.codes import LEVEL_NAMES
     from .paths import DEFAULT_MODELS_DIR
 
     predict = sub.add_parser("predict", help="what-if dose for a patient's decision moment")
@@ -457,9 +457,9 @@ def _seconds(text: str) -> float:
 def cmd_tune(args: argparse.Namespace) -> int:
     import optuna
 
-    from .registry import BundleError, check_name
-    from .study_storage import storage_label
-    from .tune import TuneSettings, best_trials, default_study_name, run_study, train_best
+    from .bundles.registry import BundleError, check_name
+    from .jobs.study_storage import storage_label
+    from .jobs.tune import TuneSettings, best_trials, default_study_name, run_study, train_best
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is printed here instead
     try:
@@ -507,8 +507,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def _add_tune(sub) -> None:
     from .configs import DEFAULT_SIZES, TrainConfig
     from .paths import DEFAULT_MODELS_DIR
-    from .splits import DEFAULT_SPLIT, SPLITS
-    from .windows import TARGETS, WindowConfig
+    from .prep.splits import DEFAULT_SPLIT, SPLITS
+    from .prep.windows import TARGETS, WindowConfig
 
     T, W = TrainConfig(), WindowConfig()
     tune = sub.add_parser("tune", help="search model settings with Optuna (run or join a study)")

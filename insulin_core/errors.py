@@ -14,7 +14,7 @@ class BundleError(Exception):
 
 
 class DataFormatError(ValueError):
-    """Files no reader recognises, or files of two formats mixed (insulin_core/readers/detect.py),
+    """Files no reader recognises, or files of two formats mixed (insulin_core/data/readers/detect.py),
     with a message naming what was looked for or which files are of which format."""
 
 
