@@ -1,6 +1,6 @@
 """Exceptions the pages catch by name, and the model-name rule, in a module that imports nothing
 heavy: the dashboard's first page and the training-run list must not pay for importing torch
-(registry, bundle_schema) just to name BundleError or check a name."""
+(bundles.registry, bundles.schema) just to name BundleError or check a name."""
 from __future__ import annotations
 
 import re

@@ -6,7 +6,7 @@ A bundle is a folder `models/NAME/` with two files:
 - `bundle.json`: everything else needed to use and judge the model: format version, model /
   train / window configs, split, feature lists in order, fitted scalers, patient index, training
   history, metrics (model and baselines), data source and its fingerprint, library versions,
-  created time. What makes both files valid is `bundle_schema.py`, checked on every read.
+  created time. What makes both files valid is `schema.py`, checked on every read.
 
 Several app sessions, CLI runs and killed processes share one models folder: its lock, staged
 saves and the repair after a killed save are models_folder.py's (read its docstring).

@@ -1,4 +1,4 @@
-"""Training runs in the background, one worker process per run (jobs.py), kept on disk like an
+"""Training runs in the background, one worker process per run (jobs/machinery.py), kept on disk like an
 experiment tracker.
 
 Who owns what:
@@ -13,7 +13,7 @@ Who owns what:
 
 Stop: the page drops a `stop` file into the run's folder; the worker's per-epoch callback sees it
 and returns True, so training ends as "stopped_by_user" with the best weights so far, which are
-evaluated and saved as usual. Why a process, the forkserver, the alive lock: jobs.py.
+evaluated and saved as usual. Why a process, the forkserver, the alive lock: machinery.py.
 
 Layout of `runs_dir/<run id>/`: `run.json` (owner, name, created, settings; written once),
 `status.json` (state, error, bundle name, test metrics; atomically replaced), `progress.jsonl`,

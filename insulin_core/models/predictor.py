@@ -62,7 +62,7 @@ class InputScaling:
         patient = pd.Series(ids).map(self.patient_index).fillna(0).to_numpy(dtype=np.int64, copy=True)
         y = np.zeros((len(now), 1), np.float32) if y is None else y
         # a bundle saved before decision-moment features were appended knows only the leading ones
-        # (bundle_schema checks that its names are exactly those)
+        # (bundles/schema.py checks that its names are exactly those)
         now = np.asarray(now)[:, :len(self.now.low)]
         seq = seq.map_rows(self.seq.transform) if isinstance(seq, RowWindows) else self.seq.transform(seq)
         return ArrayPart(seq, self.now.transform(now), patient, y)

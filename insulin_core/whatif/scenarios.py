@@ -2,7 +2,7 @@
 
 A `Scenario` is a value: checked when made (a glucose inside the meter range, a known level, a
 time of day), with its edits in plain English (`words`) and the key its rebuilt history is cached
-under. `rebuild.py` applies it to the patient's events; `whatif.py` predicts from it.
+under. `rebuild.py` applies it to the patient's events; `engine.py` predicts from it.
 """
 from __future__ import annotations
 

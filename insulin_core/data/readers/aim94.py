@@ -1,4 +1,4 @@
-"""AIM94 as one reader among several: the existing loader (insulin_core/aim94.py), unchanged.
+"""AIM94 as one reader among several: the existing loader (insulin_core/data/aim94.py), unchanged.
 
 Its files are told by their names (`data-01` ... `data-70`, as the loader reads them); its events
 have exactly EVENT_COLUMNS (AIM94 has no grams, units or record types to add)."""
