@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from insulin_core.cli import _without_nproc, main
+from insulin_core.cli import main
+from insulin_core.cli.training import _without_nproc
 from insulin_core.data.demo import DemoConfig, write_cohort
 from insulin_core.models.distributed import torchrun_command
 
