@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .data.aim94 import REASONS
+from .data.aim94_lines import REASONS
 from .data.codes import DAY_PARTS
 from .prep.features import GLUCOSE_SLOTS
 from .evaluation.metrics import METRICS

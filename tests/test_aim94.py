@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insulin_core.data import aim94
-from insulin_core.data.aim94 import REASONS, load_folder, load_texts
+from insulin_core.data import aim94, aim94_folder
+from insulin_core.data.aim94 import load_texts
+from insulin_core.data.aim94_folder import load_folder
+from insulin_core.data.aim94_lines import REASONS
 from insulin_core.data.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN
 
 from .conftest import aim94_text
@@ -275,7 +277,7 @@ def test_unreadable_files_are_reported(write_aim94, monkeypatch):
 
 
 def test_too_large_files_are_skipped(write_aim94, monkeypatch):
-    monkeypatch.setattr(aim94, "MAX_FILE_BYTES", 10)
+    monkeypatch.setattr(aim94_folder, "MAX_FILE_BYTES", 10)
     report = load_folder(write_aim94({"data-01": GOOD})).report
     assert report.files == 0 and report.skipped_files[0].startswith("data-01: too large")
 

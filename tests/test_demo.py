@@ -263,7 +263,8 @@ def test_write_cohort_replaces_an_older_demo_but_never_real_files(tmp_path):
 # --- the loader -----------------------------------------------------------------------------------
 
 def test_the_loader_rejects_exactly_the_planted_lines():
-    from insulin_core.data.aim94 import load_texts, parse_lines
+    from insulin_core.data.aim94 import load_texts
+    from insulin_core.data.aim94_lines import parse_lines
 
     texts, faults = cohort()
     result = load_texts(texts, source="demo")

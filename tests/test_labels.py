@@ -1,7 +1,7 @@
 """Every identifier a page shows has plain words (insulin_core/labels.py)."""
 from __future__ import annotations
 
-from insulin_core.data.aim94 import REASONS
+from insulin_core.data.aim94_lines import REASONS
 from insulin_core.models.baselines import BASELINES
 from insulin_core.prep.features import NOW_FEATURES, SEQ_FEATURES
 from insulin_core.labels import FEATURE_LABELS, METRIC_LABELS, PREDICTOR_LABELS, REASON_LABELS, label

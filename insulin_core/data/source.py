@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .aim94 import LoadResult, load_folder, load_texts, read_folder
+from .aim94 import LoadResult, load_texts
+from .aim94_folder import load_folder, read_folder
 from .codes import DEMO_LABEL
 
 ENV_VAR = "AIM94_DIR"

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from .. import aim94
 from ..aim94 import LoadResult
-from .base import Reader
+from .contract import Reader
 
 
 class AIM94Reader(Reader):

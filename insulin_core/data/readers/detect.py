@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from ..aim94 import LoadResult
 from ...errors import DataFormatError
 from .aim94 import AIM94Reader
-from .base import Reader
+from .contract import Reader
 from .hupa_ucm import HupaUcmReader
 from .nightscout import NightscoutReader
 from .ohiot1dm import OhioT1DMReader

@@ -28,8 +28,10 @@ import numpy as np
 import pandas as pd
 
 from ..codes import EXERCISE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN
-from .base import (BOLUS, CGM, DECIMAL, EVENT_ITEM_COLUMNS, FIRST_DAY, LAST_DAY, MEAL_BY_GRAMS, RecordReader, Records,
-                   exercise_code, patient_ids, reasons_of)
+from .base import (BOLUS, CGM, DECIMAL, EVENT_ITEM_COLUMNS, FIRST_DAY, LAST_DAY, MEAL_BY_GRAMS, exercise_code,
+                   patient_ids, reasons_of)
+from .contract import RecordReader
+from .records import Records
 
 COLUMNS = ("time", "glucose", "calories", "heart_rate", "steps", "basal_rate", "bolus_volume_delivered", "carb_input")
 NUMBERS = COLUMNS[1:]

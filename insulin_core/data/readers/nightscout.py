@@ -29,9 +29,11 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from .base import (BOLUS, CGM, JSON_REASONS, MEAL_BY_GRAMS, METER, Basal, Event, RecordReader, Records,
-                   Reject, amount, duration, epoch_ms, exercise_code, iso_time, json_records, local_time, number,
-                   offset_minutes, patient_ids, reasons_of, required, to_mgdl, unit_of, word)
+from .base import (BOLUS, CGM, JSON_REASONS, MEAL_BY_GRAMS, METER, Basal, Event, Reject, amount, duration, epoch_ms,
+                   exercise_code, iso_time, local_time, number, offset_minutes, patient_ids, reasons_of, required,
+                   to_mgdl, unit_of, word)
+from .contract import RecordReader, json_records
+from .records import Records
 
 ENTRY_GLUCOSE = {"sgv": CGM, "mbg": METER}
 UNUSED_ENTRIES = ("cal", "etc", "sensor", "note")

@@ -30,8 +30,10 @@ import re
 from datetime import datetime
 from xml.etree import ElementTree
 
-from .base import (BOLUS, CGM, HYPO, MEAL_BY_GRAMS, METER, MAX_DURATION, Basal, Event, RecordReader, Records,
-                   Reject, amount, exercise_code, in_range, number, patient_ids, reasons_of, required, to_mgdl)
+from .base import (BOLUS, CGM, HYPO, MAX_DURATION, MEAL_BY_GRAMS, METER, Basal, Event, Reject, amount, exercise_code,
+                   in_range, number, patient_ids, reasons_of, required, to_mgdl)
+from .contract import RecordReader
+from .records import Records
 
 TS = re.compile(r"^[0-9]{2}-[0-9]{2}-[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
 BOLUS_TYPES = ("normal", "normal dual", "square dual", "square")

@@ -26,9 +26,11 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from .base import (BASAL, BOLUS, CGM, JSON_REASONS, MEAL_BY_GRAMS, METER, NPH, Assumed, Basal, Event,
-                   RecordReader, Records, Reject, amount, duration, exercise_code, iso_time, json_records, local_time,
-                   number, offset_minutes, patient_ids, reasons_of, required, to_mgdl, unit_of, word)
+from .base import (BASAL, BOLUS, CGM, JSON_REASONS, MEAL_BY_GRAMS, METER, NPH, Assumed, Basal, Event, Reject, amount,
+                   duration, exercise_code, iso_time, local_time, number, offset_minutes, patient_ids, reasons_of,
+                   required, to_mgdl, unit_of, word)
+from .contract import RecordReader, json_records
+from .records import Records
 
 GLUCOSE_TYPES = {"cbg": CGM, "smbg": METER}
 BOLUS_PARTS = {"normal": ("normal",), "square": ("extended",), "dual/square": ("normal", "extended"),
