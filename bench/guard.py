@@ -66,7 +66,7 @@ def stages() -> dict[str, Callable[[], object]]:
     import torch
 
     from insulin_core.data import aim94
-    from insulin_core.prep import features, windows
+    from insulin_core.prep import features, timeline, windows
     from insulin_core.whatif import scenarios
     from insulin_core.whatif import engine as W
     from insulin_core.data.demo import DemoConfig, generate_cohort
@@ -76,7 +76,7 @@ def stages() -> dict[str, Callable[[], object]]:
     torch.set_num_threads(1)
     texts = generate_cohort(DemoConfig(patients=20, days=90, seed=0))  # the embedded demo cohort
     events = aim94.load_texts(texts, "demo").events
-    feats = features.add_features(features.build_timeline(events))
+    feats = features.add_features(timeline.build_timeline(events))
     bundle = load_bundle(Path(DEFAULT_MODELS_DIR) / "demo")  # trained on exactly this cohort
     cfg = bundle_experiment(bundle).window
     ws = windows.make_windows(feats, cfg)
@@ -93,7 +93,7 @@ def stages() -> dict[str, Callable[[], object]]:
 
     return {
         "parse": lambda: aim94.load_texts(texts, "demo"),
-        "features": lambda: features.add_features(features.build_timeline(events)),
+        "features": lambda: features.add_features(timeline.build_timeline(events)),
         "windows": lambda: windows.make_windows(feats, cfg),
         "prediction pass": lambda: predictor.interval(ws, first),
         "what-if update": whatif_update,

@@ -55,7 +55,8 @@ def _chunks(patient_years: int):
 
 def _chunk_features(k: int, texts: dict, times: dict):
     from insulin_core.data.aim94 import load_texts
-    from insulin_core.prep.features import add_features, build_timeline
+    from insulin_core.prep.features import add_features
+    from insulin_core.prep.timeline import build_timeline
 
     t0 = time.perf_counter()
     loaded = load_texts(texts, f"synthetic chunk {k}")

@@ -7,7 +7,7 @@ import pandas as pd
 
 from .data.aim94_lines import REASONS
 from .data.codes import DAY_PARTS
-from .prep.features import GLUCOSE_SLOTS
+from .prep.timeline import GLUCOSE_SLOTS
 from .evaluation.metrics import METRICS
 
 METRIC_LABELS = {

@@ -9,7 +9,8 @@ import pandas as pd
 from insulin_core.data import aim94
 from insulin_core.data.aim94 import EVENT_COLUMNS, LoadResult
 from insulin_core.data.codes import CODE_TABLE
-from insulin_core.prep.features import add_features, build_timeline
+from insulin_core.prep.features import add_features
+from insulin_core.prep.timeline import build_timeline
 from insulin_core.data.readers.base import EXTRA_COLUMNS
 from insulin_core.data.readers.contract import Reader, RecordReader
 

@@ -287,7 +287,7 @@ def test_the_loader_rejects_exactly_the_planted_lines():
 def test_some_clock_time_patients_write_the_dose_minutes_after_the_reading():
     """The real files' device-logging habit: the demo exercises the decision-dose path."""
     from insulin_core.data.aim94 import load_texts
-    from insulin_core.prep.features import build_timeline, fold_summary
+    from insulin_core.prep.timeline import build_timeline, fold_summary
 
     rows = good_rows()
     regular = rows[rows["code"] == 33]

@@ -6,10 +6,8 @@ import pandas as pd
 import pytest
 
 from insulin_core.data.aim94 import load_texts
-from insulin_core.prep.features import (
-    DOSE_COLUMNS, NOW_FEATURES, SEQ_FEATURES, add_features, build_timeline, day_part_of, day_parts, fold_summary, hour_of_day, now_columns,
-    seq_columns,
-)
+from insulin_core.prep.features import NOW_FEATURES, SEQ_FEATURES, add_features, now_columns, seq_columns
+from insulin_core.prep.timeline import DOSE_COLUMNS, build_timeline, day_part_of, day_parts, fold_summary, hour_of_day
 
 from .conftest import aim94_text
 

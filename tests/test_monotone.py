@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from insulin_core.prep.features import (GLUCOSE_BAND_MGDL, HABIT, N_BANDS, NOW_FEATURES, SEQ_FEATURES, add_features,
-                                   build_timeline, now_roles)
+                                        now_roles)
+from insulin_core.prep.timeline import build_timeline
 from insulin_core.models.intervals import P_DOSE_BANDS, conformal_interval
 from insulin_core.models.model import DoseNet, ModelConfig
 from insulin_core.models.predictor import InputScaling, NetworkPredictor

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from insulin_core.prep.features import TIMELINE_COLUMNS, add_features
+from insulin_core.prep.features import add_features
+from insulin_core.prep.timeline import TIMELINE_COLUMNS
 import torch
 
 from insulin_core.models.arrays import predict_raw

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from insulin_core.data.aim94 import load_texts
-from insulin_core.prep.features import NOW_FEATURES, SEQ_FEATURES, add_features, build_timeline
+from insulin_core.prep.features import NOW_FEATURES, SEQ_FEATURES, add_features
+from insulin_core.prep.timeline import build_timeline
 from insulin_core.prep.windows import WindowConfig, WindowError, make_windows, target_rows
 
 from .conftest import aim94_text

@@ -35,7 +35,7 @@ def _non_negative_int(text: str) -> int:
 
 
 def _dose_window(text: str) -> int:
-    from ..prep.features import check_dose_window
+    from ..prep.timeline import check_dose_window
 
     try:
         return check_dose_window(int(text))

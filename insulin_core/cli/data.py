@@ -14,7 +14,7 @@ INSULIN_WORDS = {"regular": "Regular", "nph": "NPH", "ultralente": "UltraLente"}
 def cmd_check_data(args: argparse.Namespace) -> int:
     from ..data.source import load_source, resolve_source
 
-    from ..prep.features import build_timeline, fold_summary
+    from ..prep.timeline import build_timeline, fold_summary
 
     source = resolve_source(args.data_dir)
     result = load_source(source)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..data.aim94 import LoadResult, QualityReport
-from .features import TIMELINE_COLUMNS, add_features, build_timeline, fold_summary
+from .features import add_features
+from .timeline import TIMELINE_COLUMNS, build_timeline, fold_summary
 from ..data.source import DataSource, load_source
 
 

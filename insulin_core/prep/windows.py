@@ -22,8 +22,9 @@ import pandas as pd
 
 from ..data.codes import MAX_PLAUSIBLE_DOSE
 from ..configs import MAX_WINDOW, check_keys
-from .features import (DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, NOW_FEATURES, SEQ_FEATURES, TIMELINE_COLUMNS,
-                       add_features, check_dose_window, now_columns, seq_columns)
+from .features import (DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, NOW_FEATURES, SEQ_FEATURES, add_features,
+                       now_columns, seq_columns)
+from .timeline import TIMELINE_COLUMNS, check_dose_window
 
 TARGETS = ("decision-point", "next-row")
 DOSE_COLUMNS = ("regular", "nph", "ultralente")

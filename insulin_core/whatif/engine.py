@@ -18,7 +18,8 @@ import pandas as pd
 
 from ..data.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVEL_NAMES, MAX_PLAUSIBLE_DOSE, level_name
 from .explain import Explanation, explain_occlusion, explanation_of, occlusion_batch
-from ..prep.features import DECISION_KINDS, NOW_FEATURES, add_decision_doses, add_features, build_timeline, day_parts
+from ..prep.features import NOW_FEATURES, add_features
+from ..prep.timeline import DECISION_KINDS, add_decision_doses, build_timeline, day_parts
 from ..models.intervals import zero_width_table
 from ..labels import LEVEL_PHRASES
 from ..models.predictor import NetworkPredictor

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from ..data.codes import DAY_PARTS, level_name
-from ..prep.features import GLUCOSE_SLOTS, NOW_FEATURES, SEQ_FEATURES
+from ..prep.features import NOW_FEATURES, SEQ_FEATURES
+from ..prep.timeline import GLUCOSE_SLOTS
 from ..labels import LEVEL_PHRASES
 from ..models.predictor import NetworkPredictor
 from ..prep.windows import WindowSet

@@ -17,8 +17,9 @@ import pandas as pd
 
 from ..data.codes import (CODE_TABLE, EXERCISE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS, MAX_PLAUSIBLE_DOSE,
                     MEAL_CODES)
-from ..prep.features import (DECISION_KINDS, DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, GLUCOSE_DRIVEN, LOOKBACKS, N_BANDS,
-                       NOW_FEATURES, add_features, build_timeline, day_parts, fold_doses, now_columns)
+from ..prep.features import (DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, GLUCOSE_DRIVEN, LOOKBACKS, N_BANDS,
+                             NOW_FEATURES, add_features, now_columns)
+from ..prep.timeline import DECISION_KINDS, build_timeline, day_parts, fold_doses
 from .scenarios import NEXT, Scenario, parse_time_of_day
 from ..prep.windows import WindowConfig, WindowSet, make_windows
 

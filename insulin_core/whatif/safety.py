@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..prep.features import NOW_FEATURES, SEQ_FEATURES, day_parts
+from ..prep.features import NOW_FEATURES, SEQ_FEATURES
+from ..prep.timeline import day_parts
 from ..labels import FEATURE_LABELS
 
 SCALED_RANGE = (-0.05, 1.05)
