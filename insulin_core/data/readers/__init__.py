@@ -1,1 +1,1 @@
-"""Readers of the pump, CGM and diary formats: one module per format, one contract (base.py)."""
+"""Readers of the pump, CGM and diary formats: one module per format, one contract (contract.py) on one event model (base.py)."""
