@@ -38,7 +38,7 @@ def model_caption() -> None:
 
 
 def _import_registry() -> None:
-    import insulin_core.registry  # noqa: F401 (the slow import: torch)
+    import insulin_core.bundles.registry  # noqa: F401 (the slow import: torch)
 
 
 @st.cache_resource(show_spinner=False)
@@ -60,7 +60,7 @@ def start_registry_import() -> None:
 def registry_imported() -> bool:
     """In, or the import ended (failed: model_caption then shows why)."""
     thread = registry_import()
-    return "insulin_core.registry" in sys.modules or (thread.ident is not None and not thread.is_alive())
+    return "insulin_core.bundles.registry" in sys.modules or (thread.ident is not None and not thread.is_alive())
 
 
 navigation = st.navigation(PAGES)

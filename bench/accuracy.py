@@ -3,7 +3,7 @@
     AIM94_DIR=../shared/data/aim94 .venv/bin/python bench/accuracy.py [--splits chrono,patients,random]
         [--seeds 0,1,2] [--dose-window 60] [--variant attention] [--data-dir DIR] [--out docs/results.md]
 
-Splits: chrono, patients, random (insulin_core/splits.py), and heldout: 10 patients drawn at
+Splits: chrono, patients, random (insulin_core/prep/splits.py), and heldout: 10 patients drawn at
 random (seed 0) are left out entirely; the model and the baselines train on the chrono split of
 the other 60 and are scored on every decision point of the 10.
 
@@ -32,14 +32,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from insulin_core.configs import DEFAULT_SIZES, TrainConfig  # noqa: E402
-from insulin_core.dataset import load_cohort  # noqa: E402
-from insulin_core.baselines import BASELINES, make_baseline  # noqa: E402
-from insulin_core.metrics import all_rows, metrics_table  # noqa: E402
-from insulin_core.pipeline import ExperimentConfig, evaluate, model_config_for, prepare, select_patients  # noqa: E402
-from insulin_core.predictor import BaselinePredictor  # noqa: E402
-from insulin_core.source import resolve_source  # noqa: E402
-from insulin_core.train import train_model  # noqa: E402
-from insulin_core.windows import WindowConfig, make_windows  # noqa: E402
+from insulin_core.prep.dataset import load_cohort  # noqa: E402
+from insulin_core.models.baselines import BASELINES, make_baseline  # noqa: E402
+from insulin_core.evaluation.metrics import all_rows, metrics_table  # noqa: E402
+from insulin_core.evaluation.pipeline import ExperimentConfig, evaluate, model_config_for, prepare, select_patients  # noqa: E402
+from insulin_core.models.predictor import BaselinePredictor  # noqa: E402
+from insulin_core.data.source import resolve_source  # noqa: E402
+from insulin_core.models.train import train_model  # noqa: E402
+from insulin_core.prep.windows import WindowConfig, make_windows  # noqa: E402
 
 COLUMNS = ["mae", "rmse", "r2", "within_1u", "mae_dose"]
 VARIANTS = {  # --variant: the model's sizes beside the defaults

@@ -4,7 +4,7 @@
     AIM94_DIR=../shared/data/aim94 .venv/bin/python bench/features_speed.py
 
 "before" is the pandas groupby implementation kept in tests/reference_features.py, "after" the
-numpy one in insulin_core/features.py. Per patient: the last --tail events of a few patients
+numpy one in insulin_core/prep/timeline.py + features.py. Per patient: the last --tail events of a few patients
 (the what-if explorer rebuilds a bounded tail of a few hundred rows); target < 15 ms. Times are
 medians of --runs runs after a warm-up; the two outputs are checked equal first.
 """
@@ -14,6 +14,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 
@@ -21,9 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.timing import median_ms  # noqa: E402
-from insulin_core import features as after  # noqa: E402
-from insulin_core.source import load_source, resolve_source  # noqa: E402
+from insulin_core.prep import features, timeline  # noqa: E402
+from insulin_core.data.source import load_source, resolve_source  # noqa: E402
 from tests import reference_features as before  # noqa: E402
+
+after = SimpleNamespace(build_timeline=timeline.build_timeline, add_features=features.add_features)
 
 TARGET_MS = 15.0
 

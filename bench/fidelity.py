@@ -3,7 +3,7 @@
     .venv/bin/python bench/fidelity.py [--bundle models/demo] [--max-moments 0] [--out docs/results.md]
         [--json docs/fidelity.json]
 
-At every pre-meal decision point of the bundle's test part (insulin_core/fidelity.py says exactly
+At every pre-meal decision point of the bundle's test part (insulin_core/whatif/fidelity.py says exactly
 what is compared), glucose now is swept over 80-400 mg/dL and meal size over less/typical/more;
 each point is compared with the patient's own dosing rule. Prints MAE and the share of points
 within 1 U per sweep and per patient, appends a dated section to docs/results.md and writes the
@@ -22,11 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from insulin_core import fidelity  # noqa: E402
-from insulin_core.dataset import load_cohort  # noqa: E402
-from insulin_core.demo import DemoConfig  # noqa: E402
-from insulin_core.registry import load_bundle  # noqa: E402
-from insulin_core.source import DataSource  # noqa: E402
+from insulin_core.whatif import fidelity  # noqa: E402
+from insulin_core.prep.dataset import load_cohort  # noqa: E402
+from insulin_core.data.demo import DemoConfig  # noqa: E402
+from insulin_core.bundles.registry import load_bundle  # noqa: E402
+from insulin_core.data.source import DataSource  # noqa: E402
 
 
 def main() -> int:
@@ -68,7 +68,7 @@ def main() -> int:
     with Path(args.out).open("a") as f:
         f.write(f"\n## {stamp}: counterfactual fidelity on the demo cohort ({figures['bundle']})\n\n"
                 f"Command: `{command}` ({seconds:.0f} s). What-if sweeps against each synthetic patient's own rule "
-                f"at the test part's pre-meal moments (insulin_core/fidelity.py); {found.left_out_after_hypo} moments "
+                f"at the test part's pre-meal moments (insulin_core/whatif/fidelity.py); {found.left_out_after_hypo} moments "
                 f"after a hypoglycemia left out (the rule's cut applies there).\n\n{table}\n")
     print(f"\nWrote {args.json}; appended to {args.out}")
     return 0

@@ -65,16 +65,18 @@ def stages() -> dict[str, Callable[[], object]]:
     Module attributes are looked up at call time, so a patched (slowed) function is what runs."""
     import torch
 
-    from insulin_core import aim94, features, scenarios, windows
-    from insulin_core import whatif as W
-    from insulin_core.demo import DemoConfig, generate_cohort
-    from insulin_core.registry import DEFAULT_MODELS_DIR, load_bundle
-    from insulin_core.serving import bundle_experiment
+    from insulin_core.data import aim94
+    from insulin_core.prep import features, timeline, windows
+    from insulin_core.whatif import scenarios
+    from insulin_core.whatif import engine as W
+    from insulin_core.data.demo import DemoConfig, generate_cohort
+    from insulin_core.bundles.registry import DEFAULT_MODELS_DIR, load_bundle
+    from insulin_core.bundles.serving import bundle_experiment
 
     torch.set_num_threads(1)
     texts = generate_cohort(DemoConfig(patients=20, days=90, seed=0))  # the embedded demo cohort
     events = aim94.load_texts(texts, "demo").events
-    feats = features.add_features(features.build_timeline(events))
+    feats = features.add_features(timeline.build_timeline(events))
     bundle = load_bundle(Path(DEFAULT_MODELS_DIR) / "demo")  # trained on exactly this cohort
     cfg = bundle_experiment(bundle).window
     ws = windows.make_windows(feats, cfg)
@@ -91,7 +93,7 @@ def stages() -> dict[str, Callable[[], object]]:
 
     return {
         "parse": lambda: aim94.load_texts(texts, "demo"),
-        "features": lambda: features.add_features(features.build_timeline(events)),
+        "features": lambda: features.add_features(timeline.build_timeline(events)),
         "windows": lambda: windows.make_windows(feats, cfg),
         "prediction pass": lambda: predictor.interval(ws, first),
         "what-if update": whatif_update,

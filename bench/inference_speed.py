@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.timing import timings_ms  # noqa: E402
 from bench.whatif_speed import get_bundle  # noqa: E402
-from insulin_core import whatif as W  # noqa: E402
-from insulin_core.dataset import load_cohort  # noqa: E402
-from insulin_core.serving import bundle_experiment  # noqa: E402
-from insulin_core.source import resolve_source  # noqa: E402
-from insulin_core.windows import make_windows  # noqa: E402
+from insulin_core.whatif import engine as W  # noqa: E402
+from insulin_core.prep.dataset import load_cohort  # noqa: E402
+from insulin_core.bundles.serving import bundle_experiment  # noqa: E402
+from insulin_core.data.source import resolve_source  # noqa: E402
+from insulin_core.prep.windows import make_windows  # noqa: E402
 
 
 def main() -> int:

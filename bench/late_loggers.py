@@ -20,13 +20,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from insulin_core.configs import TrainConfig  # noqa: E402
-from insulin_core.dataset import load_cohort  # noqa: E402
-from insulin_core.pipeline import ExperimentConfig, ExperimentResult, bundle_meta, evaluate, model_config_for, prepare  # noqa: E402
-from insulin_core.registry import ModelBundle  # noqa: E402
-from insulin_core.source import resolve_source  # noqa: E402
-from insulin_core.train import train_model  # noqa: E402
-from insulin_core.whatif import Scenario, WhatIf  # noqa: E402
-from insulin_core.windows import WindowConfig  # noqa: E402
+from insulin_core.prep.dataset import load_cohort  # noqa: E402
+from insulin_core.evaluation.pipeline import ExperimentConfig, ExperimentResult, bundle_meta, evaluate, model_config_for, prepare  # noqa: E402
+from insulin_core.bundles.registry import ModelBundle  # noqa: E402
+from insulin_core.data.source import resolve_source  # noqa: E402
+from insulin_core.models.train import train_model  # noqa: E402
+from insulin_core.whatif.engine import Scenario, WhatIf  # noqa: E402
+from insulin_core.prep.windows import WindowConfig  # noqa: E402
 
 BEFORE = {"dose_window": 0, "sizes": {"members": 1, "now_bins": 0},
           "train": {"epochs": 60, "patience": 8, "batch": 256, "lr": 3e-3}}

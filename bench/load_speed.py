@@ -13,10 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from insulin_core.aim94 import load_texts  # noqa: E402
-from insulin_core.features import add_features, build_timeline  # noqa: E402
-from insulin_core.source import resolve_source, source_texts  # noqa: E402
-from insulin_core.windows import WindowConfig, make_windows  # noqa: E402
+from insulin_core.data.aim94 import load_texts  # noqa: E402
+from insulin_core.prep.features import add_features  # noqa: E402
+from insulin_core.prep.timeline import build_timeline  # noqa: E402
+from insulin_core.data.source import resolve_source, source_texts  # noqa: E402
+from insulin_core.prep.windows import WindowConfig, make_windows  # noqa: E402
 
 
 def main() -> None:

@@ -23,13 +23,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from insulin_core.dataset import load_cohort  # noqa: E402
-from insulin_core.registry import load_bundle  # noqa: E402
-from insulin_core.codes import LEVEL_NAMES  # noqa: E402
-from insulin_core.rebuild import set_moment  # noqa: E402
-from insulin_core.serving import bundle_prepared  # noqa: E402
-from insulin_core.source import resolve_source  # noqa: E402
-from insulin_core.whatif import Scenario, WhatIf  # noqa: E402
+from insulin_core.prep.dataset import load_cohort  # noqa: E402
+from insulin_core.bundles.registry import load_bundle  # noqa: E402
+from insulin_core.data.codes import LEVEL_NAMES  # noqa: E402
+from insulin_core.whatif.rebuild import set_moment  # noqa: E402
+from insulin_core.bundles.serving import bundle_prepared  # noqa: E402
+from insulin_core.data.source import resolve_source  # noqa: E402
+from insulin_core.whatif.engine import Scenario, WhatIf  # noqa: E402
 
 GRID = np.arange(10.0, 601.0, 10.0)  # the meter range; 70-400 is a slice of it
 PHYSIOLOGICAL = (GRID >= 70) & (GRID <= 400)

@@ -29,7 +29,7 @@ sys.path.insert(0, {root!r})
 folder, mode = sys.argv[1], sys.argv[2]
 start = time.perf_counter()
 if mode == "parse":
-    from insulin_core.aim94 import load_folder
+    from insulin_core.data.aim94_folder import load_folder
     report = load_folder(folder).report
     counts = {{"lines": report.lines, "accepted": report.accepted, "rejected": report.rejected_total}}
 else:  # reference: read every file and split it into lines, nothing more

@@ -22,27 +22,46 @@ import sys
 from pathlib import Path
 
 
+def _core(name: str, *paths: str):
+    """`name` from the first core module that has it: each path in the stage layout (`whatif.engine`),
+    then the same module in the flat layout before it (`whatif`, `safety`), so an older checkout
+    (--code) still saves."""
+    import importlib
+
+    flat = {"whatif.engine": "whatif", "jobs.machinery": "jobs", "bundles.schema": "bundle_schema"}
+    for path in (*paths, *(flat.get(p, p.rsplit(".", 1)[-1]) for p in paths)):
+        try:
+            module = importlib.import_module(f"insulin_core.{path}")
+        except ModuleNotFoundError:
+            continue
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise ImportError(f"no core module of {paths} has {name}")
+
+
+def _pipeline():
+    return tuple(_core(name, "evaluation.pipeline") for name in ("ExperimentConfig", "bundle_meta", "run_experiment"))
+
+
 def save(args) -> None:
     sys.path.insert(0, str(Path(args.code).resolve()))
     import torch
 
-    from insulin_core.dataset import load_cohort
-    from insulin_core.registry import load_bundle, save_bundle
-    from insulin_core.scenarios import Scenario
-    from insulin_core.serving import metrics_of, per_patient_of, predictions_table
-    from insulin_core.source import DataSource
-    from insulin_core.whatif import WhatIf
-    try:
-        from insulin_core.safety import nonmonotone_share
-    except ImportError:  # before the refactor it lived in whatif
-        from insulin_core.whatif import nonmonotone_share
+    load_cohort = _core("load_cohort", "prep.dataset")
+    load_bundle, save_bundle = _core("load_bundle", "bundles.registry"), _core("save_bundle", "bundles.registry")
+    Scenario = _core("Scenario", "whatif.scenarios")
+    metrics_of, per_patient_of, predictions_table = (_core(name, "bundles.serving") for name in
+                                                     ("metrics_of", "per_patient_of", "predictions_table"))
+    DataSource = _core("DataSource", "data.source")
+    WhatIf = _core("WhatIf", "whatif.engine")
+    nonmonotone_share = _core("nonmonotone_share", "whatif.safety", "whatif.engine")
 
     torch.set_num_threads(1)
     cohort = load_cohort(DataSource("folder", args.data) if args.data else DataSource("demo"))
     models = Path(args.models)
     if not (models / "snap").exists():
-        from insulin_core.configs import TrainConfig
-        from insulin_core.pipeline import ExperimentConfig, bundle_meta, run_experiment
+        TrainConfig = _core("TrainConfig", "configs")
+        ExperimentConfig, bundle_meta, run_experiment = _pipeline()
 
         exp, cfg = ExperimentConfig(), TrainConfig(epochs=8, threads=1)
         r = run_experiment(cohort.features, exp, dict(lstm_hidden=16, gru_hidden=8, dense=(32,), members=2, now_bins=8),
@@ -95,10 +114,10 @@ def fresh_training(cohort) -> dict:
     import json
     import tempfile
 
-    from insulin_core.configs import TrainConfig
-    from insulin_core.pipeline import ExperimentConfig, bundle_meta, run_experiment
-    from insulin_core.registry import load_bundle
-    from insulin_core.runs import RunSpec, work
+    TrainConfig = _core("TrainConfig", "configs")
+    ExperimentConfig, bundle_meta, run_experiment = _pipeline()
+    load_bundle = _core("load_bundle", "bundles.registry")
+    RunSpec, work = _core("RunSpec", "jobs.runs"), _core("work", "jobs.runs")
 
     exp, cfg = ExperimentConfig(), TrainConfig(epochs=3, threads=1)
     r = run_experiment(cohort.features, exp, TINY, cfg, baselines=["last_same_daypart"])

@@ -1,4 +1,4 @@
-"""How long a background training run takes to start (insulin_core/runs.py): from `start()` to its
+"""How long a background training run takes to start (insulin_core/jobs/runs.py): from `start()` to its
 first epoch on disk, for the first run of a server (the forkserver imports torch then) and for later
 runs (a fork of it), beside the same tiny training run in this process as the reference.
 
@@ -10,12 +10,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from insulin_core.dataset import load_cohort
-from insulin_core.jobs import new_owner
-from insulin_core.pipeline import ExperimentConfig, run_experiment
-from insulin_core.runs import RunManager, RunSpec
-from insulin_core.source import DataSource
-from insulin_core.train import TrainConfig
+from insulin_core.prep.dataset import load_cohort
+from insulin_core.jobs.machinery import new_owner
+from insulin_core.evaluation.pipeline import ExperimentConfig, run_experiment
+from insulin_core.jobs.runs import RunManager, RunSpec
+from insulin_core.data.source import DataSource
+from insulin_core.models.train import TrainConfig
 
 TINY = dict(lstm_hidden=8, gru_hidden=8, dense=(8,), patient_embedding=2)
 

@@ -1,5 +1,5 @@
 """How the data path and training scale with the cohort: synthetic cohorts of N patient-years from
-the demo generator (insulin_core/demo.py), each size measured in a process of its own.
+the demo generator (insulin_core/data/demo.py), each size measured in a process of its own.
 
     .venv/bin/python bench/scaling.py --sizes 100,1000,10000 [--train-sizes 100,1000] [--all-at-once 100,1000]
         [--plot docs/performance_scaling.png] [--json bench/scaling_results.json]
@@ -12,7 +12,7 @@ patient ids offset by 100 per chunk). Per size:
   the imports.
 - data path, all at once (--all-at-once sizes): one events table, one features frame, one
   WindowSet for the whole cohort, as the dashboard does for AIM94: what streaming saves.
-- training per epoch (--train-sizes): insulin_core.train.train_model with the default model and
+- training per epoch (--train-sizes): insulin_core.models.train.train_model with the default model and
   TrainConfig(epochs=2, threads=1: on a shared 2-core CPU two threads ran 10x slower); the second epoch's time (the first pays
   one-off set-up). train.py keeps every window of the training part in memory as tensors, so
   sizes beyond --train-sizes are extrapolated from the measured windows per second (said so).
@@ -46,7 +46,7 @@ def _current_rss_mb() -> float:
 
 def _chunks(patient_years: int):
     """(chunk number, {data-NN: text}) for a cohort of `patient_years`."""
-    from insulin_core.demo import DemoConfig, generate_cohort
+    from insulin_core.data.demo import DemoConfig, generate_cohort
 
     n = max(1, round(patient_years / PY_PER_CHUNK))
     for k in range(n):
@@ -54,8 +54,9 @@ def _chunks(patient_years: int):
 
 
 def _chunk_features(k: int, texts: dict, times: dict):
-    from insulin_core.aim94 import load_texts
-    from insulin_core.features import add_features, build_timeline
+    from insulin_core.data.aim94 import load_texts
+    from insulin_core.prep.features import add_features
+    from insulin_core.prep.timeline import build_timeline
 
     t0 = time.perf_counter()
     loaded = load_texts(texts, f"synthetic chunk {k}")
@@ -73,7 +74,7 @@ def _chunk_features(k: int, texts: dict, times: dict):
 def child_data(patient_years: int, all_at_once: bool) -> dict:
     import pandas as pd
 
-    from insulin_core.windows import WindowConfig, make_windows
+    from insulin_core.prep.windows import WindowConfig, make_windows
 
     base_rss = _current_rss_mb()
     times: dict[str, float] = {"generate": 0.0}
@@ -119,8 +120,8 @@ def child_train(patient_years: int) -> dict:
     import pandas as pd
 
     from insulin_core.configs import DEFAULT_SIZES, TrainConfig
-    from insulin_core.pipeline import ExperimentConfig, model_config_for, prepare
-    from insulin_core.train import train_model
+    from insulin_core.evaluation.pipeline import ExperimentConfig, model_config_for, prepare
+    from insulin_core.models.train import train_model
 
     times: dict[str, float] = {"generate": 0.0}
     features = pd.concat([_chunk_features(k, texts, times)[1] for k, texts in _generators(patient_years, times)],

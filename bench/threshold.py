@@ -14,13 +14,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from insulin_core.dataset import load_cohort  # noqa: E402
-from insulin_core.dose_rule import DOSE_THRESHOLD, to_dose  # noqa: E402
-from insulin_core.metrics import dose_metrics  # noqa: E402
-from insulin_core.pipeline import ExperimentConfig, model_config_for, prepare  # noqa: E402
-from insulin_core.source import resolve_source  # noqa: E402
-from insulin_core.arrays import predict_raw  # noqa: E402
-from insulin_core.train import THRESHOLD_GRID, TrainConfig, train_model  # noqa: E402
+from insulin_core.prep.dataset import load_cohort  # noqa: E402
+from insulin_core.models.dose_rule import DOSE_THRESHOLD, to_dose  # noqa: E402
+from insulin_core.evaluation.metrics import dose_metrics  # noqa: E402
+from insulin_core.evaluation.pipeline import ExperimentConfig, model_config_for, prepare  # noqa: E402
+from insulin_core.data.source import resolve_source  # noqa: E402
+from insulin_core.models.arrays import predict_raw  # noqa: E402
+from insulin_core.models.train import THRESHOLD_GRID, TrainConfig, train_model  # noqa: E402
 
 
 def main() -> None:

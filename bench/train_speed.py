@@ -24,12 +24,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from insulin_core import distributed  # noqa: E402
+from insulin_core.models import distributed  # noqa: E402
 from insulin_core.configs import TrainConfig  # noqa: E402
-from insulin_core.dataset import load_cohort  # noqa: E402
-from insulin_core.pipeline import ExperimentConfig, model_config_for, prepare  # noqa: E402
-from insulin_core.source import resolve_source  # noqa: E402
-from insulin_core.train import train_model  # noqa: E402
+from insulin_core.prep.dataset import load_cohort  # noqa: E402
+from insulin_core.evaluation.pipeline import ExperimentConfig, model_config_for, prepare  # noqa: E402
+from insulin_core.data.source import resolve_source  # noqa: E402
+from insulin_core.models.train import train_model  # noqa: E402
 
 
 def reference_seconds(repeats: int = 20) -> float:

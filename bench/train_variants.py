@@ -17,11 +17,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from insulin_core.configs import DEFAULT_SIZES  # noqa: E402
-from insulin_core.dataset import load_cohort  # noqa: E402
-from insulin_core.pipeline import ExperimentConfig, evaluate, model_config_for, prepare  # noqa: E402
-from insulin_core.source import resolve_source  # noqa: E402
-from insulin_core.train import TrainConfig, train_model  # noqa: E402
-from insulin_core.windows import WindowConfig  # noqa: E402
+from insulin_core.prep.dataset import load_cohort  # noqa: E402
+from insulin_core.evaluation.pipeline import ExperimentConfig, evaluate, model_config_for, prepare  # noqa: E402
+from insulin_core.data.source import resolve_source  # noqa: E402
+from insulin_core.models.train import TrainConfig, train_model  # noqa: E402
+from insulin_core.prep.windows import WindowConfig  # noqa: E402
 
 
 def main() -> int:

@@ -21,12 +21,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.timing import median_ms  # noqa: E402
-from insulin_core import whatif as W  # noqa: E402
-from insulin_core.dataset import load_cohort  # noqa: E402
-from insulin_core.pipeline import ExperimentConfig, bundle_meta, run_experiment  # noqa: E402
-from insulin_core.registry import DEFAULT_MODELS_DIR, BundleError, ModelBundle, load_bundle  # noqa: E402
-from insulin_core.source import resolve_source  # noqa: E402
-from insulin_core.train import TrainConfig  # noqa: E402
+from insulin_core.whatif import engine as W  # noqa: E402
+from insulin_core.prep.dataset import load_cohort  # noqa: E402
+from insulin_core.evaluation.pipeline import ExperimentConfig, bundle_meta, run_experiment  # noqa: E402
+from insulin_core.bundles.registry import DEFAULT_MODELS_DIR, BundleError, ModelBundle, load_bundle  # noqa: E402
+from insulin_core.data.source import resolve_source  # noqa: E402
+from insulin_core.models.train import TrainConfig  # noqa: E402
 
 BUDGET_MS = {"update": 50.0, "sweep": 100.0}
 
@@ -86,8 +86,8 @@ def main() -> int:
         print(f"  {label:55s} {ms:7.1f} ms   {ms / BUDGET_MS[budget]:5.2f}x the {BUDGET_MS[budget]:.0f} ms budget")
 
     if args.coverage:
-        from insulin_core.whatif import nonmonotone_share
-        from insulin_core.serving import bundle_prepared
+        from insulin_core.whatif.engine import nonmonotone_share
+        from insulin_core.bundles.serving import bundle_prepared
 
         prepared = bundle_prepared(bundle, cohort.features, every_patient=False)
         table = engine.conformal

@@ -23,12 +23,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from insulin_core.dataset import load_cohort  # noqa: E402
-from insulin_core.rebuild import set_moment  # noqa: E402
-from insulin_core.registry import load_bundle  # noqa: E402
-from insulin_core.source import resolve_source  # noqa: E402
-from insulin_core.whatif import Scenario, WhatIf  # noqa: E402
-from insulin_core.windows import make_windows  # noqa: E402
+from insulin_core.prep.dataset import load_cohort  # noqa: E402
+from insulin_core.whatif.rebuild import set_moment  # noqa: E402
+from insulin_core.bundles.registry import load_bundle  # noqa: E402
+from insulin_core.data.source import resolve_source  # noqa: E402
+from insulin_core.whatif.engine import Scenario, WhatIf  # noqa: E402
+from insulin_core.prep.windows import make_windows  # noqa: E402
 
 
 def moment(spec: str) -> tuple[int, pd.Timestamp]:

@@ -14,10 +14,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from insulin_core.dataset import load_cohort  # noqa: E402
-from insulin_core.features import seq_columns  # noqa: E402
-from insulin_core.source import DataSource  # noqa: E402
-from insulin_core.windows import WindowConfig, make_windows  # noqa: E402
+from insulin_core.prep.dataset import load_cohort  # noqa: E402
+from insulin_core.prep.features import seq_columns  # noqa: E402
+from insulin_core.data.source import DataSource  # noqa: E402
+from insulin_core.prep.windows import WindowConfig, make_windows  # noqa: E402
 
 
 def best_of(fn, runs: int = 5) -> float:

@@ -1,6 +1,6 @@
 """Exceptions the pages catch by name, and the model-name rule, in a module that imports nothing
 heavy: the dashboard's first page and the training-run list must not pay for importing torch
-(registry, bundle_schema) just to name BundleError or check a name."""
+(bundles.registry, bundles.schema) just to name BundleError or check a name."""
 from __future__ import annotations
 
 import re
@@ -14,7 +14,7 @@ class BundleError(Exception):
 
 
 class DataFormatError(ValueError):
-    """Files no reader recognises, or files of two formats mixed (insulin_core/readers/detect.py),
+    """Files no reader recognises, or files of two formats mixed (insulin_core/data/readers/detect.py),
     with a message naming what was looked for or which files are of which format."""
 
 

@@ -6,12 +6,12 @@ own constants, so the text cannot drift from what the code does.
 """
 from __future__ import annotations
 
-from .baselines import BASELINES
-from .codes import DEFAULT_DOSE_WINDOW_MIN, MAX_PLAUSIBLE_DOSE
-from .intervals import P_DOSE_EDGES
+from .models.baselines import BASELINES
+from .data.codes import DEFAULT_DOSE_WINDOW_MIN, MAX_PLAUSIBLE_DOSE
+from .models.intervals import P_DOSE_EDGES
 from .labels import PREDICTOR_LABELS
-from .metrics import WITHIN_UNITS
-from .splits import FRACTIONS
+from .evaluation.metrics import WITHIN_UNITS
+from .prep.splits import FRACTIONS
 
 _TRAIN, _VAL, _TEST = (round(f * 100) for f in FRACTIONS)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .aim94 import REASONS
-from .codes import DAY_PARTS
-from .features import GLUCOSE_SLOTS
-from .metrics import METRICS
+from .data.aim94_lines import REASONS
+from .data.codes import DAY_PARTS
+from .prep.timeline import GLUCOSE_SLOTS
+from .evaluation.metrics import METRICS
 
 METRIC_LABELS = {
     "name": "model or baseline", "rows": "rows", "n": "decision points", "n_dose": "dose occasions",

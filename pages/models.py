@@ -3,8 +3,8 @@ import pandas as pd
 import streamlit as st
 
 from insulin_core.labels import METRIC_LABELS, STOP_LABELS, label, plain_table
-from insulin_core.registry import delete_bundle, save_bundle
-from insulin_core.serving import check_bundle_fits
+from insulin_core.bundles.registry import delete_bundle, save_bundle
+from insulin_core.bundles.serving import check_bundle_fits
 from ui import charts, tables
 from ui.chart_specs import chart_spec
 from ui.bundles import bundle_from_zip, zip_bundle

@@ -4,9 +4,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from insulin_core.download import UCI_URL, download_aim94
+from insulin_core.data.download import UCI_URL, download_aim94
 from insulin_core.labels import REASON_LABELS
-from insulin_core.source import DataSource, check_allowed_folder
+from insulin_core.data.source import DataSource, check_allowed_folder
 from ui import charts
 from ui.chart_specs import chart_spec
 from ui.cache import cached_cohort

@@ -1,9 +1,9 @@
 """Predictions: a model's Regular dose beside the actual one, week by week, with the baselines."""
 import streamlit as st
 
-from insulin_core.baselines import BASELINES
+from insulin_core.models.baselines import BASELINES
 from insulin_core.labels import METRIC_LABELS, PART_LABELS, PREDICTOR_LABELS, describe_columns, plain_table
-from insulin_core.serving import (NOTE_EXACT, NOTE_NO_DOSE, NOTE_NO_DOSE_PERFECT, bundle_experiment, check_bundle_fits,
+from insulin_core.bundles.serving import (NOTE_EXACT, NOTE_NO_DOSE, NOTE_NO_DOSE_PERFECT, bundle_experiment, check_bundle_fits,
                                   interval_coverage_of, metrics_of, per_patient_of)
 from ui import charts, tables
 from ui.chart_specs import chart_spec

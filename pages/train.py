@@ -1,14 +1,14 @@
-"""Train: choose data, window and network sizes; start a run in the background (insulin_core/runs.py);
+"""Train: choose data, window and network sizes; start a run in the background (insulin_core/jobs/runs.py);
 watch this browser's runs (progress, time left, loss curve, Stop); see, rename or delete each finished run."""
 import pandas as pd
 import streamlit as st
 
-from insulin_core.baselines import BASELINES
-from insulin_core.codes import MAX_DOSE_WINDOW_MIN
+from insulin_core.models.baselines import BASELINES
+from insulin_core.data.codes import MAX_DOSE_WINDOW_MIN
 from insulin_core.configs import MAX_MEMBERS, MAX_WINDOW
 from insulin_core.labels import label, plain_table
-from insulin_core.splits import SPLITS
-from insulin_core.windows import TARGETS
+from insulin_core.prep.splits import SPLITS
+from insulin_core.prep.windows import TARGETS
 from ui import charts
 from ui.session import form_defaults, current_cohort, page_header, set_active_model, shows_errors
 from ui.train_form import FORM_DEFAULTS, run_spec_of

@@ -1,13 +1,13 @@
-"""Tune: an Optuna study of the model's settings, run in the background (insulin_core/studies.py);
+"""Tune: an Optuna study of the model's settings, run in the background (insulin_core/jobs/studies.py);
 trials arrive live; send the best to Train, or train and save it as a background run."""
 import streamlit as st
 
 from insulin_core.configs import MAX_MEMBERS
 from insulin_core.labels import label
-from insulin_core.splits import SPLITS
-from insulin_core.studies import best_run_spec
-from insulin_core.study_storage import storage_label
-from insulin_core.tune import (TuneSettings, best_trial, default_study_name, find_study, study_names, study_settings,
+from insulin_core.prep.splits import SPLITS
+from insulin_core.jobs.studies import best_run_spec
+from insulin_core.jobs.study_storage import storage_label
+from insulin_core.jobs.tune import (TuneSettings, best_trial, default_study_name, find_study, study_names, study_settings,
                                trials_table)
 from ui import charts
 from ui.session import form_defaults, DEFAULT_BASELINES, current_cohort, page_header, shows_errors

@@ -1,6 +1,6 @@
 """What-if: change what was known at one decision moment and see how the model's dose answer moves.
 
-A thin page over `insulin_core.whatif.WhatIf` (shared engines, answers and widget glue in
+A thin page over `insulin_core.whatif.engine.WhatIf` (shared engines, answers and widget glue in
 `ui/whatif.py`): pick a model, a patient and a decision point (the list or a click on the
 timeline), move the moment's inputs and see the dose, its 90% conformal interval, P(dose), the
 change from the unedited prediction, the safety flags, the dose-response curves and an occlusion
@@ -15,12 +15,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from insulin_core.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVEL_NAMES
-from insulin_core.fidelity import summary_text
+from insulin_core.data.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVEL_NAMES
+from insulin_core.whatif.fidelity import summary_text
 from insulin_core.labels import FEATURE_LABELS, FLAG_TITLES
-from insulin_core.scenarios import NEXT, Scenario
-from insulin_core.serving import bundle_experiment, check_bundle_fits
-from insulin_core.whatif import WhatIf
+from insulin_core.whatif.scenarios import NEXT, Scenario
+from insulin_core.bundles.serving import bundle_experiment, check_bundle_fits
+from insulin_core.whatif.engine import WhatIf
 from ui import charts
 from ui.cache import decision_points, window_key
 from ui.session import CORE_ERRORS, model_page, shows_errors

@@ -51,8 +51,8 @@ def real_data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def real_cohort(real_data_dir):
-    from insulin_core.dataset import load_cohort
-    from insulin_core.source import DataSource
+    from insulin_core.prep.dataset import load_cohort
+    from insulin_core.data.source import DataSource
 
     return load_cohort(DataSource("folder", str(real_data_dir)))
 

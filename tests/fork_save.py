@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from insulin_core.model import DoseNet, ModelConfig  # noqa: E402
-from insulin_core.registry import BundleError, load_bundle, save_bundle  # noqa: E402
+from insulin_core.models.model import DoseNet, ModelConfig  # noqa: E402
+from insulin_core.bundles.registry import BundleError, load_bundle, save_bundle  # noqa: E402
 from tests.test_registry import tiny_meta  # noqa: E402
 
 HANG_S = 30  # a save takes milliseconds; a writer still running after this is hung

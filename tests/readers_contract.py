@@ -1,4 +1,4 @@
-"""What every reader's result must satisfy (insulin_core/readers/base.py), checked by each reader's
+"""What every reader's result must satisfy (insulin_core/data/readers/contract.py), checked by each reader's
 tests on each of its fixtures: the events table of aim94 (same columns first, same dtypes, sorted),
 a report whose counts add up, reasons the reader declares, and a table the downstream stages take."""
 from __future__ import annotations
@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from insulin_core import aim94
-from insulin_core.aim94 import EVENT_COLUMNS, LoadResult
-from insulin_core.codes import CODE_TABLE
-from insulin_core.features import add_features, build_timeline
-from insulin_core.readers.base import EXTRA_COLUMNS, Reader, RecordReader
+from insulin_core.data import aim94
+from insulin_core.data.aim94 import EVENT_COLUMNS, LoadResult
+from insulin_core.data.codes import CODE_TABLE
+from insulin_core.prep.features import add_features
+from insulin_core.prep.timeline import build_timeline
+from insulin_core.data.readers.base import EXTRA_COLUMNS
+from insulin_core.data.readers.contract import Reader, RecordReader
 
 AIM94_DTYPES = aim94._empty_events().dtypes
 

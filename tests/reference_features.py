@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from insulin_core.codes import DAY_PARTS, LEVELS, MAX_PLAUSIBLE_DOSE
-from insulin_core.features import (
-    FOLLOW_UP_MIN, GLUCOSE_BAND_MGDL, GLUCOSE_SLOTS, MAX_GAP_HOURS, N_BANDS, NOW_FEATURES, SEQ_FEATURES, SHARE_WINDOW,
-    TIMELINE_COLUMNS, day_part_of,
-)
+from insulin_core.data.codes import DAY_PARTS, LEVELS, MAX_PLAUSIBLE_DOSE
+from insulin_core.prep.features import (FOLLOW_UP_MIN, GLUCOSE_BAND_MGDL, MAX_GAP_HOURS, N_BANDS, NOW_FEATURES,
+                                        SEQ_FEATURES, SHARE_WINDOW)
+from insulin_core.prep.timeline import GLUCOSE_SLOTS, TIMELINE_COLUMNS, day_part_of
 
 
 def build_timeline(events: pd.DataFrame) -> pd.DataFrame:

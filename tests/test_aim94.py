@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insulin_core import aim94
-from insulin_core.aim94 import REASONS, load_folder, load_texts
-from insulin_core.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN
+from insulin_core.data import aim94, aim94_folder
+from insulin_core.data.aim94 import load_texts
+from insulin_core.data.aim94_folder import load_folder
+from insulin_core.data.aim94_lines import REASONS
+from insulin_core.data.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN
 
 from .conftest import aim94_text
 
@@ -275,7 +277,7 @@ def test_unreadable_files_are_reported(write_aim94, monkeypatch):
 
 
 def test_too_large_files_are_skipped(write_aim94, monkeypatch):
-    monkeypatch.setattr(aim94, "MAX_FILE_BYTES", 10)
+    monkeypatch.setattr(aim94_folder, "MAX_FILE_BYTES", 10)
     report = load_folder(write_aim94({"data-01": GOOD})).report
     assert report.files == 0 and report.skipped_files[0].startswith("data-01: too large")
 
@@ -303,7 +305,7 @@ def _seconds(work) -> float:
 def test_deduplicate_packed_key_equals_sorting_the_keys_apart(monkeypatch):
     """The packed (patient, minute, code) key finds the same duplicates, in the same order, as the
     four keys sorted apart (the fallback for keys that do not fit in one int64)."""
-    from insulin_core import aim94
+    from insulin_core.data import aim94
 
     rng = np.random.default_rng(3)
     n = 3_000
@@ -325,7 +327,7 @@ def test_deduplicate_packed_key_equals_sorting_the_keys_apart(monkeypatch):
 
 
 def test_the_report_keeps_its_dictionary_and_words_now_that_it_carries_its_reasons():
-    """QualityReport serves every reader (insulin_core/readers/); an AIM94 report is what it was."""
+    """QualityReport serves every reader (insulin_core/data/readers/); an AIM94 report is what it was."""
     report = load_one(raw="04-21-1991\t9:09\t58\n").report
     assert list(report.to_dict()) == [
         "files", "lines", "accepted", "rejected", "rejected_total", "patients", "events", "censored",

@@ -21,8 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from insulin_core.aim94 import REASONS, load_texts
-from insulin_core.codes import CODE_TABLE, GLUCOSE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN
+from insulin_core.data.aim94 import load_texts
+from insulin_core.data.aim94_lines import REASONS
+from insulin_core.data.codes import CODE_TABLE, GLUCOSE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN
 
 MIN_FILES = 10_000
 EXAMPLES = 200

@@ -20,12 +20,12 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from insulin_core.dataset import load_cohort
-from insulin_core.demo import DemoConfig, generate_cohort
-from insulin_core.pipeline import ExperimentConfig, bundle_meta, run_experiment
-from insulin_core.registry import save_bundle
-from insulin_core.source import DataSource
-from insulin_core.train import TrainConfig
+from insulin_core.prep.dataset import load_cohort
+from insulin_core.data.demo import DemoConfig, generate_cohort
+from insulin_core.evaluation.pipeline import ExperimentConfig, bundle_meta, run_experiment
+from insulin_core.bundles.registry import save_bundle
+from insulin_core.data.source import DataSource
+from insulin_core.models.train import TrainConfig
 from ui.bundles import zip_bundle
 from tests.waits import WAIT_S
 
@@ -394,7 +394,7 @@ def test_tune_study_stops_only_for_the_browser_that_started_it_and_others_see_it
 def test_every_value_the_search_can_suggest_is_a_train_form_option(models_dir):
     """A value outside a select_slider's options is silently replaced by the first option (Streamlit
     1.67), so render the Train page with each choice and read every widget back."""
-    from insulin_core.tune import SEARCH_SPACE
+    from insulin_core.jobs.tune import SEARCH_SPACE
     from ui.train_form import train_config_form
 
     at = open_page("train")

@@ -1,4 +1,4 @@
-"""The Train page through AppTest: training runs in the background (insulin_core/runs.py), so a
+"""The Train page through AppTest: training runs in the background (insulin_core/jobs/runs.py), so a
 page switch does not stop it; each browser (owner token in the URL) sees only its own runs; a
 finished run is saved, becomes the active model, and can be renamed and deleted."""
 from __future__ import annotations
@@ -55,7 +55,7 @@ def wait_until_done(at: AppTest, timeout_s: float = TIMEOUT_S) -> None:
 
 def model_state(at: AppTest, models_dir) -> str:
     """What decides the active model, for an assertion's message (a CI failure then says why)."""
-    from insulin_core.registry import list_bundles
+    from insulin_core.bundles.registry import list_bundles
 
     keys = ("active_model", "active_model_chosen", "runs_seen_done", "runs_started", "runs_seen_init")
     state = {k: at.session_state[k] if k in at.session_state else "<unset>" for k in keys}
@@ -144,7 +144,7 @@ def test_settings_that_cannot_be_used_are_a_message_and_start_nothing(models_dir
 
 
 def test_the_form_names_splits_targets_and_baselines_in_words(models_dir):  # noqa: F811
-    from insulin_core.baselines import BASELINES
+    from insulin_core.models.baselines import BASELINES
     from insulin_core.labels import label
 
     at = open_train()

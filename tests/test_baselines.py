@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from insulin_core.baselines import BASELINES, make_baseline
+from insulin_core.models.baselines import BASELINES, make_baseline
 
 DAY_PARTS = ("morning", "afternoon", "evening", "night")
 ALL = list(BASELINES)
@@ -212,7 +212,7 @@ def test_ridge_beats_global_median_on_linear_target():
 
 def test_every_baseline_meets_the_predictor_contract(ws):
     """heads -> the one dose rule gives exactly the baseline's own prediction (predictor.py)."""
-    from insulin_core.predictor import BaselinePredictor
+    from insulin_core.models.predictor import BaselinePredictor
 
     train, test = np.arange(400), np.arange(400, 600)
     for name in ALL:

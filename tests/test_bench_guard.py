@@ -28,7 +28,7 @@ def test_guard_fails_when_a_stage_is_slowed_down(calls, monkeypatch):
     """A slowdown injected into the core (the feature builder sleeps 3x the stage's whole allowed
     time, FACTOR x its budget) is caught; the untouched stages still pass. Two runs each: enough to
     tell 4x over from within, and the sleeps are most of this test's time."""
-    from insulin_core import features
+    from insulin_core.prep import features
 
     budgets = guard.load_budgets()
     reference_s = guard.measure({"reference": guard.reference}, runs=3)["reference"]["reference_ms"] / 1000

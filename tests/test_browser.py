@@ -47,10 +47,10 @@ def models_for_screenshots(folder: Path) -> str:
     """The shipped models/demo bundle when it loads and fits the demo cohort (the screenshots then
     show what a new user sees), else a tiny one trained here. Either way a copy: nothing in
     models/ is touched."""
-    from insulin_core.dataset import load_cohort
-    from insulin_core.registry import BundleError, load_bundle
-    from insulin_core.serving import check_bundle_fits
-    from insulin_core.source import DataSource
+    from insulin_core.prep.dataset import load_cohort
+    from insulin_core.bundles.registry import BundleError, load_bundle
+    from insulin_core.bundles.serving import check_bundle_fits
+    from insulin_core.data.source import DataSource
     from tests.test_app import make_models_dir
 
     shipped = ROOT / "models" / "demo"
@@ -369,11 +369,11 @@ def picked(page, key: str) -> str:
 
 def tiny_bundle(folder: Path, aim94_dir: str | None, name: str = "tiny") -> None:
     """A second model to switch to: a tiny network trained here on the data the server shows."""
-    from insulin_core.dataset import load_cohort
-    from insulin_core.pipeline import ExperimentConfig, bundle_meta, run_experiment
-    from insulin_core.registry import save_bundle
-    from insulin_core.source import DataSource
-    from insulin_core.train import TrainConfig
+    from insulin_core.prep.dataset import load_cohort
+    from insulin_core.evaluation.pipeline import ExperimentConfig, bundle_meta, run_experiment
+    from insulin_core.bundles.registry import save_bundle
+    from insulin_core.data.source import DataSource
+    from insulin_core.models.train import TrainConfig
     from tests.test_app import TINY
 
     cohort = load_cohort(DataSource("env", aim94_dir) if aim94_dir else DataSource("demo"))

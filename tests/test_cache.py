@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insulin_core.dataset import Cohort, load_cohort
-from insulin_core.source import DataSource
+from insulin_core.prep.dataset import Cohort, load_cohort
+from insulin_core.data.source import DataSource
 from ui import cache as ui_cache
 from ui.cache import CohortCache, cohort_budget_bytes, cohort_bytes
 
@@ -222,7 +222,7 @@ def test_the_overview_imports_neither_torch_nor_sklearn():
     from pathlib import Path
 
     code = ("import sys\n"
-            "import ui.session, ui.cache, ui.charts, insulin_core.download, insulin_core.labels, insulin_core.source\n"
+            "import ui.session, ui.cache, ui.charts, insulin_core.data.download, insulin_core.labels, insulin_core.data.source\n"
             "print(sorted(m for m in ('torch', 'sklearn') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, capture_output=True,
                          text=True, timeout=120)
@@ -236,8 +236,8 @@ def test_bundles_of_one_experiment_share_one_fit_of_the_baselines(monkeypatch, t
     import shutil
     from pathlib import Path
 
-    from insulin_core import serving
-    from insulin_core.registry import load_bundle
+    from insulin_core.bundles import serving
+    from insulin_core.bundles.registry import load_bundle
 
     fits = []
     real = serving.baseline_table

@@ -1,6 +1,7 @@
 """ui/charts.py: what the charts draw (their data), independent of the page around them."""
-from insulin_core.aim94 import load_texts
-from insulin_core.features import add_features, build_timeline
+from insulin_core.data.aim94 import load_texts
+from insulin_core.prep.features import add_features
+from insulin_core.prep.timeline import build_timeline
 from ui import charts
 
 # Patient 1 writes the Regular on a row of its own 5 minutes after the reading (a late logger, as

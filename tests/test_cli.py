@@ -6,7 +6,7 @@ import json
 import pytest
 
 from insulin_core.cli import main
-from insulin_core.demo import DemoConfig, generate_cohort
+from insulin_core.data.demo import DemoConfig, generate_cohort
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -125,8 +125,8 @@ def test_train_then_evaluate_round_trip(capsys, demo_dir, tmp_path):
     assert "decision dose actually given" in described.set_index("column").loc["actual", "description"]
     assert "p.columns.csv" in err  # said where (on stderr: stdout is the JSON)
     # `actual` is the decision dose: a dose written minutes after the reading counts at the reading
-    from insulin_core.dataset import load_cohort
-    from insulin_core.source import DataSource
+    from insulin_core.prep.dataset import load_cohort
+    from insulin_core.data.source import DataSource
 
     features = load_cohort(DataSource("folder", str(demo_dir))).features.set_index(["patient_id", "timestamp"])
     written = pd.read_csv(predictions, parse_dates=["timestamp"]).set_index(["patient_id", "timestamp"])

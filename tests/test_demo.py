@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insulin_core.codes import DEMO_LABEL, PAPER_TIMES_MIN
-from insulin_core.demo import GENERATOR_VERSION, DemoConfig, generate_cohort, planted_faults, write_cohort
+from insulin_core.data.codes import DEMO_LABEL, PAPER_TIMES_MIN
+from insulin_core.data.demo import GENERATOR_VERSION, DemoConfig, generate_cohort, planted_faults, write_cohort
 
 LINE = re.compile(r"^\d{2}-\d{2}-\d{4}\t\d{1,2}:\d{2}\t\d+\t(\d+|0Hi|0Lo)$")
 GLUCOSE = {48, 57, 58, 59, 60, 61, 62, 63, 64}
@@ -263,7 +263,8 @@ def test_write_cohort_replaces_an_older_demo_but_never_real_files(tmp_path):
 # --- the loader -----------------------------------------------------------------------------------
 
 def test_the_loader_rejects_exactly_the_planted_lines():
-    from insulin_core.aim94 import load_texts, parse_lines
+    from insulin_core.data.aim94 import load_texts
+    from insulin_core.data.aim94_lines import parse_lines
 
     texts, faults = cohort()
     result = load_texts(texts, source="demo")
@@ -285,8 +286,8 @@ def test_the_loader_rejects_exactly_the_planted_lines():
 
 def test_some_clock_time_patients_write_the_dose_minutes_after_the_reading():
     """The real files' device-logging habit: the demo exercises the decision-dose path."""
-    from insulin_core.aim94 import load_texts
-    from insulin_core.features import build_timeline, fold_summary
+    from insulin_core.data.aim94 import load_texts
+    from insulin_core.prep.timeline import build_timeline, fold_summary
 
     rows = good_rows()
     regular = rows[rows["code"] == 33]

@@ -1,4 +1,4 @@
-"""Format detection (insulin_core/readers/detect.py), over every registered reader: each format's
+"""Format detection (insulin_core/data/readers/detect.py), over every registered reader: each format's
 fixture is recognised by its reader and by no other; AIM94 read through detection is the AIM94
 loader's result, unchanged; nothing recognised, and two formats mixed, each get a message naming
 what was looked for or which files are of which format."""
@@ -9,9 +9,9 @@ import json
 import pandas as pd
 import pytest
 
-from insulin_core.aim94 import load_texts
+from insulin_core.data.aim94 import load_texts
 from insulin_core.errors import DataFormatError
-from insulin_core.readers.detect import READERS, detect, read_files
+from insulin_core.data.readers.detect import READERS, detect, read_files
 
 from .conftest import aim94_text
 from .readers_contract import check_result

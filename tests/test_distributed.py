@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from insulin_core.cli import _without_nproc, main
-from insulin_core.demo import DemoConfig, write_cohort
-from insulin_core.distributed import torchrun_command
+from insulin_core.cli import main
+from insulin_core.cli.training import _without_nproc
+from insulin_core.data.demo import DemoConfig, write_cohort
+from insulin_core.models.distributed import torchrun_command
 
 # A hang (a stuck worker, server or child) fails here in minutes, not at CI's limit.
 pytestmark = pytest.mark.timeout(300)
@@ -51,7 +52,7 @@ def _train(data: Path, models: Path, name: str, nproc: int) -> subprocess.Comple
 
 @pytest.mark.slow
 def test_two_processes_train_as_one_and_rank_zero_saves(tmp_path):
-    from insulin_core.registry import load_bundle
+    from insulin_core.bundles.registry import load_bundle
 
     data, models = tmp_path / "demo", tmp_path / "models"
     write_cohort(data, DemoConfig(patients=4, days=40))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from insulin_core.download import DownloadError, download_aim94
+from insulin_core.data.download import DownloadError, download_aim94
 
 GOOD = "04-21-1991\t9:09\t58\t100\n04-21-1991\t9:09\t33\t009\n04-21-1991\t9:09\t34\t013\n"
 CODES = "33 = Regular insulin dose\n"
@@ -234,7 +234,7 @@ def test_a_zip_bomb_with_a_false_header_is_a_download_error_while_it_streams(ser
     size (then the CRC fails) or at the limit, never holding the 64 MB."""
     from tests.test_safezip import bomb, false_size
 
-    monkeypatch.setattr("insulin_core.download.MAX_MEMBER_BYTES", 2**20)
+    monkeypatch.setattr("insulin_core.data.download.MAX_MEMBER_BYTES", 2**20)
     blob = false_size(bomb("diabetes/data-01"), claimed)
     with pytest.raises(DownloadError, match=r"data-01 in the zip is damaged \(Bad CRC"):
         download_aim94(tmp_path / "dest", url=serve("bomb.zip", blob))

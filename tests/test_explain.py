@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from insulin_core.explain import _references
+from insulin_core.whatif.explain import _references
 
-from insulin_core.features import NOW_FEATURES, SEQ_FEATURES
-from insulin_core.registry import ModelBundle
-from insulin_core.whatif import Scenario, WhatIf
+from insulin_core.prep.features import NOW_FEATURES, SEQ_FEATURES
+from insulin_core.bundles.registry import ModelBundle
+from insulin_core.whatif.engine import Scenario, WhatIf
 
 from .whatif_fixtures import L, glucose_only_model, sample_windows, scenario_at
 

@@ -5,11 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insulin_core.aim94 import load_texts
-from insulin_core.features import (
-    DOSE_COLUMNS, NOW_FEATURES, SEQ_FEATURES, add_features, build_timeline, day_part_of, day_parts, fold_summary, hour_of_day, now_columns,
-    seq_columns,
-)
+from insulin_core.data.aim94 import load_texts
+from insulin_core.prep.features import NOW_FEATURES, SEQ_FEATURES, add_features, now_columns, seq_columns
+from insulin_core.prep.timeline import DOSE_COLUMNS, build_timeline, day_part_of, day_parts, fold_summary, hour_of_day
 
 from .conftest import aim94_text
 
@@ -165,7 +163,7 @@ def tails(events: pd.DataFrame, sizes=(300, 600)):
 
 @pytest.fixture(scope="module")
 def demo_events() -> pd.DataFrame:
-    from insulin_core.demo import DemoConfig, generate_cohort
+    from insulin_core.data.demo import DemoConfig, generate_cohort
 
     return load_texts(generate_cohort(DemoConfig(patients=8, days=90)), "demo").events
 
@@ -209,7 +207,7 @@ def test_same_as_reference_on_fixture_rows_and_edge_cases():
 
 @pytest.mark.realdata
 def test_same_as_reference_on_real_data(real_data_dir):
-    from insulin_core.source import DataSource, load_source
+    from insulin_core.data.source import DataSource, load_source
 
     events = load_source(DataSource("folder", str(real_data_dir))).events
     assert_same_as_reference(events)

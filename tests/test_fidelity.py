@@ -1,4 +1,4 @@
-"""Counterfactual fidelity (insulin_core/fidelity.py): What-if curves scored against the demo
+"""Counterfactual fidelity (insulin_core/whatif/fidelity.py): What-if curves scored against the demo
 cohort's known dosing rule, at the test part's pre-meal moments."""
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insulin_core import fidelity
-from insulin_core.dataset import load_cohort
-from insulin_core.demo import DemoConfig, regimens
-from insulin_core.demo_regimens import sliding_scale
-from insulin_core.registry import load_bundle
-from insulin_core.source import DataSource
+from insulin_core.whatif import fidelity
+from insulin_core.prep.dataset import load_cohort
+from insulin_core.data.demo import DemoConfig, regimens
+from insulin_core.data.demo_regimens import sliding_scale
+from insulin_core.bundles.registry import load_bundle
+from insulin_core.data.source import DataSource
 
 DEMO = Path(__file__).resolve().parent.parent / "models" / "demo"
 
@@ -64,7 +64,7 @@ def test_the_true_rule_scores_perfectly_and_an_offset_scores_its_size(demo, monk
 
 
 def test_moments_are_every_pre_meal_reading_of_the_test_part_clear_of_a_hypoglycemias_cut(demo):
-    from insulin_core.serving import bundle_prepared
+    from insulin_core.bundles.serving import bundle_prepared
 
     cfg, cohort, bundle = demo
     moments, left_out = fidelity.pre_meal_moments(bundle, cohort.features, cohort.events)
@@ -131,7 +131,7 @@ def test_the_shipped_demo_model_end_to_end_and_the_page_text(demo, tmp_path):
 def test_a_model_of_another_target_is_refused(demo, monkeypatch):
     from dataclasses import replace
 
-    from insulin_core import serving
+    from insulin_core.bundles import serving
 
     cfg, cohort, bundle = demo
     exp = serving.bundle_experiment(bundle)

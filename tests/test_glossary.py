@@ -1,11 +1,11 @@
 """The glossary: every word a stakeholder meets is explained, in the CLI and on every page."""
 from __future__ import annotations
 
-from insulin_core.baselines import BASELINES
+from insulin_core.models.baselines import BASELINES
 from insulin_core.cli import main
 from insulin_core.glossary import TERMS, glossary_text
 from insulin_core.labels import PREDICTOR_LABELS
-from insulin_core.splits import SPLITS
+from insulin_core.prep.splits import SPLITS
 
 
 def test_the_glossary_explains_the_dashboards_words():

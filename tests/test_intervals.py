@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from insulin_core.intervals import conformal_from_scores, conformal_interval, coverage_of
-from insulin_core.pipeline import ExperimentConfig, bundle_meta
-from insulin_core.train import TrainConfig
-from insulin_core.windows import WindowConfig
+from insulin_core.models.intervals import conformal_from_scores, conformal_interval, coverage_of
+from insulin_core.evaluation.pipeline import ExperimentConfig, bundle_meta
+from insulin_core.models.train import TrainConfig
+from insulin_core.prep.windows import WindowConfig
 
 from .whatif_fixtures import L
 
@@ -79,7 +79,7 @@ def test_every_baseline_gets_its_own_interval_and_coverage(setup):
     the validation part itself each interval holds at least 90% of the doses (split conformal's
     ceil((n+1)(1-alpha))-th smallest score; rounding a bound outward keeps whole-unit doses in), and
     the evaluation reports each one's own share of test doses inside its own interval."""
-    from insulin_core.pipeline import evaluate, predictors
+    from insulin_core.evaluation.pipeline import evaluate, predictors
 
     cohort, result, bundle, engine = setup
     prepared, names = result.prepared, ["sliding_scale", "two_stage_gbm"]

@@ -1,11 +1,11 @@
 """Every identifier a page shows has plain words (insulin_core/labels.py)."""
 from __future__ import annotations
 
-from insulin_core.aim94 import REASONS
-from insulin_core.baselines import BASELINES
-from insulin_core.features import NOW_FEATURES, SEQ_FEATURES
+from insulin_core.data.aim94_lines import REASONS
+from insulin_core.models.baselines import BASELINES
+from insulin_core.prep.features import NOW_FEATURES, SEQ_FEATURES
 from insulin_core.labels import FEATURE_LABELS, METRIC_LABELS, PREDICTOR_LABELS, REASON_LABELS, label
-from insulin_core.metrics import METRIC_COLUMNS
+from insulin_core.evaluation.metrics import METRIC_COLUMNS
 
 
 def test_every_feature_metric_baseline_and_reason_has_plain_words():
@@ -23,9 +23,9 @@ def test_meal_and_exercise_levels_read_as_english():
     import numpy as np
     import pandas as pd
 
-    from insulin_core.codes import LEVELS
-    from insulin_core.explain import _NOW, _describe_now
-    from insulin_core.features import NOW_FEATURES
+    from insulin_core.data.codes import LEVELS
+    from insulin_core.whatif.explain import _NOW, _describe_now
+    from insulin_core.prep.features import NOW_FEATURES
 
     decision = pd.Series({"day_part": "morning", "timestamp": pd.Timestamp("1991-05-01 08:00")})
     said = {}
@@ -43,7 +43,7 @@ def test_meal_and_exercise_levels_read_as_english():
 def test_level_names_decode_the_recorded_values_and_show_others_as_numbers():
     # codes.level_name: the one decoder of meal and exercise values (What-if inputs, explanations,
     # the What-if page's window); a value off the scale shows as a number, never as a level
-    from insulin_core.codes import level_name
+    from insulin_core.data.codes import level_name
 
     assert [level_name(v) for v in (0.0, 1.0, 2.0, 3.0)] == ["none", "less", "typical", "more"]
     assert [level_name(v) for v in (-0.5, 0.49, 2.6, 3.49)] == ["none", "none", "more", "more"]
@@ -51,7 +51,7 @@ def test_level_names_decode_the_recorded_values_and_show_others_as_numbers():
 
 
 def test_predictions_csv_columns_are_described():
-    from insulin_core.baselines import BASELINES
+    from insulin_core.models.baselines import BASELINES
     from insulin_core.labels import describe_columns
 
     columns = ["patient_id", "timestamp", "split", "actual", "predicted", *BASELINES, "model_low", "ridge_high"]
@@ -63,15 +63,15 @@ def test_predictions_csv_columns_are_described():
 
 def test_split_parts_and_stop_reasons_have_words():
     from insulin_core.labels import PART_LABELS, STOP_LABELS
-    from insulin_core.train import STOP_REASONS
+    from insulin_core.models.train import STOP_REASONS
 
     assert PART_LABELS["val"] == "validation part" and set(PART_LABELS) == {"train", "val", "test", "all"}
     assert set(STOP_REASONS) <= set(STOP_LABELS) and not any("_" in w for w in STOP_LABELS.values())
 
 
 def test_every_split_and_target_the_train_form_offers_has_words():
-    from insulin_core.splits import SPLITS
-    from insulin_core.windows import TARGETS
+    from insulin_core.prep.splits import SPLITS
+    from insulin_core.prep.windows import TARGETS
 
     for name in (*SPLITS, *TARGETS):
         assert label(name) != name and "_" not in label(name), name
@@ -81,7 +81,7 @@ def test_every_column_of_the_tune_pages_trials_table_has_words():
     import optuna
 
     from insulin_core.labels import TRIAL_LABELS
-    from insulin_core.tune import trials_table
+    from insulin_core.jobs.tune import trials_table
 
     columns = list(trials_table(optuna.create_study()).columns)
     assert columns and set(columns) <= set(TRIAL_LABELS)

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
-from insulin_core.metrics import METRIC_COLUMNS, METRICS, dose_metrics, metrics_table, per_patient_metrics
+from insulin_core.evaluation.metrics import METRIC_COLUMNS, METRICS, dose_metrics, metrics_table, per_patient_metrics
 
 
 def _random(n=500, seed=0):
@@ -162,7 +162,7 @@ def test_every_metric_validates_its_inputs(name):
 
 
 def test_per_patient_scores_say_why_a_score_is_perfect_or_missing():
-    from insulin_core.serving import per_patient_of
+    from insulin_core.bundles.serving import per_patient_of
 
     table = pd.DataFrame({"patient_id": [1, 1, 2, 2, 3, 3, 4], "part": ["test"] * 6 + ["val"],
                           "actual": [0.0, 0.0, 0.0, 0.0, 4.0, 6.0, 5.0], "predicted": [0.0, 0.0, 2.0, 0.0, 4.0, 6.0, 1.0]})
@@ -175,7 +175,7 @@ def test_per_patient_scores_say_why_a_score_is_perfect_or_missing():
 
 
 def test_the_headline_is_a_names_row_on_every_row_not_the_one_without_implausible_doses():
-    from insulin_core.metrics import all_rows, headline
+    from insulin_core.evaluation.metrics import all_rows, headline
 
     every = metrics_table({"model": [0.0, 4.0, 40.0], "ridge": [0.0, 3.0, 3.0]}, [0.0, 4.0, 344.0])
     without = metrics_table({"model": [0.0, 4.0, 40.0], "ridge": [0.0, 3.0, 3.0]}, [0.0, 4.0, 344.0],

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from insulin_core.dose_rule import to_dose
-from insulin_core.model import DoseNet, ModelConfig, pick_device
+from insulin_core.models.dose_rule import to_dose
+from insulin_core.models.model import DoseNet, ModelConfig, pick_device
 
 
 def dose_of(net, seq, now, patient, threshold=0.5, round_units=True):
@@ -219,7 +219,7 @@ def test_pick_device():
 # --- piecewise-linear bins of the decision-moment features ----------------------------------------
 
 def test_bins_place_a_value_inside_training_quantile_bins():
-    from insulin_core.model import PiecewiseLinear
+    from insulin_core.models.model import PiecewiseLinear
 
     enc = PiecewiseLinear(2, 4)
     train = torch.stack([torch.arange(0.0, 101.0), torch.full((101,), 3.0)], dim=1)  # a ramp, a constant
@@ -233,8 +233,8 @@ def test_bins_place_a_value_inside_training_quantile_bins():
 
 
 def test_bins_are_fit_on_the_training_part_and_saved_with_the_weights(tmp_path):
-    from insulin_core.arrays import ArrayPart, TrainData
-    from insulin_core.train import TrainConfig, train_model
+    from insulin_core.models.arrays import ArrayPart, TrainData
+    from insulin_core.models.train import TrainConfig, train_model
 
     g = torch.Generator().manual_seed(0)
     n, cfg = 64, ModelConfig(n_seq_features=3, n_now_features=2, n_patients=0, window=4, lstm_hidden=4,

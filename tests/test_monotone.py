@@ -17,12 +17,13 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from insulin_core.features import (GLUCOSE_BAND_MGDL, HABIT, N_BANDS, NOW_FEATURES, SEQ_FEATURES, add_features,
-                                   build_timeline, now_roles)
-from insulin_core.intervals import P_DOSE_BANDS, conformal_interval
-from insulin_core.model import DoseNet, ModelConfig
-from insulin_core.predictor import InputScaling, NetworkPredictor
-from insulin_core.scaling import MinMaxScaler
+from insulin_core.prep.features import (GLUCOSE_BAND_MGDL, HABIT, N_BANDS, NOW_FEATURES, SEQ_FEATURES, add_features,
+                                        now_roles)
+from insulin_core.prep.timeline import build_timeline
+from insulin_core.models.intervals import P_DOSE_BANDS, conformal_interval
+from insulin_core.models.model import DoseNet, ModelConfig
+from insulin_core.models.predictor import InputScaling, NetworkPredictor
+from insulin_core.prep.scaling import MinMaxScaler
 
 ROLES = np.array(now_roles())
 UP, DOWN, IGNORED = (np.flatnonzero(ROLES == r) for r in ("up", "down", "ignored"))
@@ -210,7 +211,7 @@ def with_moment(events: pd.DataFrame, glucose: float, pid: int) -> pd.DataFrame:
 
 
 def as_events(frame: pd.DataFrame) -> pd.DataFrame:
-    from insulin_core.aim94 import EVENT_COLUMNS  # the loader's own columns, defaults for the rest
+    from insulin_core.data.aim94 import EVENT_COLUMNS  # the loader's own columns, defaults for the rest
 
     out = frame.copy()
     for col in EVENT_COLUMNS:
@@ -243,7 +244,7 @@ OLD_NOW = NOW_FEATURES[:NOW_FEATURES.index("scale_last_regular")]  # the list be
 
 
 def test_a_bundle_saved_before_still_loads_predicts_on_its_own_features_and_says_it_is_not_monotone(tmp_path):
-    from insulin_core.registry import load_bundle, save_bundle
+    from insulin_core.bundles.registry import load_bundle, save_bundle
 
     from .test_registry import tiny_meta
 
@@ -275,7 +276,7 @@ def test_a_bundle_saved_before_still_loads_predicts_on_its_own_features_and_says
 
 
 def test_a_bundle_whose_features_are_not_a_prefix_of_todays_is_refused(tmp_path):
-    from insulin_core.registry import BundleError, load_bundle, save_bundle
+    from insulin_core.bundles.registry import BundleError, load_bundle, save_bundle
 
     from .test_registry import tiny_meta
 

@@ -4,20 +4,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from insulin_core.features import TIMELINE_COLUMNS, add_features
+from insulin_core.prep.features import add_features
+from insulin_core.prep.timeline import TIMELINE_COLUMNS
 import torch
 
-from insulin_core.arrays import predict_raw
-from insulin_core.baselines import BASELINES
-from insulin_core.dataset import load_cohort
-from insulin_core.pipeline import (
+from insulin_core.models.arrays import predict_raw
+from insulin_core.models.baselines import BASELINES
+from insulin_core.prep.dataset import load_cohort
+from insulin_core.evaluation.pipeline import (
     DEFAULT_SIZES, ExperimentConfig, bundle_meta, model_config_for, prepare, run_experiment, select_patients,
 )
-from insulin_core.registry import load_bundle, save_bundle
-from insulin_core.serving import baseline_table, bundle_experiment, check_bundle_fits, metrics_of, predictions_table
-from insulin_core.source import DataSource
-from insulin_core.train import TrainConfig
-from insulin_core.windows import WindowConfig
+from insulin_core.bundles.registry import load_bundle, save_bundle
+from insulin_core.bundles.serving import baseline_table, bundle_experiment, check_bundle_fits, metrics_of, predictions_table
+from insulin_core.data.source import DataSource
+from insulin_core.models.train import TrainConfig
+from insulin_core.prep.windows import WindowConfig
 
 TINY = {"lstm_hidden": 8, "gru_hidden": 8, "dense": (8,), "patient_embedding": 2}
 FAST = TrainConfig(epochs=3, patience=2, batch=256, threads=1)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from insulin_core.baselines import make_baseline
-from insulin_core.dose_rule import continuous_dose
-from insulin_core.intervals import conformal_from_scores, zero_width_table
-from insulin_core.predictor import BaselinePredictor, DosePredictor, InputScaling, NetworkPredictor
+from insulin_core.models.baselines import make_baseline
+from insulin_core.models.dose_rule import continuous_dose
+from insulin_core.models.intervals import conformal_from_scores, zero_width_table
+from insulin_core.models.predictor import BaselinePredictor, DosePredictor, InputScaling, NetworkPredictor
 
 CONTRACT = {"heads", "dose", "dose_of", "interval", "interval_of", "calibrated", "coverage", "coverage_of"}
 

@@ -1,8 +1,8 @@
 """What a bundle says about its training data, old bundles included, and the newest model that fits."""
 from __future__ import annotations
 
-from insulin_core.codes import DEMO_LABEL
-from insulin_core.provenance import Candidate, data_record, newest_fitting, trained_on
+from insulin_core.data.codes import DEMO_LABEL
+from insulin_core.data.provenance import Candidate, data_record, newest_fitting, trained_on
 
 
 def test_new_bundles_record_synthetic_and_patients():

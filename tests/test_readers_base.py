@@ -1,4 +1,4 @@
-"""The rules every reader shares (insulin_core/readers/base.py), worked by hand: basal rates to
+"""The rules every reader shares (insulin_core/data/readers/base.py, records.py), worked by hand: basal rates to
 units per clock hour, temporary rates over running ones, meal sizes against earlier meals only,
 exercise levels, patient numbers, times and numbers."""
 from __future__ import annotations
@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insulin_core.readers.base import (BASAL_COLUMNS, EVENT_ITEM_COLUMNS, MEAL_BY_GRAMS, Records, Reject, basal_hours,
-                                       exercise_code, iso_time, number, patient_ids, resolve_basal, size_meals)
+from insulin_core.data.readers.base import (BASAL_COLUMNS, EVENT_ITEM_COLUMNS, MEAL_BY_GRAMS, Reject, exercise_code,
+                                            iso_time, number, patient_ids)
+from insulin_core.data.readers.records import Records, basal_hours, resolve_basal, size_meals
 
 
 def segments(*rows: tuple) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from insulin_core.readers.hupa_ucm import COLUMNS, HupaUcmReader
+from insulin_core.data.readers.hupa_ucm import COLUMNS, HupaUcmReader
 
 from .readers_contract import bolus_total, check_result
 

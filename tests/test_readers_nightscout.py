@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from insulin_core.codes import MGDL_PER_MMOL
-from insulin_core.readers.nightscout import NightscoutReader
+from insulin_core.data.codes import MGDL_PER_MMOL
+from insulin_core.data.readers.nightscout import NightscoutReader
 
 from .readers_contract import bolus_total, check_result
 

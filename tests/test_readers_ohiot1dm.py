@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from insulin_core.readers.ohiot1dm import OhioT1DMReader
+from insulin_core.data.readers.ohiot1dm import OhioT1DMReader
 
 from .readers_contract import bolus_total, check_result
 

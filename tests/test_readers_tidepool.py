@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from insulin_core.codes import MGDL_PER_MMOL
-from insulin_core.readers.tidepool import TidepoolReader
+from insulin_core.data.codes import MGDL_PER_MMOL
+from insulin_core.data.readers.tidepool import TidepoolReader
 
 from .readers_contract import bolus_total, check_result
 

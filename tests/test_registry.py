@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from insulin_core.bundle_schema import check_state
-from insulin_core.features import NOW_FEATURES, SEQ_FEATURES
-from insulin_core.model import DoseNet, ModelConfig
-from insulin_core.registry import (
+from insulin_core.bundles.schema import check_state
+from insulin_core.prep.features import NOW_FEATURES, SEQ_FEATURES
+from insulin_core.models.model import DoseNet, ModelConfig
+from insulin_core.bundles.registry import (
     META_FILE, WEIGHTS_FILE, BundleError, check_against_data, check_name, delete_bundle, list_bundles, load_bundle, save_bundle,
 )
 
@@ -299,7 +299,7 @@ def test_every_malformed_bundle_is_a_bundle_error_and_listed_as_broken(tmp_path,
 
 
 def test_the_shipped_bundle_and_unknown_extra_keys_pass_the_schema(tmp_path):
-    from insulin_core.registry import DEFAULT_MODELS_DIR
+    from insulin_core.bundles.registry import DEFAULT_MODELS_DIR
 
     assert load_bundle(DEFAULT_MODELS_DIR / "demo").meta["name"] == "demo"
     path = save_bundle(tiny_model(), {**tiny_meta(), "from_a_newer_version": {"x": 1}}, "extra", tmp_path)

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from insulin_core import models_folder
-from insulin_core.registry import BundleError, delete_bundle, list_bundles, load_bundle, save_bundle
+from insulin_core.bundles import models_folder
+from insulin_core.bundles.registry import BundleError, delete_bundle, list_bundles, load_bundle, save_bundle
 from tests.test_registry import tiny_meta, tiny_model
 
 # every test here forks: a hung child fails its test within two minutes, not at CI's limit
@@ -162,7 +162,7 @@ def _fork(target, *args, gate: threading.Lock | None = None) -> multiprocessing.
 def test_saves_killed_at_random_moments_lose_nothing_and_leave_nothing(tmp_path, caplog):
     save_bundle(MODELS[2], tiny_meta(), "m", tmp_path)
     rng = random.Random(0)
-    caplog.set_level(logging.WARNING, logger="insulin_core.registry")
+    caplog.set_level(logging.WARNING, logger="insulin_core.bundles.registry")
     with Readers(tmp_path, must_exist=("m",)) as readers:
         for _ in range(TRIALS):
             child = _fork(_save_forever, tmp_path, gate=readers.gate)

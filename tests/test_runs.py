@@ -1,4 +1,4 @@
-"""insulin_core/runs.py: background training runs in worker processes, kept on disk.
+"""insulin_core/jobs/runs.py: background training runs in worker processes, kept on disk.
 
 Tiny models on three demo patients, so each run takes a few seconds (most of it the worker's
 start and the baselines' scoring)."""
@@ -11,16 +11,16 @@ from dataclasses import replace
 
 import pytest
 
-from insulin_core.dataset import load_cohort
-from insulin_core.jobs import FAILED, FINISHED, new_owner
-from insulin_core.pipeline import ExperimentConfig
-from insulin_core.registry import list_bundles, load_bundle
-from insulin_core.runs import RunManager, RunSpec
-from insulin_core.source import DataSource
-from insulin_core.studies import StudyManager
-from insulin_core.train import TrainConfig
-from insulin_core.tune import TuneSettings, find_study
-from insulin_core.windows import WindowConfig
+from insulin_core.prep.dataset import load_cohort
+from insulin_core.jobs.machinery import FAILED, FINISHED, new_owner
+from insulin_core.evaluation.pipeline import ExperimentConfig
+from insulin_core.bundles.registry import list_bundles, load_bundle
+from insulin_core.jobs.runs import RunManager, RunSpec
+from insulin_core.data.source import DataSource
+from insulin_core.jobs.studies import StudyManager
+from insulin_core.models.train import TrainConfig
+from insulin_core.jobs.tune import TuneSettings, find_study
+from insulin_core.prep.windows import WindowConfig
 from tests.waits import WAIT_S
 
 # A hang (a stuck worker, server or child) fails here in minutes, not at CI's limit.
@@ -82,8 +82,8 @@ def test_a_runs_worker_trains_what_run_experiment_trains(tmp_path, cohort, monke
     weights and test metrics, and it says "evaluating" between training and evaluation."""
     import torch
 
-    from insulin_core import runs
-    from insulin_core.pipeline import run_experiment
+    from insulin_core.jobs import runs
+    from insulin_core.evaluation.pipeline import run_experiment
 
     states, real_status = [], runs.write_status
     monkeypatch.setattr(runs, "write_status", lambda run_dir, state, **extra: (
@@ -201,7 +201,7 @@ def test_a_run_saves_under_the_name_asked_for_or_that_name_with_a_suffix(manager
     assert (first.bundle, second.bundle) == ("tuned", "tuned-2"), (first.error, second.error)
     assert first.id.startswith("run-") and load_bundle(manager.models_dir / "tuned").meta["study"] == {"trial": 4}
 
-# ---- Optuna studies in the background (insulin_core/studies.py, on the same machinery) -------
+# ---- Optuna studies in the background (insulin_core/jobs/studies.py, on the same machinery) -------
 STUDY = TuneSettings(patients=(1, 2, 3), epochs=2, patience=2, seed=0, members=1)
 
 

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pandas as pd
 
-from insulin_core.features import NOW_FEATURES, SEQ_FEATURES
-from insulin_core.registry import ModelBundle
-from insulin_core.safety import MONOTONE_GRID, above_history_flag, non_monotone_flag, out_of_range_flag
-from insulin_core.whatif import Scenario, WhatIf, nonmonotone_share
+from insulin_core.prep.features import NOW_FEATURES, SEQ_FEATURES
+from insulin_core.bundles.registry import ModelBundle
+from insulin_core.whatif.safety import MONOTONE_GRID, above_history_flag, non_monotone_flag, out_of_range_flag
+from insulin_core.whatif.engine import Scenario, WhatIf, nonmonotone_share
 
 from .whatif_fixtures import L, NOW, SEQ, glucose_only_model, sample_windows, scenario_at
 
@@ -69,7 +69,7 @@ def test_above_history_flag(setup):
 
 
 def test_a_coin_toss_p_dose_is_flagged_and_a_clear_one_is_not():
-    from insulin_core.safety import uncertain_dose_flag
+    from insulin_core.whatif.safety import uncertain_dose_flag
 
     assert uncertain_dose_flag(0.47, 0.5).kind == "uncertain" and "0.47" in uncertain_dose_flag(0.47, 0.5).message
     assert uncertain_dose_flag(0.55, 0.5) is not None
@@ -77,7 +77,7 @@ def test_a_coin_toss_p_dose_is_flagged_and_a_clear_one_is_not():
 
 
 def test_a_curve_at_zero_over_the_whole_range_is_flagged():
-    from insulin_core.safety import flat_zero_flag
+    from insulin_core.whatif.safety import flat_zero_flag
 
     assert flat_zero_flag(MONOTONE_GRID, np.zeros(len(MONOTONE_GRID))).kind == "flat_zero"
     assert flat_zero_flag(MONOTONE_GRID, np.where(MONOTONE_GRID > 300, 2.0, 0.0)) is None

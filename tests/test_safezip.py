@@ -10,8 +10,8 @@ import zipfile
 
 import pytest
 
-from insulin_core.registry import BundleError
-from insulin_core.safezip import ZipError, open_zip, read_member
+from insulin_core.bundles.registry import BundleError
+from insulin_core.data.safezip import ZipError, open_zip, read_member
 from ui.bundles import bundle_from_zip
 
 BOMB_BYTES = 64 * 2**20  # zeros: a 64 KB deflate stream
@@ -98,7 +98,7 @@ def test_encrypted_member_is_a_message():
 def test_not_a_zip_and_too_many_members(monkeypatch):
     with pytest.raises(ZipError, match="not a readable zip"):
         open_zip(b"PK\x03\x04 definitely not a zip")
-    monkeypatch.setattr("insulin_core.safezip.MAX_MEMBERS", 3)
+    monkeypatch.setattr("insulin_core.data.safezip.MAX_MEMBERS", 3)
     with pytest.raises(ZipError, match="at most 3"):
         open_zip(zipped({f"f{i}": b"" for i in range(5)}))
 

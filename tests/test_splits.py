@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insulin_core.scaling import MinMaxScaler
-from insulin_core.splits import split_windows
+from insulin_core.prep.scaling import MinMaxScaler
+from insulin_core.prep.splits import split_windows
 
 
 def context(patients: int = 10, per_patient: int = 50, seed: int = 0) -> pd.DataFrame:

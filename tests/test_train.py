@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from insulin_core.arrays import ArrayPart, TrainData, predict_raw
-from insulin_core.model import DoseNet, ModelConfig
-from insulin_core.dose_rule import to_dose
-from insulin_core.train import EpochLog, TrainConfig, _evaluate, train_model
+from insulin_core.models.arrays import ArrayPart, TrainData, predict_raw
+from insulin_core.models.model import DoseNet, ModelConfig
+from insulin_core.models.dose_rule import to_dose
+from insulin_core.models.train import EpochLog, TrainConfig, _evaluate, train_model
 
 
 L, FS, FN, NP = 4, 3, 2, 3
@@ -294,7 +294,7 @@ def test_train_config_json_round_trip():
 
 
 def test_tune_threshold_picks_the_lowest_validation_mae_and_saves_it_with_the_weights():
-    from insulin_core.train import THRESHOLD_GRID, tune_threshold
+    from insulin_core.models.train import THRESHOLD_GRID, tune_threshold
 
     torch.manual_seed(0)
     cfg = ModelConfig(n_seq_features=3, n_now_features=2, n_patients=2, window=4, lstm_hidden=4, gru_hidden=4,
@@ -317,7 +317,7 @@ def test_tune_threshold_picks_the_lowest_validation_mae_and_saves_it_with_the_we
 def test_training_on_windows_gathered_from_their_rows_equals_training_on_copied_windows():
     """train.py gathers each batch's windows from the rows (TensorWindows); the losses are exactly
     those of the same windows copied out."""
-    from insulin_core.windows import RowWindows
+    from insulin_core.prep.windows import RowWindows
 
     rng = np.random.default_rng(3)
     L, F = DATA.train.seq.shape[1:]  # noqa: N806 (the shapes' usual names)

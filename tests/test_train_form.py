@@ -4,9 +4,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from insulin_core.configs import DEFAULT_SIZES, TrainConfig
-from insulin_core.pipeline import ExperimentConfig
-from insulin_core.source import DataSource
-from insulin_core.tune import SEARCH_SPACE, TuneSettings, default_params
+from insulin_core.evaluation.pipeline import ExperimentConfig
+from insulin_core.data.source import DataSource
+from insulin_core.jobs.tune import SEARCH_SPACE, TuneSettings, default_params
 from ui.train_form import FORM_DEFAULTS, form_of_trial, run_spec_of, train_config_form
 
 COHORT = SimpleNamespace(source=DataSource("demo"), fingerprint="f")

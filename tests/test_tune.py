@@ -16,13 +16,13 @@ import numpy as np
 import optuna
 import pytest
 
-from insulin_core import tune
+from insulin_core.jobs import tune
 from insulin_core.cli import main
 from insulin_core.configs import DEFAULT_SIZES, MAX_MEMBERS, TrainConfig
-from insulin_core.dataset import load_cohort
-from insulin_core.source import DataSource
-from insulin_core.study_storage import open_storage
-from insulin_core.windows import WindowConfig
+from insulin_core.prep.dataset import load_cohort
+from insulin_core.data.source import DataSource
+from insulin_core.jobs.study_storage import open_storage
+from insulin_core.prep.windows import WindowConfig
 
 # A hang (a stuck worker, server or child) fails here in minutes, not at CI's limit.
 pytestmark = pytest.mark.timeout(300)
@@ -175,7 +175,7 @@ def test_stop_records_the_running_trial_as_failed_and_ends_the_worker(demo, tmp_
 
 
 def test_storage_labels_never_show_a_password():
-    from insulin_core.study_storage import DEFAULT_STORAGE_FILE, storage_label
+    from insulin_core.jobs.study_storage import DEFAULT_STORAGE_FILE, storage_label
 
     assert storage_label("postgresql://tuner:s3cret@db.lab:5432/optuna") == "postgresql://tuner:***@db.lab:5432/optuna"
     assert storage_label("/tmp/x.journal") == "/tmp/x.journal"

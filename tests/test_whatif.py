@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insulin_core import whatif as W
+from insulin_core.whatif import engine as W
 from insulin_core.cli import main
-from insulin_core.features import GLUCOSE_DRIVEN, N_BANDS, NOW_FEATURES
-from insulin_core.intervals import P_DOSE_BANDS
-from insulin_core.registry import ModelBundle, save_bundle
-from insulin_core.serving import predict_windows
+from insulin_core.prep.features import GLUCOSE_DRIVEN, N_BANDS, NOW_FEATURES
+from insulin_core.models.intervals import P_DOSE_BANDS
+from insulin_core.bundles.registry import ModelBundle, save_bundle
+from insulin_core.bundles.serving import predict_windows
 from ui.whatif import edits_from_widgets
 
 from .whatif_fixtures import L, NOW, SEQ, sample_windows, scenario_at
@@ -216,7 +216,7 @@ def test_moments_and_window_edits_are_checked_against_the_data(setup):
 
 @pytest.fixture(scope="module")
 def saved(setup, tmp_path_factory):
-    from insulin_core.demo import DemoConfig, write_cohort
+    from insulin_core.data.demo import DemoConfig, write_cohort
 
     cohort, result, bundle, engine = setup
     root = tmp_path_factory.mktemp("cli")
@@ -303,7 +303,7 @@ def test_an_absurd_window_reading_is_refused_and_the_record_kept():
 
 
 def test_a_scenarios_edits_read_as_english_for_the_saved_table():
-    from insulin_core.scenarios import Scenario
+    from insulin_core.whatif.scenarios import Scenario
 
     assert Scenario(1, "next").words() == "as recorded"
     edited = Scenario(1, "next", glucose_now=250, meal_now="less", exercise_now="more", hypo_now=False, time_of_day="07:30",

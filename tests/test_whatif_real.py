@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from insulin_core.configs import TrainConfig
-from insulin_core.pipeline import ExperimentConfig, bundle_meta, model_config_for, prepare
-from insulin_core.registry import ModelBundle
-from insulin_core.safety import MONOTONE_GRID
-from insulin_core.train import train_model
-from insulin_core.whatif import Scenario, WhatIf
+from insulin_core.evaluation.pipeline import ExperimentConfig, bundle_meta, model_config_for, prepare
+from insulin_core.bundles.registry import ModelBundle
+from insulin_core.whatif.safety import MONOTONE_GRID
+from insulin_core.models.train import train_model
+from insulin_core.whatif.engine import Scenario, WhatIf
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -32,7 +32,7 @@ def trained(real_cohort):
     cfg = model_config_for(prepared, members=1)
     train_cfg = TrainConfig(epochs=15, patience=6, threads=1)
     training = train_model(cfg, train_cfg, prepared.train_data())
-    from insulin_core.pipeline import ExperimentResult, evaluate
+    from insulin_core.evaluation.pipeline import ExperimentResult, evaluate
 
     result = ExperimentResult(prepared, training, evaluate(training.model, prepared, baselines=[]), {})
     meta = bundle_meta(result, exp, train_cfg, real_cohort.source.label, real_cohort.fingerprint)

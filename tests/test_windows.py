@@ -5,9 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insulin_core.aim94 import load_texts
-from insulin_core.features import NOW_FEATURES, SEQ_FEATURES, add_features, build_timeline
-from insulin_core.windows import WindowConfig, WindowError, make_windows, target_rows
+from insulin_core.data.aim94 import load_texts
+from insulin_core.prep.features import NOW_FEATURES, SEQ_FEATURES, add_features
+from insulin_core.prep.timeline import build_timeline
+from insulin_core.prep.windows import WindowConfig, WindowError, make_windows, target_rows
 
 from .conftest import aim94_text
 
@@ -105,7 +106,7 @@ def test_windowing_many_patients_at_once():
 
 @pytest.mark.parametrize("target", ["decision-point", "next-row"])
 def test_lazy_windows_equal_make_windows_batch_by_batch(target):
-    from insulin_core.windows import lazy_windows
+    from insulin_core.prep.windows import lazy_windows
 
     features = cohort_features(days=8, patients=3)
     cfg = WindowConfig(length=4, target=target)
@@ -155,7 +156,7 @@ def test_a_selection_keeps_only_its_own_rows_and_the_same_windows():
 
 
 def test_a_cohorts_windows_are_never_copied_whole_on_the_training_path():
-    from insulin_core.pipeline import ExperimentConfig, prepare
+    from insulin_core.evaluation.pipeline import ExperimentConfig, prepare
 
     features = cohort_features(days=30, patients=3)
     prepared = prepare(features, ExperimentConfig(WindowConfig(length=10), split="random"))
@@ -164,7 +165,7 @@ def test_a_cohorts_windows_are_never_copied_whole_on_the_training_path():
     copied_bytes = len(data.train) * 10 * len(SEQ_FEATURES) * 4
     assert data.train.seq.rows.nbytes < copied_bytes / 3  # its rows, not 10 copies of them
     # the scaler's bounds over the rows equal the bounds over the copied windows
-    from insulin_core.scaling import MinMaxScaler
+    from insulin_core.prep.scaling import MinMaxScaler
 
     reference = MinMaxScaler.fit(copied_windows(prepared.ws)[prepared.train_idx])
     assert np.array_equal(prepared.scaling.seq.low, reference.low) and np.array_equal(prepared.scaling.seq.high, reference.high)

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from insulin_core import whatif as W
-from insulin_core.dataset import load_cohort
-from insulin_core.features import NOW_FEATURES, SEQ_FEATURES
-from insulin_core.model import DoseNet, ModelConfig
-from insulin_core.pipeline import ExperimentConfig, bundle_meta, run_experiment
-from insulin_core.registry import ModelBundle
-from insulin_core.source import DataSource
-from insulin_core.train import TrainConfig
-from insulin_core.windows import WindowConfig
+from insulin_core.whatif import engine as W
+from insulin_core.prep.dataset import load_cohort
+from insulin_core.prep.features import NOW_FEATURES, SEQ_FEATURES
+from insulin_core.models.model import DoseNet, ModelConfig
+from insulin_core.evaluation.pipeline import ExperimentConfig, bundle_meta, run_experiment
+from insulin_core.bundles.registry import ModelBundle
+from insulin_core.data.source import DataSource
+from insulin_core.models.train import TrainConfig
+from insulin_core.prep.windows import WindowConfig
 
 L = 6
 NOW = {n: i for i, n in enumerate(NOW_FEATURES)}

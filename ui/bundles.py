@@ -1,7 +1,7 @@
 """Bundles as zip files, for the Models page: pack a bundle folder, unpack an upload safely.
 
 An upload is never trusted: only the two bundle files are taken (by base name, wherever they sit in
-the zip), their real decompressed sizes are capped as they stream (`insulin_core.safezip`), nothing
+the zip), their real decompressed sizes are capped as they stream (`insulin_core.data.safezip`), nothing
 is extracted elsewhere, the scratch folder is removed once the bundle is in memory, and the result
 is loaded through `registry.load_bundle` (weights_only) before the user can use it.
 """
@@ -12,8 +12,8 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from insulin_core.registry import META_FILE, WEIGHTS_FILE, BundleError, ModelBundle, bundle_files, load_bundle
-from insulin_core.safezip import ZipError, files, open_zip, read_member
+from insulin_core.bundles.registry import META_FILE, WEIGHTS_FILE, BundleError, ModelBundle, bundle_files, load_bundle
+from insulin_core.data.safezip import ZipError, files, open_zip, read_member
 
 MAX_BUNDLE_BYTES = 50 * 1024 * 1024
 

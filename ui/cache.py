@@ -29,12 +29,12 @@ import cachetools
 import pandas as pd
 import streamlit as st
 
-from insulin_core.dataset import Cohort, load_cohort
+from insulin_core.prep.dataset import Cohort, load_cohort
 from insulin_core.paths import DEFAULT_MODELS_DIR
-from insulin_core.source import DataSource
+from insulin_core.data.source import DataSource
 
 if TYPE_CHECKING:
-    from insulin_core.registry import ModelBundle
+    from insulin_core.bundles.registry import ModelBundle
 # The registry and serving import torch (seconds): imported where first used, so the Overview opens
 # without them (see app.py).
 
@@ -102,7 +102,7 @@ def models_dir() -> Path:
 
 @st.cache_resource(max_entries=16, show_spinner="Loading the model...")
 def _cached_bundle(path: str, stamp: tuple) -> ModelBundle:
-    from insulin_core.registry import load_bundle
+    from insulin_core.bundles.registry import load_bundle
 
     return load_bundle(Path(path))
 
@@ -110,7 +110,7 @@ def _cached_bundle(path: str, stamp: tuple) -> ModelBundle:
 def load_saved(name: str) -> ModelBundle:
     """A saved bundle, read once per version on disk (a save replaces the folder: a new stamp);
     raises BundleError."""
-    from insulin_core.registry import bundle_stamp, check_name
+    from insulin_core.bundles.registry import bundle_stamp, check_name
 
     path = models_dir() / check_name(name)
     return _cached_bundle(str(path), bundle_stamp(path))
@@ -124,7 +124,7 @@ def bundle_key(bundle: ModelBundle) -> tuple:
 @st.cache_resource(max_entries=16, show_spinner="Predicting every decision point...")
 def _cached_predictions(key: tuple, source: DataSource, baselines: tuple[str, ...], _bundle: ModelBundle,
                         _cohort: Cohort) -> pd.DataFrame:
-    from insulin_core.serving import bundle_experiment, predictions_table
+    from insulin_core.bundles.serving import bundle_experiment, predictions_table
 
     # every patient is predicted whichever the bundle trained on, so its selection is not in the key
     exp = replace(bundle_experiment(_bundle), patients=())
@@ -136,8 +136,8 @@ def _cached_predictions(key: tuple, source: DataSource, baselines: tuple[str, ..
 def _cached_baselines(experiment: str, source: DataSource, baselines: tuple[str, ...], _cohort: Cohort) -> pd.DataFrame:
     """The baselines' columns of a predictions table: fit once per data and experiment, whichever
     bundle (saved, uploaded, retrained under the same settings) they are shown beside."""
-    from insulin_core.pipeline import ExperimentConfig
-    from insulin_core.serving import baseline_table
+    from insulin_core.evaluation.pipeline import ExperimentConfig
+    from insulin_core.bundles.serving import baseline_table
 
     return baseline_table(_cohort, ExperimentConfig.from_dict(json.loads(experiment)), list(baselines))
 
@@ -150,13 +150,13 @@ def predictions(bundle: ModelBundle, cohort: Cohort, baselines: list[str]) -> pd
 @st.cache_resource(max_entries=16, show_spinner=False)
 def decision_points(window: tuple, source: DataSource, _cohort: Cohort) -> pd.DataFrame:
     """The windows' context (one row per decision point) for a window config; cheap to cache."""
-    from insulin_core.windows import WindowConfig, make_windows
+    from insulin_core.prep.windows import WindowConfig, make_windows
 
     return make_windows(_cohort.features, WindowConfig(*window)).context
 
 
 def window_key(bundle: ModelBundle) -> tuple:
-    from insulin_core.serving import bundle_experiment
+    from insulin_core.bundles.serving import bundle_experiment
 
     w = bundle_experiment(bundle).window
     return (w.length, w.target, w.multi_output, w.dose_window)

@@ -12,8 +12,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from insulin_core.codes import DAY_PARTS, LEVEL_NAMES, MAX_PLAUSIBLE_DOSE
-from insulin_core.features import hour_of_day
+from insulin_core.data.codes import DAY_PARTS, LEVEL_NAMES, MAX_PLAUSIBLE_DOSE
+from insulin_core.prep.timeline import hour_of_day
 from insulin_core.labels import METRIC_LABELS, PREDICTOR_LABELS, TRIAL_LABELS
 from ui.chart_specs import with_data
 

@@ -11,18 +11,18 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from insulin_core.aim94 import load_texts, patient_id_of
-from insulin_core.dataset import Cohort, cohort_from_load
-from insulin_core.download import DownloadError
+from insulin_core.data.aim94 import load_texts, patient_id_of
+from insulin_core.prep.dataset import Cohort, cohort_from_load
+from insulin_core.data.download import DownloadError
 from insulin_core.errors import BundleError
-from insulin_core.provenance import Candidate, newest_fitting
-from insulin_core.source import DataSource, resolve_source, upload_source
-from insulin_core.windows import WindowError
+from insulin_core.data.provenance import Candidate, newest_fitting
+from insulin_core.data.source import DataSource, resolve_source, upload_source
+from insulin_core.prep.windows import WindowError
 from ui.cache import cached_cohort, load_saved, models_dir
 from ui.streamlit_internals import DECLARED_PAGES_KEY, leave_legacy_pages_mode  # noqa: F401 (app.py reads the key)
 
 if TYPE_CHECKING:
-    from insulin_core.registry import ModelBundle
+    from insulin_core.bundles.registry import ModelBundle
 # Speed: torch (registry) and scikit-learn (baselines) are imported where first used, not here, so the
 # Overview opens without them (they take seconds to import); see app.py's sidebar.
 
@@ -42,7 +42,7 @@ CORE_ERRORS = (WindowError, ValueError, BundleError, DownloadError, FileNotFound
 
 def __getattr__(name: str):
     if name == "DEFAULT_BASELINES":
-        from insulin_core.baselines import BASELINES
+        from insulin_core.models.baselines import BASELINES
 
         return list(BASELINES)
     raise AttributeError(name)
@@ -82,7 +82,7 @@ def models_ready() -> bool:
     needs torch (seconds to import). app.py imports it in the background after the first page; the
     disclaimer names the model from the first rerun after it is in (no timer rerun: it could
     swallow a click)."""
-    return "insulin_core.registry" in sys.modules
+    return "insulin_core.bundles.registry" in sys.modules
 
 
 def data_words() -> str:
@@ -189,7 +189,7 @@ def env_data_dir() -> str | None:
 # ---- models ----------------------------------------------------------------------------------
 def saved_models() -> list[dict]:
     """Every bundle folder, broken ones with ok=False (list_bundles checks each in full)."""
-    from insulin_core.registry import list_bundles
+    from insulin_core.bundles.registry import list_bundles
 
     try:
         return list_bundles(models_dir())

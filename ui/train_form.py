@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from insulin_core.configs import DEFAULT_SIZES, TrainConfig, dense_text, parse_dense
-from insulin_core.pipeline import ExperimentConfig
-from insulin_core.runs import RunSpec
-from insulin_core.tune import TuneSettings, sizes_of
-from insulin_core.windows import WindowConfig
+from insulin_core.evaluation.pipeline import ExperimentConfig
+from insulin_core.jobs.runs import RunSpec
+from insulin_core.jobs.tune import TuneSettings, sizes_of
+from insulin_core.prep.windows import WindowConfig
 from ui.session import DEFAULT_BASELINES
 from ui.training import data_tag
 

@@ -1,4 +1,4 @@
-"""The Train page's side of background training (insulin_core/runs.py does the work).
+"""The Train page's side of background training (insulin_core/jobs/runs.py does the work).
 
 - One `RunManager` per server process and models folder, in a `st.cache_resource` singleton: the
   workers belong to the server, not to a page script, so a page switch, a slider move or a refresh
@@ -23,8 +23,8 @@ from typing import Callable
 import pandas as pd
 import streamlit as st
 
-from insulin_core.jobs import OWNER_PATTERN, new_owner
-from insulin_core.runs import RunInfo, RunManager
+from insulin_core.jobs.machinery import OWNER_PATTERN, new_owner
+from insulin_core.jobs.runs import RunInfo, RunManager
 from ui import charts
 from ui.cache import models_dir
 from ui.session import set_active_model

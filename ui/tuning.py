@@ -1,4 +1,4 @@
-"""The Tune page's side of background studies (insulin_core/studies.py does the work), built like
+"""The Tune page's side of background studies (insulin_core/jobs/studies.py does the work), built like
 the Train page's runs (ui/training.py):
 
 - One `StudyManager` per server process and models folder, in a `st.cache_resource` singleton: the
@@ -19,9 +19,9 @@ import optuna
 import streamlit as st
 
 from insulin_core.labels import TRIAL_LABELS
-from insulin_core.studies import StudyInfo, StudyManager
-from insulin_core.study_storage import default_storage
-from insulin_core.tune import SEARCH_SPACE, TuneSettings, find_study, trials_table
+from insulin_core.jobs.studies import StudyInfo, StudyManager
+from insulin_core.jobs.study_storage import default_storage
+from insulin_core.jobs.tune import SEARCH_SPACE, TuneSettings, find_study, trials_table
 from ui import charts
 from ui.cache import models_dir
 from ui.training import live_jobs, started

@@ -1,4 +1,4 @@
-"""The What-if page's side of the engine (insulin_core/whatif.py does the work): the shared engines
+"""The What-if page's side of the engine (insulin_core/whatif/engine.py does the work): the shared engines
 and answers, the moment's window as the page shows it, and its widgets' glue (the recorded values
 of each widget key, widget values -> a scenario's edits, a saved scenario's row).
 
@@ -15,11 +15,11 @@ from collections.abc import Mapping
 import pandas as pd
 import streamlit as st
 
-from insulin_core.codes import level_name
+from insulin_core.data.codes import level_name
 from insulin_core.labels import FLAG_TITLES
-from insulin_core.registry import ModelBundle
-from insulin_core.scenarios import NEXT, Scenario, check_glucose
-from insulin_core.whatif import Prediction, WhatIf
+from insulin_core.bundles.registry import ModelBundle
+from insulin_core.whatif.scenarios import NEXT, Scenario, check_glucose
+from insulin_core.whatif.engine import Prediction, WhatIf
 from ui.cache import bundle_key
 
 WINDOW_SHOWN = ["timestamp", "day_part", "glucose", "regular", "nph", "ultralente", "meal", "exercise", "hypo"]

@@ -1,0 +1,1 @@
+"""Bundles: saved models (schema, registry, the shared models folder) and serving them on a cohort."""

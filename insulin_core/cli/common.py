@@ -1,0 +1,107 @@
+"""Shared by the commands: the one-line error, the argument types, loading a cohort, printing metrics,
+saving a bundle and loading one beside its cohort."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would print usage over several lines
+        raise CliError(f"{self.prog}: {message}")
+
+
+def _whole_number(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected a number >= {low}, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _whole_number(text, 0)
+
+
+def _dose_window(text: str) -> int:
+    from ..prep.timeline import check_dose_window
+
+    try:
+        return check_dose_window(int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _dense(text: str) -> tuple[int, ...]:
+    from ..configs import parse_dense
+
+    try:
+        sizes = parse_dense(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 64,32, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected one or more sizes >= 1, got {text!r}")
+    return sizes
+
+
+def _patients(text: str) -> tuple[int, ...]:
+    if text == "all":
+        return ()
+    try:
+        return tuple(sorted({int(p) for p in text.split(",") if p.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'all' or patient numbers like 1,5,9, got {text!r}") from None
+
+
+def _load_cohort(data_dir: str | None):
+    from ..prep.dataset import load_cohort
+    from ..data.source import resolve_source
+
+    return load_cohort(resolve_source(data_dir))
+
+
+def _print_metrics(metrics, cols: list[str] | None = None) -> None:
+    """A metrics table with plain column and model / baseline names (insulin_core/labels.py)."""
+    from ..labels import plain_table
+
+    cols = cols or ["name", "rows", "mae", "rmse", "r2", "within_1u", "mae_dose", "n"]
+    print(plain_table(metrics[[c for c in cols if c in metrics.columns]]).to_string(
+        index=False, float_format=lambda v: f"{v:.3f}", na_rep="n/a"))
+
+
+def _save(model, meta: dict, name: str, args: argparse.Namespace) -> int:
+    """Save a trained model as a bundle; a taken name or a bad one is one line, exit 2."""
+    from ..bundles.registry import BundleError, save_bundle
+
+    try:
+        path = save_bundle(model, meta, name, Path(args.models_dir), overwrite=args.overwrite)
+    except BundleError as exc:
+        raise CliError(str(exc)) from None
+    print(f"Saved {path}")
+    return 0
+
+
+def _bundle_and_cohort(args: argparse.Namespace):
+    """The saved bundle --model and the cohort it is used on; notes about the fit go to stderr."""
+    from ..bundles.registry import BundleError, check_name, load_bundle
+    from ..bundles.serving import check_bundle_fits
+
+    try:  # a name inside the models folder, as train saves it: never a path ("../x", "/abs")
+        bundle = load_bundle(Path(args.models_dir) / check_name(args.model))
+    except BundleError as exc:
+        raise CliError(str(exc)) from None
+    cohort = _load_cohort(args.data_dir)
+    for note in check_bundle_fits(bundle, cohort):
+        print(f"note: {note}", file=sys.stderr)
+    return bundle, cohort

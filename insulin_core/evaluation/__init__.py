@@ -1,0 +1,1 @@
+"""Evaluation: the metric table and the pipeline (prepare, train, evaluate beside the baselines)."""

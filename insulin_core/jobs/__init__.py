@@ -1,0 +1,1 @@
+"""Jobs: background workers (the machinery), training runs, tuning and its studies."""

@@ -1,0 +1,1 @@
+"""Models: the network, its training, the dose rule, the predictor contract, intervals, baselines."""

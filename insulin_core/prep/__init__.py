@@ -1,0 +1,1 @@
+"""Preparation: events to the timeline and features, the cohort, windows, splits, scalers."""

@@ -1,0 +1,1 @@
+"""What-if: scenarios, the bounded rebuild, the engine, safety flags, explanations, fidelity."""
