@@ -239,7 +239,7 @@ class _Simulation:
         s1 = s2 = rate0 * TI  # steady state of the profile's first rate
         g1 = g2 = disturbance = 0.0
         bg = p.target + float(rng.normal(0, 20))
-        self.last_reading: tuple[int, float] | None = None  # (step, mg/dL)
+        self.last_reading: tuple[int, float] | None = None  # (local second, mg/dL)
         self.last_bolus = self.last_rescue = -10**9  # seconds
         self.temp: tuple[int, float] = (-1, 0.0)  # (last second of the temporary rate, U/h)
         exercise: tuple[int, float] = (-1, 0.0)  # (last second, mg/dL per minute)
@@ -247,7 +247,7 @@ class _Simulation:
             now = k * STEP * 60 + p.cgm_phase_s  # local seconds from the start: the reading's time
             if not plan.silent[k]:
                 sgv = int(min(max(round(bg + sensor[k]), CGM_RANGE[0]), CGM_RANGE[1]))
-                self.last_reading = (k, float(sgv))
+                self.last_reading = (now, float(sgv))
                 self._entry(now, type="sgv", sgv=sgv, direction="Flat", device="synthetic-cgm")
             bolus = carbs = 0.0
             for into, kind, amount in plan.actions.get(k, ()):
@@ -261,9 +261,9 @@ class _Simulation:
                 elif kind == "calibration":
                     self._fingerstick(now + into, bg)
                 else:
-                    units, grams = self._eat(k, now + into, kind, amount, bg)
+                    units, grams = self._eat(now + into, kind, amount, bg)
                     bolus, carbs = bolus + units, carbs + grams
-            if self.last_reading and self.last_reading[0] == k and not carbs:
+            if self.last_reading and self.last_reading[0] == now and not carbs:
                 units, grams = self._react(now, self.last_reading[1])
                 bolus, carbs = bolus + units, carbs + grams
             # the model, one 5-minute step
@@ -278,12 +278,12 @@ class _Simulation:
             bg = min(max(bg + STEP * per_minute, 30.0), 450.0)
         return self.entries, self.treatments
 
-    def _eat(self, k: int, second: int, kind: str, grams: float, bg: float) -> tuple[float, float]:
+    def _eat(self, second: int, kind: str, grams: float, bg: float) -> tuple[float, float]:
         """A meal or snack: its record and its (bolus, grams) for the model."""
         if kind == "forgotten":
             self._treatment(second, "Carb Correction", carbs=grams, notes="synthetic: meal without a bolus")
             return 0.0, grams
-        stale = self.last_reading is None or (k - self.last_reading[0]) * STEP > STALE_CGM_MIN
+        stale = self.last_reading is None or second - self.last_reading[0] > STALE_CGM_MIN * 60
         glucose = self._fingerstick(second, bg) if kind == "finger" or stale else self.last_reading[1]
         units = bolus_rule(self.p, grams, glucose)
         self._treatment(second, "Snack Bolus" if kind == "snack" else "Meal Bolus", insulin=units, carbs=grams,

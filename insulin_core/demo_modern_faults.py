@@ -58,9 +58,11 @@ def plant_faults(rng: np.random.Generator, files: dict[str, Records]) -> list[Fa
     a random record of it (a duplicate right after its original); `files` is changed in place."""
     planted: list[tuple[str, dict, str]] = []
     generated = {name: list(records) for name, records in files.items()}  # neighbours: never a planted one
-    patients = sorted({name.split("-", 1)[0] for name in files})
     for part, make, reason in TEMPLATES:
-        name = f"{patients[int(rng.integers(len(patients)))]}-{part}.json"
+        holding = sorted(name for name, records in generated.items() if name.endswith(f"-{part}.json") and records)
+        if not holding:  # a cohort too short to hold a record of this part
+            continue
+        name = holding[int(rng.integers(len(holding)))]
         near = generated[name][int(rng.integers(len(generated[name])))]
         broken = make(near)
         broken = copy.deepcopy(near) if broken is None else broken
