@@ -99,13 +99,21 @@ def cmd_download_data(args: argparse.Namespace) -> int:
     from .download import UCI_URL, DownloadError, download_aim94
 
     try:
-        result = download_aim94(Path(args.dest), url=args.url or UCI_URL)
+        if args.source == "hupa-ucm":
+            from .download_hupa import HUPA_URL, download_hupa_ucm
+
+            result = download_hupa_ucm(Path(args.dest), url=args.url or HUPA_URL)
+        else:
+            result = download_aim94(Path(args.dest), url=args.url or UCI_URL)
     except DownloadError as exc:
         raise CliError(str(exc)) from None
-    print(f"Downloaded {result.files} AIM94 files ({result.lines:,} lines) from {result.url} into {result.dest}")
+    what = "HUPA-UCM preprocessed files" if args.source == "hupa-ucm" else "AIM94 files"
+    rows = "rows" if args.source == "hupa-ucm" else "lines"
+    print(f"Downloaded {result.files} {what} ({result.lines:,} {rows}) from {result.url} into {result.dest}")
     for note in (*result.notes, *(f"refused archive member {m}" for m in result.refused)):
         print(f"  note: {note}")
-    print(f"Use them with --data-dir {result.dest} or AIM94_DIR={result.dest}")
+    if args.source == "aim94":
+        print(f"Use them with --data-dir {result.dest} or AIM94_DIR={result.dest}")
     return 0
 
 
@@ -549,9 +557,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--patients", type=_positive_int, default=20)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=cmd_demo_data)
-    download = sub.add_parser("download-data", help="download the real AIM94 set from UCI")
+    download = sub.add_parser("download-data", help="download a real data set: AIM94 from UCI (the default) "
+                                                    "or HUPA-UCM from Mendeley Data")
     download.add_argument("--dest", required=True)
-    download.add_argument("--url", help="another address of the same archive (default: the UCI one)")
+    download.add_argument("--source", choices=("aim94", "hupa-ucm"), default="aim94")
+    download.add_argument("--url", help="another address of the same archive (default: the source's own)")
     download.set_defaults(run=cmd_download_data)
     _add_train(sub)
     _add_predict(sub)
