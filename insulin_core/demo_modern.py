@@ -34,7 +34,6 @@ set of broken records is planted (demo_modern_faults.py; `planted_faults` says w
 from __future__ import annotations
 
 import json
-import numbers
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -43,13 +42,14 @@ from pathlib import Path
 import numpy as np
 
 from .codes import MGDL_PER_MMOL
+from .demo_folder import DemoFolder, check_demo_size, write_demo_folder
 from .demo_modern_faults import Fault, plant_faults
 from .demo_modern_regimens import MEALS, PumpPatient, bolus_rule, draw_pump_patients
 
 GENERATOR_VERSION = "1.0"
-README_NAME = "README.md"
 MODERN_DEMO_LABEL = "SYNTHETIC pump + CGM demo cohort, Nightscout format (not real patients)"
-FILE_NAME = re.compile(r"^p\d\d-(entries|treatments)\.json$")
+MODERN_DEMO_FOLDER = DemoFolder(re.compile(r"p\d\d-(entries|treatments)\.json"), MODERN_DEMO_LABEL,
+                                "Nightscout files", "a modern demo cohort")
 
 STEP = 5  # minutes between CGM readings and model steps
 TI, TG = 55.0, 40.0  # minutes: insulin and carbohydrate absorption time constants (peaks at TI, TG)
@@ -72,18 +72,7 @@ class ModernDemoConfig:
     start: date = date(2024, 1, 8)
 
     def __post_init__(self) -> None:
-        if not _whole(self.patients) or not 1 <= self.patients <= 99:
-            raise ValueError(f"patients must be a whole number from 1 to 99 (p01..p99), got {self.patients!r}")
-        if not _whole(self.days) or not 1 <= self.days <= 1000:
-            raise ValueError(f"days must be a whole number from 1 to 1000, got {self.days!r}")
-        if not _whole(self.seed) or self.seed < 0:
-            raise ValueError(f"seed must be a whole number >= 0, got {self.seed!r}")
-        if not isinstance(self.start, date) or isinstance(self.start, datetime):
-            raise ValueError(f"start must be a datetime.date, got {self.start!r}")
-
-
-def _whole(x: object) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+        check_demo_size(self.patients, self.days, self.seed, self.start, "p01..p99")
 
 
 def pump_patients(cfg: ModernDemoConfig) -> dict[int, PumpPatient]:
@@ -104,30 +93,8 @@ def planted_faults(cfg: ModernDemoConfig) -> list[Fault]:
 
 def write_modern_cohort(dest: Path, cfg: ModernDemoConfig) -> list[Path]:
     """Write the cohort and a README that labels it synthetic; returns the paths written."""
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    _clear_old_demo(dest)
     files, faults = _build(cfg)
-    paths = []
-    for name, blob in files.items():
-        (dest / name).write_bytes(blob)
-        paths.append(dest / name)
-    readme = dest / README_NAME
-    readme.write_text(_readme(cfg, faults), encoding="utf-8")
-    return [*paths, readme]
-
-
-def _clear_old_demo(dest: Path) -> None:
-    """Remove the files of an earlier modern demo; refuse to write over anything else."""
-    old = [p for p in dest.iterdir() if FILE_NAME.match(p.name)]
-    if not old:
-        return
-    readme = dest / README_NAME
-    if not (readme.is_file() and MODERN_DEMO_LABEL in readme.read_text(encoding="utf-8", errors="replace")):
-        raise ValueError(f"{dest} already holds Nightscout files that are not a modern demo cohort; "
-                         "refusing to overwrite them")
-    for path in old:
-        path.unlink()
+    return write_demo_folder(dest, MODERN_DEMO_FOLDER, files, _readme(cfg, faults))
 
 
 def _readme(cfg: ModernDemoConfig, faults: list[Fault]) -> str:

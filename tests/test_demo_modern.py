@@ -178,19 +178,6 @@ def test_the_folder_is_labelled_synthetic_and_names_the_planted_records(tmp_path
         assert p.settings_text() in readme  # the truth the boluses follow, in the patient's unit
 
 
-def test_a_smaller_cohort_replaces_an_earlier_demo_but_never_foreign_files(tmp_path):
-    write_modern_cohort(tmp_path / "demo", ModernDemoConfig(patients=3, days=1))
-    write_modern_cohort(tmp_path / "demo", ModernDemoConfig(patients=2, days=1))
-    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [
-        "README.md", "p01-entries.json", "p01-treatments.json", "p02-entries.json", "p02-treatments.json"]
-    foreign = tmp_path / "mine"
-    foreign.mkdir()
-    (foreign / "p01-entries.json").write_text("[]")
-    with pytest.raises(ValueError, match="not a modern demo cohort"):
-        write_modern_cohort(foreign, ModernDemoConfig(patients=1, days=1))
-    assert (foreign / "p01-entries.json").read_text() == "[]"
-
-
 @pytest.mark.parametrize("field, value, message", [
     ("patients", 0, "patients must be a whole number from 1 to 99"), ("patients", 2.0, "patients"),
     ("days", 0, "days must be"), ("seed", -1, "seed must be"), ("start", "2024-01-08", "start must be a datetime.date"),

@@ -3,14 +3,11 @@ laid out as Mendeley Data's zip is: `HUPA-UCM Diabetes Dataset/Preprocessed/HUPA
 the raw exports, reached through a redirect as the public API answers."""
 from __future__ import annotations
 
-import functools
 import socket
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,7 +18,7 @@ from insulin_core.download_hupa import ATTRIBUTION, HUPA_PAGE, HUPA_URL, downloa
 from insulin_core.readers.detect import read_files
 from insulin_core.readers.hupa_ucm import HupaUcmReader
 
-from .test_download import QuietHandler, serve, tar_gz_bytes, zip_bytes  # noqa: F401 (serve: a fixture)
+from .test_download import QuietHandler, local_server, serve, tar_gz_bytes, zip_bytes  # noqa: F401 (serve: a fixture)
 from .test_readers_hupa_ucm import COLUMNS, csv, day
 
 FOLDER = "HUPA-UCM Diabetes Dataset"
@@ -49,20 +46,7 @@ class RedirectHandler(QuietHandler):
 @pytest.fixture
 def redirected(tmp_path: Path) -> Iterator:
     """redirected(name, bytes) -> an address that redirects to that file on a local server."""
-    root = tmp_path / "www-redirect"
-    root.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(RedirectHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-
-    def publish(name: str, blob: bytes) -> str:
-        (root / name).write_bytes(blob)
-        return f"http://127.0.0.1:{server.server_address[1]}/redirect/{name}"
-
-    yield publish
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    yield from local_server(tmp_path / "www-redirect", RedirectHandler, prefix="/redirect")
 
 
 def free_port() -> int:
