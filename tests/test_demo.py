@@ -248,18 +248,6 @@ def test_write_cohort_writes_the_files_and_a_loud_readme(tmp_path):
     assert "seed: 7" in readme and GENERATOR_VERSION in readme
 
 
-def test_write_cohort_replaces_an_older_demo_but_never_real_files(tmp_path):
-    write_cohort(tmp_path / "demo", DemoConfig(patients=5, days=3))
-    write_cohort(tmp_path / "demo", DemoConfig(patients=2, days=3))
-    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["README.md", "data-01", "data-02"]
-    real = tmp_path / "real"
-    real.mkdir()
-    (real / "data-01").write_text("04-21-1991\t9:09\t58\t100\n")
-    with pytest.raises(ValueError, match="not a demo"):
-        write_cohort(real, DemoConfig(patients=2, days=3))
-    assert (real / "data-01").read_text() == "04-21-1991\t9:09\t58\t100\n"
-
-
 # --- the loader -----------------------------------------------------------------------------------
 
 def test_the_loader_rejects_exactly_the_planted_lines():

@@ -46,23 +46,28 @@ class QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator:
-    """serve(name, bytes) -> URL of that file on a local server (127.0.0.1, random free port)."""
-    root = tmp_path / "www"
+def local_server(root: Path, handler: type[SimpleHTTPRequestHandler] = QuietHandler, prefix: str = "") -> Iterator:
+    """publish(name, bytes) -> URL of that file (after `prefix`) on a local server (127.0.0.1, random
+    free port) serving `root` with `handler`, for as long as the generator runs."""
     root.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
 
     def publish(name: str, blob: bytes) -> str:
         (root / name).write_bytes(blob)
-        return f"http://127.0.0.1:{server.server_address[1]}/{name}"
+        return f"http://127.0.0.1:{server.server_address[1]}{prefix}/{name}"
 
     yield publish
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator:
+    """serve(name, bytes) -> URL of that file on a local server (127.0.0.1, random free port)."""
+    yield from local_server(tmp_path / "www")
 
 
 def test_without_an_address_the_uci_diabetes_archive_is_asked_for(monkeypatch, tmp_path, capsys):

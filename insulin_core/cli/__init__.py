@@ -34,9 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--patients", type=_positive_int, default=20)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=cmd_demo_data)
-    download = sub.add_parser("download-data", help="download the real AIM94 set from UCI")
+    download = sub.add_parser("download-data", help="download a real data set: AIM94 from UCI (the default) "
+                                                    "or HUPA-UCM from Mendeley Data")
     download.add_argument("--dest", required=True)
-    download.add_argument("--url", help="another address of the same archive (default: the UCI one)")
+    download.add_argument("--source", choices=("aim94", "hupa-ucm"), default="aim94")
+    download.add_argument("--url", help="another address of the same archive (default: the source's own)")
     download.set_defaults(run=cmd_download_data)
     _add_train(sub)
     _add_predict(sub)

@@ -65,11 +65,19 @@ def cmd_download_data(args: argparse.Namespace) -> int:
     from ..data.download import UCI_URL, DownloadError, download_aim94
 
     try:
-        result = download_aim94(Path(args.dest), url=args.url or UCI_URL)
+        if args.source == "hupa-ucm":
+            from ..data.download_hupa import HUPA_URL, download_hupa_ucm
+
+            result = download_hupa_ucm(Path(args.dest), url=args.url or HUPA_URL)
+        else:
+            result = download_aim94(Path(args.dest), url=args.url or UCI_URL)
     except DownloadError as exc:
         raise CliError(str(exc)) from None
-    print(f"Downloaded {result.files} AIM94 files ({result.lines:,} lines) from {result.url} into {result.dest}")
+    what = "HUPA-UCM preprocessed files" if args.source == "hupa-ucm" else "AIM94 files"
+    rows = "rows" if args.source == "hupa-ucm" else "lines"
+    print(f"Downloaded {result.files} {what} ({result.lines:,} {rows}) from {result.url} into {result.dest}")
     for note in (*result.notes, *(f"refused archive member {m}" for m in result.refused)):
         print(f"  note: {note}")
-    print(f"Use them with --data-dir {result.dest} or AIM94_DIR={result.dest}")
+    if args.source == "aim94":
+        print(f"Use them with --data-dir {result.dest} or AIM94_DIR={result.dest}")
     return 0

@@ -13,7 +13,6 @@ each patient's days into diary lines and writes the files.
 """
 from __future__ import annotations
 
-import numbers
 import re
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -23,10 +22,11 @@ import numpy as np
 
 from .codes import DEMO_LABEL, EXERCISE_CODES, MEAL_CODES, PAPER_TIMES_MIN
 from .demo_faults import Fault, plant_censored, plant_faults
+from .demo_folder import DemoFolder, check_demo_size, write_demo_folder
 from .demo_regimens import MEALS, NO_DOSE_BELOW, Patient, draw_regimens, sliding_scale
 
 GENERATOR_VERSION = "1.1"
-README_NAME = "README.md"
+AIM94_DEMO_FOLDER = DemoFolder(re.compile(r"data-\d\d"), DEMO_LABEL, "data-NN files", "a demo cohort")
 
 PRE_MEAL_CODE = {"breakfast": 58, "lunch": 60, "supper": 62}
 POST_MEAL_CODE = {"breakfast": 59, "lunch": 61, "supper": 63}
@@ -50,18 +50,7 @@ class DemoConfig:
     start: date = date(1991, 1, 7)
 
     def __post_init__(self) -> None:
-        if not _whole(self.patients) or not 1 <= self.patients <= 99:
-            raise ValueError(f"patients must be a whole number from 1 to 99 (data-01..data-99), got {self.patients!r}")
-        if not _whole(self.days) or not 1 <= self.days <= 1000:
-            raise ValueError(f"days must be a whole number from 1 to 1000, got {self.days!r}")
-        if not _whole(self.seed) or self.seed < 0:
-            raise ValueError(f"seed must be a whole number >= 0, got {self.seed!r}")
-        if not isinstance(self.start, date):
-            raise ValueError(f"start must be a datetime.date, got {self.start!r}")
-
-
-def _whole(x: object) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+        check_demo_size(self.patients, self.days, self.seed, self.start, "data-01..data-99")
 
 
 def generate_cohort(cfg: DemoConfig) -> dict[str, str]:
@@ -76,30 +65,9 @@ def planted_faults(cfg: DemoConfig) -> list[Fault]:
 
 def write_cohort(dest: Path, cfg: DemoConfig) -> list[Path]:
     """Write the cohort and a README that labels it synthetic; returns the paths written."""
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    _clear_old_demo(dest)
     texts, faults = _build(cfg)
-    paths = []
-    for name, text in texts.items():
-        path = dest / name
-        path.write_text(text, encoding="ascii", newline="")
-        paths.append(path)
-    readme = dest / README_NAME
-    readme.write_text(_readme(cfg, faults), encoding="utf-8")
-    return [*paths, readme]
-
-
-def _clear_old_demo(dest: Path) -> None:
-    """Remove stale data-NN files of an earlier demo; refuse to write over anything else."""
-    old = [p for p in dest.iterdir() if re.fullmatch(r"data-\d\d", p.name)]
-    if not old:
-        return
-    readme = dest / README_NAME
-    if not (readme.is_file() and DEMO_LABEL in readme.read_text(encoding="utf-8", errors="replace")):
-        raise ValueError(f"{dest} already holds data-NN files that are not a demo cohort; refusing to overwrite them")
-    for path in old:
-        path.unlink()
+    files = {name: text.encode("ascii") for name, text in texts.items()}
+    return write_demo_folder(dest, AIM94_DEMO_FOLDER, files, _readme(cfg, faults))
 
 
 def _readme(cfg: DemoConfig, faults: list[Fault]) -> str:

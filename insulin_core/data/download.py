@@ -88,8 +88,10 @@ def download_aim94(dest: Path, url: str = UCI_URL, timeout: float = 30,
 
 # --- network ------------------------------------------------------------------------------------
 
-def _fetch(url: str, target: Path, timeout: float, progress: Progress | None) -> int:
-    """Stream `url` into `target`; every failure becomes a DownloadError with a readable message."""
+def _fetch(url: str, target: Path, timeout: float, progress: Progress | None,
+           page: str = DATASET_PAGE, hint: str = HINT) -> int:
+    """Stream `url` into `target`; every failure becomes a DownloadError with a readable message
+    (`page` and `hint`: where the data set is described and what to do without the download)."""
     host = urllib.parse.urlsplit(url).netloc or url
     request = urllib.request.Request(url, headers={"User-Agent": "insulin-dash (AIM94 downloader)"})
     try:
@@ -106,15 +108,15 @@ def _fetch(url: str, target: Path, timeout: float, progress: Progress | None) ->
             return done
     except urllib.error.HTTPError as exc:  # before URLError: it is one
         raise DownloadError(f"{host} answered HTTP {exc.code} {exc.reason} for {url}. "
-                            f"Check the address (dataset page: {DATASET_PAGE}), or {HINT}.") from None
+                            f"Check the address (dataset page: {page}), or {hint}.") from None
     except urllib.error.URLError as exc:
         raise DownloadError(f"Could not reach {host}: {_reason(exc.reason)}. "
-                            f"Check your internet connection, or {HINT}.") from None
+                            f"Check your internet connection, or {hint}.") from None
     except (TimeoutError, socket.timeout) as exc:
         raise DownloadError(f"Could not reach {host}: timed out after {timeout:g} s ({exc}). "
-                            f"Check your internet connection, or {HINT}.") from None
+                            f"Check your internet connection, or {hint}.") from None
     except (OSError, ValueError, http.client.HTTPException) as exc:  # reset or cut off mid-way, a malformed URL
-        raise DownloadError(f"Download from {host} failed: {_reason(exc)}. Try again, or {HINT}.") from None
+        raise DownloadError(f"Download from {host} failed: {_reason(exc)}. Try again, or {hint}.") from None
 
 
 def _content_length(response) -> int | None:
@@ -178,16 +180,16 @@ class _Extraction:
         self.has_codes = self.has_codes or base == CODES_NAME
 
 
-def _members(blob: bytes, name: str) -> Iterator[tuple[str, int, Callable[[], bytes]]]:
+def _members(blob: bytes, name: str, hint: str = HINT) -> Iterator[tuple[str, int, Callable[[], bytes]]]:
     """(member path, size, reader) of each regular file in a zip or tar blob."""
     if blob[:2] == b"\x1f\x9d":
         raise DownloadError(f"{name} is a Unix compress (.Z) file, which Python cannot open. "
-                            f"Unpack it with `uncompress` or `gzip -d`, then {HINT}.")
+                            f"Unpack it with `uncompress` or `gzip -d`, then {hint}.")
     if zipfile.is_zipfile(io.BytesIO(blob)):
         try:
             archive = open_zip(blob, name)
         except ZipError as exc:
-            raise DownloadError(f"{exc}. Try again, or {HINT}.") from None
+            raise DownloadError(f"{exc}. Try again, or {hint}.") from None
         for info in files(archive):
             # The header size is a first filter only; read_member counts the real bytes.
             yield info.filename, info.file_size, lambda info=info: read_member(archive, info, MAX_MEMBER_BYTES)
@@ -198,17 +200,17 @@ def _members(blob: bytes, name: str) -> Iterator[tuple[str, int, Callable[[], by
                 if info.isfile():
                     yield info.name, info.size, lambda info=info: archive.extractfile(info).read()
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DownloadError(f"{name} is neither a zip nor a tar archive ({exc}). "
-                            f"Check the address, or {HINT}.") from None
+        raise DownloadError(f"{name} is neither a zip nor a tar archive ({_reason(exc)}). "
+                            f"Check the address, or {hint}.") from None
 
 
-def _read(member: str, read: Callable[[], bytes]) -> bytes:
+def _read(member: str, read: Callable[[], bytes], hint: str = HINT) -> bytes:
     try:
         return read()
     except ZipError as exc:
-        raise DownloadError(f"{exc}. Try again, or {HINT}.") from None
+        raise DownloadError(f"{exc}. Try again, or {hint}.") from None
     except (zipfile.BadZipFile, tarfile.TarError, zlib.error, OSError, EOFError, NotImplementedError) as exc:
-        raise DownloadError(f"{member} in the archive is damaged ({exc}). Try again, or {HINT}.") from None
+        raise DownloadError(f"{member} in the archive is damaged ({exc}). Try again, or {hint}.") from None
 
 
 def _basename(member: str) -> str:
