@@ -312,16 +312,9 @@ def ratios(results: dict) -> list[str]:
     return out
 
 
-def machine() -> str:
-    model = ""
-    try:
-        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{os.cpu_count()} CPUs, {model}".strip(", ")
-
-
 def main() -> int:
+    from scaling import machine  # the machine line bench/scaling.py prints
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--patient-years", default="100,1000", help="sizes, comma separated")
     ap.add_argument("--days", type=int, default=365, help="days per patient (a patient-year: 365)")
