@@ -130,6 +130,8 @@ def write_cohort(folder: Path, patients: int, days: int = 365, seed: int = 0, fi
     paths = []
     for patient in range(first, first + patients):
         path = folder / file_name(patient)
-        path.write_bytes(patient_csv(patient, days, seed))
+        part = path.with_suffix(".part")  # whole files only: a run stopped midway leaves no half file
+        part.write_bytes(patient_csv(patient, days, seed))
+        part.replace(path)
         paths.append(path)
     return paths
