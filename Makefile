@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(PY) bench/whatif_speed.py
 	$(PY) bench/windows_speed.py
 	$(PY) bench/scaling.py --sizes 100,1000,10000
+	$(PY) bench/cgm_scale.py --patient-years 100,1000
 	$(PY) bench/accuracy.py
 
 bench-guard: $(STAMP)
