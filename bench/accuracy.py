@@ -96,11 +96,13 @@ def run_split(features, split: str, seeds: list[int], sizes: dict, dose_window: 
             table = evaluate_held_out(training.model, prepared, features, held_out, baselines is None)
         if baselines is None:
             baselines = table.drop(index="model")
+            print("  baselines (MAE / dose-occasion MAE): " + "; ".join(
+                f"{name} {r.mae:.3f} / {r.mae_dose:.3f}" for name, r in baselines.iterrows()), flush=True)
         cov = ev.coverage
         rows.append({"name": f"model, seed {seed}", **table.loc["model", COLUMNS].to_dict(), "train_s": seconds,
                      "coverage": cov["coverage"]})
         print(f"  {split} seed {seed}: {seconds:.1f} s ({training.stop_reason}, best epoch {training.best_epoch}), "
-              f"MAE {rows[-1]['mae']:.3f}, 90% interval coverage {cov['coverage']:.3f} "
+              f"MAE {rows[-1]['mae']:.3f}, dose-occasion MAE {rows[-1]['mae_dose']:.3f}, 90% interval coverage {cov['coverage']:.3f} "
               f"(dose rows {cov['coverage_dose_rows']:.3f}, others {cov['coverage_no_dose_rows']:.3f})", flush=True)
     seeds_table = pd.DataFrame(rows)
     summary = {"name": f"model, mean of {len(seeds)} seeds", **seeds_table[COLUMNS + ["train_s", "coverage"]].mean().to_dict()}
