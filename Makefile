@@ -36,7 +36,7 @@ test-fast: $(STAMP)
 
 # Refresh the README's screenshots and docs/page_load_times.md (make test writes them to tests/artifacts/).
 screenshots: $(STAMP) browser
-	INSULIN_DASH_SCREENSHOTS=1 $(PY) -m pytest -q -rs tests/test_browser.py
+	INSULIN_DASH_SCREENSHOTS=1 $(PY) -m pytest -q -rs tests/test_browser.py tests/test_browser_clicks.py
 
 # Every benchmark; docs/performance.md quotes them. The guard alone (seconds): make bench-guard.
 bench: $(STAMP)

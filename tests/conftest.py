@@ -71,12 +71,13 @@ def one_thread_per_library():
     torch.set_num_threads(threads)
 
 
-# The modules that take longest (idle, one process: test_browser ~135 s, test_app ~70, the registry
-# races ~65, the parser properties ~55, runs ~45, tune ~40, browser training ~35, real What-if ~30),
-# collected first so that `make test`'s two workers (xdist, one module at a time) start with them
-# and finish together; the rest follow in file order.
-LONGEST_FIRST = ("test_browser", "test_app", "test_registry_concurrency", "test_aim94_properties", "test_runs",
-                 "test_tune", "test_browser_training", "test_whatif_real")
+# The modules that take longest (idle, one process: the every-page browser test ~90 s, test_app ~70,
+# runs ~55, the registry races ~55, browser training ~50, tune ~45, the browser's fast clicks ~45,
+# torchrun ~35, train ~30, real What-if ~30, Train page runs ~25), collected first so that `make test`'s two
+# workers (xdist, one module at a time) start with them and finish together; the rest follow in file order.
+LONGEST_FIRST = ("test_browser", "test_app", "test_runs", "test_registry_concurrency", "test_browser_training",
+                 "test_tune", "test_browser_clicks", "test_distributed", "test_train", "test_whatif_real",
+                 "test_app_train", "test_aim94_properties")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -41,13 +41,27 @@ def test_distributed_outside_torchrun_is_one_clear_line(capsys, monkeypatch, tmp
     assert code == 2 and "torchrun" in err and "Traceback" not in err
 
 
-def _train(data: Path, models: Path, name: str, nproc: int) -> subprocess.CompletedProcess:
+def _train(data: Path, models: Path, runs: dict[str, int]) -> dict[str, str]:
+    """The `train` command once per {name: nproc}, all at the same time (each run waits mostly on its
+    own start and its own processes; one after the other, the test waited for both in turn): their
+    outputs, by name, once every one has succeeded."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "insulin_core", "train", "--data-dir", str(data), "--name", name,
-           "--models-dir", str(models), *TINY, "--nproc", str(nproc)]
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done
+    procs = {name: subprocess.Popen([sys.executable, "-m", "insulin_core", "train", "--data-dir", str(data),
+                                     "--name", name, "--models-dir", str(models), *TINY, "--nproc", str(nproc)],
+                                    cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name, nproc in runs.items()}
+    outputs = {}
+    try:
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=600)
+            assert proc.returncode == 0, (name, err[-2000:])
+            outputs[name] = out
+    finally:
+        for proc in procs.values():  # a failed or timed-out run does not leave the other one running
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return outputs
 
 
 @pytest.mark.slow
@@ -56,10 +70,9 @@ def test_two_processes_train_as_one_and_rank_zero_saves(tmp_path):
 
     data, models = tmp_path / "demo", tmp_path / "models"
     write_cohort(data, DemoConfig(patients=4, days=40))
-    _train(data, models, "one", 1)
-    two = _train(data, models, "two", 2)
-    assert "2 processes" in two.stdout
-    assert two.stdout.count("Saved ") == 1  # rank 1 neither prints nor saves
+    two = _train(data, models, {"one": 1, "two": 2})["two"]
+    assert "2 processes" in two
+    assert two.count("Saved ") == 1  # rank 1 neither prints nor saves
     assert sorted(p.name for p in models.iterdir() if p.is_dir() and not p.name.startswith(".")) == ["one", "two"]
 
     one_b, two_b = load_bundle(models / "one"), load_bundle(models / "two")
