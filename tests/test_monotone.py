@@ -17,8 +17,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from insulin_core.data.codes import LEVEL_NAMES
+from insulin_core.whatif.rebuild import set_moment
 from insulin_core.prep.features import (GLUCOSE_BAND_MGDL, HABIT, N_BANDS, NOW_FEATURES, SEQ_FEATURES, add_features,
-                                        now_roles)
+                                        meal_inputs, now_roles)
 from insulin_core.prep.timeline import build_timeline
 from insulin_core.models.intervals import P_DOSE_BANDS, conformal_interval
 from insulin_core.models.model import DoseNet, ModelConfig
@@ -133,19 +135,26 @@ def test_the_dose_never_rises_with_exercise_now(seed, members, mono_hidden, now_
 
 
 @PROPERTY
-@given(**network_settings, levels=st.lists(st.floats(0, 3), min_size=2, max_size=6, unique=True),
-       patient=st.sampled_from([7, 99]))
+@given(**network_settings, recorded=st.sampled_from(LEVEL_NAMES), patient=st.sampled_from([7, 99]))
 def test_a_larger_meal_never_lowers_the_dose(seed, members, mono_hidden, now_bins, attention, embedding, scale,
-                                             levels, patient):
-    """none <= less <= typical <= more, for any weights: skipping lunch never asks for more insulin."""
+                                             recorded, patient):
+    """less <= typical <= more, for any weights, through the What-if's own edit (rebuild.set_moment)
+    from a moment whatever meal it recorded; "none" (mostly a meal not written down) is free."""
     net = wild_network(seed, members, mono_hidden, now_bins, attention, embedding, scale)
     rng = np.random.default_rng(seed)
     predictor = predictor_for(net, rng)
-    rows = np.repeat(moment_rows(rng, np.array([180.0])), len(levels), axis=0)
-    rows[:, NOW["meal"]] = np.sort(levels)
-    amount, p = predictor.heads_of(np.repeat(rng.normal(size=(1, 4, len(SEQ_FEATURES))), len(levels), axis=0),
-                                   rows, patient)
+    moment = set_moment(moment_rows(rng, np.array([180.0])), meal=recorded)
+    rows = set_moment(np.repeat(moment, 3, axis=0), meal=np.array(["less", "typical", "more"]))
+    amount, p = predictor.heads_of(np.repeat(rng.normal(size=(1, 4, len(SEQ_FEATURES))), 3, axis=0), rows, patient)
     assert non_decreasing(amount) and non_decreasing(p) and non_decreasing(predictor.dose_of(amount, p)), (amount, p)
+
+
+def test_the_meal_inputs_say_whether_a_meal_is_on_record_and_its_size():
+    levels = np.array([0.0, 1.0, 2.0, 3.0, np.nan])  # none, less, typical, more, an unknown word
+    found = meal_inputs(levels)
+    assert found["has_meal"].tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+    assert found["meal_size"].tolist() == [2.0, 1.0, 2.0, 3.0, 2.0]
+    assert ROLES[NOW["meal_size"]] == "up" and ROLES[NOW["meal"]] == "ignored" and ROLES[NOW["has_meal"]] == "context"
 
 
 def test_a_plain_network_is_not_monotone_so_the_property_can_fail():

@@ -18,7 +18,7 @@ import pandas as pd
 from ..data.codes import (CODE_TABLE, EXERCISE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS, MAX_PLAUSIBLE_DOSE,
                     MEAL_CODES)
 from ..prep.features import (DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, GLUCOSE_DRIVEN, LOOKBACKS, N_BANDS,
-                             NOW_FEATURES, add_features, now_columns)
+                             NOW_FEATURES, add_features, meal_inputs, now_columns)
 from ..prep.timeline import DECISION_KINDS, build_timeline, day_parts, fold_doses
 from .scenarios import NEXT, Scenario, parse_time_of_day
 from ..prep.windows import WindowConfig, WindowSet, make_windows
@@ -384,7 +384,10 @@ def set_moment(now: np.ndarray, glucose=None, meal=None, exercise=None, hypo=Non
         now[:, _DRIVEN] = band_now[band][:, _DRIVEN]
         now[:, NOW_INDEX["glucose"]] = g
     if meal is not None:
-        now[:, NOW_INDEX["meal"]] = np.vectorize(LEVELS.get)(meal) if not np.isscalar(meal) else LEVELS[meal]
+        level = np.vectorize(LEVELS.get)(meal) if not np.isscalar(meal) else LEVELS[meal]
+        now[:, NOW_INDEX["meal"]] = level
+        for name, values in meal_inputs(np.broadcast_to(np.asarray(level, dtype=float), (len(now),))).items():
+            now[:, NOW_INDEX[name]] = values
     if exercise is not None:
         now[:, NOW_INDEX["exercise"]] = LEVELS[exercise]
     if hypo is not None:
