@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .codes import DEMO_LABEL
+from .demo_modern import MODERN_DEMO_LABEL
 
 
 def is_synthetic_label(source_label: str) -> bool:
-    return str(source_label).startswith(DEMO_LABEL)
+    return str(source_label).startswith((DEMO_LABEL, MODERN_DEMO_LABEL))
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,9 @@ class TrainedOn:
             return f"synthetic demo data ({self.patients} made-up patients, no real person)"
         if self.synthetic is None:
             return f"data of {self.patients} patients from an unrecorded source"
-        return f"real AIM94 diaries of {self.patients} patients"
+        # a folder's label names AIM94 when it held AIM94 diaries (source.DataSource.label)
+        what = "AIM94 diaries" if self.label.startswith(("AIM94", "uploaded AIM94")) else "exported records"
+        return f"real {what} of {self.patients} patients"
 
     def short(self) -> str:
         """The same in a few words, for a table cell."""
