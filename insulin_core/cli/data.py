@@ -20,7 +20,7 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     report = result.report.to_dict()
     report["source"] = source.label
     report["format"], report["glucose_units"] = result.format, result.glucose_units
-    report["decision_doses"] = fold_summary(build_timeline(result.events), args.dose_window)
+    report["decision_doses"] = fold_summary(build_timeline(result.events, args.cgm_every), args.dose_window)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0
@@ -52,7 +52,7 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     print(f"Regular written on a row of its own: {fold['insulin_only_regular']}. Counted as the dose of the decision "
           f"point up to {fold['dose_window_min']} min before it: {fold['folded']} (for "
           f"{fold['decision_points_with_folded_dose']} decision points); with no decision point before it, history "
-          f"only: {fold['alone']}. Patients who wrote most of their doses that way: {fold['patients_mostly_late']}.")
+          f"only: {fold['alone']} ({fold['alone_units']:.1f} U of {fold['regular_units']:.1f} U). Patients who wrote most of their doses that way: {fold['patients_mostly_late']}.")
     return 0
 
 
