@@ -87,7 +87,7 @@ def _train_and_save(args: argparse.Namespace) -> int:
           f"prepare {result.seconds['prepare']:.1f}s, train {result.seconds['train']:.1f}s, "
           f"evaluate {result.seconds['evaluate']:.1f}s")
     _print_metrics(result.evaluation.metrics)
-    meta = bundle_meta(result, exp, train_cfg, cohort.source.label, cohort.fingerprint)
+    meta = bundle_meta(result, exp, train_cfg, cohort.source.label, cohort.fingerprint, cohort.format)
     return _save(result.training.model, meta, args.name, args)
 
 
@@ -189,7 +189,9 @@ def _add_train(sub) -> None:
     train.set_defaults(run=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="metrics of a saved model and every baseline on the test part")
-    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument("--model", "--bundle", dest="model", required=True,
+                          help="a saved model's name; --data-dir / --demo may be another source than it was "
+                               "trained on (every patient then new to it)")
     _add_data_args(evaluate)
     evaluate.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
     evaluate.add_argument("--json", action="store_true")

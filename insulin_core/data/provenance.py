@@ -44,10 +44,15 @@ class TrainedOn:
         return f"{kind}, {self.patients} patients"
 
 
-def data_record(source_label: str, fingerprint: str, patients: int) -> dict:
-    """The `data` record a new bundle stores (see registry.py)."""
+def data_record(source_label: str, fingerprint: str, patients: int, data_format: str = "AIM94") -> dict:
+    """The `data` record a new bundle stores (see registry.py); `data_format` the reader's name."""
     return {"source": source_label, "fingerprint": fingerprint, "synthetic": is_synthetic_label(source_label),
-            "patients": int(patients)}
+            "patients": int(patients), "format": data_format}
+
+
+def trained_format(meta: dict) -> str:
+    """The format a bundle was trained on: bundles saved before other formats were read are AIM94."""
+    return (meta.get("data") or {}).get("format") or "AIM94"
 
 
 def trained_on(meta: dict) -> TrainedOn:
