@@ -8,7 +8,8 @@ from insulin_core.data.provenance import Candidate, data_record, newest_fitting,
 
 def test_new_bundles_record_synthetic_and_patients():
     real = data_record("AIM94 files from $AIM94_DIR /x", "abc", 70)
-    assert real == {"source": "AIM94 files from $AIM94_DIR /x", "fingerprint": "abc", "synthetic": False, "patients": 70}
+    assert real == {"source": "AIM94 files from $AIM94_DIR /x", "fingerprint": "abc", "synthetic": False, "patients": 70,
+                    "format": "AIM94"}
     assert data_record(f"{DEMO_LABEL}: 20 patients, seed 0", "d", 20)["synthetic"] is True
     assert trained_on({"data": real}).words() == "real AIM94 diaries of 70 patients"
     nightscout = data_record("exported files from folder /ns", "n", 4)
