@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 from insulin_core.data.codes import DEMO_LABEL
+from insulin_core.data.demo_modern import MODERN_DEMO_LABEL
 from insulin_core.data.provenance import Candidate, data_record, newest_fitting, trained_on
 
 
 def test_new_bundles_record_synthetic_and_patients():
     real = data_record("AIM94 files from $AIM94_DIR /x", "abc", 70)
-    assert real == {"source": "AIM94 files from $AIM94_DIR /x", "fingerprint": "abc", "synthetic": False, "patients": 70}
+    assert real == {"source": "AIM94 files from $AIM94_DIR /x", "fingerprint": "abc", "synthetic": False, "patients": 70,
+                    "format": "AIM94"}
     assert data_record(f"{DEMO_LABEL}: 20 patients, seed 0", "d", 20)["synthetic"] is True
     assert trained_on({"data": real}).words() == "real AIM94 diaries of 70 patients"
+    nightscout = data_record("exported files from folder /ns", "n", 4)
+    assert trained_on({"data": nightscout}).words() == "real exported records of 4 patients"
+    assert data_record(f"{MODERN_DEMO_LABEL}: 6 patients, seed 0", "m", 6)["synthetic"] is True
 
 
 def test_old_bundles_are_read_from_their_label_and_patient_index():

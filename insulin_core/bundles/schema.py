@@ -126,6 +126,7 @@ class Data(_Strict):
     fingerprint: ShortText | None = None
     synthetic: bool | None = None  # absent in bundles saved before it was recorded (provenance.py)
     patients: Count | None = None
+    format: ShortText = "AIM94"  # the reader's name; absent in bundles saved before other formats were read
 
 
 class BundleMeta(_Strict):

@@ -13,6 +13,7 @@ from ..models.intervals import coverage_of
 from ..evaluation.metrics import metrics_table, per_patient_metrics
 from ..evaluation.pipeline import ExperimentConfig, Prepared, prepare
 from ..models.predictor import DosePredictor
+from ..data.provenance import trained_format
 from .registry import ModelBundle, check_against_data
 from ..prep.windows import WindowConfig, WindowSet
 
@@ -32,13 +33,29 @@ def predict_windows(bundle: ModelBundle, ws: WindowSet, idx: np.ndarray | None =
     return bundle.predictor().dose(ws, idx)
 
 
+def other_source(bundle: ModelBundle, cohort: Cohort) -> bool:
+    """Whether the cohort is of another format than the bundle's training data: its patient numbers
+    then name other people (a Nightscout p01 is not AIM94's data-01), so every patient is unseen."""
+    return trained_format(bundle.meta) != cohort.format
+
+
 def check_bundle_fits(bundle: ModelBundle, cohort: Cohort) -> list[str]:
     """Raise ValueError when the bundle cannot be used on this cohort; else return warnings."""
+    features = bundle.meta.get("features") or {}
+    wanted = [*(f"seq_{f}" for f in features.get("seq", ())), *(f"now_{f}" for f in features.get("now", ()))]
+    missing = [f for f in wanted if f not in cohort.features.columns]  # features.seq_columns' names
+    if missing:
+        raise ValueError(f"The model reads features this data does not have ({', '.join(missing[:5])}"
+                         f"{' ...' if len(missing) > 5 else ''}): it was trained on {trained_format(bundle.meta)} "
+                         f"data with another feature list than {cohort.format} data gives here.")
     exp = bundle_experiment(bundle)
     longest = int(cohort.features.groupby("patient_id").size().max()) if len(cohort.features) else 0
     if exp.window.length >= longest:
         raise ValueError(f"The model needs windows of {exp.window.length} rows, but the longest patient "
                          f"history here has {longest} rows.")
+    if other_source(bundle, cohort):
+        return [f"The model was trained on {trained_format(bundle.meta)} data and is used on {cohort.format} data: "
+                "every patient here is new to it (its pooled 'unknown patient' answer)."]
     return check_against_data(bundle, cohort.patients, cohort.fingerprint)
 
 
@@ -48,7 +65,7 @@ def predictions_table(bundle: ModelBundle, cohort: Cohort, baselines: list[str] 
     model prediction and each baseline (fit on the training part of that split). Pass
     `baseline_columns` (from `baseline_table` of the same cohort and `bundle_experiment`) to reuse
     baselines already fit: they depend on the data and the experiment, not on the network."""
-    prepared = bundle_prepared(bundle, cohort.features)
+    prepared = bundle_prepared(bundle, cohort.features, unseen=other_source(bundle, cohort))
     ws, every = prepared.ws, np.arange(len(prepared.ws))
     table = ws.context[["patient_id", "timestamp", "day_part", "glucose_now"]].copy()
     table["part"] = prepared.split.part_of(len(ws))
@@ -76,18 +93,21 @@ def baseline_predictions(prepared: Prepared, baselines: list[str] | None = None)
     return pd.DataFrame(columns, index=pd.RangeIndex(len(ws)))
 
 
-def bundle_prepared(bundle: ModelBundle, features: pd.DataFrame, every_patient: bool = True) -> Prepared:
+def bundle_prepared(bundle: ModelBundle, features: pd.DataFrame, every_patient: bool = True,
+                    unseen: bool = False) -> Prepared:
     """The bundle's experiment re-prepared on these features (every patient of them, or only the
-    bundle's own selection), scaled with the bundle's own scalers and patient index."""
+    bundle's own selection), scaled with the bundle's own scalers and patient index (`unseen`:
+    none, every patient row 0, the pooled answer: data of another source, `other_source`)."""
     exp = bundle_experiment(bundle)
     prepared = prepare(features, replace(exp, patients=()) if every_patient else exp)
-    return replace(prepared, scaling=bundle.scaling)
+    scaling = replace(bundle.scaling, patient_index={}) if unseen else bundle.scaling
+    return replace(prepared, scaling=scaling)
 
 
 def bundle_model(bundle: ModelBundle, prepared: Prepared) -> DosePredictor:
     """The bundle's network with its own conformal table, else one calibrated now on the
-    validation part."""
-    return prepared.calibrate(bundle.predictor())
+    validation part; with the prepared scaling (its patient index: none for another source)."""
+    return prepared.calibrate(replace(bundle.predictor(), scaling=prepared.scaling))
 
 
 def metrics_of(table: pd.DataFrame, part: str = "test") -> pd.DataFrame:

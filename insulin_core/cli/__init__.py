@@ -12,8 +12,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ..data.codes import DEFAULT_DOSE_WINDOW_MIN
-from .common import CliError, _dose_window, _Parser, _positive_int
+from ..data.codes import DEFAULT_CGM_EVERY_MIN, DEFAULT_DOSE_WINDOW_MIN
+from .common import CliError, _add_data_args, _dose_window, _Parser, _positive_int
 from .data import cmd_check_data, cmd_demo_data, cmd_download_data
 from .training import _add_train
 from .predict import _add_predict
@@ -24,10 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m insulin_core", description="insulin-dash core: data, models, what-if.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     check = sub.add_parser("check-data", help="print the data-quality report")
-    check.add_argument("--data-dir", help="folder of AIM94 data-NN files (default: $AIM94_DIR, else the demo cohort)")
+    _add_data_args(check)
     check.add_argument("--json", action="store_true")
     check.add_argument("--dose-window", type=_dose_window, default=DEFAULT_DOSE_WINDOW_MIN, metavar="MIN",
                        help="minutes after a decision point whose insulin-only Regular counts as its dose")
+    check.add_argument("--cgm-every", type=_positive_int, default=DEFAULT_CGM_EVERY_MIN, metavar="MIN",
+                       help="a CGM reading is a decision point only as the first reading in each clock interval "
+                            "of MIN minutes (meals, fingersticks and exercise always are)")
     check.set_defaults(run=cmd_check_data)
     demo = sub.add_parser("demo-data", help="write the synthetic demo cohort")
     demo.add_argument("--dest", required=True)

@@ -64,11 +64,32 @@ def _patients(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected 'all' or patient numbers like 1,5,9, got {text!r}") from None
 
 
-def _load_cohort(data_dir: str | None):
-    from ..prep.dataset import load_cohort
+DATA_DIR_HELP = ("folder of a supported export: AIM94 data-NN files, Nightscout, Tidepool, OhioT1DM or HUPA-UCM "
+                 "(default: $AIM94_DIR, else the AIM94-format demo cohort)")
+
+
+def _add_data_args(parser: argparse.ArgumentParser) -> None:
+    """--data-dir and --demo, the same on every command that reads data."""
+    from ..data.source import DEMOS
+
+    parser.add_argument("--data-dir", help=DATA_DIR_HELP)
+    parser.add_argument("--demo", choices=DEMOS, help="a built-in SYNTHETIC cohort instead of a folder: aim94 (the "
+                                                      "AIM94-format demo) or modern (pump + CGM, Nightscout files)")
+
+
+def _source(args: argparse.Namespace):
     from ..data.source import resolve_source
 
-    return load_cohort(resolve_source(data_dir))
+    try:
+        return resolve_source(args.data_dir, demo=getattr(args, "demo", None))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _load_cohort(args: argparse.Namespace):
+    from ..prep.dataset import load_cohort
+
+    return load_cohort(_source(args))
 
 
 def _print_metrics(metrics, cols: list[str] | None = None) -> None:
@@ -101,7 +122,7 @@ def _bundle_and_cohort(args: argparse.Namespace):
         bundle = load_bundle(Path(args.models_dir) / check_name(args.model))
     except BundleError as exc:
         raise CliError(str(exc)) from None
-    cohort = _load_cohort(args.data_dir)
+    cohort = _load_cohort(args)
     for note in check_bundle_fits(bundle, cohort):
         print(f"note: {note}", file=sys.stderr)
     return bundle, cohort

@@ -5,48 +5,59 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import CliError
+from .common import CliError, _source
 
 
 INSULIN_WORDS = {"regular": "Regular", "nph": "NPH", "ultralente": "UltraLente"}
 
 
 def cmd_check_data(args: argparse.Namespace) -> int:
-    from ..data.source import load_source, resolve_source
-
+    from ..data.source import load_source
     from ..prep.timeline import build_timeline, fold_summary
 
-    source = resolve_source(args.data_dir)
+    source = _source(args)
     result = load_source(source)
     report = result.report.to_dict()
     report["source"] = source.label
-    report["decision_doses"] = fold_summary(build_timeline(result.events), args.dose_window)
+    report["format"], report["glucose_units"] = result.format, result.glucose_units
+    report["decision_doses"] = fold_summary(build_timeline(result.events, args.cgm_every), args.dose_window)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0
     from ..labels import REASON_LABELS
 
     print(f"Source: {source.label}")
-    print(f"Files {report['files']}  lines {report['lines']}  accepted {report['accepted']}  "
+    units = report.get("units") or {}
+    print(f"Format: {result.format}; glucose in {result.glucose_units}" + (
+        f" (records by unit: {', '.join(f'{u} {n}' for u, n in units.items())})" if units else ""))
+    print(f"Files {report['files']}  {result.report.record_name}s {report['lines']}  accepted {report['accepted']}  "
           f"rejected {report['rejected_total']}  patients {report['patients']}  events {report['events']}")
     if report["rejected"]:
-        print("Lines left out, and why:")
+        print(f"{result.report.record_name.capitalize()}s left out, and why:")
     for reason, count in sorted(report["rejected"].items(), key=lambda kv: -kv[1]):
         example = report["examples"][reason][0]
-        print(f"  {count:5d}  {REASON_LABELS.get(reason, reason)}\n"
+        # the reader's own words first: two formats may use one reason name for different records
+        words = _capital(report.get("reasons", {}).get(reason, "")) or REASON_LABELS.get(reason, reason)
+        print(f"  {count:5d}  {words}\n"
               f"         e.g. {example['file']} line {example['line']}: {example['text']!r}")
     censored = ", ".join(f"{n} {'above' if k == 'high' else 'below'} the meter's range" for k, n in report["censored"].items())
     implausible = ", ".join(f"{n} {INSULIN_WORDS.get(k, k)}" for k, n in report["implausible"].items())
     print(f"Glucose readings written as 0Hi/0Lo: {censored or 'none'}. Implausible doses (typing errors, kept but "
           f"left out of training): {implausible or 'none'}. Conflicting values at one time: {report['conflicts']}.")
+    for assumption, count in (report.get("assumed") or {}).items():
+        print(f"  read under an assumption: {count} x {assumption}")
     for entry in report["skipped_files"]:
         print(f"  not read: {entry}")
     fold = report["decision_doses"]
     print(f"Regular written on a row of its own: {fold['insulin_only_regular']}. Counted as the dose of the decision "
           f"point up to {fold['dose_window_min']} min before it: {fold['folded']} (for "
           f"{fold['decision_points_with_folded_dose']} decision points); with no decision point before it, history "
-          f"only: {fold['alone']}. Patients who wrote most of their doses that way: {fold['patients_mostly_late']}.")
+          f"only: {fold['alone']} ({fold['alone_units']:.1f} U of {fold['regular_units']:.1f} U). Patients who wrote most of their doses that way: {fold['patients_mostly_late']}.")
     return 0
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:

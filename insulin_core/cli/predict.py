@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import CliError, _bundle_and_cohort, _positive_int
+from .common import CliError, _add_data_args, _bundle_and_cohort, _positive_int
 
 
 def _sweep_points(text: str) -> int:
@@ -81,6 +81,6 @@ def _add_predict(sub) -> None:
     predict.add_argument("--sweep", choices=("glucose", "meal"))
     predict.add_argument("--points", type=_sweep_points, default=25, help="points of a glucose sweep (at most 1,000)")
     predict.add_argument("--json", action="store_true")
-    predict.add_argument("--data-dir")
+    _add_data_args(predict)
     predict.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
     predict.set_defaults(run=cmd_predict)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..data.codes import DEFAULT_DOSE_WINDOW_MIN
 from ..evaluation.metrics import METRIC_COLUMNS
-from .common import (CliError, _bundle_and_cohort, _dense, _dose_window, _load_cohort, _patients, _positive_int,
+from .common import (CliError, _add_data_args, _bundle_and_cohort, _dense, _dose_window, _load_cohort, _patients, _positive_int,
                      _print_metrics, _save)
 
 
@@ -70,7 +70,7 @@ def _train_and_save(args: argparse.Namespace) -> int:
     except (ValueError, BundleError) as exc:
         raise CliError(str(exc)) from None
     lead = distributed.rank() == 0  # the only process that prints, evaluates baselines and saves
-    cohort = _load_cohort(args.data_dir)
+    cohort = _load_cohort(args)
     if lead:
         print(f"Data: {cohort.source.label}" + (f"; {distributed.world_size()} processes" if distributed.active() else ""))
 
@@ -87,7 +87,7 @@ def _train_and_save(args: argparse.Namespace) -> int:
           f"prepare {result.seconds['prepare']:.1f}s, train {result.seconds['train']:.1f}s, "
           f"evaluate {result.seconds['evaluate']:.1f}s")
     _print_metrics(result.evaluation.metrics)
-    meta = bundle_meta(result, exp, train_cfg, cohort.source.label, cohort.fingerprint)
+    meta = bundle_meta(result, exp, train_cfg, cohort.source.label, cohort.fingerprint, cohort.format)
     return _save(result.training.model, meta, args.name, args)
 
 
@@ -139,7 +139,7 @@ def _add_train(sub) -> None:
     T, W = TrainConfig(), WindowConfig()
 
     train = sub.add_parser("train", help="train a model and save it as a bundle")
-    train.add_argument("--data-dir")
+    _add_data_args(train)
     train.add_argument("--patients", type=_patients, default=(), help="all, or numbers like 1,5,9")
     train.add_argument("--window", type=_positive_int, default=W.length)
     train.add_argument("--lstm", type=_positive_int, default=D["lstm_hidden"])
@@ -189,8 +189,10 @@ def _add_train(sub) -> None:
     train.set_defaults(run=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="metrics of a saved model and every baseline on the test part")
-    evaluate.add_argument("--model", required=True)
-    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--model", "--bundle", dest="model", required=True,
+                          help="a saved model's name; --data-dir / --demo may be another source than it was "
+                               "trained on (every patient then new to it)")
+    _add_data_args(evaluate)
     evaluate.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--predictions", metavar="FILE.csv")

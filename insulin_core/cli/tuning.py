@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..data.codes import DEFAULT_DOSE_WINDOW_MIN
-from .common import (CliError, _dose_window, _load_cohort, _non_negative_int, _patients, _positive_int, _print_metrics,
+from .common import (CliError, _add_data_args, _dose_window, _load_cohort, _non_negative_int, _patients, _positive_int, _print_metrics,
                      _save)
 
 
@@ -33,7 +33,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                                 args.patience, args.seed, args.members)
     except (ValueError, BundleError) as exc:
         raise CliError(str(exc)) from None
-    cohort = _load_cohort(args.data_dir)
+    cohort = _load_cohort(args)
     name = args.study or default_study_name(settings, cohort.fingerprint)
     print(f"Data: {cohort.source.label}")
     print(f"Study {name!r} in {storage_label(args.storage)}; budget {args.trials} trials in all"
@@ -82,7 +82,7 @@ def _add_tune(sub) -> None:
     tune.add_argument("--storage", help="a SQLAlchemy URL (sqlite:///study.db, postgresql://user@host/db) or a "
                                         "journal file path (default: data/optuna.journal)")
     tune.add_argument("--study", help="study name (default: from the split and the data's fingerprint)")
-    tune.add_argument("--data-dir")
+    _add_data_args(tune)
     tune.add_argument("--patients", type=_patients, default=(), help="all, or numbers like 1,5,9")
     tune.add_argument("--split", choices=SPLITS, default=DEFAULT_SPLIT)
     tune.add_argument("--target", choices=TARGETS, default=W.target)

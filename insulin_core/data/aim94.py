@@ -123,6 +123,13 @@ class LoadResult:
     events: pd.DataFrame
     report: QualityReport
     source: str
+    format: str = "AIM94"  # the reader's name (data/readers/detect.read_files sets it)
+
+    @property
+    def glucose_units(self) -> str:
+        """The glucose unit in words: always shown in mg/dL; the units the records came in, if others."""
+        came_in = [unit for unit in self.report.units if unit != "mg/dL"]
+        return "mg/dL" + (f" (converted from {', '.join(came_in)} where recorded so)" if came_in else "")
 
 
 def patient_id_of(name: str) -> int | None:

@@ -1,6 +1,8 @@
-"""Read AIM94 folders safely: which entries of a folder are `data-NN` files to read (nothing opened
-while scanning: a FIFO would block forever; links followed only inside the folder), each file opened
-non-blocking and checked again, size-capped; the texts go to the parser in aim94.py."""
+"""Read data folders safely: which entries of a folder are files to read (nothing opened while
+scanning: a FIFO would block forever; links followed only inside the folder), each file opened
+non-blocking and checked again, size-capped. An AIM94 folder's `data-NN` files go to the parser in
+aim94.py (`load_folder`); any other export's files are read as bytes (`read_export_folder`) for the
+reader data/readers/detect.py picks (this module does not import the readers: they import it)."""
 from __future__ import annotations
 
 import os
@@ -13,15 +15,16 @@ MAX_FILE_BYTES = 256 * 1024 * 1024  # real files are tens of KB; anything bigger
 
 
 # ---- folders -----------------------------------------------------------------------------------
-def scan_folder(folder: Path) -> tuple[list[Path], list[str]]:
-    """The `data-NN` files of a folder to read, and every other entry as "name: why not read".
+def scan_folder(folder: Path, any_name: bool = False) -> tuple[list[Path], list[str]]:
+    """The `data-NN` files of a folder to read (`any_name`: every file not hidden, for an export of
+    another format), and every other entry as "name: why not read".
 
     Nothing is opened here (a FIFO would block the reader forever); links are resolved and
     followed only when they stay inside the folder."""
     root = Path(os.path.realpath(folder))
     paths, skipped = [], []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        why = _why_not_read(entry, root)
+        why = _why_not_read(entry, root, any_name)
         if why:
             skipped.append(f"{entry.name}: {why}")
         else:
@@ -29,9 +32,11 @@ def scan_folder(folder: Path) -> tuple[list[Path], list[str]]:
     return paths, skipped
 
 
-def _why_not_read(entry: os.DirEntry, root: Path) -> str:
+def _why_not_read(entry: os.DirEntry, root: Path, any_name: bool = False) -> str:
     kind = "a folder" if entry.is_dir(follow_symlinks=False) else ""
-    if patient_id_of(entry.name) is None:
+    if any_name and entry.name.startswith("."):
+        return "a hidden entry" + (f" ({kind})" if kind else "")
+    if not any_name and patient_id_of(entry.name) is None:
         return "not named data-NN" + (f" ({kind})" if kind else "")
     if entry.is_symlink():
         target = Path(os.path.realpath(entry.path))
@@ -90,6 +95,25 @@ def _readable(paths: list[Path], skipped: list[str]):
 def _no_files(folder: Path, paths: list[Path], skipped: list[str]) -> None:
     if not paths and not any(patient_id_of(s.split(":", 1)[0]) is not None for s in skipped):
         raise FileNotFoundError(f"No AIM94 files (data-01 ... data-70) in {folder}")
+
+
+def has_aim94_files(folder: Path) -> bool:
+    """Whether any entry of the folder is named like an AIM94 diary (nothing opened): such a folder
+    is read by the AIM94 path exactly as before other formats were read."""
+    return any(patient_id_of(entry.name) is not None for entry in os.scandir(os.path.realpath(folder)))
+
+
+def read_export_folder(folder: Path) -> tuple[dict[str, bytes], list[str]]:
+    """Every readable file of a folder not hidden (subfolders are not entered), as bytes, and the
+    entries not read with why; FileNotFoundError when the folder is missing or holds no file."""
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"Data folder not found: {folder}")
+    paths, skipped = scan_folder(Path(folder), any_name=True)
+    files = dict(_readable(paths, skipped))
+    if not files:
+        why = f" ({'; '.join(skipped[:3])})" if skipped else ""
+        raise FileNotFoundError(f"No readable file in {folder}{why}")
+    return files, skipped
 
 
 def read_folder(folder: Path) -> dict[str, bytes]:

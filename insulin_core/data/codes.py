@@ -80,6 +80,12 @@ MAX_PLAUSIBLE_DOSE = {"regular": 40.0, "nph": 100.0, "ultralente": 100.0}
 # insulin-only row belongs to that decision (many patients logged the dose minutes after the
 # reading). 0 = only the dose written at the moment itself, the earlier definition.
 DEFAULT_DOSE_WINDOW_MIN = 60
+# A CGM reading is a decision point only at this cadence (prep/timeline.py, `cgm_decisions`): the
+# first reading in each clock interval of this many minutes. 60: about a dozen glucose checks in a
+# waking day, of the order a pump user looks at the CGM, and meals, fingersticks and exercise add
+# their own points; every 5 minutes would make 12 no-dose moments per dose moment.
+DEFAULT_CGM_EVERY_MIN = 60
+CGM_CODE = 48  # the readers' CGM code (data/readers/base.py); AIM94's 48 is a meter reading
 MAX_DOSE_WINDOW_MIN = 24 * 60
 
 DEMO_LABEL = "SYNTHETIC demo cohort (not real patients)"

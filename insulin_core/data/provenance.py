@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .codes import DEMO_LABEL
+from .demo_modern import MODERN_DEMO_LABEL
 
 
 def is_synthetic_label(source_label: str) -> bool:
-    return str(source_label).startswith(DEMO_LABEL)
+    return str(source_label).startswith((DEMO_LABEL, MODERN_DEMO_LABEL))
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,9 @@ class TrainedOn:
             return f"synthetic demo data ({self.patients} made-up patients, no real person)"
         if self.synthetic is None:
             return f"data of {self.patients} patients from an unrecorded source"
-        return f"real AIM94 diaries of {self.patients} patients"
+        # a folder's label names AIM94 when it held AIM94 diaries (source.DataSource.label)
+        what = "AIM94 diaries" if self.label.startswith(("AIM94", "uploaded AIM94")) else "exported records"
+        return f"real {what} of {self.patients} patients"
 
     def short(self) -> str:
         """The same in a few words, for a table cell."""
@@ -41,10 +44,15 @@ class TrainedOn:
         return f"{kind}, {self.patients} patients"
 
 
-def data_record(source_label: str, fingerprint: str, patients: int) -> dict:
-    """The `data` record a new bundle stores (see registry.py)."""
+def data_record(source_label: str, fingerprint: str, patients: int, data_format: str = "AIM94") -> dict:
+    """The `data` record a new bundle stores (see registry.py); `data_format` the reader's name."""
     return {"source": source_label, "fingerprint": fingerprint, "synthetic": is_synthetic_label(source_label),
-            "patients": int(patients)}
+            "patients": int(patients), "format": data_format}
+
+
+def trained_format(meta: dict) -> str:
+    """The format a bundle was trained on: bundles saved before other formats were read are AIM94."""
+    return (meta.get("data") or {}).get("format") or "AIM94"
 
 
 def trained_on(meta: dict) -> TrainedOn:

@@ -184,7 +184,7 @@ def run_experiment(features: pd.DataFrame, exp: ExperimentConfig, sizes: dict, t
 
 
 def bundle_meta(result: ExperimentResult, exp: ExperimentConfig, train_cfg: TrainConfig,
-                source_label: str, fingerprint: str) -> dict:
+                source_label: str, fingerprint: str, data_format: str = "AIM94") -> dict:
     """Everything a bundle stores beside its weights (see registry.py)."""
     p, ev = result.prepared, result.evaluation
     metrics = {row["name"] if row["rows"] == ALL_ROWS else f"{row['name']} (without implausible)":
@@ -201,5 +201,5 @@ def bundle_meta(result: ExperimentResult, exp: ExperimentConfig, train_cfg: Trai
         "conformal": ev.conformal,
         "metrics_extra": {"interval_coverage": ev.coverage},
         "sizes": {"train": int(len(p.train_idx)), "val": int(len(p.val_idx)), "test": int(len(p.split.test))},
-        "data": data_record(source_label, fingerprint, len(p.scaling.patient_index)),
+        "data": data_record(source_label, fingerprint, len(p.scaling.patient_index), data_format),
     }

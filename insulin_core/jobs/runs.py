@@ -72,6 +72,7 @@ class RunSpec:
     data_tag: str = "data"  # goes into the automatic name: demo, aim94, upload...
     bundle_name: str = ""  # the model's name when the user chose one ("" = the run's automatic name)
     meta_extra: dict = field(default_factory=dict)  # added to the bundle's metadata (e.g. the study it came from)
+    data_format: str = "AIM94"  # the reader's name (Cohort.format): a bundle on another format sees new patients
 
     def to_dict(self) -> dict:
         return {"experiment": self.exp.to_dict(), "sizes": {k: list(v) if isinstance(v, tuple) else v
@@ -175,7 +176,8 @@ def work(run_dir: str, models_dir: str, features: pd.DataFrame, spec: RunSpec) -
                                 on_trained=lambda t: write_status(run_dir, "evaluating", stop_reason=t.stop_reason))
         training = result.training
         write_status(run_dir, "saving", stop_reason=training.stop_reason)
-        meta = {**bundle_meta(result, spec.exp, spec.train_cfg, spec.source_label, spec.fingerprint),
+        meta = {**bundle_meta(result, spec.exp, spec.train_cfg, spec.source_label, spec.fingerprint,
+                                 spec.data_format),
                 **spec.meta_extra}
         run = json.loads((run_dir / RUN_FILE).read_text())
         name = run.get("name", run["id"])  # a name the user chose, else the run's id

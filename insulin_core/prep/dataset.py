@@ -19,6 +19,13 @@ class Cohort:
     events: pd.DataFrame
     report: QualityReport
     features: pd.DataFrame  # one row per (patient, timestamp) with SEQ/NOW feature columns
+    format: str = "AIM94"  # the reader's name (LoadResult.format)
+    glucose_units: str = "mg/dL"  # in words, with the units records came in (LoadResult.glucose_units)
+
+    @property
+    def data_label(self) -> str:
+        """The source, its format and its glucose unit: what every page and command names."""
+        return f"{self.source.label} [{self.format}; glucose in {self.glucose_units}]"
 
     @functools.cached_property  # a hash of every event: once per cohort, not once per page view
     def fingerprint(self) -> str:
@@ -32,7 +39,8 @@ class Cohort:
         tl = self.features
         days = tl.groupby("patient_id")["timestamp"].agg(lambda s: (s.max() - s.min()).days + 1)
         return {
-            "source": self.source.label, "synthetic": self.source.is_synthetic,
+            "source": self.source.label, "format": self.format, "glucose_units": self.glucose_units,
+            "synthetic": self.source.is_synthetic,
             "patients": len(self.patients), "events": len(self.events), "moments": len(tl),
             "decision_points": int(tl["decision_point"].sum()),
             "regular_doses": int((tl["regular"] > 0).sum()),
@@ -44,7 +52,8 @@ class Cohort:
 
 
 def cohort_from_load(source: DataSource, loaded: LoadResult) -> Cohort:
-    return Cohort(source, loaded.events, loaded.report, add_features(build_timeline(loaded.events)))
+    return Cohort(source, loaded.events, loaded.report, add_features(build_timeline(loaded.events)),
+                  loaded.format, loaded.glucose_units)
 
 
 def load_cohort(source: DataSource) -> Cohort:

@@ -1,7 +1,9 @@
 """Events -> one row per (patient, timestamp) timeline, and the decision doses on it.
 
-A decision point is a moment with anything on record other than insulin (DECISION_KINDS). The
-decision dose: many patients wrote the Regular dose on an insulin-only row a few minutes after
+A decision point is a moment with anything on record other than insulin (DECISION_KINDS), with one
+exception: a CGM reading (a modern reader's code 48, every 5 minutes) is one only at a fixed cadence,
+the first reading in each clock interval of `cgm_every_min` minutes (`cgm_decisions`). Insulin never
+makes a moment a decision point. The decision dose: many patients wrote the Regular dose on an insulin-only row a few minutes after
 the glucose reading (device logging). The dose decided at a decision point is therefore the Regular
 recorded at that moment plus the Regular on insulin-only rows up to `dose_window` minutes after it,
 stopping at the next decision point (`fold_doses`). Those folded doses are the target of their
@@ -13,12 +15,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..data.codes import (CODE_TABLE, DAY_PART_STARTS, DAY_PARTS, DEFAULT_DOSE_WINDOW_MIN, LEVELS, MAX_DOSE_WINDOW_MIN,
-                          MAX_PLAUSIBLE_DOSE)
+from ..data.codes import (CGM_CODE, CODE_TABLE, DAY_PART_STARTS, DAY_PARTS, DEFAULT_CGM_EVERY_MIN,
+                          DEFAULT_DOSE_WINDOW_MIN, LEVELS, MAX_DOSE_WINDOW_MIN, MAX_PLAUSIBLE_DOSE)
 
 GLUCOSE_SLOTS = tuple(dict.fromkeys(c.detail for c in CODE_TABLE.values() if c.kind == "glucose"))
-# What makes a moment a decision point: anything on record other than insulin.
+# What makes a moment a decision point: anything on record other than insulin (a CGM reading only at
+# the cadence, `cgm_decisions`).
 DECISION_KINDS = ("glucose", "meal", "exercise", "hypo")
+# Columns only the modern readers write (data/readers/base.EXTRA_COLUMNS): their code 48 is a CGM
+# reading. AIM94 writes 48 for a meter reading without a time slot, which stays a decision point.
+READER_COLUMN = "record_type"
 TIMELINE_COLUMNS = [
     "patient_id", "timestamp", "glucose", "glucose_slot", "regular", "nph", "ultralente",
     "hypo", "meal", "exercise", "special", "paper_time", "censored", "implausible", "decision_point",
@@ -51,7 +57,22 @@ def day_parts(stamps) -> np.ndarray:
     return np.asarray(DAY_PARTS)[day_part_of(hour_of_day(stamps))]
 
 
-def build_timeline(events: pd.DataFrame) -> pd.DataFrame:
+def cgm_decisions(pid: np.ndarray, stamp: np.ndarray, every_min: int) -> np.ndarray:
+    """Which of the sorted CGM readings are decision points: the first reading of each patient in
+    each clock interval of `every_min` minutes (intervals on the clock, from midnight when they
+    divide a day). On the clock rather than counted from the patient's first reading: the same
+    moments whatever part of a record is loaded (a What-if's rebuilt tail, an export cut at another
+    day) and the same for every patient. Whether a reading is the first of its interval is known
+    at that reading: no look-ahead."""
+    if every_min < 1:
+        raise ValueError(f"The CGM cadence must be at least 1 minute, got {every_min!r}.")
+    slot = stamp.astype("datetime64[m]").astype(np.int64) // int(every_min)
+    first = np.ones(len(pid), dtype=bool)
+    first[1:] = (pid[1:] != pid[:-1]) | (slot[1:] != slot[:-1])
+    return first
+
+
+def build_timeline(events: pd.DataFrame, cgm_every_min: int = DEFAULT_CGM_EVERY_MIN) -> pd.DataFrame:
     """Pivot events to one row per (patient, timestamp); doses summed, glucose averaged.
 
     Rows are sorted by (patient, timestamp) with a stable sort (events keep their order inside a
@@ -77,6 +98,11 @@ def build_timeline(events: pd.DataFrame) -> pd.DataFrame:
 
     glucose = np.where(is_glucose, value, np.nan)
     readings = total((~np.isnan(glucose)).astype(float))
+    # A reading counts as evidence of a decision unless it is a CGM reading off the cadence.
+    evidence_reading = ~np.isnan(glucose)
+    if READER_COLUMN in events.columns:
+        rows = np.flatnonzero(evidence_reading & (events["code"].to_numpy()[order] == CGM_CODE))
+        evidence_reading[rows] = cgm_decisions(pid[rows], stamp[rows], cgm_every_min)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_glucose = np.where(readings > 0, total(glucose) / readings, np.nan)
     columns = {
@@ -94,7 +120,8 @@ def build_timeline(events: pd.DataFrame) -> pd.DataFrame:
     # A decision point is a moment with something other than insulin on record: a row that exists
     # only because insulin was written down would give its answer away by existing.
     # (a glucose counts by its readings: a meter word is a reading; an unknown meal word is not a meal)
-    evidence = {"glucose": readings, "meal": columns["meal"], "exercise": columns["exercise"], "hypo": columns["hypo"]}
+    # (a CGM reading only at the cadence: `cgm_decisions`)
+    evidence = {"glucose": total(evidence_reading.astype(float)), "meal": columns["meal"], "exercise": columns["exercise"], "hypo": columns["hypo"]}
     columns["decision_point"] = np.logical_or.reduce([evidence[kind] > 0 for kind in DECISION_KINDS])
     return pd.DataFrame({name: columns[name] for name in TIMELINE_COLUMNS})
 
@@ -177,9 +204,10 @@ def fold_summary(timeline: pd.DataFrame, dose_window: int = DEFAULT_DOSE_WINDOW_
     tl = add_decision_doses(timeline, dose_window)
     insulin_only = ~tl["decision_point"] & (tl["regular"] > 0)
     folded = tl["folded_regular"]
+    regular = np.nan_to_num(tl["regular"].to_numpy(dtype=float))
     doses = (tl["decision_dose"] > 0).groupby(tl["patient_id"]).sum()
     late = folded.groupby(tl["patient_id"]).sum()
-    fed = tl["decision_point"] & (tl["decision_dose"] > np.nan_to_num(tl["regular"].to_numpy(dtype=float)))
+    fed = tl["decision_point"] & (tl["decision_dose"] > regular)
     return {
         "dose_window_min": int(dose_window),
         "insulin_only_regular": int(insulin_only.sum()),
@@ -188,4 +216,7 @@ def fold_summary(timeline: pd.DataFrame, dose_window: int = DEFAULT_DOSE_WINDOW_
         "decision_points_with_folded_dose": int(fed.sum()),
         "of_them_without_own_dose": int((fed & ~(tl["regular"] > 0)).sum()),
         "patients_mostly_late": int((late > 0.5 * doses.clip(lower=1)).sum()),
+        # every unit once: decision_units + alone_units == regular_units
+        "regular_units": float(regular.sum()), "decision_units": float(tl["decision_dose"].sum()),
+        "alone_units": float(regular[(insulin_only & ~folded).to_numpy()].sum()),
     }

@@ -6,7 +6,7 @@ otherwise be read as half of each)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..aim94 import LoadResult
 from ...errors import DataFormatError
@@ -50,8 +50,9 @@ def detect(files: Mapping[str, bytes]) -> Detection:
 
 
 def read_files(files: Mapping[str, bytes], source: str) -> LoadResult:
-    """Detect the format and read the files with its reader."""
-    return detect(files).reader.read(files, source)
+    """Detect the format and read the files with its reader; the result names the format."""
+    reader = detect(files).reader
+    return replace(reader.read(files, source), format=reader.name)
 
 
 def _names(names: list[str]) -> str:
