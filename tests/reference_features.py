@@ -56,6 +56,8 @@ def add_features(timeline: pd.DataFrame) -> pd.DataFrame:
     moment = {
         "glucose": tl["glucose"].fillna(0.0), "has_glucose": tl["glucose"].notna().astype(float),
         "hypo": tl["hypo"], "meal": tl["meal"], "exercise": tl["exercise"],
+        # a meal on record, and its size with no meal read as a typical one (LEVELS: typical = 2)
+        "has_meal": (tl["meal"].fillna(0) > 0).astype(float), "meal_size": tl["meal"].where(tl["meal"].fillna(0) > 0, 2.0),
         "tod_sin": np.sin(2 * np.pi * hours / 24), "tod_cos": np.cos(2 * np.pi * hours / 24),
         **{f"dp_{p}": (part == i).astype(float) for i, p in enumerate(DAY_PARTS)},
         "log_hours_since_prev": _log_hours(_hours_since_prev_row(tl)),

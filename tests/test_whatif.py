@@ -74,7 +74,7 @@ def test_each_edit_changes_exactly_its_features(setup):
     # glucose now also moves the patient's same-band history and sliding scale (features.GLUCOSE_DRIVEN)
     band = set(GLUCOSE_DRIVEN) - {"has_glucose"} - {n for n in GLUCOSE_DRIVEN if n.startswith("slot_")}
     cases = {"glucose_now": (dict(glucose_now=333.0), {"glucose"} | band),
-             "meal_now": (dict(meal_now="more"), {"meal"}),
+             "meal_now": (dict(meal_now="more"), {"meal", "has_meal", "meal_size"}),  # none -> more: all three meal inputs
              "exercise_now": (dict(exercise_now="less"), {"exercise"}),
              "hypo_now": (dict(hypo_now=True), {"hypo"})}
     for name, (edit, want) in cases.items():
