@@ -29,6 +29,7 @@ FEATURE_LABELS = {
     "tod_sin": "time of day (cycle, sine)", "tod_cos": "time of day (cycle, cosine)",
     **{f"dp_{p}": f"day part: {p}" for p in DAY_PARTS}, "log_hours_since_prev": "hours since the entry before",
     "paper_time": "a paper-record time",
+    "has_meal": "a meal on record now", "meal_size": "size of the meal now (typical when none is written)",
     "scale_last_regular": "own sliding scale: last dose at this glucose or below",
     "scale_median5_regular": "own sliding scale: usual dose at this glucose or below",
     "scale_share_dose": "own sliding scale: how often a dose at this glucose or below",
