@@ -73,6 +73,10 @@ def test_out_of_range_patient_is_the_unknown_patient():
 
 @pytest.mark.parametrize("kw", CONFIGS)
 def test_gradients_reach_every_parameter(kw):
+    # Seeded: with a dense layer this small, about 3% of random initialisations leave all 8 ReLU
+    # units of one of the 5 members dead on 16 inputs (no gradient below them, a fact of ReLU at
+    # init, not a wiring fault); this test checks the wiring, so it fixes the weights.
+    torch.manual_seed(0)
     cfg = ModelConfig(n_seq_features=4, n_patients=3, window=5, lstm_hidden=8, gru_hidden=6,
                       dense=(8,), dropout=0.0, **kw)
     net = DoseNet(cfg)
