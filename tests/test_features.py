@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from insulin_core.data.aim94 import load_texts
-from insulin_core.prep.features import NOW_FEATURES, SEQ_FEATURES, add_features, now_columns, seq_columns
+from insulin_core.prep.features import (NOW_FEATURES, SEQ_FEATURES, add_features, history_doses, now_columns,
+                                        seq_columns)
 from insulin_core.prep.timeline import DOSE_COLUMNS, build_timeline, day_part_of, day_parts, fold_summary, hour_of_day
 
 from .conftest import aim94_text
@@ -287,6 +288,22 @@ def test_history_summaries_count_decision_doses():
     assert at(f, "1991-02-01 18:00")["now_last_regular"] == 2.0
     without = late_features(dose_window=0)
     assert at(without, "1991-02-02 07:40")["now_share_dose_same_dp"] == 0.0  # the defect the fold removes
+
+
+def test_one_rule_for_a_past_dose_caps_a_typing_error_and_marks_it():
+    """features.history_doses is what the history features count and what the What-if's safety
+    check reads: decision doses (late-written ones folded in), alone doses, a typing error at the
+    cap and marked, so the safety check can leave it out."""
+    rows = LATE + ["02-02-1991 12:00 60 150", "02-02-1991 12:00 33 344",  # a typing error at a decision point
+                   "02-02-1991 15:00 33 99"]  # and one alone
+    f = late_features(rows)
+    dose, typo = history_doses(f)
+    by_time = dict(zip(f["timestamp"].dt.strftime("%m-%d %H:%M"), zip(dose, typo)))
+    assert by_time["02-01 07:30"] == (10.0, False) and by_time["02-01 07:34"] == (0.0, False)  # folded
+    assert by_time["02-01 13:30"] == (2.0, False)  # alone
+    assert by_time["02-02 12:00"] == (40.0, True) and by_time["02-02 15:00"] == (40.0, True)
+    # the history features read exactly these doses: the last Regular before 15:00 is the capped 40 U
+    assert at(f, "1991-02-02 15:00")["now_last_regular"] == 40.0
 
 
 def test_fold_summary_counts_folded_and_alone_doses():

@@ -68,6 +68,23 @@ def test_above_history_flag(setup):
 
 
 
+def test_the_largest_dose_on_record_leaves_out_a_typing_error(setup):
+    """The safety check reads past doses by the history features' rule (features.history_doses)
+    and leaves out the typing errors it marks: a 344 U entry must not make 40 U look usual."""
+    cohort, _, bundle, engine = setup
+    events = cohort.events
+    last = events.loc[events["patient_id"] == 1, "timestamp"].max()
+    typo = events[(events["patient_id"] == 1) & (events["kind"] == "regular")].iloc[[-1]].assign(
+        timestamp=last + pd.Timedelta(hours=2), value=344.0, implausible=True)
+    with_typo = pd.concat([events, typo], ignore_index=True)
+    after = last + pd.Timedelta(hours=3)
+    before_typo = engine.history_doses(1, before=after)
+    history = WhatIf(bundle, with_typo, conformal=bundle.meta["conformal"]).history_doses(1, before=after)
+    pd.testing.assert_frame_equal(history, before_typo)
+    assert history["dose"].max() < 40
+    assert above_history_flag(40.0, history, "morning") is not None
+
+
 def test_a_coin_toss_p_dose_is_flagged_and_a_clear_one_is_not():
     from insulin_core.whatif.safety import uncertain_dose_flag
 

@@ -120,7 +120,7 @@ def add_features(timeline: pd.DataFrame, dose_window: int = DEFAULT_DOSE_WINDOW_
         "log_hours_since_prev": _log_hours(_hours_since_prev_row(t, by_patient)),
         "paper_time": tl["paper_time"].astype(float),
     }
-    history = _history_features(tl, doses, _history_doses(tl), part, by_patient)
+    history = _history_features(tl, doses, history_doses(tl)[0], part, by_patient)
     slot = tl["glucose_slot"].to_numpy(dtype=object)
     slots = {f"slot_{s}": (slot == s).astype(float) for s in GLUCOSE_SLOTS}
     now = {**history, **slots, **moment}
@@ -148,19 +148,27 @@ def _hours_since_prev_row(t: np.ndarray, by_patient: Groups) -> np.ndarray:
     return pd.to_timedelta(gap).total_seconds().to_numpy() / 3600.0
 
 
-def _history_doses(tl: pd.DataFrame) -> np.ndarray:
-    """The Regular each row adds to the patient's history: its decision dose on a decision point,
-    its own dose on an insulin-only row that stayed alone, 0 on a folded row (counted at its
-    decision point). Each part capped at the plausible limit, as every dose input is."""
+def history_doses(tl: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The Regular each row adds to the patient's history, and whether a typing error is in it:
+    the one rule for a past dose, read by the history features and by the What-if's safety check
+    (`WhatIf.history_doses`). A row adds its decision dose on a decision point, its own dose on an
+    insulin-only row that stayed alone, 0 on a folded row (counted at its decision point).
+
+    Each part is capped at the plausible limit, as every dose input is: the history features count
+    a typing error (344 U of Regular, patient 70) as a large dose, bounded. The safety check leaves
+    the marked rows out instead: "far above the largest dose on record" must not measure against
+    a typing error."""
     cap = MAX_PLAUSIBLE_DOSE["regular"]
-    capped = np.minimum(np.nan_to_num(tl["regular"].to_numpy(dtype=float)), cap)
+    regular = np.nan_to_num(tl["regular"].to_numpy(dtype=float))
+    capped = np.minimum(regular, cap)
     decision = tl["decision_point"].to_numpy(dtype=bool)
     folded = tl["folded_regular"].to_numpy(dtype=bool)
+    typo = np.where(decision, tl["dose_implausible"].to_numpy(dtype=bool), regular > cap)
     if not folded.any():
-        return capped
+        return capped, typo
     dose, _ = fold_doses(tl["patient_id"].to_numpy(), _minutes(tl["timestamp"].to_numpy()), decision,
                          capped, int(tl["dose_window"].iloc[0]))
-    return np.where(decision, dose, np.where(folded, 0.0, capped))
+    return np.where(decision, dose, np.where(folded, 0.0, capped)), typo & ~folded
 
 
 def _history_features(tl: pd.DataFrame, doses: dict[str, np.ndarray], regular: np.ndarray, part: np.ndarray,

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..data.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVEL_NAMES, MAX_PLAUSIBLE_DOSE, level_name
 from .explain import Explanation, explain_occlusion, explanation_of, occlusion_batch
-from ..prep.features import NOW_FEATURES, add_features
+from ..prep.features import NOW_FEATURES, add_features, history_doses
 from ..prep.timeline import DECISION_KINDS, add_decision_doses, build_timeline, day_parts
 from ..models.intervals import zero_width_table
 from ..labels import LEVEL_PHRASES
@@ -338,15 +338,11 @@ class WhatIf:
         return float(here["decision_dose"].iloc[0]) if len(here) else None
 
     def history_doses(self, patient_id: int, before: pd.Timestamp) -> pd.DataFrame:
-        """Plausible Regular doses on record before a moment, as the history features count them:
-        decision doses at decision points, and insulin-only doses that stayed alone."""
+        """The Regular doses on record before a moment, by the history features' own rule
+        (`features.history_doses`), typing errors left out (the safety check's reading)."""
         tl = self.timeline(patient_id)
-        tl = tl[tl["timestamp"] < before]
-        decision = tl["decision_point"].to_numpy(dtype=bool)
-        regular = tl["regular"].to_numpy(dtype=float)
-        dose = np.where(decision, tl["decision_dose"].to_numpy(), np.where(tl["folded_regular"], 0.0, regular))
-        typo = np.where(decision, tl["dose_implausible"], regular > MAX_PLAUSIBLE_DOSE["regular"])
-        keep = (dose > 0) & ~typo
+        dose, typo = history_doses(tl)
+        keep = (dose > 0) & ~typo & (tl["timestamp"] < before).to_numpy()
         return pd.DataFrame({"timestamp": tl["timestamp"].to_numpy()[keep], "dose": dose[keep]})
 
     def real_doses(self, patient_id: int, day_part: str, before: pd.Timestamp | None = None) -> pd.DataFrame:
