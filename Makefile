@@ -24,9 +24,9 @@ browser:
 
 # Two workers (CI and this machine have 2 cores); --dist loadscope keeps each module on one worker,
 # so a module's fixtures (a trained model, a browser, a server) are built once; modules start in the
-# order tests/conftest.py gives them (the longest first).
+# order tests/conftest.py gives them (the longest first); every run prints its 15 slowest steps.
 TEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -q -rs -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
+PYTEST := $(PY) -m pytest -q -rs -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=15
 
 test: $(STAMP) browser
 	$(PYTEST)
