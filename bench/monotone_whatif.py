@@ -81,7 +81,8 @@ def main() -> int:
                      "p_falls": falls(c["p"]), "low_falls": falls(c["low"]), "high_falls": falls(c["high"]),
                      "interval_crosses": bool(np.any((c["low"] > c["dose"]) | (c["high"] < c["dose"]))),
                      "meal_falls": falls(c["meal"]), "exercise_rises": falls(-c["exercise"]),
-                     "drop_u": float(np.max(np.maximum.accumulate(phys["dose"]) - phys["dose"]))})
+                     "drop_u": float(np.max(np.maximum.accumulate(phys["dose"]) - phys["dose"])),
+                     "p_drop": float(np.max(np.maximum.accumulate(c["p"]) - c["p"]))})
     table = pd.DataFrame(rows)
     seconds = time.perf_counter() - start
     print(f"{len(table)} decision points of the {args.part} part, {table['patient_id'].nunique()} patients, "
@@ -89,6 +90,10 @@ def main() -> int:
     for col in ("dose_falls_70_400", "dose_falls_meter", "p_falls", "low_falls", "high_falls", "interval_crosses",
                 "meal_falls", "exercise_rises"):
         print(f"  {col:>18}: {table[col].mean():.1%} ({int(table[col].sum())} moments)")
+    p_bad = table[table["p_falls"]].sort_values("p_drop", ascending=False)
+    if len(p_bad):  # a fall of a float32 rounding step is not a fall of the model; say how large it is
+        print("  largest P(dose) falls (meter range):")
+        print(p_bad.head(5)[["patient_id", "timestamp", "p_drop"]].to_string(index=False))
     bad = table[table["dose_falls_70_400"]].sort_values("drop_u", ascending=False)
     if len(bad):
         print("  worst falls (70-400 mg/dL):")

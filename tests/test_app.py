@@ -22,6 +22,7 @@ from streamlit.testing.v1 import AppTest
 
 from insulin_core.prep.dataset import load_cohort
 from insulin_core.data.demo import DemoConfig, generate_cohort
+from insulin_core.data.demo_modern import ModernDemoConfig, modern_files
 from insulin_core.evaluation.pipeline import ExperimentConfig, bundle_meta, run_experiment
 from insulin_core.bundles.registry import save_bundle
 from insulin_core.data.source import DataSource
@@ -184,7 +185,8 @@ def test_overview_upload_bad_then_good_files(models_dir, tmp_path, monkeypatch):
     at = open_page("overview")
     at.radio(key="source_kind").set_value("upload").run()
     upload(at, ("notes.txt", b"hello"))
-    assert "none of the uploaded files is named like an AIM94 diary" in texts(at.error)
+    assert "No supported format in 1 file(s) (notes.txt)" in texts(at.error)  # and what each format looks like
+    assert "Nightscout" in texts(at.error) and "data-01 ... data-70" in texts(at.error)
 
     diaries = generate_cohort(DemoConfig(patients=3, seed=1))
     upload(at, *[(name, text.encode()) for name, text in diaries.items()])
@@ -202,6 +204,34 @@ def test_overview_upload_bad_then_good_files(models_dir, tmp_path, monkeypatch):
     at.switch_page("pages/patients.py").run()
     no_errors(at)  # other pages read the uploaded cohort from the session
     assert set(tmp_path.iterdir()) == before  # no upload folder left behind (none is made)
+
+
+def test_a_pump_and_cgm_export_is_uploaded_read_and_named_on_every_page(models_dir):
+    """Any supported export, not only AIM94: a Nightscout export (mmol/L for one patient) is read,
+    its format, glucose unit and quality report shown, and every page works on it."""
+    files = modern_files(ModernDemoConfig(patients=2, days=4))
+    at = open_page("overview")
+    at.radio(key="source_kind").set_value("upload").run()
+    upload(at, *files.items())
+    no_errors(at)
+    source = at.session_state["data_source"]
+    assert source.kind == "upload" and source.format == "Nightscout" and at.metric[0].value == "2"
+    shown = texts(at.caption) + texts(at.markdown)
+    assert "[Nightscout; glucose in" in shown and "records read (Nightscout)" in shown
+    assert "Nightscout export uploaded (2 patients; glucose in" in texts(at.warning)  # the disclaimer on every page
+    for page in PAGES[1:]:
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert "Nightscout export uploaded" in texts(at.warning), page
+
+
+def test_the_pump_and_cgm_demo_is_one_click_away(models_dir):
+    at = open_page("overview")
+    at.button(key="source_use_modern_demo").click().run()
+    no_errors(at)
+    assert at.session_state["data_source"].demo == "modern"
+    assert "SYNTHETIC pump + CGM demo cohort" in texts(at.caption)
+    assert "synthetic pump + CGM demo cohort, Nightscout format" in texts(at.warning)
 
 
 def test_overview_uploads_per_session_are_bounded(models_dir):
@@ -648,7 +678,7 @@ def test_real_data_never_defaults_to_the_synthetic_model(real_dir, models_dir):
     assert at.radio(key="source_kind").value == "folder"  # the source in use, not "Demo cohort (synthetic)"
     assert at.text_input(key="source_folder").value == str(real_dir)
     disclaimer = texts(at.warning)
-    assert "AIM94 diaries from $AIM94_DIR (3 patients)" in disclaimer and "none trained on this data yet" in disclaimer
+    assert "AIM94 diaries from $AIM94_DIR (3 patients; glucose in mg/dL)" in disclaimer and "none trained on this data yet" in disclaimer
     assert "synthetic demo data" not in disclaimer
     assert "Model: none trained on this data yet" in sidebar_text()
     for page in ("predictions", "whatif"):
@@ -686,7 +716,7 @@ def test_demo_data_uses_the_demo_model_and_says_it_is_synthetic(models_dir):
     no_errors(at)
     assert at.session_state["active_model"] == "saved:demo"
     disclaimer = next(w.value for w in at.warning if "not a dosing device" in w.value)
-    assert "synthetic demo cohort (20 patients" in disclaimer and "trained on synthetic demo data" in disclaimer
+    assert "synthetic demo cohort, AIM94 format (20 patients; glucose in mg/dL" in disclaimer and "trained on synthetic demo data" in disclaimer
     assert "70 patients" not in disclaimer and "1989" not in disclaimer
 
 

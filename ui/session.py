@@ -11,12 +11,11 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from insulin_core.data.aim94 import load_texts, patient_id_of
 from insulin_core.prep.dataset import Cohort, cohort_from_load
 from insulin_core.data.download import DownloadError
 from insulin_core.errors import BundleError
 from insulin_core.data.provenance import Candidate, newest_fitting
-from insulin_core.data.source import DataSource, resolve_source, upload_source
+from insulin_core.data.source import DataSource, read_upload, resolve_source
 from insulin_core.prep.windows import WindowError
 from ui.cache import cached_cohort, load_saved, models_dir
 from ui.streamlit_internals import DECLARED_PAGES_KEY, leave_legacy_pages_mode  # noqa: F401 (app.py reads the key)
@@ -86,14 +85,17 @@ def models_ready() -> bool:
 
 
 def data_words() -> str:
-    """The data on screen in plain words (patients counted when the data loads)."""
+    """The data on screen in plain words: where from, its format, how many patients and (once
+    loaded) the glucose unit the records came in."""
     source = current_source()
     cohort = _quiet_cohort()
-    patients = f"{len(cohort.patients)} patients" if cohort is not None else "not loaded"
+    counted = "not loaded" if cohort is None else f"{len(cohort.patients)} patients; glucose in {cohort.glucose_units}"
     if source.is_synthetic:
-        return f"the synthetic demo cohort ({patients}, made up: no real person)"
+        what = "pump + CGM demo cohort, Nightscout format" if source.demo == "modern" else "demo cohort, AIM94 format"
+        return f"the synthetic {what} ({counted}; made up: no real person)"
     where = {"env": "from $AIM94_DIR", "folder": "from a folder", "upload": "uploaded"}.get(source.kind, "")
-    return f"AIM94 diaries {where} ({patients})"
+    what = "AIM94 diaries" if cohort is None or cohort.format == "AIM94" else f"a {cohort.format} export"
+    return f"{what} {where} ({counted})"
 
 
 def model_words(ref: str | None, found: list[Candidate]) -> str:
@@ -158,19 +160,17 @@ def current_cohort() -> Cohort | None:
 
 
 def load_upload(files: list) -> Cohort:
-    """Uploaded files (Streamlit UploadedFile) parsed in memory, never written to disk; ValueError
-    when over a bound, when no file is named data-NN, or when no line is usable."""
+    """Uploaded files (Streamlit UploadedFile) of any supported format (AIM94 diaries, Nightscout,
+    Tidepool, OhioT1DM, HUPA-UCM), parsed in memory, never written to disk; ValueError when over a
+    bound, when no format fits (the message names what each format looks like), or when no record
+    is usable."""
     used = st.session_state.get("uploads_used", 0)
     if used >= MAX_UPLOADS_PER_SESSION:
         raise ValueError(f"this session has used its {MAX_UPLOADS_PER_SESSION} uploads; reload the page to start a new one")
     st.session_state["uploads_used"] = used + 1
     if len(files) > MAX_UPLOAD_FILES or sum(f.size for f in files) > MAX_UPLOAD_BYTES:
         raise ValueError(f"at most {MAX_UPLOAD_FILES} files and {MAX_UPLOAD_BYTES / 2**20:.0f} MB per upload")
-    texts = {Path(f.name).name: f.getvalue() for f in files}
-    if not any(patient_id_of(name) is not None for name in texts):
-        raise ValueError("none of the uploaded files is named like an AIM94 diary (data-01 ... data-70)")
-    source = upload_source(texts)
-    loaded = load_texts(texts, source.label)
+    source, loaded = read_upload({Path(f.name).name: f.getvalue() for f in files})
     if reason := loaded.report.unusable_reason():
         raise ValueError(f"nothing usable in the upload ({reason})")
     return cohort_from_load(source, loaded)
