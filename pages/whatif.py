@@ -20,7 +20,7 @@ from insulin_core.whatif.fidelity import summary_text
 from insulin_core.labels import FEATURE_LABELS, FLAG_TITLES
 from insulin_core.whatif.scenarios import NEXT, Scenario
 from insulin_core.bundles.serving import bundle_experiment, check_bundle_fits
-from insulin_core.whatif.engine import WhatIf
+from insulin_core.whatif.engine import MAX_MEAL_G, MealGrams, WhatIf
 from ui import charts
 from ui.cache import decision_points, window_key
 from ui.session import CORE_ERRORS, model_page, shows_errors
@@ -92,8 +92,11 @@ dose_col.metric("Regular given", "not yet" if actual_dose is None else f"{actual
 
 with shows_errors("Could not rebuild this decision point"):
     recorded = recorded_prediction(engine, engine_key, patient, at)
+    meal_grams = engine.meal_grams(Scenario(patient, at))  # None for AIM94 diaries (meals have no grams)
 readings = window_readings(window, at, length)
 recorded_values = recorded_widgets(recorded, readings)
+if meal_grams is not None:
+    recorded_values["whatif_carbs_g"] = min(int(round(meal_grams.recorded)), MAX_MEAL_G)
 moment_key = (patient, point, length)
 if st.session_state.get("whatif_recorded_for") != moment_key or any(k not in st.session_state for k in recorded_values):
     restore(recorded_values)
@@ -103,7 +106,7 @@ if st.session_state.get("whatif_recorded_for") != moment_key or any(k not in st.
 # ---- the scenario: inputs and results rerun alone -------------------------------------------------
 @st.fragment
 def scenario_panel(engine: WhatIf, engine_key: tuple, model_name: str, patient: int, at, recorded_values: dict,
-                   readings: list, actual_dose: float | None) -> None:
+                   readings: list, actual_dose: float | None, meal_grams: MealGrams | None) -> None:
     st.subheader("Change the moment")
     g_col, time_col = st.columns([3, 2])
     with g_col:
@@ -115,7 +118,13 @@ def scenario_panel(engine: WhatIf, engine_key: tuple, model_name: str, patient: 
     time_col.slider("Time of day", dt.time(0, 0), dt.time(23, 59), key="whatif_time", step=dt.timedelta(minutes=5),
                     persist_state="session", help="Moves the decision moment within its day (rebuilds the window).")
     meal_col, ex_col, hypo_col = st.columns([2, 2, 2], vertical_alignment="bottom")
-    meal_col.segmented_control("Meal now", LEVEL_NAMES, key="whatif_meal", required=True, persist_state="session")
+    if meal_grams is None:
+        meal_col.segmented_control("Meal now", LEVEL_NAMES, key="whatif_meal", required=True, persist_state="session")
+    else:
+        carbs = meal_col.number_input("Carbohydrates now (g)", 0, MAX_MEAL_G, key="whatif_carbs_g", step=5,
+                                      persist_state="session")
+        usual = "no earlier meal to compare" if meal_grams.usual is None else f"usual meal {meal_grams.usual:.0f} g"
+        meal_col.caption(f"The model reads **{meal_grams.level(carbs)}** ({usual}; under 2/3 of it less, over 1.5x more).")
     ex_col.segmented_control("Exercise now", LEVEL_NAMES, key="whatif_exercise", required=True, persist_state="session")
     hypo_col.toggle("Hypo symptoms now", key="whatif_hypo", persist_state="session",
                     help="Hypoglycemic symptoms recorded at this moment (AIM94 code 65).")
@@ -127,6 +136,8 @@ def scenario_panel(engine: WhatIf, engine_key: tuple, model_name: str, patient: 
                                                  format="%.0f", persist_state="session")
 
     current = {k: st.session_state[k] for k in recorded_values if k in st.session_state}
+    if meal_grams is not None and current.get("whatif_carbs_g") != recorded_values["whatif_carbs_g"]:
+        current["whatif_meal"] = meal_grams.level(current["whatif_carbs_g"])  # grams, read as the model reads a meal
     edits, refused = edits_from_widgets(recorded_values, current, readings)
     for message in refused:
         st.error(message, icon=":material/block:")
@@ -211,4 +222,4 @@ def saved_panel(p, model_name: str) -> None:
     buttons_col.button("Clear the saved scenarios", key="whatif_clear", on_click=saved.clear)
 
 
-scenario_panel(engine, engine_key, bundle.name, patient, at, recorded_values, readings, actual_dose)
+scenario_panel(engine, engine_key, bundle.name, patient, at, recorded_values, readings, actual_dose, meal_grams)

@@ -23,6 +23,7 @@ from streamlit.testing.v1 import AppTest
 from insulin_core.prep.dataset import load_cohort
 from insulin_core.data.demo import DemoConfig, generate_cohort
 from insulin_core.data.demo_modern import ModernDemoConfig, modern_files
+from insulin_core.labels import LEVEL_PHRASES
 from insulin_core.evaluation.pipeline import ExperimentConfig, bundle_meta, run_experiment
 from insulin_core.bundles.registry import save_bundle
 from insulin_core.data.source import DataSource
@@ -232,6 +233,29 @@ def test_the_pump_and_cgm_demo_is_one_click_away(models_dir):
     assert at.session_state["data_source"].demo == "modern"
     assert "SYNTHETIC pump + CGM demo cohort" in texts(at.caption)
     assert "synthetic pump + CGM demo cohort, Nightscout format" in texts(at.warning)
+
+
+def test_the_what_if_takes_carbohydrates_in_grams_where_the_data_has_them(models_dir):
+    """On a pump export the meal is a number of grams, read as the model reads a meal: against the
+    patient's usual meal before the moment (less under 2/3 of it, more over 1.5x)."""
+    at = open_page("overview")
+    at.button(key="source_use_modern_demo").click().run()
+    at.switch_page("pages/whatif.py").run()
+    picker = at.selectbox(key="active_model")  # no model was trained on it: the shipped one, labelled other data
+    picker.set_value(picker.options[0]).run()
+    no_errors(at)
+    carbs = at.number_input(key="whatif_carbs_g")
+    assert not [w for w in at.get("button_group") if getattr(w, "key", None) == "whatif_meal"]  # grams replace levels
+    usual = float(re.search(r"usual meal (\d+) g", texts(at.caption)).group(1))
+    for grams, level in ((round(usual * 0.4), "less"), (round(usual), "typical"), (300, "more"), (0, "none")):
+        carbs.set_value(grams).run()
+        no_errors(at)
+        assert f"The model reads **{level}**" in texts(at.caption), grams
+        scenario = next(c for c in texts(at.caption).splitlines() if c.startswith("Scenario:"))
+        assert LEVEL_PHRASES["meal"][level] in scenario, (grams, scenario)
+    carbs.set_value(10_000).run()  # past the field's bound: refused by the field, never passed on
+    no_errors(at)
+    assert 0 <= at.session_state["whatif_carbs_g"] <= 300
 
 
 def test_overview_uploads_per_session_are_bounded(models_dir):

@@ -8,7 +8,8 @@ import pytest
 from insulin_core.data.aim94 import load_texts
 from insulin_core.prep.features import (NOW_FEATURES, SEQ_FEATURES, add_features, history_doses, now_columns,
                                         seq_columns)
-from insulin_core.prep.timeline import DOSE_COLUMNS, build_timeline, day_part_of, day_parts, fold_summary, hour_of_day
+from insulin_core.prep.timeline import (DOSE_COLUMNS, build_timeline, day_part_of, day_parts, fold_summary, hour_of_day,
+                                        stamp_text)
 
 from .conftest import aim94_text
 
@@ -66,6 +67,13 @@ def test_day_parts_of_timestamps():
                                        "night", "night", "night"]
     hours = hour_of_day(stamps)
     assert hours[:3].tolist() == [4 + 59 / 60, 5.0, 10 + 59 / 60] and np.isnan(hours[-1])
+
+
+def test_a_moment_is_named_to_the_minute_or_to_the_second_where_it_has_seconds():
+    stamps = pd.Series([pd.Timestamp("1991-04-21 09:09"), pd.Timestamp("2024-02-04 23:03:27")])
+    assert stamp_text(stamps).tolist() == ["1991-04-21 09:09", "2024-02-04 23:03:27"]
+    assert [pd.Timestamp(t) for t in stamp_text(stamps)] == stamps.tolist()  # parsed back: the same moments
+    assert stamp_text(pd.Timestamp("2024-02-04 23:03:27")) == "2024-02-04 23:03:27"
 
 
 def test_cyclic_time_of_day(features):

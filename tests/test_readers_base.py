@@ -11,7 +11,9 @@ import pytest
 
 from insulin_core.data.readers.base import (BASAL_COLUMNS, EVENT_ITEM_COLUMNS, MEAL_BY_GRAMS, Reject, exercise_code,
                                             iso_time, number, patient_ids)
-from insulin_core.data.readers.records import Records, basal_hours, resolve_basal, size_meals
+from insulin_core.data.codes import MEAL_CODES
+from insulin_core.data.readers.records import (Records, basal_hours, meal_size_of, resolve_basal, size_meals,
+                                             usual_meal_grams)
 
 
 def segments(*rows: tuple) -> pd.DataFrame:
@@ -54,6 +56,20 @@ def test_meals_are_sized_against_the_median_of_the_patient_s_earlier_meals_only(
     later_feast = size_meals(meal_events((60, "2024-01-01 08:00"), (30, "2024-01-01 12:00"),
                                          (900, "2024-01-05 12:00")), Records())
     assert later_feast["code"].tolist()[:2] == [66, 68]  # a later meal never resizes an earlier one
+
+
+def test_the_what_if_reads_grams_by_the_same_rule_as_the_reader():
+    """records.meal_size_of is size_meals' rule; usual_meal_grams is the median of the meals before
+    a moment (the What-if's carbohydrate field), None where the data has no grams."""
+    events = size_meals(meal_events((60, "2024-01-01 08:00"), (30, "2024-01-01 12:00"), (90, "2024-01-01 19:00")),
+                        Records()).assign(kind="meal")
+    assert usual_meal_grams(events, pd.Timestamp("2024-01-01 19:00")) == 45.0  # 60 and 30, not the 19:00 meal
+    assert usual_meal_grams(events, pd.Timestamp("2024-01-01 08:00")) is None  # nothing earlier
+    assert usual_meal_grams(events.drop(columns="carbs_g"), pd.Timestamp("2024-01-02")) is None  # AIM94: no grams
+    assert [meal_size_of(g, 45.0) for g in (29.9, 30.1, 67.4, 67.6)] == ["less", "typical", "typical", "more"]
+    assert meal_size_of(500, None) == "typical" and meal_size_of(500, 0.0) == "typical"
+    # the reader's own sizing of the 19:00 meal is the rule at its moment
+    assert events["code"].iloc[2] == MEAL_CODES[meal_size_of(90, usual_meal_grams(events, pd.Timestamp("2024-01-01 19:00")))]
 
 
 @pytest.mark.parametrize("minutes, level, code", [

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import pandas as pd
 import streamlit as st
 
+from insulin_core.prep.timeline import stamp_text
 from insulin_core.data.codes import level_name
 from insulin_core.labels import FLAG_TITLES
 from insulin_core.bundles.registry import ModelBundle
@@ -62,10 +63,11 @@ def recorded_prediction(engine: WhatIf, engine_key: tuple, patient: int, at) -> 
 
 # ---- the moment and its window --------------------------------------------------------------------
 def patient_points(points: pd.DataFrame, patient: int) -> pd.DataFrame:
-    """A patient's decision points, newest first, each named by its minute (`point`, the picker's
-    value) with its recorded dose as `actual` (the timeline chart's)."""
+    """A patient's decision points, newest first, each named by its minute, or its second where
+    the record has one (`point`, the picker's value: `timeline.stamp_text`), with its recorded dose
+    as `actual` (the timeline chart's)."""
     mine = points[points["patient_id"] == patient].sort_values("timestamp", ascending=False)
-    return mine.assign(point=mine["timestamp"].dt.strftime("%Y-%m-%d %H:%M"), actual=mine["actual_dose"])
+    return mine.assign(point=stamp_text(mine["timestamp"]), actual=mine["actual_dose"])
 
 
 def recorded_window(features: pd.DataFrame, patient: int, row: int | None, length: int) -> pd.DataFrame:

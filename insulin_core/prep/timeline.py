@@ -33,6 +33,16 @@ TIMELINE_COLUMNS = [
 DOSE_COLUMNS = ["decision_dose", "dose_implausible", "folded_regular", "dose_window"]
 
 
+def stamp_text(stamps: pd.Series | pd.Timestamp) -> pd.Series | str:
+    """A moment as the pages and messages name it: to the minute ("1991-04-21 09:09"), to the
+    second where a record has seconds (CGM and pump exports do); parsing it back gives the moment."""
+    if isinstance(stamps, pd.Timestamp):
+        return stamp_text(pd.Series([stamps])).iloc[0]
+    minute = stamps.dt.strftime("%Y-%m-%d %H:%M")
+    exact = stamps == stamps.dt.floor("min")
+    return minute.where(exact, stamps.dt.strftime("%Y-%m-%d %H:%M:%S"))
+
+
 def day_part_of(hours: np.ndarray | pd.Series) -> np.ndarray:
     """Hour of day (float) -> index into DAY_PARTS; night wraps midnight."""
     hours = np.asarray(hours, dtype=float)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from ..data.readers.records import meal_size_of, usual_meal_grams
 from ..data.codes import GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVEL_NAMES, MAX_PLAUSIBLE_DOSE, level_name
 from .explain import Explanation, explain_occlusion, explanation_of, occlusion_batch
 from ..prep.features import NOW_FEATURES, add_features, history_doses
@@ -38,6 +39,20 @@ SIMILAR_GLUCOSE_MGDL = 20.0
 # --------------------------------------------------------------------------------------------
 # Predictions, sweeps
 # --------------------------------------------------------------------------------------------
+
+MAX_MEAL_G = 300  # the What-if's carbohydrate field stops here: more at one meal is a typing error
+
+@dataclass(frozen=True)
+class MealGrams:
+    """Carbohydrates at a moment and the patient's usual meal before it, in grams, and how the
+    model reads a meal of any size there (its size against the usual one: less, typical, more)."""
+
+    recorded: float  # 0 when no meal is on record at the moment
+    usual: float | None  # None: no earlier meal to compare with
+
+    def level(self, grams: float) -> str:
+        return "none" if grams <= 0 else meal_size_of(grams, self.usual)
+
 
 @dataclass
 class Prediction:
@@ -330,6 +345,16 @@ class WhatIf:
             self._timelines[patient_id] = add_decision_doses(build_timeline(self.events_of(patient_id)),
                                                              self.window.dose_window)
         return self._timelines[patient_id]
+
+    def meal_grams(self, scenario: Scenario) -> MealGrams | None:
+        """The carbohydrates of the scenario's moment in grams and the patient's usual meal before
+        it (`records.usual_meal_grams`); None when the data gives no grams (AIM94 diaries)."""
+        events = self.events_of(scenario.patient_id)
+        if "carbs_g" not in events.columns or events["carbs_g"].isna().all():
+            return None
+        moment = self._base(scenario).moment
+        here = events.loc[(events["kind"] == "meal") & (events["timestamp"] == moment), "carbs_g"]
+        return MealGrams(float(here.sum()), usual_meal_grams(events, moment))
 
     def actual_dose(self, patient_id: int, at: pd.Timestamp) -> float | None:
         """The decision dose on record at a decision point (None when `at` is not one)."""

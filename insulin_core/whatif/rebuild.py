@@ -19,7 +19,7 @@ from ..data.codes import (CODE_TABLE, EXERCISE_CODES, GLUCOSE_METER_MAX, GLUCOSE
                     MEAL_CODES)
 from ..prep.features import (DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, GLUCOSE_DRIVEN, LOOKBACKS, N_BANDS,
                              NOW_FEATURES, add_features, meal_inputs, now_columns)
-from ..prep.timeline import DECISION_KINDS, build_timeline, day_parts, fold_doses
+from ..prep.timeline import DECISION_KINDS, build_timeline, day_parts, fold_doses, stamp_text
 from .scenarios import NEXT, Scenario, parse_time_of_day
 from ..prep.windows import WindowConfig, WindowSet, make_windows
 
@@ -111,9 +111,9 @@ def _moment_of(scenario: Scenario, patient_events: pd.DataFrame) -> tuple[pd.Tim
     if here.empty or not _is_decision(here["kind"]):
         dec = pe.loc[pe["kind"].isin(DECISION_KINDS), "timestamp"]
         near = dec.iloc[int(np.argmin(np.abs((dec - at).dt.total_seconds().to_numpy())))] if len(dec) else None
-        raise ValueError(f"{at:%Y-%m-%d %H:%M} is not a decision point of patient {scenario.patient_id} "
+        raise ValueError(f"{stamp_text(at)} is not a decision point of patient {scenario.patient_id} "
                          f"(no glucose, meal, exercise or hypoglycemia recorded then)"
-                         + (f"; the nearest is {near:%Y-%m-%d %H:%M}" if near is not None else ""))
+                         + (f"; the nearest is {stamp_text(near)}" if near is not None else ""))
     moment = at
     if scenario.time_of_day:
         t = parse_time_of_day(scenario.time_of_day)

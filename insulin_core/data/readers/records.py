@@ -284,9 +284,25 @@ def size_meals(events: pd.DataFrame, log: Records) -> pd.DataFrame:
             codes[index] = MEAL_CODES["typical"]
             log.assumed.append((record, "first meal of a patient: typical (no earlier meal to compare)"))
         else:
-            median = float(np.median(seen))
-            ratio = grams / median if median > 0 else 1.0
-            codes[index] = MEAL_CODES["more" if ratio > MEAL_MORE else "less" if ratio < MEAL_LESS else "typical"]
+            codes[index] = MEAL_CODES[meal_size_of(grams, float(np.median(seen)))]
         bisect.insort(seen, grams)
     events.loc[list(codes), "code"] = list(codes.values())
     return events
+
+
+def meal_size_of(grams: float, usual: float | None) -> str:
+    """A meal of `grams` in the patient's own terms (less, typical, more) against `usual`, the
+    median of their earlier meals: more than MEAL_MORE times it is "more", under MEAL_LESS of it
+    "less". With no usual meal to compare (None or 0 g) it is typical. The rule size_meals reads
+    and the What-if's carbohydrate field."""
+    ratio = grams / usual if usual else 1.0
+    return "more" if ratio > MEAL_MORE else "less" if ratio < MEAL_LESS else "typical"
+
+
+def usual_meal_grams(events: pd.DataFrame, before: pd.Timestamp) -> float | None:
+    """The median grams of the meals in `events` (one patient's) strictly before `before`; None
+    when the data gives no grams (AIM94) or no meal came before."""
+    if "carbs_g" not in events.columns:
+        return None
+    grams = events.loc[(events["kind"] == "meal") & (events["timestamp"] < before), "carbs_g"].dropna()
+    return float(grams.median()) if len(grams) else None
