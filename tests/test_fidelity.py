@@ -138,3 +138,53 @@ def test_a_model_of_another_target_is_refused(demo, monkeypatch):
     monkeypatch.setattr(fidelity, "bundle_experiment", lambda b: replace(exp, window=replace(exp.window, dose_window=0)))
     with pytest.raises(ValueError, match="decision dose"):
         fidelity.measure(bundle, cohort.events, cohort.features, cfg, max_moments=2)
+
+
+# --- the pump + CGM demo: glucose and carbohydrates in grams against each pump's bolus calculator ----
+
+@pytest.fixture(scope="module")
+def pump():
+    """A tiny model trained for one epoch on the pump + CGM demo (the benchmark's own bundle is
+    trained by `train --demo modern`): the sweeps' bookkeeping is checked, not the model's skill."""
+    from insulin_core.bundles.registry import ModelBundle
+    from insulin_core.data.source import demo_source
+    from insulin_core.evaluation.pipeline import ExperimentConfig, bundle_meta, run_experiment
+    from insulin_core.models.train import TrainConfig
+    from insulin_core.prep.windows import WindowConfig
+
+    cohort = load_cohort(demo_source("modern"))
+    exp, train_cfg = ExperimentConfig(WindowConfig(length=4)), TrainConfig(epochs=1, batch=256, threads=1)
+    result = run_experiment(cohort.features, exp, dict(lstm_hidden=4, gru_hidden=4, dense=(8,), members=1), train_cfg,
+                            baselines=[])
+    meta = bundle_meta(result, exp, train_cfg, cohort.source.label, cohort.fingerprint)
+    meta["model_config"] = result.training.model.cfg.to_dict()
+    return cohort, ModelBundle("pump-tiny", result.training.model, meta)
+
+
+def test_the_pump_demo_is_swept_over_glucose_and_grams_against_its_bolus_calculator(pump):
+    from insulin_core.data.demo_modern import ModernDemoConfig, pump_patients
+    from insulin_core.data.demo_modern_regimens import bolus_rule
+    from insulin_core.whatif.engine import Scenario, WhatIf
+
+    cohort, bundle = pump
+    cfg = ModernDemoConfig()
+    found = fidelity.measure_pump(bundle, cohort.events, cohort.features, cfg, max_moments=4)
+    points = found.points
+    summary = found.summary()
+    assert summary.loc["glucose", "points"] == 4 * len(fidelity.GLUCOSE_GRID)
+    assert summary.loc["carbs", "points"] == 4 * len(fidelity.CARB_FACTORS)
+    engine, who = WhatIf(bundle, cohort.events, cohort.features), pump_patients(cfg)
+    moments = fidelity.meal_bolus_moments(bundle, cohort.features, engine)
+    assert len(moments) > 4 and (moments["grams"] > 0).all()
+    for (pid, at), mine in points.groupby(["patient_id", "timestamp"]):
+        m = moments[(moments["patient_id"] == pid) & (moments["timestamp"] == at)].iloc[0]
+        glucose, carbs = mine[mine["sweep"] == "glucose"], mine[mine["sweep"] == "carbs"]
+        # the truth: the pump's calculator at the recorded grams, then at the recorded glucose
+        assert glucose["rule"].tolist() == [bolus_rule(who[pid], m["grams"], g) for g in fidelity.GLUCOSE_GRID]
+        assert carbs["rule"].tolist() == [bolus_rule(who[pid], f * m["grams"], m["glucose"]) for f in fidelity.CARB_FACTORS]
+        assert carbs["rule"].is_monotonic_increasing and glucose["rule"].is_monotonic_increasing
+        # the model: each amount of carbohydrate read as the page reads it (none, then its size against the usual meal)
+        meal = engine.sweep_meal(Scenario(int(pid), at))
+        by_level = dict(zip(meal.values, meal.dose))
+        levels = [m["meal_grams"].level(f * m["grams"]) for f in fidelity.CARB_FACTORS]
+        assert levels[0] == "none" and carbs["model"].tolist() == [float(by_level[lv]) for lv in levels]

@@ -27,6 +27,8 @@ import pandas as pd
 from ..data.codes import LEVEL_NAMES, level_name
 from ..data.demo import DemoConfig, regimens
 from ..data.demo_regimens import MEALS, Patient, sliding_scale
+from ..data.demo_modern import ModernDemoConfig, pump_patients
+from ..data.demo_modern_regimens import bolus_rule
 from ..bundles.registry import ModelBundle
 from ..bundles.serving import bundle_experiment, bundle_prepared
 from .engine import Scenario, WhatIf
@@ -122,6 +124,52 @@ def measure(bundle: ModelBundle, events: pd.DataFrame, features: pd.DataFrame, c
                             "value": value, "model": float(model), "rule": float(rule)}
                            for sweep, value, model, rule, m in rows])
     return Fidelity(points, left_out)
+
+
+CARB_FACTORS = (0.0, 0.5, 1.0, 1.5, 2.0)  # the carbs sweep of the pump demo: times the recorded grams
+
+
+def meal_bolus_moments(bundle: ModelBundle, features: pd.DataFrame, engine: WhatIf) -> pd.DataFrame:
+    """The pump demo's test-part decision points with a glucose reading and a meal in grams:
+    patient_id, timestamp, glucose, grams (recorded), usual (the patient's usual meal before)."""
+    prepared = bundle_prepared(bundle, features, every_patient=False)
+    rows = features.iloc[prepared.ws.context.iloc[prepared.split.test]["row"].to_numpy()]
+    rows = rows[rows["glucose"].notna().to_numpy() & (rows["meal"].to_numpy() > 0)]
+    found = []
+    for pid, at, glucose in zip(rows["patient_id"].to_numpy(), rows["timestamp"], rows["glucose"].to_numpy()):
+        grams = engine.meal_grams(Scenario(int(pid), at))
+        if grams is not None and grams.recorded > 0:
+            found.append({"patient_id": int(pid), "timestamp": at, "glucose": float(glucose), "grams": grams.recorded,
+                          "meal_grams": grams})
+    return pd.DataFrame(found)
+
+
+def measure_pump(bundle: ModelBundle, events: pd.DataFrame, features: pd.DataFrame, cfg: ModernDemoConfig,
+                 max_moments: int = 0) -> Fidelity:
+    """What-if sweeps against the pump demo's bolus calculator (`demo_modern_regimens.bolus_rule`,
+    carbs / carb ratio + (glucose - target) / correction factor) at its test part's meal moments:
+    glucose now over 80-400 mg/dL at the recorded grams, and the carbohydrates over CARB_FACTORS
+    times the recorded grams at the recorded glucose, each amount read as the What-if page reads
+    it (its size against the patient's usual meal, `MealGrams.level`). The rule gives pump steps
+    (0.05 U), the model whole units: half a unit of the error is rounding."""
+    patients = pump_patients(cfg)
+    engine = WhatIf(bundle, events, features)
+    moments = meal_bolus_moments(bundle, features, engine)
+    if max_moments and len(moments) > max_moments:
+        moments = moments.iloc[np.linspace(0, len(moments) - 1, max_moments).round().astype(int)]
+    rows = []
+    for m in moments.itertuples(index=False):
+        who, scenario = patients[m.patient_id], Scenario(m.patient_id, m.timestamp)
+        sweep = engine.sweep_glucose(scenario, GLUCOSE_GRID)
+        rows += [("glucose", g, d, bolus_rule(who, m.grams, g), m) for g, d in zip(GLUCOSE_GRID, sweep.dose)]
+        meal = engine.sweep_meal(scenario)
+        by_level = dict(zip(meal.values, meal.dose))
+        rows += [("carbs", f, by_level[m.meal_grams.level(f * m.grams)], bolus_rule(who, f * m.grams, m.glucose), m)
+                 for f in CARB_FACTORS]
+    points = pd.DataFrame([{"patient_id": m.patient_id, "timestamp": m.timestamp, "meal": "meal", "sweep": sweep,
+                            "value": value, "model": float(model), "rule": float(rule)}
+                           for sweep, value, model, rule, m in rows])
+    return Fidelity(points, 0)
 
 
 def summary_text(path: str | Path, created: str | None = None) -> str | None:
