@@ -24,12 +24,6 @@ UPLOAD_HELP = ("The format is read from the files: AIM94 diaries (data-01 ... da
 DOWNLOAD_DIR = Path(__file__).resolve().parent.parent / "data" / "aim94"
 
 
-def reason_words(report, reason: str) -> str:
-    """A rejection reason in words, as the reader that read the files writes it."""
-    words = report.reasons.get(reason, reason)
-    return words[:1].upper() + words[1:]
-
-
 def use(source: DataSource) -> None:
     """Switch to `source` only when it loads with some usable line; otherwise keep the current one and say why."""
     with shows_errors(f"Could not use {source.label}", stop=False):
@@ -135,10 +129,10 @@ with right:
                    + " (every value shown in mg/dL).")
     if report.rejected:
         # a list, not a table: the reasons are sentences, which a half-width grid cut off
-        st.markdown("\n".join(f"- **{n:,}** {record if n == 1 else record + 's'}: {reason_words(report, r)}"
+        st.markdown("\n".join(f"- **{n:,}** {record if n == 1 else record + 's'}: {report.reason_words(r)}"
                                for r, n in report.rejected.items()))
         for reason, examples in report.examples.items():
-            with st.expander(f"{reason_words(report, reason)}: examples"):
+            with st.expander(f"{report.reason_words(reason)}: examples"):
                 st.dataframe(pd.DataFrame(examples), width="stretch", hide_index=True)
     else:
         st.caption(f"No {record} was rejected.")

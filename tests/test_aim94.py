@@ -334,3 +334,7 @@ def test_the_report_keeps_its_dictionary_and_words_now_that_it_carries_its_reaso
         "implausible", "conflicts", "per_file", "examples", "skipped_files", "reasons", "actions"]
     assert report.to_dict()["reasons"] == REASONS and report.actions == aim94.ACTIONS
     assert report.unusable_reason() == "1 lines read, none accepted; rejected: 1 not four tab-separated fields"
+    assert report.reason_words("wrong_field_count") == "Not four tab-separated fields"  # as the Overview lists it
+    other = aim94.QualityReport(reasons={"wrong_field_count": "a JSON record of another kind"})
+    assert other.reason_words("wrong_field_count") == "A JSON record of another kind"  # another reader's own words
+    assert report.reason_words("never_heard_of") == "Never_heard_of"

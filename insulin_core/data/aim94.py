@@ -87,6 +87,11 @@ class QualityReport:
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
 
+    def reason_words(self, reason: str) -> str:
+        """A rejection reason as a sentence's start, in the words of the reader that read the files."""
+        words = self.reasons.get(reason, reason)
+        return words[:1].upper() + words[1:]
+
     def unusable_reason(self) -> str:
         """Why this data cannot be used ("" when some record was accepted): nothing read, or every
         record rejected; names the commonest reasons and the skipped files."""
