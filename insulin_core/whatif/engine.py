@@ -42,6 +42,7 @@ SIMILAR_GLUCOSE_MGDL = 20.0
 
 MAX_MEAL_G = 300  # the What-if's carbohydrate field stops here: more at one meal is a typing error
 
+
 @dataclass(frozen=True)
 class MealGrams:
     """Carbohydrates at a moment and the patient's usual meal before it, in grams, and how the
