@@ -136,9 +136,7 @@ def scenario_panel(engine: WhatIf, engine_key: tuple, model_name: str, patient: 
                                                  format="%.0f", persist_state="session")
 
     current = {k: st.session_state[k] for k in recorded_values if k in st.session_state}
-    if meal_grams is not None and current.get("whatif_carbs_g") != recorded_values["whatif_carbs_g"]:
-        current["whatif_meal"] = meal_grams.level(current["whatif_carbs_g"])  # grams, read as the model reads a meal
-    edits, refused = edits_from_widgets(recorded_values, current, readings)
+    edits, refused = edits_from_widgets(recorded_values, current, readings, meal_grams)
     for message in refused:
         st.error(message, icon=":material/block:")
     try:

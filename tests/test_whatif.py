@@ -293,6 +293,21 @@ def test_widgets_equal_to_the_record_are_no_edit_and_changes_are():
     assert W.Scenario(3, stamp, **edits).edited
 
 
+def test_grams_become_the_meal_the_model_reads_only_when_changed():
+    import datetime as dt
+
+    stamp = pd.Timestamp("2024-02-04 12:00:27")
+    recorded = {"whatif_glucose_on": True, "whatif_glucose": 150, "whatif_meal": "typical", "whatif_exercise": "none",
+                "whatif_hypo": False, "whatif_time": dt.time(12, 0), "whatif_carbs_g": 60}
+    grams = W.MealGrams(recorded=60.0, usual=50.0)
+    assert edits_from_widgets(recorded, {"whatif_carbs_g": 60}, [], grams)[0]["meal_now"] is None  # as recorded
+    # 40 g is typical against a usual 50 g: the recorded meal's size, so no edit
+    for carbs, meal in ((0, "none"), (30, "less"), (40, None), (80, "more")):
+        edits, _ = edits_from_widgets(recorded, {"whatif_carbs_g": carbs}, [], grams)
+        assert edits["meal_now"] == meal, carbs
+    assert W.Scenario(2, stamp, **edits_from_widgets(recorded, {"whatif_carbs_g": 80}, [], grams)[0]).meal_now == "more"
+
+
 def test_an_absurd_window_reading_is_refused_and_the_record_kept():
     stamp = pd.Timestamp("1991-03-05 07:30")
     recorded = {"whatif_glucose_on": False, "whatif_glucose": 150, "whatif_meal": "none", "whatif_exercise": "none",

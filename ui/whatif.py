@@ -20,7 +20,7 @@ from insulin_core.data.codes import level_name
 from insulin_core.labels import FLAG_TITLES
 from insulin_core.bundles.registry import ModelBundle
 from insulin_core.whatif.scenarios import NEXT, Scenario, check_glucose
-from insulin_core.whatif.engine import Prediction, WhatIf
+from insulin_core.whatif.engine import MealGrams, Prediction, WhatIf
 from ui.cache import bundle_key
 
 WINDOW_SHOWN = ["timestamp", "day_part", "glucose", "regular", "nph", "ultralente", "meal", "exercise", "hypo"]
@@ -115,14 +115,20 @@ def pick_from_timeline() -> None:
         st.session_state["whatif_point"] = picked[0]["point"]
 
 
-def edits_from_widgets(recorded: Mapping, current: Mapping, readings: list) -> tuple[dict, list[str]]:
+def edits_from_widgets(recorded: Mapping, current: Mapping, readings: list,
+                       meal_grams: MealGrams | None = None) -> tuple[dict, list[str]]:
     """A scenario's edits from the What-if page's widget values: only what differs from the record.
 
     `recorded` holds each widget's value for the record (keys `whatif_glucose_on`, `whatif_glucose`,
     `whatif_meal`, `whatif_exercise`, `whatif_hypo`, `whatif_time`, `whatif_reading_<i>`),
     `current` the values now (a widget not shown in this run keeps its recorded value), `readings`
-    the window's glucose readings as (i, timestamp, mg/dL). Returns (edits for `Scenario`, messages
-    for the readings refused: a refused reading keeps its recorded value)."""
+    the window's glucose readings as (i, timestamp, mg/dL). Where the data has grams (`meal_grams`),
+    the meal is the `whatif_carbs_g` field read as the model reads a meal (`MealGrams.level`).
+    Returns (edits for `Scenario`, messages for the readings refused: a refused reading keeps its
+    recorded value)."""
+    if meal_grams is not None and current.get("whatif_carbs_g", recorded["whatif_carbs_g"]) != recorded["whatif_carbs_g"]:
+        current = {**current, "whatif_meal": meal_grams.level(current["whatif_carbs_g"])}
+
     def now(key):
         return current.get(key, recorded[key])
 
