@@ -290,6 +290,12 @@ def table(results: dict) -> list[str]:
     return lines
 
 
+def _ratio(after: float, before: float, digits: int = 2) -> str:
+    """after / before as "1.23x"; a stage too quick to time on the small run has no ratio (a few
+    milliseconds round to 0.00 s on two patients, and failed a test once by dividing by it)."""
+    return f"{after / before:.{digits}f}x" if before > 0 else "n/a (under 10 ms on the smaller run)"
+
+
 def ratios(results: dict) -> list[str]:
     out = []
     cgm = [r for r in results["cgm"] if r.get("patients_done")]
@@ -298,15 +304,15 @@ def ratios(results: dict) -> list[str]:
         a, b = cgm[0], cgm[-1]
         pa, pb = per_py(a), per_py(b)
         out.append(f"per patient-year, {b['patient_years']:,} vs {a['patient_years']:,} patient-years: "
-                   + ", ".join(f"{s} {pb[s] / pa[s]:.2f}x" for s in stages)
-                   + f"; data path {sum(pb[s] for s in stages) / sum(pa[s] for s in stages):.2f}x (1.00 = linear)")
+                   + ", ".join(f"{s} {_ratio(pb[s], pa[s])}" for s in stages)
+                   + f"; data path {_ratio(sum(pb[s] for s in stages), sum(pa[s] for s in stages))} (1.00 = linear)")
     aim = results.get("aim94")
     if aim and cgm:
         c = cgm[-1] if len(cgm) == 1 else cgm[0]
         pc, pa = per_py(c), per_py(aim)
         out.append(f"per patient-year, CGM ({c['patient_years']:,}) vs AIM94 demo ({aim['patient_years']}): "
-                   + ", ".join(f"{s} {pc[s] / pa[s]:.0f}x" for s in stages)
-                   + f"; data path {sum(pc[s] for s in stages) / sum(pa[s] for s in stages):.0f}x; "
+                   + ", ".join(f"{s} {_ratio(pc[s], pa[s], 0)}" for s in stages)
+                   + f"; data path {_ratio(sum(pc[s] for s in stages), sum(pa[s] for s in stages), 0)}; "
                    f"rows read {c['rows']['read'] / c['patients_done'] / (aim['rows']['read'] / aim['patient_years']):.0f}x, "
                    f"windows {c['rows']['windows'] / c['patients_done'] / (aim['rows']['windows'] / aim['patient_years']):.0f}x")
     return out

@@ -77,3 +77,17 @@ def test_child_and_report_run(cohort):
     lines = cgm_scale.table({"cgm": [r, r], "aim94": None})
     assert len(lines) == 2 + 2 * (len(cgm_scale.STAGES) + 1)
     assert "data path 1.00x" in cgm_scale.ratios({"cgm": [r, r], "aim94": None})[0]
+
+
+def test_a_stage_too_quick_to_time_has_no_ratio_and_no_division_by_zero():
+    """Seconds are kept to the hundredth: a stage of a few milliseconds on the small run reads 0.00
+    (it failed this module's run once, dividing by it)."""
+    stages = {s: 1.0 for s in cgm_scale.STAGES}
+    quick = {s: (0.0 if i == 0 else 1.0) for i, s in enumerate(cgm_scale.STAGES)}
+    small = {"patients_done": 2, "patient_years": 1, "seconds": quick, "rows": {"read": 10, "windows": 5}}
+    large = {"patients_done": 4, "patient_years": 2, "seconds": {s: 2 * v for s, v in stages.items()},
+             "rows": {"read": 20, "windows": 10}}
+    line = cgm_scale.ratios({"cgm": [small, large], "aim94": small})
+    first = cgm_scale.STAGES[0]
+    assert f"{first} n/a" in line[0] and f"{cgm_scale.STAGES[1]} 1.00x" in line[0]
+    assert f"{first} n/a" in line[1]
