@@ -30,6 +30,22 @@ pytestmark = pytest.mark.timeout(300)
 ROOT = Path(__file__).resolve().parent.parent
 # one ensemble member per trial: these tests are about the study, and a member is a fifth of the default's cost
 TINY = tune.TuneSettings(patients=(1, 2, 3), epochs=3, patience=2, seed=0, members=1)
+# The machinery tests (pruning, joining, budgets, saving) search the default and one cheaper value of
+# each setting: the full space's small batches and wide layers made them the suite's slowest module
+# (median pruner 32 s, tune command 31 s alone, 2026-12-04) and add nothing to what they check. The
+# full space is checked where it matters (its values are the Train page's, the default is in it) and
+# searched by the two-process test, whose workers are their own processes.
+CHEAP_SPACE = {"window": (10, 5), "lstm_hidden": (64, 16), "lstm_layers": (1,), "gru_hidden": (32, 16), "gru_layers": (1,),
+               "dense": ("128,64", "32"), "dropout": (0.1, 0.0), "lr": (1e-2, 3e-3), "batch": (1024, 512),
+               "attention": (False,)}
+
+
+@pytest.fixture
+def cheap_space(monkeypatch):
+    assert set(CHEAP_SPACE) == set(tune.SEARCH_SPACE)
+    for name, choices in CHEAP_SPACE.items():
+        assert set(choices) <= set(tune.SEARCH_SPACE[name]) and tune.default_params()[name] in choices, name
+    monkeypatch.setattr(tune, "SEARCH_SPACE", CHEAP_SPACE)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -55,7 +71,7 @@ def test_the_default_model_is_a_point_of_the_search_space():
                                                                  TrainConfig().batch)
 
 
-def test_a_new_study_starts_with_the_default_and_is_reproducible_under_a_seed(demo, tmp_path):
+def test_a_new_study_starts_with_the_default_and_is_reproducible_under_a_seed(demo, tmp_path, cheap_space):
     runs = [tune.run_study(demo.features, demo.fingerprint, TINY, 5, str(tmp_path / f"{i}.journal"), "s")
             for i in range(2)]
     first, second = (outcome(r.study) for r in runs)
@@ -72,7 +88,7 @@ def test_a_new_study_starts_with_the_default_and_is_reproducible_under_a_seed(de
     assert [p for *_, p in outcome(other.study)][1:] != [p for *_, p in first][1:]
 
 
-def test_the_budget_counts_every_trial_of_the_study(demo, tmp_path):
+def test_the_budget_counts_every_trial_of_the_study(demo, tmp_path, cheap_space):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     tune.run_study(demo.features, demo.fingerprint, TINY, 3, storage, "s")
     joined = tune.run_study(demo.features, demo.fingerprint, TINY, 4, storage, "s")
@@ -81,7 +97,7 @@ def test_the_budget_counts_every_trial_of_the_study(demo, tmp_path):
     assert tune.run_study(demo.features, demo.fingerprint, TINY, 4, storage, "s").ran == []
 
 
-def test_a_pruned_trial_is_recorded_as_pruned(demo, tmp_path):
+def test_a_pruned_trial_is_recorded_as_pruned(demo, tmp_path, cheap_space):
     # a threshold no validation loss can meet: every trial is pruned at its first report
     run = tune.run_study(demo.features, demo.fingerprint, TINY, 2, str(tmp_path / "j.journal"), "s",
                          pruner=optuna.pruners.ThresholdPruner(upper=-1.0))
@@ -94,7 +110,7 @@ def test_a_pruned_trial_is_recorded_as_pruned(demo, tmp_path):
         tune.best_trial(run.study)
 
 
-def test_the_median_pruner_prunes_on_the_validation_loss(demo, tmp_path):
+def test_the_median_pruner_prunes_on_the_validation_loss(demo, tmp_path, cheap_space):
     settings = tune.TuneSettings(patients=(1, 2, 3), epochs=6, patience=6, seed=0, members=1)
     run = tune.run_study(demo.features, demo.fingerprint, settings, 12, str(tmp_path / "j.journal"), "s",
                          pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
@@ -105,7 +121,7 @@ def test_the_median_pruner_prunes_on_the_validation_loss(demo, tmp_path):
             assert t.user_attrs["epochs_run"] < 6 and max(t.intermediate_values) == t.user_attrs["epochs_run"]
 
 
-def test_the_objective_never_touches_the_test_part(demo, tmp_path, monkeypatch):
+def test_the_objective_never_touches_the_test_part(demo, tmp_path, monkeypatch, cheap_space):
     """Every prepared window set has its test rows poisoned (NaN inputs and targets) and every
     array the objective builds is recorded: the trials still train cleanly, and no test row was read."""
     real_prepare, seen, test_rows = tune.prepare, [], []
@@ -134,7 +150,7 @@ def test_the_objective_never_touches_the_test_part(demo, tmp_path, monkeypatch):
         assert rows and not rows & test_rows[which]
 
 
-def test_a_study_with_other_settings_or_data_is_refused(demo, tmp_path):
+def test_a_study_with_other_settings_or_data_is_refused(demo, tmp_path, cheap_space):
     storage = str(tmp_path / "j.journal")
     tune.run_study(demo.features, demo.fingerprint, TINY, 1, storage, "s")
     other = replace(TINY, epochs=4)
@@ -146,7 +162,7 @@ def test_a_study_with_other_settings_or_data_is_refused(demo, tmp_path):
         tune.run_study(demo.features, "f" * 16, TINY, 2, storage, "s")
 
 
-def test_a_study_stored_before_members_existed_is_joined_at_the_default_ensemble_size(demo, tmp_path):
+def test_a_study_stored_before_members_existed_is_joined_at_the_default_ensemble_size(demo, tmp_path, cheap_space):
     """Studies written by the version before `members` hold no such key: they ran the default
     ensemble, so a worker at the default joins them, and a 1-member worker is refused."""
     storage = str(tmp_path / "j.journal")
@@ -165,7 +181,7 @@ def test_an_ensemble_size_out_of_range_is_refused(members):
         tune.TuneSettings(members=members)
 
 
-def test_stop_records_the_running_trial_as_failed_and_ends_the_worker(demo, tmp_path):
+def test_stop_records_the_running_trial_as_failed_and_ends_the_worker(demo, tmp_path, cheap_space):
     calls = []
     run = tune.run_study(demo.features, demo.fingerprint, TINY, 5, str(tmp_path / "j.journal"), "s",
                          on_epoch=lambda trial, log: calls.append((trial, log.epoch)) or len(calls) >= 2)
@@ -186,7 +202,7 @@ def test_storage_labels_never_show_a_password():
 TUNE_ARGS = ["--patients", "1,2,3", "--epochs", "2", "--patience", "2", "--members", "1"]
 
 
-def test_tune_command_runs_joins_and_saves_the_best_with_its_study(capsys, tmp_path, monkeypatch):
+def test_tune_command_runs_joins_and_saves_the_best_with_its_study(capsys, tmp_path, monkeypatch, cheap_space):
     monkeypatch.delenv("AIM94_DIR", raising=False)
     storage, models = str(tmp_path / "j.journal"), tmp_path / "models"
     assert main(["tune", "--trials", "3", "--storage", storage, "--study", "cli", *TUNE_ARGS]) == 0

@@ -65,7 +65,9 @@ def default_params() -> dict:
     return params
 
 
-def suggest(trial: optuna.Trial, space: dict[str, tuple] = SEARCH_SPACE) -> dict:
+def suggest(trial: optuna.Trial, space: dict[str, tuple] | None = None) -> dict:
+    """A trial's point of `space` (SEARCH_SPACE, read when called)."""
+    space = SEARCH_SPACE if space is None else space
     return {name: trial.suggest_categorical(name, list(choices)) for name, choices in space.items()}
 
 
