@@ -131,7 +131,8 @@ CARB_FACTORS = (0.0, 0.5, 1.0, 1.5, 2.0)  # the carbs sweep of the pump demo: ti
 
 def meal_bolus_moments(bundle: ModelBundle, features: pd.DataFrame, engine: WhatIf) -> pd.DataFrame:
     """The pump demo's test-part decision points with a glucose reading and a meal in grams:
-    patient_id, timestamp, glucose, grams (recorded), usual (the patient's usual meal before)."""
+    patient_id, timestamp, glucose, grams (recorded), meal_grams (`WhatIf.meal_grams`: the recorded
+    grams and the patient's usual meal before the moment)."""
     prepared = bundle_prepared(bundle, features, every_patient=False)
     rows = features.iloc[prepared.ws.context.iloc[prepared.split.test]["row"].to_numpy()]
     rows = rows[rows["glucose"].notna().to_numpy() & (rows["meal"].to_numpy() > 0)]
