@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.test_browser import ALERT, CHROMIUM, assert_clean, chromium, server, tab, wait_idle  # noqa: F401 (fixtures)
+from tests.test_browser import ALERT, CHROMIUM, assert_clean, chromium, clear_baselines, server, tab, wait_idle  # noqa: F401 (fixtures)
 from tests.waits import WAIT_MS
 
 pytestmark = [
@@ -61,14 +61,7 @@ def test_a_run_goes_on_through_a_reload_and_a_page_switch(server, tab):  # noqa:
     page.keyboard.press("Home")
     for _ in range(EPOCHS - 1):
         page.keyboard.press("ArrowRight")
-    # No baselines: this test follows the run, not its comparison (test_app_train checks those);
-    # fitting all eight after the last epoch took seconds of the test. Backspace takes the last chip off.
-    assert page.locator(".st-key-train_baselines [data-tag]").count() == 8  # every baseline, by default
-    page.locator(".st-key-train_baselines input").first.click()
-    for _ in range(12):
-        page.keyboard.press("Backspace")
-    page.keyboard.press("Escape")
-    page.wait_for_function("() => !document.querySelector('.st-key-train_baselines [data-tag]')")
+    clear_baselines(page)  # this test follows the run, not its comparison with baselines
     page.locator(".st-key-train_go button").first.click()
 
     before_reload = wait_for_epoch_above(page, 1)
