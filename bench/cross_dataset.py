@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from insulin_core.bundles.registry import load_bundle, save_bundle  # noqa: E402
-from insulin_core.bundles.serving import metrics_of, predictions_table  # noqa: E402
+from insulin_core.bundles.serving import baseline_table, metrics_of, predictions_table  # noqa: E402
 from insulin_core.configs import DEFAULT_SIZES, TrainConfig  # noqa: E402
 from insulin_core.data.source import demo_source, resolve_source  # noqa: E402
 from insulin_core.evaluation.pipeline import ExperimentConfig, bundle_meta, run_experiment  # noqa: E402
@@ -53,10 +53,13 @@ def main() -> int:
             meta = bundle_meta(result, exp, cfg, cohort.source.label, cohort.fingerprint, cohort.format)
             save_bundle(result.training.model, meta, name.replace(" ", "-"), Path(models))
             print(f"trained on {name}: {time.perf_counter() - start:.0f} s", flush=True)
+        # both models share one experiment, so each source's baselines are fit once, not once per model
+        fitted = {tested: baseline_table(cohort, exp, list(SHOWN[1:])) for tested, cohort in cohorts.items()}
         for trained in cohorts:
             bundle = load_bundle(Path(models) / trained.replace(" ", "-"))
             for tested, cohort in cohorts.items():
-                metrics = metrics_of(predictions_table(bundle, cohort, baselines=list(SHOWN[1:])), "test")
+                table = predictions_table(bundle, cohort, list(SHOWN[1:]), baseline_columns=fitted[tested])
+                metrics = metrics_of(table, "test")
                 for row in metrics.to_dict("records"):
                     if row["name"] in SHOWN:
                         rows.append((trained, tested, row))

@@ -24,8 +24,6 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0
-    from ..labels import REASON_LABELS
-
     print(f"Source: {source.label}")
     units = report.get("units") or {}
     print(f"Format: {result.format}; glucose in {result.glucose_units}" + (
@@ -36,9 +34,7 @@ def cmd_check_data(args: argparse.Namespace) -> int:
         print(f"{result.report.record_name.capitalize()}s left out, and why:")
     for reason, count in sorted(report["rejected"].items(), key=lambda kv: -kv[1]):
         example = report["examples"][reason][0]
-        # the reader's own words first: two formats may use one reason name for different records
-        words = _capital(report.get("reasons", {}).get(reason, "")) or REASON_LABELS.get(reason, reason)
-        print(f"  {count:5d}  {words}\n"
+        print(f"  {count:5d}  {result.report.reason_words(reason)}\n"
               f"         e.g. {example['file']} line {example['line']}: {example['text']!r}")
     censored = ", ".join(f"{n} {'above' if k == 'high' else 'below'} the meter's range" for k, n in report["censored"].items())
     implausible = ", ".join(f"{n} {INSULIN_WORDS.get(k, k)}" for k, n in report["implausible"].items())
@@ -54,10 +50,6 @@ def cmd_check_data(args: argparse.Namespace) -> int:
           f"{fold['decision_points_with_folded_dose']} decision points); with no decision point before it, history "
           f"only: {fold['alone']} ({fold['alone_units']:.1f} U of {fold['regular_units']:.1f} U). Patients who wrote most of their doses that way: {fold['patients_mostly_late']}.")
     return 0
-
-
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:

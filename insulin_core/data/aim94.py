@@ -88,8 +88,9 @@ class QualityReport:
         return sum(self.rejected.values())
 
     def reason_words(self, reason: str) -> str:
-        """A rejection reason as a sentence's start, in the words of the reader that read the files."""
-        words = self.reasons.get(reason, reason)
+        """A rejection reason as a sentence's start, in the words of the reader that read the files
+        (two formats may use one reason name for different records), else the AIM94 loader's."""
+        words = self.reasons.get(reason) or REASONS.get(reason, reason)
         return words[:1].upper() + words[1:]
 
     def unusable_reason(self) -> str:

@@ -3,8 +3,8 @@
 A decision point is a moment with anything on record other than insulin (DECISION_KINDS), with one
 exception: a CGM reading (a modern reader's code 48, every 5 minutes) is one only at a fixed cadence,
 the first reading in each clock interval of `cgm_every_min` minutes (`cgm_decisions`). Insulin never
-makes a moment a decision point. The decision dose: many patients wrote the Regular dose on an insulin-only row a few minutes after
-the glucose reading (device logging). The dose decided at a decision point is therefore the Regular
+makes a moment a decision point. The decision dose: many patients wrote the Regular dose on an
+insulin-only row a few minutes after the glucose reading (device logging). The dose decided at a decision point is therefore the Regular
 recorded at that moment plus the Regular on insulin-only rows up to `dose_window` minutes after it,
 stopping at the next decision point (`fold_doses`). Those folded doses are the target of their
 decision point and never its input. The hour of day and day part of a timestamp are here too
@@ -131,7 +131,8 @@ def build_timeline(events: pd.DataFrame, cgm_every_min: int = DEFAULT_CGM_EVERY_
     # only because insulin was written down would give its answer away by existing.
     # (a glucose counts by its readings: a meter word is a reading; an unknown meal word is not a meal)
     # (a CGM reading only at the cadence: `cgm_decisions`)
-    evidence = {"glucose": total(evidence_reading.astype(float)), "meal": columns["meal"], "exercise": columns["exercise"], "hypo": columns["hypo"]}
+    evidence = {"glucose": total(evidence_reading.astype(float)), "meal": columns["meal"],
+                "exercise": columns["exercise"], "hypo": columns["hypo"]}
     columns["decision_point"] = np.logical_or.reduce([evidence[kind] > 0 for kind in DECISION_KINDS])
     return pd.DataFrame({name: columns[name] for name in TIMELINE_COLUMNS})
 
