@@ -41,7 +41,7 @@ from insulin_core.data.source import resolve_source  # noqa: E402
 from insulin_core.models.train import train_model  # noqa: E402
 from insulin_core.prep.windows import WindowConfig, make_windows  # noqa: E402
 
-COLUMNS = ["mae", "rmse", "r2", "within_1u", "mae_dose"]
+COLUMNS = ["mae", "rmse", "r2", "within_1u", "mae_dose", "missed", "unwanted"]
 VARIANTS = {  # --variant: the model's sizes beside the defaults
     "default": {},
     "attention": {"attention": True},
@@ -96,13 +96,15 @@ def run_split(features, split: str, seeds: list[int], sizes: dict, dose_window: 
             table = evaluate_held_out(training.model, prepared, features, held_out, baselines is None)
         if baselines is None:
             baselines = table.drop(index="model")
-            print("  baselines (MAE / dose-occasion MAE): " + "; ".join(
-                f"{name} {r.mae:.3f} / {r.mae_dose:.3f}" for name, r in baselines.iterrows()), flush=True)
+            print("  baselines (MAE / dose-occasion MAE / missed / unwanted): " + "; ".join(
+                f"{name} {r.mae:.3f} / {r.mae_dose:.3f} / {r.missed} / {r.unwanted}" for name, r in baselines.iterrows()),
+                flush=True)
         cov = ev.coverage
         rows.append({"name": f"model, seed {seed}", **table.loc["model", COLUMNS].to_dict(), "train_s": seconds,
                      "coverage": cov["coverage"]})
         print(f"  {split} seed {seed}: {seconds:.1f} s ({training.stop_reason}, best epoch {training.best_epoch}), "
-              f"MAE {rows[-1]['mae']:.3f}, dose-occasion MAE {rows[-1]['mae_dose']:.3f}, 90% interval coverage {cov['coverage']:.3f} "
+              f"MAE {rows[-1]['mae']:.3f}, dose-occasion MAE {rows[-1]['mae_dose']:.3f}, doses missed {rows[-1]['missed']}, "
+              f"unwanted {rows[-1]['unwanted']}, 90% interval coverage {cov['coverage']:.3f} "
               f"(dose rows {cov['coverage_dose_rows']:.3f}, others {cov['coverage_no_dose_rows']:.3f})", flush=True)
     seeds_table = pd.DataFrame(rows)
     summary = {"name": f"model, mean of {len(seeds)} seeds", **seeds_table[COLUMNS + ["train_s", "coverage"]].mean().to_dict()}
@@ -156,7 +158,9 @@ def write_results(args, source: str, table: pd.DataFrame, sizes: dict) -> None:
     out = Path(args.out)
     if not out.exists():
         out.write_text("# Accuracy results\n\nTest part of each split, Regular insulin in units; "
-                       "`mae_dose` is MAE on dose occasions only. Produced by `bench/accuracy.py`.\n")
+                       "`mae_dose` is MAE on dose occasions only; `missed` counts dose occasions answered with no dose, "
+                       "`unwanted` decision points without a dose answered with one (0.5 U or more). "
+                       "Produced by `bench/accuracy.py`.\n")
     with out.open("a") as f:
         f.write(body)
     print(f"Appended to {out}")

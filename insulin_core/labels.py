@@ -14,6 +14,7 @@ METRIC_LABELS = {
     "name": "model or baseline", "rows": "rows", "n": "decision points", "n_dose": "dose occasions",
     **{name: m.label for name, m in METRICS.items()},
     **{f"{name}_dose": f"{m.label} on dose occasions" for name, m in METRICS.items()},
+    "missed": "doses missed", "unwanted": "unwanted doses",
 }
 
 PREDICTOR_LABELS = {

@@ -65,8 +65,10 @@ else:
             st.caption("No Regular was given here: nothing to score.")
             continue
         columns = {f"{m}{suffix}": m for m in ("mae", "rmse", "r2", "within_1u")}
-        tables.show(plain_table(scores[["name", *columns]].rename(columns=columns)), key=f"pred_patient_metrics{suffix}",
-                    digits=3, percent=(METRIC_LABELS["within_1u"],))
+        counts = ("missed", "unwanted") if suffix == "" else ()  # the two errors of a 0/dose answer
+        tables.show(plain_table(scores[["name", *columns, *counts]].rename(columns=columns)),
+                    key=f"pred_patient_metrics{suffix}", digits=3, percent=(METRIC_LABELS["within_1u"],),
+                    integers=tuple(METRIC_LABELS[c] for c in counts))
 
 st.subheader(f"90% intervals ({PART_LABELS[part]})")
 st.caption("Each predictor's split-conformal interval, calibrated on the validation part of the model's split: "

@@ -553,6 +553,9 @@ def test_predictions_week_slider_and_baselines(models_dir):
     no_errors(at)
     metrics = frame_with(at, "model or baseline", "MAE (U)")
     assert list(metrics["model or baseline"]) == ["LSTM-GRU model", "the patient's own sliding scale"]
+    # beside the errors, the two kinds of a 0/dose answer's mistakes, as whole counts
+    counts = metrics[["doses missed", "unwanted doses"]].astype(float)
+    assert (counts >= 0).all().all() and (counts == counts.round()).all().all()
     table = frame_with(at, "patient", "MAE (U) on dose occasions")
     assert len(table) == 20
     # every predictor's 90% interval, the baseline's beside the model's

@@ -32,8 +32,9 @@ def test_matches_sklearn_all_rows_and_dose_occasions(seed):
 def test_keys_and_types():
     m = dose_metrics([0, 1, 2], [0, 1, 2])
     assert tuple(m) == METRIC_COLUMNS
-    assert isinstance(m["n"], int) and isinstance(m["n_dose"], int)
-    assert all(isinstance(m[k], float) for k in METRIC_COLUMNS if not k.startswith("n"))
+    counts = ("n", "n_dose", "missed", "unwanted")
+    assert all(isinstance(m[k], int) for k in counts)
+    assert all(isinstance(m[k], float) for k in METRIC_COLUMNS if k not in counts)
 
 
 def test_hand_computed_example():
@@ -53,6 +54,17 @@ def test_hand_computed_example():
     assert m["within_1u_dose"] == 1.0
 
 
+def test_a_zero_or_dose_answer_counts_its_two_errors_missed_and_unwanted_doses():
+    # recorded: no dose, no dose, no dose, 4 U, 8 U, 6 U; an answer under half a unit is no dose
+    y = [0, 0, 0, 4, 8, 6]
+    p = [0, 0.4, 2, 0, 0.49, 6]
+    m = dose_metrics(y, p)
+    assert (m["missed"], m["unwanted"]) == (2, 1)
+    # dose-occasion MAE sees the misses, not the unwanted dose: dosing everywhere lowers it
+    always = dose_metrics(y, [6] * 6)
+    assert always["mae_dose"] < m["mae_dose"] and (always["missed"], always["unwanted"]) == (0, 3)
+
+
 def test_within_1u_boundary_is_inclusive_also_in_float32():
     y = np.array([2.1, 5.0], dtype=np.float32)
     p = np.array([1.1, 6.0], dtype=np.float32)
@@ -61,8 +73,8 @@ def test_within_1u_boundary_is_inclusive_also_in_float32():
 
 def test_empty_and_constant_cases_give_nan_not_crash():
     m = dose_metrics([], [])
-    assert m["n"] == 0 and m["n_dose"] == 0
-    assert all(np.isnan(m[k]) for k in METRIC_COLUMNS if not k.startswith("n"))
+    assert m["n"] == m["n_dose"] == m["missed"] == m["unwanted"] == 0
+    assert all(np.isnan(m[k]) for k in METRICS)
     m = dose_metrics([0, 0, 0], [0, 1, 0])  # no dose occasions, constant truth
     assert m["mae"] == pytest.approx(1 / 3) and np.isnan(m["r2"])
     assert m["n_dose"] == 0 and np.isnan(m["mae_dose"]) and np.isnan(m["r2_dose"])

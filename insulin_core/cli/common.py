@@ -96,7 +96,7 @@ def _print_metrics(metrics, cols: list[str] | None = None) -> None:
     """A metrics table with plain column and model / baseline names (insulin_core/labels.py)."""
     from ..labels import plain_table
 
-    cols = cols or ["name", "rows", "mae", "rmse", "r2", "within_1u", "mae_dose", "n"]
+    cols = cols or ["name", "rows", "mae", "rmse", "r2", "within_1u", "mae_dose", "missed", "unwanted", "n"]
     print(plain_table(metrics[[c for c in cols if c in metrics.columns]]).to_string(
         index=False, float_format=lambda v: f"{v:.3f}", na_rep="n/a"))
 

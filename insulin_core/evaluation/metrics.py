@@ -3,7 +3,12 @@
 One registry of `Metric`s (name, label, function, direction) fixes the contract; `dose_metrics`
 is the one function callers use. "Dose occasions" are the rows where a Regular dose was given
 (`y_true > 0`): most decision moments have no dose, so the all-rows numbers reward predicting 0
-and the dose-occasion numbers say how well the amount is judged when it matters.
+and the dose-occasion numbers say how well the amount is judged when it matters. The two errors a
+hard 0/dose answer can make are counted beside them: `missed` (a dose was written, the answer is no
+dose) and `unwanted` (no dose was written, the answer is one). MAE on dose occasions sees only the
+first, so a predictor that doses more often looks better there while giving more unwanted insulin;
+the counts show that trade (issue 17: on unseen patients the two-stage gradient boosting's lower
+dose-occasion MAE came with about a fifth more unwanted doses than the model's).
 
 Conventions: an empty selection gives NaN (n = 0); R² is NaN when it is undefined (fewer than 2
 rows, or a constant truth), rather than scikit-learn's forced 0/1.
@@ -19,6 +24,9 @@ import pandas as pd
 # |error| <= 1 U counts as "within 1 U"; a hair of tolerance so float32 doses (2.1 - 1.1) count.
 WITHIN_UNITS = 1.0
 _TOL = 1e-6
+# An answer below half a unit is "no dose": no pen or syringe gives less, and regression baselines
+# answer fractions of a unit where they mean none.
+DOSE_GIVEN_U = 0.5
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("within_1u", "within ±1 U", lambda t, p: np.mean(np.abs(t - p) <= WITHIN_UNITS + _TOL), True),
 )}
 
-METRIC_COLUMNS = ("n", *METRICS, "n_dose", *(f"{m}_dose" for m in METRICS))
+METRIC_COLUMNS = ("n", *METRICS, "n_dose", *(f"{m}_dose" for m in METRICS), "missed", "unwanted")
 
 
 def _as_1d(name: str, values, n: int | None = None) -> np.ndarray:
@@ -74,13 +82,16 @@ def validate(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
 
 
 def dose_metrics(y_true, y_pred) -> dict:
-    """mae, rmse, r2, within_1u and n on all rows, and the same with `_dose` on y_true > 0."""
+    """mae, rmse, r2, within_1u and n on all rows, the same with `_dose` on y_true > 0, and the
+    counts of missed and unwanted doses (DOSE_GIVEN_U)."""
     t, p = validate(y_true, y_pred)
     dose = t > 0
     out: dict = {"n": int(len(t))}
     out.update({name: m(t, p) for name, m in METRICS.items()})
     out["n_dose"] = int(dose.sum())
     out.update({f"{name}_dose": m(t[dose], p[dose]) for name, m in METRICS.items()})
+    out["missed"] = int(np.sum(dose & (p < DOSE_GIVEN_U)))
+    out["unwanted"] = int(np.sum(~dose & (p >= DOSE_GIVEN_U)))
     return out
 
 
