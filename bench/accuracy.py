@@ -97,14 +97,14 @@ def run_split(features, split: str, seeds: list[int], sizes: dict, dose_window: 
         if baselines is None:
             baselines = table.drop(index="model")
             print("  baselines (MAE / dose-occasion MAE / missed / unwanted): " + "; ".join(
-                f"{name} {r.mae:.3f} / {r.mae_dose:.3f} / {r.missed} / {r.unwanted}" for name, r in baselines.iterrows()),
+                f"{name} {r.mae:.3f} / {r.mae_dose:.3f} / {r.missed:.0f} / {r.unwanted:.0f}" for name, r in baselines.iterrows()),
                 flush=True)
         cov = ev.coverage
         rows.append({"name": f"model, seed {seed}", **table.loc["model", COLUMNS].to_dict(), "train_s": seconds,
                      "coverage": cov["coverage"]})
         print(f"  {split} seed {seed}: {seconds:.1f} s ({training.stop_reason}, best epoch {training.best_epoch}), "
-              f"MAE {rows[-1]['mae']:.3f}, dose-occasion MAE {rows[-1]['mae_dose']:.3f}, doses missed {rows[-1]['missed']}, "
-              f"unwanted {rows[-1]['unwanted']}, 90% interval coverage {cov['coverage']:.3f} "
+              f"MAE {rows[-1]['mae']:.3f}, dose-occasion MAE {rows[-1]['mae_dose']:.3f}, doses missed {rows[-1]['missed']:.0f}, "
+              f"unwanted {rows[-1]['unwanted']:.0f}, 90% interval coverage {cov['coverage']:.3f} "
               f"(dose rows {cov['coverage_dose_rows']:.3f}, others {cov['coverage_no_dose_rows']:.3f})", flush=True)
     seeds_table = pd.DataFrame(rows)
     summary = {"name": f"model, mean of {len(seeds)} seeds", **seeds_table[COLUMNS + ["train_s", "coverage"]].mean().to_dict()}
@@ -141,7 +141,14 @@ def main() -> None:
 
 
 def markdown(table: pd.DataFrame) -> str:
-    cells = table.map(lambda v: ("" if np.isnan(v) else f"{v:.3f}") if isinstance(v, float) else str(v))
+    counts = ("missed", "unwanted")  # whole numbers per seed; their mean over seeds to one decimal
+
+    def cell(v, column: str) -> str:
+        if not isinstance(v, float):
+            return str(v)
+        return "" if np.isnan(v) else f"{v:.1f}".removesuffix(".0") if column in counts else f"{v:.3f}"
+
+    cells = table.apply(lambda col: col.map(lambda v: cell(v, col.name)))
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(row) + " |" for row in cells.to_numpy().tolist()]
     return "\n".join(lines)
