@@ -8,6 +8,7 @@ from insulin_core.data.codes import MAX_DOSE_WINDOW_MIN
 from insulin_core.configs import MAX_MEMBERS, MAX_WINDOW
 from insulin_core.labels import label, plain_table
 from insulin_core.prep.splits import SPLITS
+from insulin_core.prep.timeline import MAX_CGM_EVERY_MIN
 from insulin_core.prep.windows import TARGETS
 from ui import charts
 from ui.session import form_defaults, current_cohort, page_header, set_active_model, shows_errors
@@ -38,6 +39,12 @@ with st.form("train_form", border=True):
                         help="What is predicted: the decision dose, i.e. the Regular written at the decision point plus "
                              "Regular written on its own row up to this many minutes later (before the next decision "
                              "point). Many patients logged the dose minutes after the reading. 0 = the moment's own dose.")
+        if cohort.features["cgm_reading"].any():  # a CGM stream: how often a reading is a moment to decide
+            st.number_input("CGM decision cadence (minutes)", 1, MAX_CGM_EVERY_MIN, step=5, key="train_cgm_every",
+                            persist_state="session",
+                            help="A CGM reading is a decision point only as the first reading in each clock interval "
+                                 "of this many minutes; meals, fingersticks and exercise always are. The model "
+                                 "keeps it: its What-if and evaluation use the same cadence.")
         st.selectbox("Split", SPLITS, key="train_split", persist_state="session", format_func=label,
                      help="chrono: each patient's last days are the test part; patients: unseen patients; random.")
         st.number_input("Seed", 0, 2**31 - 1, step=1, key="train_seed", persist_state="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from insulin_core.data.codes import DAY_PARTS, LEVELS, MAX_PLAUSIBLE_DOSE
+from insulin_core.data.codes import DAY_PARTS, DEFAULT_CGM_EVERY_MIN, LEVELS, MAX_PLAUSIBLE_DOSE
 from insulin_core.prep.features import (FOLLOW_UP_MIN, GLUCOSE_BAND_MGDL, MAX_GAP_HOURS, N_BANDS, NOW_FEATURES,
                                         SEQ_FEATURES, SHARE_WINDOW)
 from insulin_core.prep.timeline import GLUCOSE_SLOTS, TIMELINE_COLUMNS, day_part_of
@@ -37,6 +37,9 @@ def build_timeline(events: pd.DataFrame) -> pd.DataFrame:
     timeline["decision_point"] = (
         timeline["glucose"].notna() | (timeline["meal"] > 0) | (timeline["exercise"] > 0) | (timeline["hypo"] > 0)
     )
+    # (added with the CGM cadence columns: AIM94 data has no CGM reading; the default cadence applied)
+    timeline = timeline.assign(cgm_reading=False, other_evidence=timeline["decision_point"],
+                               cgm_every=np.int64(DEFAULT_CGM_EVERY_MIN))
     return timeline[TIMELINE_COLUMNS]
 
 

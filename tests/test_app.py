@@ -235,6 +235,17 @@ def test_the_pump_and_cgm_demo_is_one_click_away(models_dir):
     assert "synthetic pump + CGM demo cohort, Nightscout format" in texts(at.warning)
 
 
+def test_the_train_page_asks_for_a_cgm_cadence_only_where_the_data_has_cgm_readings(models_dir):
+    at = open_page("train")
+    no_errors(at)
+    assert "train_cgm_every" not in [w.key for w in at.number_input]  # AIM94-format demo: no CGM stream
+    at.switch_page("pages/overview.py").run()
+    at.button(key="source_use_modern_demo").click().run()
+    at.switch_page("pages/train.py").run()
+    no_errors(at)
+    assert at.number_input(key="train_cgm_every").value == 60  # the form's value reaches the run: test_train_form
+
+
 def test_the_what_if_takes_carbohydrates_in_grams_where_the_data_has_them(models_dir):
     """On a pump export the meal is a number of grams, read as the model reads a meal: against the
     patient's usual meal before the moment (less under 2/3 of it, more over 1.5x)."""

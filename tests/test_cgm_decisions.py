@@ -15,7 +15,9 @@ from insulin_core.data.aim94 import load_texts
 from insulin_core.data.codes import CODE_TABLE
 from insulin_core.data.demo_modern import ModernDemoConfig, modern_files
 from insulin_core.data.readers.detect import read_files
-from insulin_core.prep.timeline import add_decision_doses, build_timeline, fold_summary
+from insulin_core.prep.features import add_features
+from insulin_core.prep.timeline import add_decision_doses, build_timeline, fold_summary, with_cgm_cadence
+from insulin_core.prep.windows import WindowConfig, features_for, make_windows
 
 DAY = datetime(2024, 3, 4)
 
@@ -60,7 +62,7 @@ def test_cgm_readings_are_decision_points_only_at_the_clock_cadence_meals_and_fi
         "07:58", "08:03", "08:30", "08:33", "09:03", "09:33", "10:03", "10:20", "10:33"]
     every_reading = build_timeline(events(FIXTURE), cgm_every_min=5)
     assert every_reading.loc[every_reading["glucose"].notna(), "decision_point"].all()
-    with pytest.raises(ValueError, match="at least 1 minute"):
+    with pytest.raises(ValueError, match="whole number of minutes from 1"):
         build_timeline(events(FIXTURE), cgm_every_min=0)
 
 
@@ -107,6 +109,41 @@ def test_decision_points_do_not_look_ahead():
 def test_aim94_readings_code_48_included_are_untouched_by_the_cadence():
     ev = load_texts(generate_cohort(DemoConfig(patients=4, days=30)), "demo").events
     assert (ev["code"] == 48).any()
-    pd.testing.assert_frame_equal(build_timeline(ev, cgm_every_min=5), build_timeline(ev, cgm_every_min=240))
+    five, daily = build_timeline(ev, cgm_every_min=5), build_timeline(ev, cgm_every_min=240)
+    assert not five["cgm_reading"].any()
+    pd.testing.assert_frame_equal(five.drop(columns="cgm_every"), daily.drop(columns="cgm_every"))
     tl = build_timeline(ev)
     assert tl.loc[tl["glucose"].notna(), "decision_point"].all()
+
+
+@pytest.mark.parametrize("every", [5, 30, 60, 240])
+def test_another_cadence_applied_to_a_timeline_is_the_timeline_built_with_it(every):
+    """The cadence travels with a model as the dose window does: applied to a built timeline
+    (with_cgm_cadence), it gives what building the timeline at that cadence gives."""
+    ev = pd.concat([events(FIXTURE), modern_events()], ignore_index=True)
+    built = build_timeline(ev, cgm_every_min=every)
+    for start in (5, 60, 1440):
+        pd.testing.assert_frame_equal(with_cgm_cadence(build_timeline(ev, cgm_every_min=start), every), built)
+    assert (built["cgm_every"] == every).all() and built["cgm_reading"].any()
+    assert with_cgm_cadence(built, every) is built  # nothing to do: no copy
+
+
+@pytest.mark.parametrize("every", [0, -5, 1441, 2.5, True, "60"])
+def test_an_impossible_cadence_is_refused_in_words(every):
+    with pytest.raises(ValueError, match="CGM cadence must be a whole number of minutes from 1 to 1440"):
+        with_cgm_cadence(build_timeline(events(FIXTURE)), every)
+    with pytest.raises(ValueError, match="CGM cadence"):
+        WindowConfig(cgm_every=every)
+
+
+def test_a_models_cadence_decides_its_decision_points_and_older_models_keep_the_hour():
+    features = add_features(build_timeline(modern_events()))  # the cohort as loaded: the default hour
+    hourly = make_windows(features, WindowConfig(length=3))
+    half = make_windows(features, WindowConfig(length=3, cgm_every=30))
+    assert len(half) > len(hourly)
+    expected = add_features(build_timeline(modern_events(), cgm_every_min=30))
+    pd.testing.assert_frame_equal(features_for(features, 60, 30), expected)
+    assert features_for(features, 60, 60) is features
+    # a bundle saved before the cadence was kept was trained at the hour
+    old = {k: v for k, v in WindowConfig().to_dict().items() if k != "cgm_every"}
+    assert WindowConfig.from_dict(old).cgm_every == 60

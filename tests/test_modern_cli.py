@@ -50,6 +50,25 @@ def test_train_evaluate_and_predict_work_on_the_modern_cohort(trained, capsys):
     assert "Format: Nightscout" in capsys.readouterr().out
 
 
+def test_a_model_trained_at_another_cgm_cadence_keeps_it_for_evaluate_and_predict(trained, capsys):
+    ns, _, models = trained
+    assert main(["train", "--data-dir", str(ns), "--name", "ns30", "--models-dir", str(models), "--cgm-every", "30",
+                 *TINY]) == 0
+    assert json.loads((models / "ns30" / "bundle.json").read_text())["window"]["cgm_every"] == 30
+    scored = {}
+    for name in ("ns", "ns30"):
+        capsys.readouterr()
+        assert main(["evaluate", "--model", name, "--data-dir", str(ns), "--models-dir", str(models), "--json"]) == 0
+        scored[name] = json.loads(capsys.readouterr().out)["n"]
+    assert scored["ns30"] > scored["ns"] > 0  # twice the CGM checks, the same meals and fingersticks
+    assert main(["predict", "--model", "ns30", "--data-dir", str(ns), "--patient", "1", "--sweep", "glucose",
+                 "--models-dir", str(models)]) == 0
+    assert "dose" in capsys.readouterr().out
+    assert main(["train", "--data-dir", str(ns), "--name", "bad", "--models-dir", str(models), "--cgm-every", "0",
+                 *TINY]) == 2
+    assert "CGM cadence must be a whole number of minutes" in capsys.readouterr().err
+
+
 def test_a_model_evaluated_on_another_source_sees_every_patient_as_new(trained, capsys):
     ns, a94, models = trained
     capsys.readouterr()

@@ -19,6 +19,11 @@ def test_the_default_form_trains_the_default_configs():
     assert spec.train_cfg == TrainConfig(threads=1) and spec.data_tag == "demo"
 
 
+def test_the_forms_cgm_cadence_is_the_runs_and_so_the_models():
+    spec = run_spec_of({**FORM_DEFAULTS, "train_cgm_every": 30, "train_dose_window": 45}, COHORT)
+    assert (spec.exp.window.cgm_every, spec.exp.window.dose_window) == (30, 45)
+
+
 def test_a_trial_sent_to_the_form_trains_what_its_study_would():
     """The Tune page's "Send to the Train page", then Train: the experiment, sizes and training
     settings of the trial as its study trains it (tune.TuneSettings)."""

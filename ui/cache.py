@@ -159,4 +159,4 @@ def window_key(bundle: ModelBundle) -> tuple:
     from insulin_core.bundles.serving import bundle_experiment
 
     w = bundle_experiment(bundle).window
-    return (w.length, w.target, w.multi_output, w.dose_window)
+    return (w.length, w.target, w.multi_output, w.dose_window, w.cgm_every)

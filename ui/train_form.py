@@ -23,7 +23,7 @@ from ui.training import data_tag
 _T, _W, _E = TrainConfig(), WindowConfig(), ExperimentConfig()
 FORM_DEFAULTS = {
     "train_patients": [], "train_window": _W.length, "train_target": _W.target, "train_split": _E.split,
-    "train_dose_window": _W.dose_window,
+    "train_dose_window": _W.dose_window, "train_cgm_every": _W.cgm_every,
     **{f"train_{k}": v for k, v in DEFAULT_SIZES.items() if k not in ("dense", "patient_embedding")},
     "train_dense": dense_text(DEFAULT_SIZES["dense"], ", "), "train_embedding": DEFAULT_SIZES["patient_embedding"],
     "train_epochs": _T.epochs, "train_lr": _T.lr, "train_batch": _T.batch, "train_patience": _T.patience,
@@ -34,8 +34,9 @@ FORM_DEFAULTS = {
 def run_spec_of(s: Mapping, cohort) -> RunSpec:
     """The form's values as a run on `cohort`; ValueError for values the core refuses (dense layers)."""
     dense = parse_dense(s["train_dense"])
-    exp = ExperimentConfig(WindowConfig(s["train_window"], s["train_target"], dose_window=int(s["train_dose_window"])),
-                           s["train_split"], tuple(s["train_patients"]), seed=int(s["train_seed"]))
+    window = WindowConfig(s["train_window"], s["train_target"], dose_window=int(s["train_dose_window"]),
+                          cgm_every=int(s["train_cgm_every"]))
+    exp = ExperimentConfig(window, s["train_split"], tuple(s["train_patients"]), seed=int(s["train_seed"]))
     sizes = dict(lstm_hidden=s["train_lstm_hidden"], lstm_layers=s["train_lstm_layers"],
                  gru_hidden=s["train_gru_hidden"], gru_layers=s["train_gru_layers"], dense=dense,
                  dropout=float(s["train_dropout"]), patient_embedding=s["train_embedding"],

@@ -12,8 +12,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ..data.codes import DEFAULT_CGM_EVERY_MIN, DEFAULT_DOSE_WINDOW_MIN
-from .common import CliError, _add_data_args, _dose_window, _Parser, _positive_int
+from ..data.codes import DEFAULT_DOSE_WINDOW_MIN
+from .common import CliError, _add_cgm_every, _add_data_args, _dose_window, _Parser, _positive_int
 from .data import cmd_check_data, cmd_demo_data, cmd_download_data
 from .training import _add_train
 from .predict import _add_predict
@@ -28,9 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true")
     check.add_argument("--dose-window", type=_dose_window, default=DEFAULT_DOSE_WINDOW_MIN, metavar="MIN",
                        help="minutes after a decision point whose insulin-only Regular counts as its dose")
-    check.add_argument("--cgm-every", type=_positive_int, default=DEFAULT_CGM_EVERY_MIN, metavar="MIN",
-                       help="a CGM reading is a decision point only as the first reading in each clock interval "
-                            "of MIN minutes (meals, fingersticks and exercise always are)")
+    _add_cgm_every(check)
     check.set_defaults(run=cmd_check_data)
     demo = sub.add_parser("demo-data", help="write the synthetic demo cohort")
     demo.add_argument("--dest", required=True)

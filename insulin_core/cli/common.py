@@ -43,6 +43,23 @@ def _dose_window(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _add_cgm_every(parser: argparse.ArgumentParser) -> None:
+    """--cgm-every, as check-data and train take it (a bundle keeps the one it was trained with)."""
+    from ..data.codes import DEFAULT_CGM_EVERY_MIN
+    from ..prep.timeline import check_cgm_every
+
+    def minutes(text: str) -> int:
+        try:
+            return check_cgm_every(int(text))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parser.add_argument("--cgm-every", type=minutes, default=DEFAULT_CGM_EVERY_MIN, metavar="MIN",
+                        help="a CGM reading is a decision point only as the first reading in each clock interval "
+                             "of MIN minutes (meals, fingersticks and exercise always are); no effect on data "
+                             "without CGM readings")
+
+
 def _dense(text: str) -> tuple[int, ...]:
     from ..configs import parse_dense
 

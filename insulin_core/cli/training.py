@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..data.codes import DEFAULT_DOSE_WINDOW_MIN
 from ..evaluation.metrics import METRIC_COLUMNS
-from .common import (CliError, _add_data_args, _bundle_and_cohort, _dense, _dose_window, _load_cohort, _patients, _positive_int,
+from .common import (CliError, _add_cgm_every, _add_data_args, _bundle_and_cohort, _dense, _dose_window, _load_cohort, _patients, _positive_int,
                      _print_metrics, _save)
 
 
@@ -56,7 +56,7 @@ def _train_and_save(args: argparse.Namespace) -> int:
 
     try:
         check_name(args.name)
-        exp = ExperimentConfig(WindowConfig(args.window, args.target, args.multi_output, args.dose_window),
+        exp = ExperimentConfig(WindowConfig(args.window, args.target, args.multi_output, args.dose_window, args.cgm_every),
                                args.split, args.patients, seed=args.seed)
         train_cfg = TrainConfig(epochs=args.epochs, patience=args.patience, batch=args.batch, lr=args.lr,
                                 seed=args.seed, threads=args.threads, schedule=args.schedule,
@@ -179,6 +179,7 @@ def _add_train(sub) -> None:
     train.add_argument("--dose-window", type=_dose_window, default=DEFAULT_DOSE_WINDOW_MIN, metavar="MIN",
                        help="the decision dose: Regular at the decision point plus insulin-only Regular up to MIN "
                             "minutes after it, before the next decision point (0 = the moment's own dose only)")
+    _add_cgm_every(train)
     train.add_argument("--split", choices=SPLITS, default=DEFAULT_SPLIT)
     train.add_argument("--multi-output", action="store_true",
                        help="predict Regular, NPH and UltraLente together (metrics stay on Regular)")

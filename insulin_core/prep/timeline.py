@@ -18,6 +18,8 @@ import pandas as pd
 from ..data.codes import (CGM_CODE, CODE_TABLE, DAY_PART_STARTS, DAY_PARTS, DEFAULT_CGM_EVERY_MIN,
                           DEFAULT_DOSE_WINDOW_MIN, LEVELS, MAX_DOSE_WINDOW_MIN, MAX_PLAUSIBLE_DOSE)
 
+MAX_CGM_EVERY_MIN = 24 * 60
+
 GLUCOSE_SLOTS = tuple(dict.fromkeys(c.detail for c in CODE_TABLE.values() if c.kind == "glucose"))
 # What makes a moment a decision point: anything on record other than insulin (a CGM reading only at
 # the cadence, `cgm_decisions`).
@@ -28,6 +30,10 @@ READER_COLUMN = "record_type"
 TIMELINE_COLUMNS = [
     "patient_id", "timestamp", "glucose", "glucose_slot", "regular", "nph", "ultralente",
     "hypo", "meal", "exercise", "special", "paper_time", "censored", "implausible", "decision_point",
+    # What the decision point was made of, so that another CGM cadence can be applied to the timeline
+    # (`with_cgm_cadence`) as another dose window is, without going back to the events: a CGM reading
+    # at this moment, evidence of a decision other than a CGM reading, and the cadence applied.
+    "cgm_reading", "other_evidence", "cgm_every",
 ]
 # Added by add_features: the decision dose and how each insulin-only Regular was counted.
 DOSE_COLUMNS = ["decision_dose", "dose_implausible", "folded_regular", "dose_window"]
@@ -74,9 +80,7 @@ def cgm_decisions(pid: np.ndarray, stamp: np.ndarray, every_min: int) -> np.ndar
     moments whatever part of a record is loaded (a What-if's rebuilt tail, an export cut at another
     day) and the same for every patient. Whether a reading is the first of its interval is known
     at that reading: no look-ahead."""
-    if every_min < 1:
-        raise ValueError(f"The CGM cadence must be at least 1 minute, got {every_min!r}.")
-    slot = stamp.astype("datetime64[m]").astype(np.int64) // int(every_min)
+    slot = stamp.astype("datetime64[m]").astype(np.int64) // check_cgm_every(every_min)
     first = np.ones(len(pid), dtype=bool)
     first[1:] = (pid[1:] != pid[:-1]) | (slot[1:] != slot[:-1])
     return first
@@ -108,11 +112,12 @@ def build_timeline(events: pd.DataFrame, cgm_every_min: int = DEFAULT_CGM_EVERY_
 
     glucose = np.where(is_glucose, value, np.nan)
     readings = total((~np.isnan(glucose)).astype(float))
-    # A reading counts as evidence of a decision unless it is a CGM reading off the cadence.
-    evidence_reading = ~np.isnan(glucose)
+    # A CGM reading is evidence of a decision only at the cadence (with_cgm_cadence); any other reading always is.
+    cgm = ~np.isnan(glucose)
     if READER_COLUMN in events.columns:
-        rows = np.flatnonzero(evidence_reading & (events["code"].to_numpy()[order] == CGM_CODE))
-        evidence_reading[rows] = cgm_decisions(pid[rows], stamp[rows], cgm_every_min)
+        cgm &= events["code"].to_numpy()[order] == CGM_CODE
+    else:
+        cgm[:] = False
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_glucose = np.where(readings > 0, total(glucose) / readings, np.nan)
     columns = {
@@ -130,11 +135,49 @@ def build_timeline(events: pd.DataFrame, cgm_every_min: int = DEFAULT_CGM_EVERY_
     # A decision point is a moment with something other than insulin on record: a row that exists
     # only because insulin was written down would give its answer away by existing.
     # (a glucose counts by its readings: a meter word is a reading; an unknown meal word is not a meal)
-    # (a CGM reading only at the cadence: `cgm_decisions`)
-    evidence = {"glucose": total(evidence_reading.astype(float)), "meal": columns["meal"],
+    # (a CGM reading only at the cadence: `with_cgm_cadence`)
+    evidence = {"glucose": total((~np.isnan(glucose) & ~cgm).astype(float)), "meal": columns["meal"],
                 "exercise": columns["exercise"], "hypo": columns["hypo"]}
-    columns["decision_point"] = np.logical_or.reduce([evidence[kind] > 0 for kind in DECISION_KINDS])
+    columns["other_evidence"] = np.logical_or.reduce([evidence[kind] > 0 for kind in DECISION_KINDS])
+    columns["cgm_reading"] = total(cgm.astype(float)) > 0
+    columns["decision_point"] = decision_points(pid[starts], stamp[starts], columns["other_evidence"],
+                                                columns["cgm_reading"], cgm_every_min)
+    columns["cgm_every"] = np.full(len(starts), cgm_every_min, dtype=np.int64)
     return pd.DataFrame({name: columns[name] for name in TIMELINE_COLUMNS})
+
+
+def with_cgm_cadence(timeline: pd.DataFrame, every_min: int) -> pd.DataFrame:
+    """The timeline with its decision points at a CGM cadence of `every_min` minutes: a moment is
+    one when it holds other evidence, or a CGM reading that is the first of its clock interval
+    (`cgm_decisions`). The same timeline when that cadence is applied already; a copy otherwise."""
+    every_min = check_cgm_every(every_min)
+    if len(timeline) and int(timeline["cgm_every"].iloc[0]) == every_min:
+        return timeline
+    tl = timeline.copy()
+    tl["decision_point"] = decision_points(tl["patient_id"].to_numpy(), tl["timestamp"].to_numpy(),
+                                           tl["other_evidence"].to_numpy(dtype=bool),
+                                           tl["cgm_reading"].to_numpy(dtype=bool), every_min)
+    tl["cgm_every"] = np.full(len(tl), every_min, dtype=np.int64)
+    return tl
+
+
+def decision_points(pid: np.ndarray, stamp: np.ndarray, other_evidence: np.ndarray, cgm_reading: np.ndarray,
+                    every_min: int) -> np.ndarray:
+    """Which sorted moments are decision points: those with other evidence, and those whose CGM
+    reading is the first of its clock interval (`cgm_decisions`). The one rule of the timeline and
+    of the What-if's history tail (whatif/rebuild.py)."""
+    cgm = np.flatnonzero(cgm_reading)
+    first = np.zeros(len(pid), dtype=bool)
+    first[cgm] = cgm_decisions(pid[cgm], stamp[cgm], every_min)
+    return other_evidence | first
+
+
+def check_cgm_every(minutes) -> int:
+    """A CGM cadence in whole minutes, 1 to a day, or a ValueError saying what is wrong."""
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, np.integer)) or not 1 <= minutes <= MAX_CGM_EVERY_MIN:
+        raise ValueError(f"The CGM cadence must be a whole number of minutes from 1 to {MAX_CGM_EVERY_MIN}, "
+                         f"got {minutes!r}.")
+    return int(minutes)
 
 
 def _per_moment(ufunc: np.ufunc, x: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -20,11 +20,11 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..data.codes import MAX_PLAUSIBLE_DOSE
+from ..data.codes import DEFAULT_CGM_EVERY_MIN, MAX_PLAUSIBLE_DOSE
 from ..configs import MAX_WINDOW, check_keys
 from .features import (DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, NOW_FEATURES, SEQ_FEATURES, add_features,
                        now_columns, seq_columns)
-from .timeline import TIMELINE_COLUMNS, check_dose_window
+from .timeline import TIMELINE_COLUMNS, check_cgm_every, check_dose_window, with_cgm_cadence
 
 TARGETS = ("decision-point", "next-row")
 DOSE_COLUMNS = ("regular", "nph", "ultralente")
@@ -38,9 +38,13 @@ class WindowConfig:
     # Minutes after a decision point whose insulin-only Regular counts as its dose (0 = the
     # moment's own dose only). NPH and UltraLente targets are always the moment's own.
     dose_window: int = DEFAULT_DOSE_WINDOW_MIN
+    # On a CGM stream, a reading is a decision point once per this many minutes (timeline.py); it
+    # travels with the model as the dose window does. Nothing changes on data without CGM readings.
+    cgm_every: int = DEFAULT_CGM_EVERY_MIN
 
     def __post_init__(self) -> None:
         check_dose_window(self.dose_window)
+        check_cgm_every(self.cgm_every)
         if isinstance(self.length, bool) or not isinstance(self.length, int) or not 1 <= self.length <= MAX_WINDOW:
             raise ValueError(f"Window length must be between 1 and {MAX_WINDOW} rows, got {self.length}.")
         if self.target not in TARGETS:
@@ -160,16 +164,22 @@ def target_rows(features: pd.DataFrame, cfg: WindowConfig) -> np.ndarray:
     return pos[has_history]
 
 
-def features_for(features: pd.DataFrame, dose_window: int) -> pd.DataFrame:
-    """The features with decision doses of `dose_window` minutes (rebuilt only when they differ)."""
-    if len(features) and int(features["dose_window"].iloc[0]) == dose_window:
+def features_for(features: pd.DataFrame, dose_window: int, cgm_every: int = DEFAULT_CGM_EVERY_MIN) -> pd.DataFrame:
+    """The features with decision doses of `dose_window` minutes and decision points at a CGM
+    cadence of `cgm_every` minutes (rebuilt only when either differs; the cadence only where the
+    data has CGM readings)."""
+    same_window = not len(features) or int(features["dose_window"].iloc[0]) == dose_window
+    same_cadence = (not len(features) or int(features["cgm_every"].iloc[0]) == cgm_every
+                    or not features["cgm_reading"].any())
+    if same_window and same_cadence:
         return features
-    return add_features(features[TIMELINE_COLUMNS], dose_window)
+    timeline = features[TIMELINE_COLUMNS] if same_cadence else with_cgm_cadence(features[TIMELINE_COLUMNS], cgm_every)
+    return add_features(timeline, dose_window)
 
 
 def make_windows(features: pd.DataFrame, cfg: WindowConfig, rows: np.ndarray | None = None) -> WindowSet:
     """Cut windows ending just before each target row (all target rows, or the given `rows`)."""
-    features = features_for(features, cfg.dose_window).reset_index(drop=True)
+    features = features_for(features, cfg.dose_window, cfg.cgm_every).reset_index(drop=True)
     rows = target_rows(features, cfg) if rows is None else np.asarray(rows, dtype=int)
     if len(rows) == 0:
         longest = features.groupby("patient_id").size().max() if len(features) else 0
@@ -256,7 +266,7 @@ class LazyWindows:
 
 def lazy_windows(features: pd.DataFrame, cfg: WindowConfig) -> LazyWindows:
     """The windows `make_windows(features, cfg)` would cut, as a LazyWindows (no window copied yet)."""
-    features = features_for(features, cfg.dose_window).reset_index(drop=True)
+    features = features_for(features, cfg.dose_window, cfg.cgm_every).reset_index(drop=True)
     rows = target_rows(features, cfg)
     if cfg.target == "decision-point":
         now_rows = features[now_columns()].to_numpy(dtype=np.float32)

@@ -215,7 +215,8 @@ class WhatIf:
     def _bands(self, base: Built) -> np.ndarray:
         if base.band_now is None:
             cfg = base.ws.config
-            base.band_now = band_variants(base, self.events_of(base.scenario.patient_id), cfg.length, cfg.dose_window)
+            base.band_now = band_variants(base, self.events_of(base.scenario.patient_id), cfg.length, cfg.dose_window,
+                                          cfg.cgm_every)
         return base.band_now
 
     def _moment_now(self, base: Built, scenario: Scenario) -> np.ndarray:
@@ -343,8 +344,8 @@ class WhatIf:
     def timeline(self, patient_id: int) -> pd.DataFrame:
         """The patient's timeline with decision doses of the bundle's dose window (cached)."""
         if patient_id not in self._timelines:
-            self._timelines[patient_id] = add_decision_doses(build_timeline(self.events_of(patient_id)),
-                                                             self.window.dose_window)
+            self._timelines[patient_id] = add_decision_doses(
+                build_timeline(self.events_of(patient_id), self.window.cgm_every), self.window.dose_window)
         return self._timelines[patient_id]
 
     def meal_grams(self, scenario: Scenario) -> MealGrams | None:

@@ -15,11 +15,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from ..data.codes import (CODE_TABLE, EXERCISE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS, MAX_PLAUSIBLE_DOSE,
-                    MEAL_CODES)
+from ..data.codes import (CGM_CODE, CODE_TABLE, DEFAULT_CGM_EVERY_MIN, EXERCISE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS,
+                          MAX_PLAUSIBLE_DOSE, MEAL_CODES)
 from ..prep.features import (DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, GLUCOSE_DRIVEN, LOOKBACKS, N_BANDS,
                              NOW_FEATURES, add_features, meal_inputs, now_columns)
-from ..prep.timeline import DECISION_KINDS, build_timeline, day_parts, fold_doses, stamp_text
+from ..prep.timeline import (DECISION_KINDS, READER_COLUMN, build_timeline, day_parts, decision_points, fold_doses,
+                             stamp_text)
 from .scenarios import NEXT, Scenario, parse_time_of_day
 from ..prep.windows import WindowConfig, WindowSet, make_windows
 
@@ -161,17 +162,21 @@ class _HistoryRows:
     folded: np.ndarray  # bool: an insulin-only dose counted at an earlier decision point
 
 
-def _history_rows(history: pd.DataFrame, dose_window: int) -> _HistoryRows:
+def _history_rows(history: pd.DataFrame, dose_window: int, cgm_every: int) -> _HistoryRows:
     """One row per timestamp of the history: what the tail bound needs to know about it.
     `regular` marks the rows that carry a Regular dose in the history features: a decision
     point with a decision dose, or an insulin-only dose that stayed alone; `folded` the
-    insulin-only rows counted at an earlier decision point."""
+    insulin-only rows counted at an earlier decision point. Decision points as the timeline has
+    them (a CGM reading only at the cadence: counting every one made the tail too short, and the
+    What-if's features differ from the pipeline's at 6 of 30 pump-demo moments)."""
     kind = history["kind"].to_numpy()
     t = history["timestamp"].to_numpy()
     value = history["value"].to_numpy(dtype=float)
+    cgm = (kind == "glucose") & (history["code"].to_numpy() == CGM_CODE) if READER_COLUMN in history.columns \
+        else np.zeros(len(kind), dtype=bool)
     # Group by timestamp with numpy (sorted unique + reduceat), as groupby().agg did.
     order = np.argsort(t, kind="stable")
-    t, kind, value = t[order], kind[order], value[order]
+    t, kind, value, cgm = t[order], kind[order], value[order], cgm[order]
     first = np.flatnonzero(np.r_[True, t[1:] != t[:-1]]) if len(t) else np.zeros(0, dtype=np.int64)
     is_glucose = kind == "glucose"
 
@@ -185,8 +190,9 @@ def _history_rows(history: pd.DataFrame, dose_window: int) -> _HistoryRows:
     with np.errstate(invalid="ignore", divide="ignore"):
         glucose_value = sum_of(np.where(is_glucose, value, 0.0)) / n_glucose
     regular_u = sum_of(np.where(kind == "regular", np.nan_to_num(value), 0.0))
-    decision = any_of(np.isin(kind, DECISION_KINDS))
     stamps = pd.DatetimeIndex(t[first])
+    decision = decision_points(np.zeros(len(first)), stamps.to_numpy(), any_of(np.isin(kind, DECISION_KINDS) & ~cgm),
+                               any_of(cgm), cgm_every)
     dose, folded = fold_doses(np.zeros(len(first)), stamps.to_numpy().astype("datetime64[m]").astype(np.int64).astype(float),
                               decision, regular_u, dose_window)
     return _HistoryRows(
@@ -197,11 +203,11 @@ def _history_rows(history: pd.DataFrame, dose_window: int) -> _HistoryRows:
 
 
 def _tail_start(history: pd.DataFrame, part: str, length: int, glucose_now: float | None,
-                rows: _HistoryRows | None = None, dose_window: int = DEFAULT_DOSE_WINDOW_MIN) -> pd.Timestamp | None:
+                dose_window: int = DEFAULT_DOSE_WINDOW_MIN, cgm_every: int = DEFAULT_CGM_EVERY_MIN) -> pd.Timestamp | None:
     """Earliest timestamp the decision row's features can depend on (None = keep everything)."""
     if history.empty:
         return None
-    rows = _history_rows(history, dose_window) if rows is None else rows
+    rows = _history_rows(history, dose_window, cgm_every)
     return _tail_starts(rows, part, length, [glucose_now])[0]
 
 
@@ -301,8 +307,8 @@ def _edit_moment(scenario: Scenario, here: pd.DataFrame, moment: pd.Timestamp, c
 
 
 def scenario_events(scenario: Scenario, patient_events: pd.DataFrame, length: int,
-                    bounded: bool = True, dose_window: int = DEFAULT_DOSE_WINDOW_MIN
-                    ) -> tuple[pd.DataFrame, pd.Timestamp, int]:
+                    bounded: bool = True, dose_window: int = DEFAULT_DOSE_WINDOW_MIN,
+                    cgm_every: int = DEFAULT_CGM_EVERY_MIN) -> tuple[pd.DataFrame, pd.Timestamp, int]:
     """The patient's events edited by the scenario, cut at the decision moment (and, when
     `bounded`, to the tail that decides the decision row's features); also the moment and the
     glucose code a new reading now gets."""
@@ -314,7 +320,7 @@ def scenario_events(scenario: Scenario, patient_events: pd.DataFrame, length: in
     here = _edit_moment(scenario, here, moment, code)
     if bounded:
         g = here.loc[here["kind"] == "glucose", "value"]
-        start = _tail_start(history, part, length, float(g.mean()) if len(g) else None, dose_window=dose_window)
+        start = _tail_start(history, part, length, float(g.mean()) if len(g) else None, dose_window, cgm_every)
         if start is not None:
             history = _between(history, start, None)
     events = pd.concat([history, here], ignore_index=True)
@@ -324,8 +330,9 @@ def scenario_events(scenario: Scenario, patient_events: pd.DataFrame, length: in
 
 def build(scenario: Scenario, patient_events: pd.DataFrame, cfg: WindowConfig, bounded: bool = True) -> Built:
     """Apply a scenario: edited events -> build_timeline -> add_features -> the decision window."""
-    events, moment, code = scenario_events(scenario, patient_events, cfg.length, bounded, cfg.dose_window)
-    features = add_features(build_timeline(events), cfg.dose_window)
+    events, moment, code = scenario_events(scenario, patient_events, cfg.length, bounded, cfg.dose_window,
+                                           cfg.cgm_every)
+    features = add_features(build_timeline(events, cfg.cgm_every), cfg.dose_window)
     row = len(features) - 1
     if row < cfg.length:
         raise ValueError(f"Patient {scenario.patient_id} has {row} rows of history before "
@@ -335,7 +342,7 @@ def build(scenario: Scenario, patient_events: pd.DataFrame, cfg: WindowConfig, b
 
 
 def band_variants(base: Built, patient_events: pd.DataFrame, length: int,
-                  dose_window: int = DEFAULT_DOSE_WINDOW_MIN) -> np.ndarray:
+                  dose_window: int = DEFAULT_DOSE_WINDOW_MIN, cgm_every: int = DEFAULT_CGM_EVERY_MIN) -> np.ndarray:
     """(N_BANDS, n_now) now-vectors of the decision moment with a glucose reading in each 40 mg/dL
     band. Each band's events are what `scenario_events` gives for that glucose now (the edited
     events, cut to that band's own bounded tail); the copies are stacked under stand-in patient
@@ -343,10 +350,10 @@ def band_variants(base: Built, patient_events: pd.DataFrame, length: int,
     computed per patient. Tests check each band against a one-by-one rebuild."""
     rep = np.clip(np.arange(N_BANDS) * GLUCOSE_BAND_MGDL + GLUCOSE_BAND_MGDL / 2, GLUCOSE_METER_MIN, GLUCOSE_METER_MAX)
     full, moment, _ = scenario_events(replace(base.scenario, glucose_now=float(rep[0])), patient_events, length,
-                                      bounded=False, dose_window=dose_window)
+                                      bounded=False, dose_window=dose_window, cgm_every=cgm_every)
     stamps = full["timestamp"].to_numpy()
     history = _between(full, None, moment, right_closed=False)
-    rows = _history_rows(history, dose_window)
+    rows = _history_rows(history, dose_window, cgm_every)
     glucose_now = (stamps == moment.to_datetime64()) & (full["kind"].to_numpy() == "glucose")
     # All copies in one take of `full` (one per band, each from its own tail start), then the
     # stand-in patient id and the band's glucose now set as whole columns.
@@ -361,7 +368,7 @@ def band_variants(base: Built, patient_events: pd.DataFrame, length: int,
     copies = full.take(np.concatenate(takes)).reset_index(drop=True)
     copies["patient_id"] = np.concatenate(pids)
     copies["value"] = np.concatenate(values)
-    feats = add_features(build_timeline(copies), dose_window)
+    feats = add_features(build_timeline(copies, cgm_every), dose_window)
     last = feats.groupby("patient_id").tail(1)  # the decision row of each copy
     order = np.argsort(-last["patient_id"].to_numpy())  # -1 (band 0), -2 (band 1), ...
     return last[list(now_columns())].to_numpy(dtype=np.float32)[order]
