@@ -46,18 +46,28 @@ BEFORE_CLICKS = """Before (main at bffa946, same test, same machine, load averag
 (heading 20.7), slider 1.68, patient switch 2.41, model switch 1.55; real AIM94: start 26.3 (heading 24.0), slider
 2.25, patient switch 3.35, model switch 4.30."""
 
-ARM_JS = """() => {  // count the script runs that end from now on (attribute running -> anything else)
-    const app = document.querySelector('[data-testid="stApp"]');
+# Counts the script runs that end from now on: an attribute change from 'running' to anything else, on
+# whichever element carries the state. The whole page is observed, not one stApp element: twice (CI and
+# a fresh machine) a rerun visibly happened, its new text shown, while the counter stayed at 0 for 300 s;
+# an observer on one element misses everything once that element is replaced. Records come in
+# batches: a record's new value is the next record's old value on the same element, or the current one.
+ARM_JS = """() => {
     window.__runsEnded = 0;
     if (window.__runObserver) window.__runObserver.disconnect();
-    window.__runObserver = new MutationObserver(records => { for (const r of records)
-        if (r.oldValue === 'running' && app.getAttribute('data-test-script-state') !== 'running') window.__runsEnded++; });
-    window.__runObserver.observe(app, {attributes: true, attributeOldValue: true, attributeFilter: ['data-test-script-state']});
+    window.__runObserver = new MutationObserver(records => records.forEach((r, i) => {
+        if (r.oldValue !== 'running') return;
+        const later = records.slice(i + 1).find(s => s.target === r.target);
+        if ((later ? later.oldValue : r.target.getAttribute('data-test-script-state')) !== 'running') window.__runsEnded++;
+    }));
+    window.__runObserver.observe(document.body, {subtree: true, attributes: true, attributeOldValue: true,
+                                                 attributeFilter: ['data-test-script-state']});
 }"""
-DONE_JS = """([before]) => {  // a run ended, none is running, the text changed (when asked), every chart drawn
+# Finished: the text the click had to change is gone (only a run changes it), or, where there is none,
+# a run ended; none is running; every visible chart and table is drawn.
+DONE_JS = """([before]) => {
     const app = document.querySelector('[data-testid="stApp"]');
-    const changed = before === null || !document.body.innerText.includes(before);
-    return window.__runsEnded > 0 && changed && app.getAttribute('data-test-script-state') === 'notRunning' &&
+    const ran = before === null ? window.__runsEnded > 0 : !document.body.innerText.includes(before);
+    return ran && app.getAttribute('data-test-script-state') === 'notRunning' &&
         [...document.querySelectorAll('[data-testid="stVegaLiteChart"], [data-testid="stDataFrame"]')]
             .filter(e => e.checkVisibility()).every(e => e.querySelector('canvas, svg'));
 }"""
