@@ -20,8 +20,9 @@ if window.target == "decision-point":
     st.caption(f"**Actual** is the decision dose: the Regular written at the decision point plus Regular written on "
                f"its own row up to {window.dose_window} minutes later, before the next decision point"
                + (" (0: the moment's own dose only)." if window.dose_window == 0 else ".")
-               + (f" On the CGM stream a reading is a decision point once per {window.cgm_every} minutes (the model's "
-                  "cadence); meals, fingersticks and exercise always are." if cohort.features["cgm_reading"].any() else ""))
+               + (f" On the CGM stream a reading is a decision point once per {window.cgm_every} minutes (the "
+                  "model's cadence); meals, fingersticks and exercise always are."
+                  if cohort.features["cgm_reading"].any() else ""))
 
 # The strongest baseline (two-stage gradient boosting) and the patient's own sliding scale by default.
 st.session_state.setdefault("pred_baselines", ["two_stage_gbm", "sliding_scale"])

@@ -56,8 +56,8 @@ def _train_and_save(args: argparse.Namespace) -> int:
 
     try:
         check_name(args.name)
-        exp = ExperimentConfig(WindowConfig(args.window, args.target, args.multi_output, args.dose_window, args.cgm_every),
-                               args.split, args.patients, seed=args.seed)
+        window = WindowConfig(args.window, args.target, args.multi_output, args.dose_window, args.cgm_every)
+        exp = ExperimentConfig(window, args.split, args.patients, seed=args.seed)
         train_cfg = TrainConfig(epochs=args.epochs, patience=args.patience, batch=args.batch, lr=args.lr,
                                 seed=args.seed, threads=args.threads, schedule=args.schedule,
                                 precision=args.precision, ema=args.ema)

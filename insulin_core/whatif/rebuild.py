@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from ..data.codes import (CGM_CODE, CODE_TABLE, DEFAULT_CGM_EVERY_MIN, EXERCISE_CODES, GLUCOSE_METER_MAX, GLUCOSE_METER_MIN, LEVELS,
-                          MAX_PLAUSIBLE_DOSE, MEAL_CODES)
+from ..data.codes import (CGM_CODE, CODE_TABLE, DEFAULT_CGM_EVERY_MIN, EXERCISE_CODES, GLUCOSE_METER_MAX,
+                          GLUCOSE_METER_MIN, LEVELS, MAX_PLAUSIBLE_DOSE, MEAL_CODES)
 from ..prep.features import (DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, GLUCOSE_DRIVEN, LOOKBACKS, N_BANDS,
                              NOW_FEATURES, add_features, meal_inputs, now_columns)
 from ..prep.timeline import (DECISION_KINDS, READER_COLUMN, build_timeline, day_parts, decision_points, fold_doses,
@@ -160,6 +160,7 @@ class _HistoryRows:
     ultralente: np.ndarray
     decision: np.ndarray  # bool: a decision point
     folded: np.ndarray  # bool: an insulin-only dose counted at an earlier decision point
+    cgm_every: int = 0  # the CGM cadence when the history has CGM readings, else 0
 
 
 def _history_rows(history: pd.DataFrame, dose_window: int, cgm_every: int) -> _HistoryRows:
@@ -199,11 +200,12 @@ def _history_rows(history: pd.DataFrame, dose_window: int, cgm_every: int) -> _H
         stamps=stamps, day_part=day_parts(stamps), glucose=n_glucose > 0,
         glucose_value=glucose_value, regular=np.where(decision, dose, np.where(folded, 0.0, regular_u)) > 0,
         nph=any_of(kind == "nph"), ultralente=any_of(kind == "ultralente"), decision=decision,
-        folded=np.asarray(folded, dtype=bool))
+        folded=np.asarray(folded, dtype=bool), cgm_every=cgm_every if cgm.any() else 0)
 
 
 def _tail_start(history: pd.DataFrame, part: str, length: int, glucose_now: float | None,
-                dose_window: int = DEFAULT_DOSE_WINDOW_MIN, cgm_every: int = DEFAULT_CGM_EVERY_MIN) -> pd.Timestamp | None:
+                dose_window: int = DEFAULT_DOSE_WINDOW_MIN,
+                cgm_every: int = DEFAULT_CGM_EVERY_MIN) -> pd.Timestamp | None:
     """Earliest timestamp the decision row's features can depend on (None = keep everything)."""
     if history.empty:
         return None
@@ -255,6 +257,10 @@ def _tail_starts(rows: _HistoryRows, part: str, length: int, glucose_nows: list)
                 start = min(start, nth_last(same_band, LOOKBACKS["decisions_same_band"], window_start))
             same_band = decision_dp & (band == np.floor(glucose_now / GLUCOSE_BAND_MGDL))  # the raw same-band history
             start = min(start, nth_last(same_band, LOOKBACKS["decisions_same_band"], window_start))
+        # A tail must not begin inside a CGM clock interval: its first reading there would pass for the
+        # interval's first, a decision point the whole history does not have (1 of 150 pump-demo moments).
+        if rows.cgm_every and 0 < start < n:
+            start = int(np.searchsorted(stamps, stamps[start].floor(f"{rows.cgm_every}min")))
         # A tail must not begin on a dose folded into a decision point it leaves out: that dose would
         # count alone there. Start at that decision point instead (the last one before the row).
         if 0 < start < n and rows.folded[start]:
