@@ -47,10 +47,10 @@ BEFORE_CLICKS = """Before (main at bffa946, same test, same machine, load averag
 2.25, patient switch 3.35, model switch 4.30."""
 
 # Counts the script runs that end from now on: an attribute change from 'running' to anything else, on
-# whichever element carries the state. The whole page is observed, not one stApp element: twice (CI and
-# a fresh machine) a rerun visibly happened, its new text shown, while the counter stayed at 0 for 300 s;
-# an observer on one element misses everything once that element is replaced. Records come in
-# batches: a record's new value is the next record's old value on the same element, or the current one.
+# whichever element carries the state. The whole page is observed, not one stApp element: once (a slider
+# move, 2026-12-04) the rerun's new text was on screen while the counter stayed at 0 for 300 s, and an
+# observer on one element misses everything once that element is replaced. Records come in batches: a
+# record's new value is the next record's old value on the same element, or the current one.
 ARM_JS = """() => {
     window.__runsEnded = 0;
     if (window.__runObserver) window.__runObserver.disconnect();
@@ -129,8 +129,9 @@ def open_options(page, key: str) -> list[str]:
     raise AssertionError(f"the selectbox {key} never opened")
 
 
-# A click on an option took when a rerun ran or runs. Not when the box merely shows the option: once
-# (CI, a What-if patient switch) the box showed it and no rerun ever came ({'runsEnded': 0} after 300 s).
+# A click on an option took when a rerun ran or runs, not when the box merely shows the option: twice
+# (a What-if patient switch) the box showed it and no run end was seen for 300 s, with the observer's
+# blind spot above or a click that ran nothing; either way the click is now retried within seconds.
 TOOK_JS = """() => window.__runsEnded > 0 ||
     document.querySelector('[data-testid="stApp"]').getAttribute('data-test-script-state') === 'running'"""
 

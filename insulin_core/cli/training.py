@@ -10,8 +10,8 @@ from pathlib import Path
 
 from ..data.codes import DEFAULT_DOSE_WINDOW_MIN
 from ..evaluation.metrics import METRIC_COLUMNS
-from .common import (CliError, _add_cgm_every, _add_data_args, _bundle_and_cohort, _dense, _dose_window, _load_cohort, _patients, _positive_int,
-                     _print_metrics, _save)
+from .common import (CliError, _add_cgm_every, _add_data_args, _bundle_and_cohort, _dense, _dose_window, _load_cohort,
+                     _patients, _positive_int, _print_metrics, _save)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -8,7 +8,8 @@ hard 0/dose answer can make are counted beside them: `missed` (a dose was writte
 dose) and `unwanted` (no dose was written, the answer is one). MAE on dose occasions sees only the
 first, so a predictor that doses more often looks better there while giving more unwanted insulin;
 the counts show that trade (issue 17: on unseen patients the two-stage gradient boosting's lower
-dose-occasion MAE came with about a fifth more unwanted doses than the model's).
+dose-occasion MAE came with a fifth to a third more unwanted doses than the model's seeds, 180
+against 135-150, docs/results.md).
 
 Conventions: an empty selection gives NaN (n = 0); R² is NaN when it is undefined (fewer than 2
 rows, or a constant truth), rather than scikit-learn's forced 0/1.

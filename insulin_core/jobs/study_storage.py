@@ -51,6 +51,8 @@ def _open_database(url: str, attempts: int = 6) -> optuna.storages.RDBStorage:
 
     for attempt in range(attempts):
         try:
+            if url.startswith("sqlite"):  # a writer waits for the lock up to 60 s, not pysqlite's 5
+                return _serialized(optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}))
             return optuna.storages.RDBStorage(url)
         except (ImportError, ModuleNotFoundError) as exc:  # e.g. postgresql:// without its driver
             raise ValueError(f"Cannot open the study storage {storage_label(url)}: {exc}") from None
@@ -63,6 +65,29 @@ def _open_database(url: str, attempts: int = 6) -> optuna.storages.RDBStorage:
             raise ValueError(f"Cannot open the study storage {storage_label(url)}: "
                              f"{str(exc).splitlines()[0]}") from None
     raise AssertionError("unreachable")
+
+
+def _serialized(storage: optuna.storages.RDBStorage) -> optuna.storages.RDBStorage:
+    """Every SQLite transaction begins IMMEDIATE, taking the database's write lock first.
+
+    Why: SQLite ignores the SELECT ... FOR UPDATE with which Optuna claims a waiting (enqueued)
+    trial, so two workers both read the default trial as waiting and both ran it; the second to
+    finish failed with "Cannot tell a COMPLETE trial" (tests/test_tune.py's two-process test,
+    2026-12-04; optuna issue #4002). With the lock taken at BEGIN the read, check and claim are one
+    step. SQLAlchemy's own recipe for pysqlite: its driver's implicit BEGIN switched off at connect,
+    our BEGIN emitted at the engine's "begin" event."""
+    from sqlalchemy import event
+
+    @event.listens_for(storage.engine, "connect")
+    def _no_implicit_begin(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(storage.engine, "begin")
+    def _begin_immediate(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    storage.engine.dispose()  # the connections opened before the listeners
+    return storage
 
 
 def _is_race(exc: Exception) -> bool:
