@@ -27,7 +27,8 @@ def test_the_forms_cgm_cadence_is_the_runs_and_so_the_models():
 def test_a_trial_sent_to_the_form_trains_what_its_study_would():
     """The Tune page's "Send to the Train page", then Train: the experiment, sizes and training
     settings of the trial as its study trains it (tune.TuneSettings)."""
-    settings = TuneSettings(split="patients", patients=(1, 2), epochs=7, patience=3, seed=5, dose_window=20, members=1)
+    settings = TuneSettings(split="patients", patients=(1, 2), epochs=7, patience=3, seed=5, dose_window=20, members=1,
+                            cgm_every=30)
     for i in range(max(len(choices) for choices in SEARCH_SPACE.values())):
         params = {name: choices[i % len(choices)] for name, choices in SEARCH_SPACE.items()}
         spec = run_spec_of({**FORM_DEFAULTS, **form_of_trial(params, settings), "train_members": 1}, COHORT)

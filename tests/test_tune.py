@@ -230,6 +230,7 @@ def test_tune_command_runs_joins_and_saves_the_best_with_its_study(capsys, tmp_p
     (["tune", "--trials", "1", "--members", str(MAX_MEMBERS + 1)], "members must be a whole number"),
     (["tune", "--trials", "1", "--storage", "postgresql://tuner:s3cret@localhost:1/optuna"], "Cannot open"),
     (["tune", "--trials", "1", "--storage", "nosuchdialect://x/y"], "Cannot open"),
+    (["tune", "--trials", "1", "--cgm-every", "0"], "CGM cadence must be a whole number of minutes"),
 ])
 def test_tune_user_errors_are_one_line(capsys, tmp_path, monkeypatch, argv, message):
     monkeypatch.delenv("AIM94_DIR", raising=False)
@@ -313,3 +314,7 @@ def test_settings_read_back_from_a_study_refuse_unknown_keys():
     assert tune.TuneSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
     with pytest.raises(ValueError, match="unknown TuneSettings keys"):
         tune.TuneSettings.from_dict({**settings.to_dict(), "epoch": 3})
+    # a study stored before the CGM cadence was a setting ran at the hour, and its trials train so
+    older = {k: v for k, v in settings.to_dict().items() if k != "cgm_every"}
+    assert tune.TuneSettings.from_dict(older).cgm_every == 60
+    assert tune.TuneSettings(cgm_every=30).experiment(10).window.cgm_every == 30

@@ -63,4 +63,4 @@ def form_of_trial(params: dict, settings: TuneSettings) -> dict:
     return {**train_config_form(params),
             "train_split": settings.split, "train_patients": list(settings.patients), "train_epochs": settings.epochs,
             "train_patience": settings.patience, "train_seed": settings.seed, "train_target": settings.target,
-            "train_dose_window": settings.dose_window}
+            "train_dose_window": settings.dose_window, "train_cgm_every": settings.cgm_every}

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 
 from ..data.codes import DEFAULT_DOSE_WINDOW_MIN
-from .common import (CliError, _add_data_args, _dose_window, _load_cohort, _non_negative_int, _patients, _positive_int, _print_metrics,
-                     _save)
+from .common import (CliError, _add_cgm_every, _add_data_args, _dose_window, _load_cohort, _non_negative_int,
+                     _patients, _positive_int, _print_metrics, _save)
 
 
 def _seconds(text: str) -> float:
@@ -30,7 +30,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         if args.save:
             check_name(args.save)
         settings = TuneSettings(args.split, args.target, args.dose_window, args.patients, args.epochs,
-                                args.patience, args.seed, args.members)
+                                args.patience, args.seed, args.members, args.cgm_every)
     except (ValueError, BundleError) as exc:
         raise CliError(str(exc)) from None
     cohort = _load_cohort(args)
@@ -87,6 +87,7 @@ def _add_tune(sub) -> None:
     tune.add_argument("--split", choices=SPLITS, default=DEFAULT_SPLIT)
     tune.add_argument("--target", choices=TARGETS, default=W.target)
     tune.add_argument("--dose-window", type=_dose_window, default=DEFAULT_DOSE_WINDOW_MIN, metavar="MIN")
+    _add_cgm_every(tune)
     tune.add_argument("--epochs", type=_positive_int, default=T.epochs, help="at most, per trial")
     tune.add_argument("--patience", type=_positive_int, default=T.patience)
     tune.add_argument("--seed", type=_non_negative_int, default=T.seed)

@@ -92,10 +92,11 @@ class TuneSettings:
     # The ensemble size is held fixed, not searched: members train the same configuration side by
     # side, so a study of 1-member trials ranks configurations at a fifth of the cost.
     members: int = DEFAULT_SIZES["members"]
+    cgm_every: int = WindowConfig().cgm_every  # the CGM cadence of decision points (timeline.py)
 
     def experiment(self, window: int) -> ExperimentConfig:
-        return ExperimentConfig(WindowConfig(window, self.target, dose_window=self.dose_window),
-                                self.split, self.patients, seed=self.seed)
+        return ExperimentConfig(WindowConfig(window, self.target, dose_window=self.dose_window,
+                                             cgm_every=self.cgm_every), self.split, self.patients, seed=self.seed)
 
     def train_config(self, params: dict) -> TrainConfig:
         # One thread: on a small shared CPU, torch's default threads make these models far slower.
