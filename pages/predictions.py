@@ -22,7 +22,7 @@ if window.target == "decision-point":
                + (" (0: the moment's own dose only)." if window.dose_window == 0 else ".")
                + (f" On the CGM stream a reading is a decision point once per {window.cgm_every} minutes (the "
                   "model's cadence); meals, fingersticks and exercise always are."
-                  if cohort.features["cgm_reading"].any() else ""))
+                  if cohort.has_cgm else ""))
 
 # The strongest baseline (two-stage gradient boosting) and the patient's own sliding scale by default.
 st.session_state.setdefault("pred_baselines", ["two_stage_gbm", "sliding_scale"])

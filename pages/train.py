@@ -39,7 +39,7 @@ with st.form("train_form", border=True):
                         help="What is predicted: the decision dose, i.e. the Regular written at the decision point plus "
                              "Regular written on its own row up to this many minutes later (before the next decision "
                              "point). Many patients logged the dose minutes after the reading. 0 = the moment's own dose.")
-        if cohort.features["cgm_reading"].any():  # a CGM stream: how often a reading is a moment to decide
+        if cohort.has_cgm:  # a CGM stream: how often a reading is a moment to decide
             st.number_input("CGM decision cadence (minutes)", 1, MAX_CGM_EVERY_MIN, step=5, key="train_cgm_every",
                             persist_state="session",
                             help="A CGM reading is a decision point only as the first reading in each clock interval "

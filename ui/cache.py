@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import replace
+from dataclasses import astuple, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -158,5 +158,4 @@ def decision_points(window: tuple, source: DataSource, _cohort: Cohort) -> pd.Da
 def window_key(bundle: ModelBundle) -> tuple:
     from insulin_core.bundles.serving import bundle_experiment
 
-    w = bundle_experiment(bundle).window
-    return (w.length, w.target, w.multi_output, w.dose_window, w.cgm_every)
+    return astuple(bundle_experiment(bundle).window)  # every field, in WindowConfig's order

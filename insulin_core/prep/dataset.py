@@ -31,6 +31,11 @@ class Cohort:
     def fingerprint(self) -> str:
         return data_fingerprint(self.events)
 
+    @functools.cached_property  # once per cohort, not once per page view
+    def has_cgm(self) -> bool:
+        """Whether the data holds a CGM stream (its decision points then follow a model's cadence)."""
+        return bool(self.features["cgm_reading"].any())
+
     @property
     def patients(self) -> list[int]:
         return sorted(int(p) for p in self.features["patient_id"].unique())

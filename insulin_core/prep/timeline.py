@@ -4,11 +4,12 @@ A decision point is a moment with anything on record other than insulin (DECISIO
 exception: a CGM reading (a modern reader's code 48, every 5 minutes) is one only at a fixed cadence,
 the first reading in each clock interval of `cgm_every_min` minutes (`cgm_decisions`). Insulin never
 makes a moment a decision point. The decision dose: many patients wrote the Regular dose on an
-insulin-only row a few minutes after the glucose reading (device logging). The dose decided at a decision point is therefore the Regular
-recorded at that moment plus the Regular on insulin-only rows up to `dose_window` minutes after it,
-stopping at the next decision point (`fold_doses`). Those folded doses are the target of their
-decision point and never its input. The hour of day and day part of a timestamp are here too
-(`hour_of_day`, `day_parts`). The model features on this timeline are features.py's.
+insulin-only row a few minutes after the glucose reading (device logging). The dose decided at a
+decision point is therefore the Regular recorded at that moment plus the Regular on insulin-only
+rows up to `dose_window` minutes after it, stopping at the next decision point (`fold_doses`).
+Those folded doses are the target of their decision point and never its input. The hour of day and
+day part of a timestamp are here too (`hour_of_day`, `day_parts`). The model features on this
+timeline are features.py's.
 """
 from __future__ import annotations
 
@@ -113,11 +114,7 @@ def build_timeline(events: pd.DataFrame, cgm_every_min: int = DEFAULT_CGM_EVERY_
     glucose = np.where(is_glucose, value, np.nan)
     readings = total((~np.isnan(glucose)).astype(float))
     # A CGM reading is evidence of a decision only at the cadence (with_cgm_cadence); any other reading always is.
-    cgm = ~np.isnan(glucose)
-    if READER_COLUMN in events.columns:
-        cgm &= events["code"].to_numpy()[order] == CGM_CODE
-    else:
-        cgm[:] = False
+    cgm = cgm_readings(events)[order]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_glucose = np.where(readings > 0, total(glucose) / readings, np.nan)
     columns = {
@@ -144,6 +141,15 @@ def build_timeline(events: pd.DataFrame, cgm_every_min: int = DEFAULT_CGM_EVERY_
                                                 columns["cgm_reading"], cgm_every_min)
     columns["cgm_every"] = np.full(len(starts), cgm_every_min, dtype=np.int64)
     return pd.DataFrame({name: columns[name] for name in TIMELINE_COLUMNS})
+
+
+def cgm_readings(events: pd.DataFrame) -> np.ndarray:
+    """Which events (in their order) are CGM readings: a modern reader's glucose of code CGM_CODE
+    with a value. AIM94's 48 is a meter reading (READER_COLUMN tells the two apart)."""
+    if READER_COLUMN not in events.columns:
+        return np.zeros(len(events), dtype=bool)
+    return ((events["kind"].to_numpy() == "glucose") & (events["code"].to_numpy() == CGM_CODE)
+            & events["value"].notna().to_numpy())
 
 
 def with_cgm_cadence(timeline: pd.DataFrame, every_min: int) -> pd.DataFrame:

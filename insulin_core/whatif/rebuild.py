@@ -15,11 +15,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from ..data.codes import (CGM_CODE, CODE_TABLE, DEFAULT_CGM_EVERY_MIN, EXERCISE_CODES, GLUCOSE_METER_MAX,
+from ..data.codes import (CODE_TABLE, DEFAULT_CGM_EVERY_MIN, EXERCISE_CODES, GLUCOSE_METER_MAX,
                           GLUCOSE_METER_MIN, LEVELS, MAX_PLAUSIBLE_DOSE, MEAL_CODES)
 from ..prep.features import (DEFAULT_DOSE_WINDOW_MIN, GLUCOSE_BAND_MGDL, GLUCOSE_DRIVEN, LOOKBACKS, N_BANDS,
                              NOW_FEATURES, add_features, meal_inputs, now_columns)
-from ..prep.timeline import (DECISION_KINDS, READER_COLUMN, build_timeline, day_parts, decision_points, fold_doses,
+from ..prep.timeline import (DECISION_KINDS, build_timeline, cgm_readings, day_parts, decision_points, fold_doses,
                              stamp_text)
 from .scenarios import NEXT, Scenario, parse_time_of_day
 from ..prep.windows import WindowConfig, WindowSet, make_windows
@@ -173,8 +173,7 @@ def _history_rows(history: pd.DataFrame, dose_window: int, cgm_every: int) -> _H
     kind = history["kind"].to_numpy()
     t = history["timestamp"].to_numpy()
     value = history["value"].to_numpy(dtype=float)
-    cgm = (kind == "glucose") & (history["code"].to_numpy() == CGM_CODE) if READER_COLUMN in history.columns \
-        else np.zeros(len(kind), dtype=bool)
+    cgm = cgm_readings(history)
     # Group by timestamp with numpy (sorted unique + reduceat), as groupby().agg did.
     order = np.argsort(t, kind="stable")
     t, kind, value, cgm = t[order], kind[order], value[order], cgm[order]
