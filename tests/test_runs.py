@@ -77,6 +77,31 @@ def test_a_run_reports_progress_then_is_saved_as_a_model(manager, cohort):
     assert [r.id for r in manager.runs(owner)] == [run_id]
 
 
+def test_the_forkserver_preloads_what_a_job_imports_and_starts_no_thread():
+    """A job forked from the forkserver should find its imports done (training's deterministic mode
+    imports torch._inductor and sympy: 1.6 s a job), and the preload must start no thread, or the
+    fork that makes each job is not safe (torch's pool, issue 18)."""
+    import subprocess
+    import sys
+
+    # Threads but jemalloc's background one (pyarrow's allocator, which pandas loads; jemalloc
+    # re-creates it in a forked child by its own fork handlers).
+    code = ("import os, sys, threading\n"
+            "def threads(): return [t for t in os.listdir('/proc/self/task')\n"
+            "                       if open(f'/proc/self/task/{t}/comm').read().strip() != 'jemalloc_bg_thd']\n"
+            "import torch\n"
+            "tasks = len(threads())\n"
+            "from insulin_core.jobs.machinery import PRELOAD\n"
+            "for name in PRELOAD: __import__(name)\n"
+            "before = set(sys.modules)\n"
+            "torch.use_deterministic_algorithms(True)\n"
+            "print(len(threads()) - tasks, threading.active_count(), sorted(set(sys.modules) - before))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "0 1 []"
+
+
 def test_a_runs_worker_trains_what_run_experiment_trains(tmp_path, cohort, monkeypatch):
     """The worker's body (here in this process) goes through pipeline.run_experiment: the same
     weights and test metrics, and it says "evaluating" between training and evaluation."""

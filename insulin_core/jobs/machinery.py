@@ -42,8 +42,11 @@ RUN_FILE, STATUS_FILE, STOP_FILE, ALIVE_LOCK = "run.json", "status.json", "stop"
 STARTING, FINISHED, FAILED = "starting", "finished", "failed"
 OWNER_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
 START_GRACE_S = 60.0  # a job another process started may not hold its lock yet
-# Imported once in the forkserver, not per job: both kinds train models (torch and the pipeline).
-PRELOAD = ["insulin_core.jobs.runs", "insulin_core.evaluation.pipeline", "insulin_core.models.train", "insulin_core.bundles.registry"]
+# Imported once in the forkserver, not per job: both kinds train models (torch and the pipeline),
+# studies add Optuna. torch._inductor too: training's torch.use_deterministic_algorithms imports it
+# (with sympy: 1.6 s a job otherwise); importing it starts no thread, so the fork stays safe.
+PRELOAD = ["insulin_core.jobs.runs", "insulin_core.jobs.studies", "insulin_core.evaluation.pipeline",
+           "insulin_core.models.train", "insulin_core.bundles.registry", "torch._inductor"]
 
 
 def new_owner() -> str:
