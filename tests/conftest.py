@@ -71,6 +71,21 @@ def one_thread_per_library():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def components_scanned_once():
+    """Every new AppTest scans the metadata of every installed package for Streamlit components
+    (0.15-0.2 s each, a few seconds over test_app.py); nothing installs a package mid-session, so
+    the first scan's answer stands for the rest."""
+    import functools
+
+    from ui.streamlit_internals import manifest_scanner
+
+    scan = manifest_scanner.scan_component_manifests
+    manifest_scanner.scan_component_manifests = functools.cache(scan)
+    yield
+    manifest_scanner.scan_component_manifests = scan
+
+
 @pytest.fixture(autouse=True)
 def seeded_torch():
     """Every test starts from the same torch random state, whichever worker runs it and whatever

@@ -123,6 +123,27 @@ def test_page_renders_with_its_widgets_and_the_disclaimer(page, models_dir):
     assert "not a dosing device" in texts(at.warning)
 
 
+def magic_writes(source: str) -> list[int]:
+    """Lines of the expression statements Streamlit's "magic" would write to the page: a value on
+    a line of its own (not a call, and not a docstring-like string)."""
+    import ast
+
+    return [node.lineno for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Expr) and not isinstance(node.value, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom))
+            and not (isinstance(node.value, ast.Constant) and isinstance(node.value.value, str))]
+
+
+def test_magic_is_off_and_no_page_needs_it():
+    """.streamlit/config.toml turns magic off (it re-parsed every page on every AppTest run); a
+    page that shows something through a bare expression would then show nothing."""
+    import tomllib
+
+    assert tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["runner"]["magicEnabled"] is False
+    assert magic_writes('"""doc"""\nimport streamlit as st\nst.write(1)\nx = 2\nx\n') == [5]  # the check sees one
+    scripts = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]
+    assert {p.name: magic_writes(p.read_text()) for p in scripts} == {p.name: [] for p in scripts}
+
+
 def test_only_the_declared_pages_exist():
     """st.navigation declares the pages; the pages/ folder must hold exactly those (nothing else
     that an automatic page scan could ever pick up)."""

@@ -35,6 +35,14 @@ def test_the_arrow_conversions_and_websocket_messages_are_still_there():
     assert BackMsg().WhichOneof("type") is None and ForwardMsg().WhichOneof("type") is None
 
 
+def test_the_component_scan_is_still_a_function_of_the_manifest_scanner():
+    from ui.streamlit_internals import manifest_scanner
+
+    assert callable(getattr(manifest_scanner, "scan_component_manifests", None)), (
+        f"Streamlit {streamlit.__version__}: components/v2/manifest_scanner.scan_component_manifests moved; "
+        "tests/conftest.components_scanned_once needs its new place")
+
+
 def private_streamlit_modules(module: str, names: tuple[str, ...]) -> list[str]:
     """The private Streamlit modules one import statement reaches (`from streamlit import x`
     takes a module when streamlit/x is one: dataframe_util, runtime, ...)."""

@@ -14,6 +14,8 @@ test_streamlit_internals.py fails loudly on an upgrade that moves one, and flags
   sends, for ui/chart_specs.py's pruned specs, and back, for the tests that read a chart's data.
 - `BackMsg` / `ForwardMsg` (streamlit.proto): the websocket messages bench/load_sessions.py speaks
   as a browser would.
+- `manifest_scanner` (streamlit.components.v2): every new AppTest scans the metadata of every
+  installed package for components (0.15-0.2 s each); tests/conftest.py scans once a session.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import streamlit as st
 from streamlit.dataframe_util import convert_anything_to_arrow_bytes as arrow_bytes  # noqa: F401
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df as arrow_frame  # noqa: F401
 from streamlit.elements.vega_charts import _convert_altair_to_vega_lite_spec as altair_spec  # noqa: F401
+from streamlit.components.v2 import manifest_scanner  # noqa: F401
 from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: F401
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: F401
 from streamlit.runtime.pages_manager import PagesManager
