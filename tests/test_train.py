@@ -196,7 +196,7 @@ def test_onecycle_warms_up_then_anneals_and_still_learns():
     # falls more slowly in 12 epochs of this toy data: 0.66 of the first epoch's instead of < 0.6).
     # The default ensemble: one network's loss falls to 0.62 of the first epoch's in these 12.
     result = train_model(ENSEMBLE, TrainConfig(epochs=12, patience=12, schedule="onecycle", warmup=0.25, ema=0.0,
-                                         huber_beta=1.0, **FAST), DATA)
+                                               huber_beta=1.0, **FAST), DATA)
     lrs = [h.lr for h in result.history]  # each epoch's starting learning rate
     peak = lrs.index(max(lrs))
     assert lrs[0] < 0.2 * FAST["lr"] and max(lrs) > 0.8 * FAST["lr"]
