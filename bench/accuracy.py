@@ -1,7 +1,8 @@
 """Accuracy benchmark: the default model (several training seeds) beside every baseline, per split.
 
     AIM94_DIR=../shared/data/aim94 .venv/bin/python bench/accuracy.py [--splits chrono,patients,random]
-        [--seeds 0,1,2] [--dose-window 60] [--variant attention] [--data-dir DIR] [--out docs/results.md]
+        [--seeds 0,1,2] [--dose-window 60] [--variant attention] [--tune-threshold] [--data-dir DIR]
+        [--out docs/results.md]
 
 Splits: chrono, patients, random (insulin_core/prep/splits.py), and heldout: 10 patients drawn at
 random (seed 0) are left out entirely; the model and the baselines train on the chrono split of
@@ -12,7 +13,9 @@ on the training part); the model is trained once per training seed. Prints, and 
 docs/results.md with the date and machine, one table per split: the model's mean and spread over
 the seeds, each seed's own row, every baseline, and each one's MAE as a ratio of the model's mean.
 `--variant attention` trains the model with the attention option instead (measured beside the
-plain one); `--dose-window 0` measures on the earlier target (the moment's own dose).
+plain one); `--dose-window 0` measures on the earlier target (the moment's own dose);
+`--tune-threshold` picks each model's P(dose) threshold on the validation part (TrainConfig.tune_threshold;
+on the patients split that part is patients the model never saw).
 """
 from __future__ import annotations
 
@@ -75,7 +78,7 @@ def evaluate_held_out(model, prepared, features: pd.DataFrame, held_out: tuple[i
     return metrics_table(preds, ws.y[:, 0]).set_index("name")  # every row, as the other splits' tables
 
 
-def run_split(features, split: str, seeds: list[int], sizes: dict, dose_window: int, args_threads: int) -> pd.DataFrame:
+def run_split(features, split: str, seeds: list[int], sizes: dict, dose_window: int, train_cfg: TrainConfig) -> pd.DataFrame:
     held_out = None
     if split == "heldout":  # chrono split of the other patients for training and validation
         train_patients, held_out = held_out_patients(features)
@@ -87,8 +90,7 @@ def run_split(features, split: str, seeds: list[int], sizes: dict, dose_window: 
     rows, baselines = [], None
     for seed in seeds:
         start = time.perf_counter()
-        training = train_model(model_config_for(prepared, **sizes), TrainConfig(seed=seed, threads=args_threads),
-                               prepared.train_data())
+        training = train_model(model_config_for(prepared, **sizes), replace(train_cfg, seed=seed), prepared.train_data())
         seconds = time.perf_counter() - start
         ev = evaluate(training.model, prepared, baselines=None if baselines is None else [])
         table = all_rows(ev.metrics).set_index("name")
@@ -102,7 +104,8 @@ def run_split(features, split: str, seeds: list[int], sizes: dict, dose_window: 
         cov = ev.coverage
         rows.append({"name": f"model, seed {seed}", **table.loc["model", COLUMNS].to_dict(), "train_s": seconds,
                      "coverage": cov["coverage"]})
-        print(f"  {split} seed {seed}: {seconds:.1f} s ({training.stop_reason}, best epoch {training.best_epoch}), "
+        print(f"  {split} seed {seed}: {seconds:.1f} s ({training.stop_reason}, best epoch {training.best_epoch}, "
+              f"P(dose) threshold {float(training.model.dose_threshold.reshape(-1)[0]):.2f}), "
               f"MAE {rows[-1]['mae']:.3f}, dose-occasion MAE {rows[-1]['mae_dose']:.3f}, doses missed {rows[-1]['missed']:.0f}, "
               f"unwanted {rows[-1]['unwanted']:.0f}, 90% interval coverage {cov['coverage']:.3f} "
               f"(dose rows {cov['coverage_dose_rows']:.3f}, others {cov['coverage_no_dose_rows']:.3f})", flush=True)
@@ -126,6 +129,8 @@ def main() -> None:
     parser.add_argument("--variant", choices=tuple(VARIANTS), default="default")
     parser.add_argument("--threads", type=int, default=TrainConfig().threads,
                         help="torch threads for training (0 = torch's default, all cores)")
+    parser.add_argument("--tune-threshold", action="store_true",
+                        help="pick the P(dose) threshold on the validation part (TrainConfig.tune_threshold)")
     parser.add_argument("--out", default="docs/results.md")
     args = parser.parse_args()
 
@@ -134,7 +139,8 @@ def main() -> None:
     print(f"Data: {cohort.source.label}; loaded and features built in {time.perf_counter() - start:.1f} s")
     sizes = {**DEFAULT_SIZES, **VARIANTS[args.variant]}
     seeds = [int(s) for s in args.seeds.split(",")]
-    table = pd.concat([run_split(cohort.features, split, seeds, sizes, args.dose_window, args.threads)
+    train_cfg = TrainConfig(threads=args.threads, tune_threshold=args.tune_threshold)
+    table = pd.concat([run_split(cohort.features, split, seeds, sizes, args.dose_window, train_cfg)
                        for split in args.splits.split(",")], ignore_index=True)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     write_results(args, cohort.source.label, table, sizes)
@@ -160,7 +166,7 @@ def write_results(args, source: str, table: pd.DataFrame, sizes: dict) -> None:
     command = "AIM94_DIR=../shared/data/aim94 .venv/bin/python bench/accuracy.py " + " ".join(sys.argv[1:])
     body = (f"\n## {stamp}: dose window {args.dose_window} min, model variant {args.variant}\n\n"
             f"Data: {source}. Machine: {machine}.\nCommand: `{command.strip()}`\n"
-            f"Model sizes: {sizes}; training: {replace(TrainConfig(), seed=0, threads=args.threads)}\n\n"
+            f"Model sizes: {sizes}; training: {TrainConfig(threads=args.threads, tune_threshold=args.tune_threshold)}\n\n"
             + markdown(table) + "\n")
     out = Path(args.out)
     if not out.exists():
