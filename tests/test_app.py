@@ -464,9 +464,19 @@ def test_tune_study_stops_only_for_the_browser_that_started_it_and_others_see_it
     no_errors(mine)
     assert study_running(mine)
     theirs = long_study(open_page("tune"))  # another browser (owner token), the same settings: the same study
-    rerun_until(theirs, lambda at: "No study named" not in texts(at.info), "the study is not in the storage")
+
+    def sees_first_trial(at: AppTest) -> bool:
+        """The study is stored before its first trial (the worker prepares the data in between, a
+        second or so): wait for the trial, not only the study."""
+        if "No study named" in texts(at.info):
+            return False
+        try:
+            return 0 in list(frame_with(at, "trial", "state")["trial"])
+        except AssertionError:  # no trials table yet
+            return False
+
+    rerun_until(theirs, sees_first_trial, "the study's first trial is not in the storage")
     assert not study_running(theirs)  # its trials, not its Stop button
-    assert 0 in list(frame_with(theirs, "trial", "state")["trial"])
 
     [stop] = [b for b in mine.button if (b.key or "").startswith("tune_stop_")]
     stop.click().run()
