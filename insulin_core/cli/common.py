@@ -34,27 +34,32 @@ def _non_negative_int(text: str) -> int:
     return _whole_number(text, 0)
 
 
-def _dose_window(text: str) -> int:
-    from ..prep.timeline import check_dose_window
-
+def _checked_minutes(check, text: str) -> int:
+    """`text` as whole minutes that `check` (a timeline.check_* function) accepts, or argparse's
+    error in the check's words."""
     try:
-        return check_dose_window(int(text))
+        return check(int(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _add_cgm_every(parser: argparse.ArgumentParser) -> None:
-    """--cgm-every, as check-data and train take it (a bundle keeps the one it was trained with)."""
-    from ..data.codes import DEFAULT_CGM_EVERY_MIN
+def _dose_window(text: str) -> int:
+    from ..prep.timeline import check_dose_window
+
+    return _checked_minutes(check_dose_window, text)
+
+
+def _cgm_every(text: str) -> int:
     from ..prep.timeline import check_cgm_every
 
-    def minutes(text: str) -> int:
-        try:
-            return check_cgm_every(int(text))
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+    return _checked_minutes(check_cgm_every, text)
 
-    parser.add_argument("--cgm-every", type=minutes, default=DEFAULT_CGM_EVERY_MIN, metavar="MIN",
+
+def _add_cgm_every(parser: argparse.ArgumentParser) -> None:
+    """--cgm-every, as check-data, train and tune take it (a bundle keeps the one it was trained with)."""
+    from ..data.codes import DEFAULT_CGM_EVERY_MIN
+
+    parser.add_argument("--cgm-every", type=_cgm_every, default=DEFAULT_CGM_EVERY_MIN, metavar="MIN",
                         help="a CGM reading is a decision point only as the first reading in each clock interval "
                              "of MIN minutes (meals, fingersticks and exercise always are); no effect on data "
                              "without CGM readings")
