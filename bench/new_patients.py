@@ -1,0 +1,92 @@
+"""How should the network serve a patient it has no embedding row for? Issue 17's probe.
+
+    AIM94_DIR=../shared/data/aim94 .venv/bin/python bench/new_patients.py --split patients|heldout
+        [--seeds 0,1,2] [--patient-dropout 0.1] [--data-dir DIR]
+
+Trains the default model (TrainConfig's patient dropout unless given) per seed and scores the
+patients no training saw, the patients split's test part (and its validation part, also unseen
+patients) or bench/accuracy.py's 10 held-out patients, four ways:
+
+- the unknown row: the model as it is (amount and P(dose) of embedding row 0);
+- the mean over every known patient's embedding of the amount and of P(dose);
+- the mean amount over known patients with the unknown row's P(dose);
+- half and half: the mean of the unknown row's and the known patients' mean heads;
+
+beside the two-stage GBM fit on the same training part. MAE, dose-occasion MAE, missed and
+unwanted doses as evaluation/metrics.py counts them (whole units, P(dose) > 0.5).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.accuracy import held_out_patients  # noqa: E402
+from insulin_core.configs import DEFAULT_SIZES, TrainConfig  # noqa: E402
+from insulin_core.data.source import resolve_source  # noqa: E402
+from insulin_core.evaluation.pipeline import ExperimentConfig, model_config_for, prepare, select_patients  # noqa: E402
+from insulin_core.models.baselines import make_baseline  # noqa: E402
+from insulin_core.models.dose_rule import to_dose  # noqa: E402
+from insulin_core.models.train import train_model  # noqa: E402
+from insulin_core.prep.dataset import load_cohort  # noqa: E402
+from insulin_core.prep.windows import WindowConfig, make_windows  # noqa: E402
+
+
+def parts(features, split: str):
+    """(prepared, [(name, windows, indices)]): the training setup and the unseen patients' parts."""
+    if split == "heldout":
+        train_patients, held = held_out_patients(features)
+        prepared = prepare(features, ExperimentConfig(WindowConfig(), split="chrono", patients=train_patients))
+        ws = make_windows(select_patients(features, held), prepared.ws.config)
+        return prepared, [("held out", ws, np.arange(len(ws)))]
+    prepared = prepare(features, ExperimentConfig(WindowConfig(), split=split))
+    return prepared, [(part, prepared.ws, getattr(prepared.split, part)) for part in ("val", "test")]
+
+
+def scores(dose: np.ndarray, y: np.ndarray) -> str:
+    err, given = np.abs(dose - y), y > 0
+    return (f"MAE {err.mean():.3f}, dose-occasion MAE {err[given].mean():.3f}, "
+            f"missed {(given & (dose < 0.5)).sum()}, unwanted {(~given & (dose >= 0.5)).sum()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--split", choices=("patients", "heldout"), default="patients")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--patient-dropout", type=float, default=TrainConfig().patient_dropout)
+    parser.add_argument("--data-dir", default="../shared/data/aim94")
+    args = parser.parse_args()
+    cohort = load_cohort(resolve_source(args.data_dir))
+    prepared, unseen = parts(cohort.features, args.split)
+    n_known = len(prepared.scaling.patient_index)
+    gbm = make_baseline("two_stage_gbm").fit(prepared.ws, prepared.train_idx)
+    for name, ws, idx in unseen:
+        print(f"{args.split}, {name} ({len(idx)} decision points): two-stage GBM "
+              f"{scores(np.where(gbm.heads(ws, idx)[1] > 0.5, gbm.heads(ws, idx)[0], 0.0), ws.y[idx, 0])}")
+    for seed in (int(s) for s in args.seeds.split(",")):
+        start = time.perf_counter()
+        cfg = TrainConfig(seed=seed, patient_dropout=args.patient_dropout)
+        model = train_model(model_config_for(prepared, **DEFAULT_SIZES), cfg, prepared.train_data()).model
+        predictor = prepared.predictor(model)
+        print(f"seed {seed} (patient dropout {args.patient_dropout}, trained in {time.perf_counter() - start:.0f} s):")
+        for name, ws, idx in unseen:
+            inputs, y = prepared.scaling.part(ws, idx), ws.y[idx, 0]
+            assert (inputs.patient == 0).all()  # every one of them is new to the model
+            a0, p0 = predictor.heads_of_inputs(inputs)
+            known = [predictor.heads_of_inputs(replace(inputs, patient=np.full_like(inputs.patient, k)))
+                     for k in range(1, n_known + 1)]
+            am, pm = (np.mean([h[i] for h in known], axis=0) for i in (0, 1))
+            for label, (a, p) in {"unknown row (the model)": (a0, p0), "mean over known patients": (am, pm),
+                                  "known patients' amount, unknown row's P": (am, p0),
+                                  "half and half": ((a0 + am) / 2, (p0 + pm) / 2)}.items():
+                print(f"  {name:9s} {label:42s} {scores(to_dose(a, p), y)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
