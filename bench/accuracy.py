@@ -64,11 +64,17 @@ def held_out_patients(features: pd.DataFrame) -> tuple[tuple[int, ...], tuple[in
     return tuple(int(p) for p in patients if p not in out), tuple(int(p) for p in out)
 
 
-def evaluate_held_out(model, prepared, features: pd.DataFrame, held_out: tuple[int, ...],
-                      with_baselines: bool) -> pd.DataFrame:
+def held_out_split(features: pd.DataFrame, window: WindowConfig):
+    """(prepared, held-out windows, held-out patients): the chrono split of the other patients,
+    prepared for training and validation, and every decision point of the HELD_OUT patients."""
+    train_patients, held_out = held_out_patients(features)
+    prepared = prepare(features, ExperimentConfig(window, split="chrono", patients=train_patients))
+    return prepared, make_windows(select_patients(features, held_out), prepared.ws.config), held_out
+
+
+def evaluate_held_out(model, prepared, ws, with_baselines: bool) -> pd.DataFrame:
     """The model and every baseline (fit on the training part of the other patients) on every
-    decision point of the held-out patients: patients no part of training has seen."""
-    ws = make_windows(select_patients(features, held_out), prepared.ws.config)
+    decision point of the held-out patients' windows `ws`: patients no part of training has seen."""
     every = np.arange(len(ws))
     preds = {"model": prepared.predictor(model).dose(ws, every)}
     if with_baselines:
@@ -79,14 +85,12 @@ def evaluate_held_out(model, prepared, features: pd.DataFrame, held_out: tuple[i
 
 
 def run_split(features, split: str, seeds: list[int], sizes: dict, dose_window: int, train_cfg: TrainConfig) -> pd.DataFrame:
-    held_out = None
+    held_ws = None
     if split == "heldout":  # chrono split of the other patients for training and validation
-        train_patients, held_out = held_out_patients(features)
+        prepared, held_ws, held_out = held_out_split(features, WindowConfig(dose_window=dose_window))
         print(f"  held-out patients: {', '.join(map(str, held_out))}")
-        exp = ExperimentConfig(WindowConfig(dose_window=dose_window), split="chrono", patients=train_patients)
     else:
-        exp = ExperimentConfig(WindowConfig(dose_window=dose_window), split=split)
-    prepared = prepare(features, exp)
+        prepared = prepare(features, ExperimentConfig(WindowConfig(dose_window=dose_window), split=split))
     rows, baselines = [], None
     for seed in seeds:
         start = time.perf_counter()
@@ -94,8 +98,8 @@ def run_split(features, split: str, seeds: list[int], sizes: dict, dose_window: 
         seconds = time.perf_counter() - start
         ev = evaluate(training.model, prepared, baselines=None if baselines is None else [])
         table = all_rows(ev.metrics).set_index("name")
-        if held_out is not None:
-            table = evaluate_held_out(training.model, prepared, features, held_out, baselines is None)
+        if held_ws is not None:
+            table = evaluate_held_out(training.model, prepared, held_ws, baselines is None)
         if baselines is None:
             baselines = table.drop(index="model")
             print("  baselines (MAE / dose-occasion MAE / missed / unwanted): " + "; ".join(
@@ -143,7 +147,7 @@ def main() -> None:
     table = pd.concat([run_split(cohort.features, split, seeds, sizes, args.dose_window, train_cfg)
                        for split in args.splits.split(",")], ignore_index=True)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    write_results(args, cohort.source.label, table, sizes)
+    write_results(args, cohort.source.label, table, sizes, train_cfg)
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -160,13 +164,13 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_results(args, source: str, table: pd.DataFrame, sizes: dict) -> None:
+def write_results(args, source: str, table: pd.DataFrame, sizes: dict, train_cfg: TrainConfig) -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {platform.python_version()}"
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = "AIM94_DIR=../shared/data/aim94 .venv/bin/python bench/accuracy.py " + " ".join(sys.argv[1:])
     body = (f"\n## {stamp}: dose window {args.dose_window} min, model variant {args.variant}\n\n"
             f"Data: {source}. Machine: {machine}.\nCommand: `{command.strip()}`\n"
-            f"Model sizes: {sizes}; training: {TrainConfig(threads=args.threads, tune_threshold=args.tune_threshold)}\n\n"
+            f"Model sizes: {sizes}; training: {train_cfg}\n\n"
             + markdown(table) + "\n")
     out = Path(args.out)
     if not out.exists():

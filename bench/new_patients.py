@@ -27,32 +27,32 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.accuracy import held_out_patients  # noqa: E402
+from bench.accuracy import held_out_split  # noqa: E402
 from insulin_core.configs import DEFAULT_SIZES, TrainConfig  # noqa: E402
 from insulin_core.data.source import resolve_source  # noqa: E402
-from insulin_core.evaluation.pipeline import ExperimentConfig, model_config_for, prepare, select_patients  # noqa: E402
+from insulin_core.evaluation.metrics import dose_metrics  # noqa: E402
+from insulin_core.evaluation.pipeline import ExperimentConfig, model_config_for, prepare  # noqa: E402
 from insulin_core.models.baselines import make_baseline  # noqa: E402
 from insulin_core.models.dose_rule import to_dose  # noqa: E402
+from insulin_core.models.predictor import BaselinePredictor  # noqa: E402
 from insulin_core.models.train import train_model  # noqa: E402
 from insulin_core.prep.dataset import load_cohort  # noqa: E402
-from insulin_core.prep.windows import WindowConfig, make_windows  # noqa: E402
+from insulin_core.prep.windows import WindowConfig  # noqa: E402
 
 
 def parts(features, split: str):
     """(prepared, [(name, windows, indices)]): the training setup and the unseen patients' parts."""
     if split == "heldout":
-        train_patients, held = held_out_patients(features)
-        prepared = prepare(features, ExperimentConfig(WindowConfig(), split="chrono", patients=train_patients))
-        ws = make_windows(select_patients(features, held), prepared.ws.config)
+        prepared, ws, _ = held_out_split(features, WindowConfig())
         return prepared, [("held out", ws, np.arange(len(ws)))]
     prepared = prepare(features, ExperimentConfig(WindowConfig(), split=split))
     return prepared, [(part, prepared.ws, getattr(prepared.split, part)) for part in ("val", "test")]
 
 
 def scores(dose: np.ndarray, y: np.ndarray) -> str:
-    err, given = np.abs(dose - y), y > 0
-    return (f"MAE {err.mean():.3f}, dose-occasion MAE {err[given].mean():.3f}, "
-            f"missed {(given & (dose < 0.5)).sum()}, unwanted {(~given & (dose >= 0.5)).sum()}")
+    m = dose_metrics(y, dose)
+    return (f"MAE {m['mae']:.3f}, dose-occasion MAE {m['mae_dose']:.3f}, "
+            f"missed {m['missed']}, unwanted {m['unwanted']}")
 
 
 def main() -> None:
@@ -65,11 +65,9 @@ def main() -> None:
     cohort = load_cohort(resolve_source(args.data_dir))
     prepared, unseen = parts(cohort.features, args.split)
     n_known = len(prepared.scaling.patient_index)
-    gbm = make_baseline("two_stage_gbm").fit(prepared.ws, prepared.train_idx)
+    gbm = BaselinePredictor(make_baseline("two_stage_gbm").fit(prepared.ws, prepared.train_idx))
     for name, ws, idx in unseen:
-        amount, p = gbm.heads(ws, idx)
-        print(f"{args.split}, {name} ({len(idx)} decision points): two-stage GBM "
-              f"{scores(np.where(p > 0.5, amount, 0.0), ws.y[idx, 0])}")  # its own rule: unrounded
+        print(f"{args.split}, {name} ({len(idx)} decision points): two-stage GBM {scores(gbm.dose(ws, idx), ws.y[idx, 0])}")
     for seed in (int(s) for s in args.seeds.split(",")):
         start = time.perf_counter()
         cfg = TrainConfig(seed=seed, patient_dropout=args.patient_dropout)
