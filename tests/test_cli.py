@@ -6,6 +6,7 @@ import json
 import pytest
 
 from insulin_core.cli import main
+from insulin_core.cli.common import _baselines
 from insulin_core.data.demo import DemoConfig, generate_cohort
 
 
@@ -77,6 +78,9 @@ def test_demo_data_writes_a_labelled_cohort(capsys, tmp_path):
     (["train", "--name", "x", "--ema", "lots"], "--ema"),
     (["train", "--name", "x", "--members", "0"], "--members"),
     (["train", "--name", "x", "--members", "17"], "--members: at most 16"),
+    (["train", "--name", "x", "--baselines", "gbm,magic"], "unknown baseline(s) magic"),
+    (["train", "--name", "x", "--baselines", ","], "--baselines"),
+    (["evaluate", "--model", "m", "--baselines", "GBM"], "unknown baseline(s) GBM"),
     (["evaluate", "--model", "nope", "--models-dir", "/tmp/definitely-not-here"], "No model bundle"),
     (["evaluate", "--model", "../models/demo"], "Invalid model name"),
     (["evaluate", "--model", "/work/main/models/demo"], "Invalid model name"),
@@ -136,6 +140,25 @@ def test_train_then_evaluate_round_trip(capsys, demo_dir, tmp_path):
     code, _, err = run(capsys, "train", "--data-dir", str(demo_dir), "--name", "tiny", "--models-dir", str(models),
                        "--epochs", "1", "--window", "5")
     assert code == 2 and "already exists" in err
+
+
+def test_baselines_are_all_unless_asked_and_fewer_are_named_as_such(capsys, demo_dir, tmp_path):
+    """--baselines: a quick run scores only the ones asked for, and says which it left out; the
+    default (every baseline) is test_train_then_evaluate_round_trip's."""
+    models = tmp_path / "models"
+    code, out, _ = run(capsys, "train", "--data-dir", str(demo_dir), "--name", "quick", "--models-dir", str(models),
+                       "--lstm", "8", "--gru", "8", "--dense", "8", "--embedding", "2", "--epochs", "1",
+                       "--window", "5", "--threads", "1", "--members", "1", "--baselines", "sliding_scale,previous_row")
+    assert code == 0
+    assert "Baselines: sliding_scale, previous_row (--baselines); not scored: last_same_daypart, ridge, gbm," in out
+    meta = json.loads((models / "quick" / "bundle.json").read_text())
+    assert {name.split(" (")[0] for name in meta["metrics"]} == {"model", "previous_row", "sliding_scale"}
+    code, out, err = run(capsys, "evaluate", "--model", "quick", "--data-dir", str(demo_dir), "--models-dir",
+                         str(models), "--json", "--baselines", "none")
+    assert code == 0 and [m["name"] for m in json.loads(out)["metrics"]] == ["model"]
+    assert "Baselines: none (--baselines)" in err  # stdout is the JSON
+    # "all" is the default's every baseline (scoring them all is the round trip's, above)
+    assert _baselines("all") is None and _baselines("gbm, gbm,ridge") == ["gbm", "ridge"]
 
 
 def test_check_data_json_examples_are_cut_to_a_readable_length(capsys, tmp_path):

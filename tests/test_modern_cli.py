@@ -18,8 +18,11 @@ from insulin_core.data.demo_modern import ModernDemoConfig, write_modern_cohort
 from insulin_core.data.source import resolve_source
 from insulin_core.prep.dataset import load_cohort
 
+# One cheap baseline: the sources and the cadence are under test here, not the baselines (scored all
+# by default: tests/test_cli.py), which were two thirds of this module's CPU.
+QUICK = ["--baselines", "previous_row"]
 TINY = ["--lstm", "8", "--gru", "8", "--dense", "8", "--embedding", "2", "--epochs", "1", "--window", "5",
-        "--threads", "1", "--members", "1"]
+        "--threads", "1", "--members", "1", *QUICK]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +42,8 @@ def test_train_evaluate_and_predict_work_on_the_modern_cohort(trained, capsys):
     meta = json.loads((models / "ns" / "bundle.json").read_text())
     assert meta["data"]["format"] == "Nightscout" and meta["sizes"]["test"] > 0
     capsys.readouterr()
-    assert main(["evaluate", "--model", "ns", "--data-dir", str(ns), "--models-dir", str(models), "--json"]) == 0
+    assert main(["evaluate", "--model", "ns", "--data-dir", str(ns), "--models-dir", str(models), "--json",
+                 *QUICK]) == 0
     result = json.loads(capsys.readouterr().out)
     model = next(m for m in result["metrics"] if m["name"] == "model")
     assert result["n"] > 0 and np.isfinite(model["mae"])
@@ -58,7 +62,8 @@ def test_a_model_trained_at_another_cgm_cadence_keeps_it_for_evaluate_and_predic
     scored = {}
     for name in ("ns", "ns30"):
         capsys.readouterr()
-        assert main(["evaluate", "--model", name, "--data-dir", str(ns), "--models-dir", str(models), "--json"]) == 0
+        assert main(["evaluate", "--model", name, "--data-dir", str(ns), "--models-dir", str(models), "--json",
+                     *QUICK]) == 0
         scored[name] = json.loads(capsys.readouterr().out)["n"]
     assert scored["ns30"] > scored["ns"] > 0  # twice the CGM checks, the same meals and fingersticks
     assert main(["predict", "--model", "ns30", "--data-dir", str(ns), "--patient", "1", "--sweep", "glucose",
@@ -72,7 +77,8 @@ def test_a_model_trained_at_another_cgm_cadence_keeps_it_for_evaluate_and_predic
 def test_a_model_evaluated_on_another_source_sees_every_patient_as_new(trained, capsys):
     ns, a94, models = trained
     capsys.readouterr()
-    assert main(["evaluate", "--bundle", "a94", "--data-dir", str(ns), "--models-dir", str(models), "--json"]) == 0
+    assert main(["evaluate", "--bundle", "a94", "--data-dir", str(ns), "--models-dir", str(models), "--json",
+                 *QUICK]) == 0
     out, err = capsys.readouterr()
     assert "trained on AIM94 data and is used on Nightscout data" in err and json.loads(out)["n"] > 0
     bundle, cohort = load_bundle(models / "a94"), load_cohort(resolve_source(ns))

@@ -210,9 +210,10 @@ def test_tune_command_runs_joins_and_saves_the_best_with_its_study(capsys, tmp_p
     assert "Created the study; this worker ran 3 trials" in out and "Best trials" in out
     assert out.count("val MAE") == 3
     assert main(["tune", "--trials", "3", "--storage", storage, "--study", "cli", *TUNE_ARGS, "--save", "tuned",
-                 "--models-dir", str(models)]) == 0
+                 "--models-dir", str(models), "--baselines", "previous_row"]) == 0  # the study is under test here
     out = capsys.readouterr().out
     assert "Joined the study; this worker ran 0 trials" in out and "Saved" in out
+    assert "Baselines: previous_row (--baselines)" in out and "previous row's dose" in out
     meta = json.loads((models / "tuned" / "bundle.json").read_text())
     study = optuna.load_study(study_name="cli", storage=open_storage(storage))
     best = tune.best_trial(study)

@@ -77,6 +77,38 @@ def _dense(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _baselines(text: str) -> list[str] | None:
+    """--baselines: "all" (None: every registered baseline), "none", or names like previous_row,gbm."""
+    from ..models.baselines import BASELINES
+
+    text = text.strip()
+    if text in ("all", "none"):
+        return None if text == "all" else []
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in BASELINES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"unknown baseline(s) {', '.join(unknown) or repr(text)}; choose all, "
+                                         f"none or names from {', '.join(BASELINES)}")
+    return names
+
+
+def _add_baselines(parser: argparse.ArgumentParser) -> None:
+    """--baselines, as train and evaluate take it: every baseline unless asked otherwise."""
+    parser.add_argument("--baselines", type=_baselines, default=None, metavar="all|none|NAME,...",
+                        help="the baselines scored beside the model (default: all; the strongest is then always "
+                             "among them). Fewer is quicker: for a quick run, not for a comparison")
+
+
+def _baselines_note(baselines: list[str] | None) -> str | None:
+    """The line that says a run scored fewer than every baseline, or None when it scored all."""
+    from ..models.baselines import BASELINES
+
+    if baselines is None or set(baselines) >= set(BASELINES):
+        return None
+    return (f"Baselines: {', '.join(baselines) or 'none'} (--baselines); not scored: "
+            f"{', '.join(b for b in BASELINES if b not in baselines)}")
+
+
 def _patients(text: str) -> tuple[int, ...]:
     if text == "all":
         return ()

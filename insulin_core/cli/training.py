@@ -10,8 +10,8 @@ from pathlib import Path
 
 from ..data.codes import DEFAULT_DOSE_WINDOW_MIN
 from ..evaluation.metrics import METRIC_COLUMNS
-from .common import (CliError, _add_cgm_every, _add_data_args, _bundle_and_cohort, _dense, _dose_window, _load_cohort,
-                     _patients, _positive_int, _print_metrics, _save)
+from .common import (CliError, _add_baselines, _add_cgm_every, _add_data_args, _baselines_note, _bundle_and_cohort,
+                     _dense, _dose_window, _load_cohort, _patients, _positive_int, _print_metrics, _save)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -78,9 +78,12 @@ def _train_and_save(args: argparse.Namespace) -> int:
         print(f"epoch {log.epoch:3d}  train {log.train_loss:.4f}  val {log.val_loss:.4f}  "
               f"val MAE {log.val_mae:.3f} U  lr {log.lr:.1e}  {log.elapsed_s:6.1f}s", flush=True)
 
-    result = run_experiment(cohort.features, exp, sizes, train_cfg, show, baselines=None if lead else [])
+    result = run_experiment(cohort.features, exp, sizes, train_cfg, show,
+                            baselines=args.baselines if lead else [])
     if not lead:
         return 0
+    if note := _baselines_note(args.baselines):
+        print(note)
     if result.training.message:
         print(result.training.message)
     print(f"Stopped: {result.training.stop_reason} (best epoch {result.training.best_epoch}); "
@@ -95,7 +98,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..bundles.serving import metrics_of, predictions_table
 
     bundle, cohort = _bundle_and_cohort(args)
-    table = predictions_table(bundle, cohort)
+    table = predictions_table(bundle, cohort, baselines=args.baselines)
+    if note := _baselines_note(args.baselines):
+        print(note, file=sys.stderr if args.json else sys.stdout)
     test = table[table["part"] == "test"]
     metrics = metrics_of(table, "test")
     if args.predictions:
@@ -183,6 +188,7 @@ def _add_train(sub) -> None:
     train.add_argument("--split", choices=SPLITS, default=DEFAULT_SPLIT)
     train.add_argument("--multi-output", action="store_true",
                        help="predict Regular, NPH and UltraLente together (metrics stay on Regular)")
+    _add_baselines(train)
     train.add_argument("--seed", type=int, default=T.seed)
     train.add_argument("--name", required=True)
     train.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
@@ -197,4 +203,5 @@ def _add_train(sub) -> None:
     evaluate.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--predictions", metavar="FILE.csv")
+    _add_baselines(evaluate)
     evaluate.set_defaults(run=cmd_evaluate)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 
 from ..data.codes import DEFAULT_DOSE_WINDOW_MIN
-from .common import (CliError, _add_cgm_every, _add_data_args, _dose_window, _load_cohort, _non_negative_int,
-                     _patients, _positive_int, _print_metrics, _save)
+from .common import (CliError, _add_baselines, _add_cgm_every, _add_data_args, _baselines_note, _dose_window,
+                     _load_cohort, _non_negative_int, _patients, _positive_int, _print_metrics, _save)
 
 
 def _seconds(text: str) -> float:
@@ -62,8 +62,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(best.drop(columns=["state", "worker"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if not args.save:
         return 0
-    result, meta = train_best(cohort.features, run.study, args.storage, cohort.source.label, cohort.fingerprint)
+    result, meta = train_best(cohort.features, run.study, args.storage, cohort.source.label, cohort.fingerprint,
+                              baselines=args.baselines)
     print(f"Trained trial {meta['study']['trial']}'s configuration: {result.training.message}")
+    if note := _baselines_note(args.baselines):
+        print(note)
     _print_metrics(result.evaluation.metrics)
     return _save(result.training.model, meta, args.save, args)
 
@@ -95,6 +98,7 @@ def _add_tune(sub) -> None:
                       help="ensemble members per trial (held fixed, not searched)")
     tune.add_argument("--show", type=_positive_int, default=5, help="how many best trials to print")
     tune.add_argument("--save", metavar="NAME", help="train the best configuration and save it as a bundle")
+    _add_baselines(tune)  # scored beside the model --save trains
     tune.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
     tune.add_argument("--overwrite", action="store_true")
     tune.set_defaults(run=cmd_tune)
