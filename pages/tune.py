@@ -97,9 +97,13 @@ with st.container(border=True):
     name_col.text_input("Or train it and save it under the name", key="tune_save_name", persist_state="session",
                         placeholder="e.g. tuned-chrono")
     if save_col.button("Save", key="tune_save", icon=":material/save:",
-                       help="Trains the best configuration in the background, like the Train page's runs."):
+                       help="Trains the best configuration in the background, like the Train page's runs, and "
+                            "scores it beside the baselines of that page's form as last submitted (all of them "
+                            "unless changed)."):
         with shows_errors("Could not start training the best configuration", stop=False):
-            spec = best_run_spec(study, storage, cohort.source.label, cohort.fingerprint, DEFAULT_BASELINES,
+            # the run is listed on the Train page beside that form's runs: the same baselines
+            baselines = list(s.get("train_baselines", DEFAULT_BASELINES))
+            spec = best_run_spec(study, storage, cohort.source.label, cohort.fingerprint, baselines,
                                  s["tune_save_name"], data_tag(cohort.source))
             manager = run_manager()
             started_here().add(manager.start(owner, cohort.features, spec))

@@ -420,6 +420,10 @@ def test_tune_runs_a_study_in_the_background_and_sends_the_best_to_the_train_for
     assert at.slider(key="train_window").value == best["window"]
     assert at.text_input(key="train_dense").value.replace(" ", "") == best["dense"]
     assert at.multiselect(key="train_patients").value == [1, 2, 3] and at.slider(key="train_epochs").value == 2
+    # the saved run below scores the Train form's baselines as last submitted (all eight by default: seconds
+    # of fitting here); set as a submit would leave them, without starting a run
+    at.session_state["train_baselines"] = ["previous_row"]
+    at.run()
 
     # the same study with other settings is refused with a message, before any worker starts
     at.switch_page("pages/tune.py").run()
@@ -448,6 +452,7 @@ def test_tune_runs_a_study_in_the_background_and_sends_the_best_to_the_train_for
     assert meta["study"]["trial"] == best["trial"] and meta["study"]["storage"].endswith("optuna.journal")
     assert meta["train_config"]["epochs"] == 2 and meta["window"]["length"] == best["window"]
     assert meta["model_config"]["members"] == 1  # the study's ensemble size
+    assert {name.split(" (")[0] for name in meta["metrics"]} == {"model", "previous_row"}  # the Train form's
     assert at.session_state["active_model"] == "saved:tuned"
 
 
