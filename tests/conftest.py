@@ -102,7 +102,7 @@ def seeded_torch():
 # baselines 13, parser properties 12), collected first so that `make test`'s two workers (xdist,
 # one module at a time) start with them and finish together; the rest follow in file order.
 LONGEST_FIRST = ("test_browser", "test_app", "test_registry_concurrency", "test_browser_clicks", "test_tune",
-                 "test_whatif_real", "test_browser_training", "test_runs", "test_modern_cli", "test_whatif",
+                 "test_whatif_real", "test_runs", "test_modern_cli", "test_whatif",
                  "test_distributed", "test_app_train", "test_baselines", "test_aim94_properties")
 
 
