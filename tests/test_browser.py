@@ -2,8 +2,8 @@
 
 Visits every page (timing each load, saving a screenshot to docs/screenshots/), moves a slider,
 trains a tiny model and stops it with the Stop button, follows another run through a reload and a
-page switch to its end, and checks that no page ever shows an exception or an error. Page load times go to docs/page_load_times.md. The fast clicks (fresh servers,
-timed): tests/test_browser_clicks.py.
+page switch to its end, and checks that no page ever shows an exception or an error. Page load times
+go to docs/page_load_times.md. The fast clicks (fresh servers, timed): tests/test_browser_clicks.py.
 
 Run: .venv/bin/python -m pytest tests/test_browser.py -q -s   (needs /usr/bin/chromium; `make browser`)
 """
@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -91,13 +92,22 @@ def chromium():
         browser.close()
 
 
+@contextmanager
+def new_tab(chromium):
+    """A page in a context of its own: a new Streamlit session (and owner token) on first visit."""
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
 @pytest.fixture(scope="module")
 def tab(server, chromium):
-    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
-    tab = context.new_page()
-    tab.set_default_timeout(WAIT_MS)
-    yield tab
-    context.close()
+    with new_tab(chromium) as page:
+        yield page
 
 
 def wait_idle(page, title: str) -> None:
@@ -328,12 +338,9 @@ def wait_for_epoch_above(page, n: int, timeout_ms: int = WAIT_MS) -> int:
 
 @pytest.fixture
 def own_tab(chromium):
-    """A browser of its own: a new session, with a new owner token, on this module's server."""
-    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    yield page
-    context.close()
+    """A browser of its own (a new session and owner) beside the module's `tab`."""
+    with new_tab(chromium) as page:
+        yield page
 
 
 def test_a_run_goes_on_through_a_reload_and_a_page_switch(server, own_tab):

@@ -92,10 +92,10 @@ def _baselines(text: str) -> list[str] | None:
     return names
 
 
-def _add_baselines(parser: argparse.ArgumentParser) -> None:
-    """--baselines, as train and evaluate take it: every baseline unless asked otherwise."""
+def _add_baselines(parser: argparse.ArgumentParser, which: str = "the model") -> None:
+    """--baselines, as train, evaluate and tune take it: every baseline unless asked otherwise."""
     parser.add_argument("--baselines", type=_baselines, default=None, metavar="all|none|NAME,...",
-                        help="the baselines scored beside the model (default: all; the strongest is then always "
+                        help=f"the baselines scored beside {which} (default: all; the strongest is then always "
                              "among them). Fewer is quicker: for a quick run, not for a comparison")
 
 

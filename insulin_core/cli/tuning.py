@@ -98,7 +98,7 @@ def _add_tune(sub) -> None:
                       help="ensemble members per trial (held fixed, not searched)")
     tune.add_argument("--show", type=_positive_int, default=5, help="how many best trials to print")
     tune.add_argument("--save", metavar="NAME", help="train the best configuration and save it as a bundle")
-    _add_baselines(tune)  # scored beside the model --save trains
+    _add_baselines(tune, "the model --save trains")
     tune.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR))
     tune.add_argument("--overwrite", action="store_true")
     tune.set_defaults(run=cmd_tune)
