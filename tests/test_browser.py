@@ -152,6 +152,16 @@ def assert_clean(page, where: str) -> None:
     assert errors.count() == 0, f"error on {where}: {errors.all_inner_texts()}"
 
 
+def tiny_network(page) -> None:
+    """The Train form's smallest network: LSTM and GRU widths 4, one dense layer of 8, one member."""
+    for label in ("LSTM hidden units", "GRU hidden units"):
+        page.get_by_role("slider", name=label).focus()
+        page.keyboard.press("Home")
+    page.get_by_label("Dense layers (widths, comma separated)").fill("8")
+    page.get_by_role("slider", name="Ensemble members").focus()
+    page.keyboard.press("Home")
+
+
 def save_scenario(page, name: str, attempts: int = 3) -> None:
     """Click Save until the scenario shows up: a click that lands while the fragment of the
     previous edit is still rerunning can be swallowed by that rerun (seen once in ~10 runs)."""
@@ -235,12 +245,7 @@ def test_every_page_slider_and_training(server, tab):
     # train a tiny model through the form (same session: use the sidebar link), stop it with Stop
     page.locator('[data-testid="stSidebarNavLink"]', has_text="Train").click()
     wait_idle(page, "Train a model")
-    for label in ("LSTM hidden units", "GRU hidden units"):
-        page.get_by_role("slider", name=label).focus()
-        page.keyboard.press("Home")  # the smallest width, 4
-    page.get_by_label("Dense layers (widths, comma separated)").fill("8")
-    page.get_by_role("slider", name="Ensemble members").focus()
-    page.keyboard.press("Home")  # one network: the form and Stop are under test, not the ensemble
+    tiny_network(page)  # the form and Stop are under test, not the network
     for label in ("Epochs (at most)", "Early-stopping patience (epochs)"):
         page.get_by_role("slider", name=label).focus()
         page.keyboard.press("End")  # 300 epochs, patience 50: only Stop ends this run early
@@ -351,12 +356,7 @@ def test_a_run_goes_on_through_a_reload_and_a_page_switch(server, own_tab):
     page = own_tab
     page.goto(f"{server}/train")
     wait_idle(page, "Train a model")
-    for label in ("LSTM hidden units", "GRU hidden units"):
-        page.get_by_role("slider", name=label).focus()
-        page.keyboard.press("Home")  # the smallest width, 4
-    page.get_by_label("Dense layers (widths, comma separated)").fill("8")
-    page.get_by_role("slider", name="Ensemble members").focus()
-    page.keyboard.press("Home")  # one network: more, shorter epochs than the default ensemble's
+    tiny_network(page)  # more, shorter epochs than the default's
     page.get_by_role("slider", name="Early-stopping patience (epochs)").focus()
     page.keyboard.press("End")  # patience 50: the run goes to its last epoch
     epochs = page.get_by_role("slider", name="Epochs (at most)")
