@@ -1,7 +1,7 @@
 """How should the network serve a patient it has no embedding row for? Issue 17's probe.
 
     AIM94_DIR=../shared/data/aim94 .venv/bin/python bench/new_patients.py --split patients|heldout
-        [--seeds 0,1,2] [--patient-dropout 0.1] [--data-dir DIR]
+        [--seeds 0,1,2] [--patient-dropout 0.1] [--data-dir DIR] [--thresholds]
 
 Trains the default model (TrainConfig's patient dropout unless given) per seed and scores the
 patients no training saw, the patients split's test part (and its validation part, also unseen
@@ -14,6 +14,9 @@ patients) or bench/accuracy.py's 10 held-out patients, four ways:
 
 beside the two-stage GBM fit on the same training part. MAE, dose-occasion MAE, missed and
 unwanted doses as evaluation/metrics.py counts them (whole units, P(dose) > 0.5).
+
+--thresholds also scores the unknown row at thresholds chosen on the validation part seen through row 0
+(the identity hidden; `validation_thresholds`): never on the part it is scored on.
 """
 from __future__ import annotations
 
@@ -55,12 +58,25 @@ def scores(dose: np.ndarray, y: np.ndarray) -> str:
             f"missed {m['missed']}, unwanted {m['unwanted']}")
 
 
+THRESHOLD_GRID = np.arange(0.200, 0.800, 0.025)
+
+
+def validation_thresholds(amount: np.ndarray, p: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Thresholds for the unknown row read off validation rows: the dose rate matched (the share above
+    it equals the share of rows with a dose), the MAE-best, and the best MAE + dose-occasion MAE."""
+    scored = [dose_metrics(y, to_dose(amount, p, t)) for t in THRESHOLD_GRID]
+    best = lambda key: float(THRESHOLD_GRID[int(np.argmin([key(m) for m in scored]))])  # noqa: E731
+    return {"dose rate matched": float(np.quantile(p, 1 - (y > 0).mean())), "MAE-best": best(lambda m: m["mae"]),
+            "MAE + dose-occasion MAE": best(lambda m: m["mae"] + m["mae_dose"])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--split", choices=("patients", "heldout"), default="patients")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--patient-dropout", type=float, default=TrainConfig().patient_dropout)
     parser.add_argument("--data-dir", default="../shared/data/aim94")
+    parser.add_argument("--thresholds", action="store_true", help="the unknown row at validation-chosen thresholds")
     args = parser.parse_args()
     cohort = load_cohort(resolve_source(args.data_dir))
     prepared, unseen = parts(cohort.features, args.split)
@@ -85,6 +101,14 @@ def main() -> None:
                                   "known patients' amount, unknown row's P": (am, p0),
                                   "half and half": ((a0 + am) / 2, (p0 + pm) / 2)}.items():
                 print(f"  {name:9s} {label:42s} {scores(to_dose(a, p), y)}", flush=True)
+        if args.thresholds:
+            val = prepared.scaling.part(prepared.ws, prepared.val_idx)
+            heads = predictor.heads_of_inputs(replace(val, patient=np.zeros_like(val.patient)))
+            for rule, t in validation_thresholds(*heads, prepared.ws.y[prepared.val_idx, 0]).items():
+                for name, ws, idx in unseen:
+                    a, p = predictor.heads_of_inputs(prepared.scaling.part(ws, idx))
+                    print(f"  {name:9s} unknown row, threshold {t:.3f} ({rule}) "
+                          f"{scores(to_dose(a, p, t), ws.y[idx, 0])}", flush=True)
 
 
 if __name__ == "__main__":
