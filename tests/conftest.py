@@ -96,14 +96,14 @@ def seeded_torch():
     torch.manual_seed(0)
 
 
-# The modules that take longest (seconds of setup + calls in an idle `make test`, 2026-12-04,
-# `--durations=0`: browser 65, app 63, registry races 56, fast clicks 42, tune 38, real What-if 34,
-# browser training 29, runs 22, modern CLI 17, What-if 16, torchrun 16, Train page runs 14,
-# baselines 13, parser properties 12), collected first so that `make test`'s two workers (xdist,
-# one module at a time) start with them and finish together; the rest follow in file order.
-LONGEST_FIRST = ("test_browser", "test_app", "test_registry_concurrency", "test_browser_clicks", "test_tune",
-                 "test_whatif_real", "test_runs", "test_modern_cli", "test_whatif",
-                 "test_distributed", "test_app_train", "test_baselines", "test_aim94_properties")
+# The modules that take longest (seconds of setup + calls, two workers, 2026-12-04 20:00 UTC: browser
+# 77 + 37 (the background-training test, since moved into it), registry races 69, app 68, real What-if
+# 56, fast clicks 53, tune 36, runs 33, What-if 23, baselines 22, torchrun 17, parser properties 15,
+# Train page runs 10), collected first so that `make test`'s two workers (xdist, one module at a time)
+# start with them and finish together; the rest follow in file order.
+LONGEST_FIRST = ("test_browser", "test_registry_concurrency", "test_app", "test_whatif_real", "test_browser_clicks",
+                 "test_tune", "test_runs", "test_whatif", "test_baselines", "test_distributed",
+                 "test_aim94_properties", "test_app_train")
 
 
 def pytest_collection_modifyitems(config, items):
