@@ -58,6 +58,8 @@ def scores(dose: np.ndarray, y: np.ndarray) -> str:
             f"missed {m['missed']}, unwanted {m['unwanted']}")
 
 
+# Finer and wider than train.THRESHOLD_GRID (the model's own validation-tuned threshold, 0.3-0.7 by 0.05,
+# ties to 0.5): this probe asks where each rule lands, not which threshold to ship.
 THRESHOLD_GRID = np.arange(0.200, 0.800, 0.025)
 
 
@@ -90,10 +92,12 @@ def main() -> None:
         model = train_model(model_config_for(prepared, **DEFAULT_SIZES), cfg, prepared.train_data()).model
         predictor = prepared.predictor(model)
         print(f"seed {seed} (patient dropout {args.patient_dropout}, trained in {time.perf_counter() - start:.0f} s):")
+        unknown_row = {}  # part -> (amount, P(dose), y) of the unknown row, for --thresholds
         for name, ws, idx in unseen:
             inputs, y = prepared.scaling.part(ws, idx), ws.y[idx, 0]
             assert (inputs.patient == 0).all()  # every one of them is new to the model
             a0, p0 = predictor.heads_of_inputs(inputs)
+            unknown_row[name] = (a0, p0, y)
             known = [predictor.heads_of_inputs(replace(inputs, patient=np.full_like(inputs.patient, k)))
                      for k in range(1, n_known + 1)]
             am, pm = (np.mean([h[i] for h in known], axis=0) for i in (0, 1))
@@ -105,10 +109,9 @@ def main() -> None:
             val = prepared.scaling.part(prepared.ws, prepared.val_idx)
             heads = predictor.heads_of_inputs(replace(val, patient=np.zeros_like(val.patient)))
             for rule, t in validation_thresholds(*heads, prepared.ws.y[prepared.val_idx, 0]).items():
-                for name, ws, idx in unseen:
-                    a, p = predictor.heads_of_inputs(prepared.scaling.part(ws, idx))
-                    print(f"  {name:9s} unknown row, threshold {t:.3f} ({rule}) "
-                          f"{scores(to_dose(a, p, t), ws.y[idx, 0])}", flush=True)
+                for name, (a, p, y) in unknown_row.items():
+                    print(f"  {name:9s} unknown row, threshold {t:.3f} ({rule}) {scores(to_dose(a, p, t), y)}",
+                          flush=True)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 # `make screenshots` refreshes the README's pictures and load times in docs/ (INSULIN_DASH_SCREENSHOTS=1);
 # `make test` writes them to the git-ignored tests/artifacts/, so it leaves the git tree clean.
-OUT = ROOT / "docs" if os.environ.get("INSULIN_DASH_SCREENSHOTS") else ROOT / "tests" / "artifacts"
+ARTIFACTS = ROOT / "tests" / "artifacts"  # git-ignored
+OUT = ROOT / "docs" if os.environ.get("INSULIN_DASH_SCREENSHOTS") else ARTIFACTS
 SHOTS = OUT / "screenshots"
 TIMES = OUT / "page_load_times.md"
 # (url path, title shown on the page, screenshot name)
@@ -318,7 +319,6 @@ def assert_cut_off_is_found(page) -> None:
 
 
 RUN_EPOCHS = 60  # long enough to still run through a reload and a page switch (about 0.3 s an epoch here, idle)
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
 def epoch_shown(page) -> int:
