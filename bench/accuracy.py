@@ -109,7 +109,8 @@ def run_split(features, split: str, seeds: list[int], sizes: dict, dose_window: 
         rows.append({"name": f"model, seed {seed}", **table.loc["model", COLUMNS].to_dict(), "train_s": seconds,
                      "coverage": cov["coverage"]})
         print(f"  {split} seed {seed}: {seconds:.1f} s ({training.stop_reason}, best epoch {training.best_epoch}, "
-              f"P(dose) threshold {float(training.model.dose_threshold.reshape(-1)[0]):.2f}), "
+              f"P(dose) threshold {float(training.model.dose_threshold.reshape(-1)[0]):.2f}, "
+              f"new patients {float(training.model.new_patient_threshold.reshape(-1)[0]):.2f}), "
               f"MAE {rows[-1]['mae']:.3f}, dose-occasion MAE {rows[-1]['mae_dose']:.3f}, doses missed {rows[-1]['missed']:.0f}, "
               f"unwanted {rows[-1]['unwanted']:.0f}, 90% interval coverage {cov['coverage']:.3f} "
               f"(dose rows {cov['coverage_dose_rows']:.3f}, others {cov['coverage_no_dose_rows']:.3f})", flush=True)

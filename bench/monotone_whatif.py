@@ -49,7 +49,7 @@ def moment_curves(engine: WhatIf, pid: int, at: pd.Timestamp) -> dict:
     now = engine._moment_now(base, sc)  # noqa: SLF001
     rows = np.concatenate([set_moment(now, exercise=level) for level in LEVEL_NAMES])
     amount, p = engine._heads(np.repeat(base.ws.seq, len(rows), axis=0), rows, pid)[:2]  # noqa: SLF001
-    exercise = engine.predictor.dose_of(amount, p)
+    exercise = engine.predictor.dose_of(amount, p, pid)
     return {"dose": sweep.dose, "p": sweep.p_dose, "low": sweep.low, "high": sweep.high,
             "meal": meal.dose[1:], "exercise": exercise}  # meal: less, typical, more
 

@@ -7,13 +7,15 @@ Trains the default model (TrainConfig's patient dropout unless given) per seed a
 patients no training saw, the patients split's test part (and its validation part, also unseen
 patients) or bench/accuracy.py's 10 held-out patients, four ways:
 
-- the unknown row: the model as it is (amount and P(dose) of embedding row 0);
+- the unknown row: the model as it is (amount and P(dose) of embedding row 0, gated at its new-patient
+  threshold), and the same at 0.5;
 - the mean over every known patient's embedding of the amount and of P(dose);
 - the mean amount over known patients with the unknown row's P(dose);
 - half and half: the mean of the unknown row's and the known patients' mean heads;
 
 beside the two-stage GBM fit on the same training part. MAE, dose-occasion MAE, missed and
-unwanted doses as evaluation/metrics.py counts them (whole units, P(dose) > 0.5).
+unwanted doses as evaluation/metrics.py counts them (whole units; P(dose) > 0.5 but where a line names
+its threshold).
 
 --thresholds also scores the unknown row at thresholds chosen on the validation part seen through row 0
 (the identity hidden; `validation_thresholds`): never on the part it is scored on.
@@ -101,10 +103,12 @@ def main() -> None:
             known = [predictor.heads_of_inputs(replace(inputs, patient=np.full_like(inputs.patient, k)))
                      for k in range(1, n_known + 1)]
             am, pm = (np.mean([h[i] for h in known], axis=0) for i in (0, 1))
-            for label, (a, p) in {"unknown row (the model)": (a0, p0), "mean over known patients": (am, pm),
-                                  "known patients' amount, unknown row's P": (am, p0),
-                                  "half and half": ((a0 + am) / 2, (p0 + pm) / 2)}.items():
-                print(f"  {name:9s} {label:42s} {scores(to_dose(a, p), y)}", flush=True)
+            tuned = predictor.new_patient_threshold  # train.tune_new_patient_threshold's, on validation
+            for label, (a, p, t) in {f"unknown row (the model, threshold {tuned:.2f})": (a0, p0, tuned),
+                                     "unknown row at 0.5": (a0, p0, 0.5), "mean over known patients": (am, pm, 0.5),
+                                     "known patients' amount, unknown row's P": (am, p0, 0.5),
+                                     "half and half": ((a0 + am) / 2, (p0 + pm) / 2, 0.5)}.items():
+                print(f"  {name:9s} {label:42s} {scores(to_dose(a, p, t), y)}", flush=True)
         if args.thresholds:
             val = prepared.scaling.part(prepared.ws, prepared.val_idx)
             heads = predictor.heads_of_inputs(replace(val, patient=np.zeros_like(val.patient)))

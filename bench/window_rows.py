@@ -77,7 +77,7 @@ def main() -> int:
         for k in range(window + 1):
             mixed = np.concatenate([other_seq[:, :k], seq[:, k:]], axis=1)
             amount, p = engine._heads(mixed, row, pid)[:2]  # noqa: SLF001
-            cells.append(f"k={k}: P {float(p[0]):.2f} dose {float(engine.predictor.dose_of(amount, p)[0]):g}")
+            cells.append(f"k={k}: P {float(p[0]):.2f} dose {float(engine.predictor.dose_of(amount, p, pid)[0]):g}")
         print(f"glucose {g:g} mg/dL, the first k rows from the other moment: " + "; ".join(cells))
     names = list(base.ws.seq_features)
     for label, w in (("moment", seq), ("other", other_seq)):

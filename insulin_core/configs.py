@@ -185,6 +185,11 @@ class TrainConfig:
     # (chrono split) a threshold tuned on the small validation part did not carry over to the test
     # part (bench/threshold.py; figures in docs/results.md).
     tune_threshold: bool = False
+    # Pick the threshold for patients the model has no embedding row for (new patients, served by
+    # row 0) on the validation part seen through row 0, by MAE + dose-occasion MAE (issue 17). On
+    # by default: unlike the known patients' threshold it carried over to unseen patients' test
+    # rows on every seed and both unseen sets (docs/results.md, "new-patient threshold").
+    tune_new_patient_threshold: bool = True
     # CPU threads for this run (restored afterwards); 0 = leave torch's default. 1 by default, as
     # the Train page and background runs use: a model this small gains little from a second
     # thread, and on a shared 2-core CPU one thread leaves the other core to the dashboard.

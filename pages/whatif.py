@@ -35,6 +35,12 @@ MONOTONE_NOTE = (":material/trending_up: Monotone by construction: whatever this
 NOT_MONOTONE_NOTE = (":material/warning: This model was saved before the monotone network: its dose can fall as "
                      "glucose rises. The 'not monotone' flag above checks this curve at every moment.")
 
+NEW_PATIENT_HELP = (" For a patient new to the model that threshold is its new-patient one, which training now picks "
+                    "on the validation part (MAE plus dose-occasion MAE): fewer missed doses, more unwanted ones.")
+NEW_PATIENT_NOTE = ("Patient {patient} is not in this model's training: it answers from what it learned of every "
+                    "patient (its unknown-patient row), with no habit of this one's, and suggests a dose above "
+                    "P(dose) {threshold:.0%}, its threshold for new patients.")
+
 
 # ---- model, patient, decision point -------------------------------------------------------------
 cohort, bundle, (_, patient_col, point_col) = model_page(
@@ -153,9 +159,12 @@ def scenario_panel(engine: WhatIf, engine_key: tuple, model_name: str, patient: 
     uncertain = any(f.kind == "uncertain" for f in p.flags)
     m[2].metric("P(dose)", f"{p.p_dose:.0%}", delta="dose or no dose: a coin toss" if uncertain else None,
                 delta_color="off", delta_arrow="off",
-                help="The model's probability that a Regular dose is given now.")
+                help=f"The model's probability that a Regular dose is given now; above {p.threshold:.0%} it "
+                     "suggests one." + (NEW_PATIENT_HELP if p.new_patient else ""))
     m[3].metric("Unedited prediction", f"{p.unedited_dose:.0f} U")
     st.caption(p.words(actual_dose))
+    if p.new_patient:
+        st.info(NEW_PATIENT_NOTE.format(patient=p.patient_id, threshold=p.threshold), icon=":material/person_add:")
     for flag in p.flags:
         st.warning(f"**{FLAG_TITLES.get(flag.kind, flag.kind)}.** {flag.message}", icon=":material/warning:")
     if not p.flags:

@@ -113,3 +113,27 @@ def test_multi_output_predicts_three_doses_and_reports_regular(cohort, tmp_path)
     assert list(result.evaluation.predictions["actual"]) == list(result.prepared.ws.y[result.prepared.split.test, 0])
     meta = bundle_meta(result, exp, FAST, cohort.source.label, cohort.fingerprint)
     assert load_bundle(save_bundle(result.training.model, meta, "multi", tmp_path)).model.cfg.n_targets == 3
+
+
+def test_patients_the_model_never_saw_are_gated_at_its_new_patient_threshold(cohort, tmp_path):
+    """The predictions table (and so every metric, chart and per-patient figure made from it) gives
+    the patients a bundle knows their threshold and the others the new-patient one."""
+    from insulin_core.bundles.serving import bundle_model, bundle_prepared
+    from insulin_core.models.dose_rule import to_dose
+
+    exp = ExperimentConfig(patients=(1, 2, 3))
+    result = run_experiment(cohort.features, exp, TINY, FAST, baselines=[])
+    model = result.training.model
+    with torch.no_grad():
+        model.dose_threshold.fill_(0.9)
+        model.new_patient_threshold.fill_(0.1)
+    meta = bundle_meta(result, exp, FAST, cohort.source.label, cohort.fingerprint)
+    bundle = load_bundle(save_bundle(model, meta, "gates", tmp_path))
+    table = predictions_table(bundle, cohort, baselines=[])
+    prepared = bundle_prepared(bundle, cohort.features)
+    amount, p = bundle_model(bundle, prepared).heads(prepared.ws, np.arange(len(prepared.ws)))
+    known = table["patient_id"].isin([1, 2, 3]).to_numpy()
+    assert known.any() and (~known).any()
+    expected = np.where(known, to_dose(amount, p, 0.9), to_dose(amount, p, 0.1))
+    assert np.array_equal(table["predicted"].to_numpy(), expected)
+    assert not np.array_equal(expected, to_dose(amount, p, 0.9))  # the new patients' gate changed doses here

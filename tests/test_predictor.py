@@ -1,14 +1,21 @@
 """The one predictor contract (predictor.py) and the one fit-and-calibrate (pipeline.Prepared)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
+import torch
 
 from insulin_core.models.baselines import make_baseline
 from insulin_core.models.dose_rule import continuous_dose
 from insulin_core.models.intervals import conformal_from_scores, zero_width_table
+from insulin_core.models.model import DoseNet, ModelConfig
 from insulin_core.models.predictor import BaselinePredictor, DosePredictor, InputScaling, NetworkPredictor
+from insulin_core.prep.scaling import MinMaxScaler
 
-CONTRACT = {"heads", "dose", "dose_of", "interval", "interval_of", "calibrated", "coverage", "coverage_of"}
+CONTRACT = {"heads", "dose", "dose_of", "interval", "interval_of", "calibrated", "coverage", "coverage_of",
+            "threshold_for"}
 
 
 def public_methods(cls) -> set[str]:
@@ -29,9 +36,10 @@ def test_each_kind_has_the_contract_and_no_method_that_fails_on_it(setup):
         calibrated = predictor.calibrated(ws, val)
         amount, p = calibrated.heads(ws, test)
         dose, low, high = calibrated.interval(ws, test)
-        assert np.array_equal(dose, calibrated.dose(ws, test)) and np.array_equal(dose, calibrated.dose_of(amount, p))
+        patients = ws.patient_id[test]
+        assert np.array_equal(dose, calibrated.dose(ws, test)) and np.array_equal(dose, calibrated.dose_of(amount, p, patients))
         assert (low <= dose).all() and (dose <= high).all() and calibrated.conformal["part"] == "val"
-        assert calibrated.coverage(ws, test) == calibrated.coverage_of(amount, p, ws.y[test, 0])
+        assert calibrated.coverage(ws, test) == calibrated.coverage_of(amount, p, patients, ws.y[test, 0])
     # the network's own: inputs given apart from the WindowSet answer as the windows do
     pid = int(ws.patient_id[test[0]])
     mine = test[ws.patient_id[test] == pid][:3]
@@ -79,3 +87,26 @@ def test_a_zero_width_table_gives_the_dose_as_both_bounds(setup):
     idx = np.arange(min(200, len(ws)))
     dose, low, high = bundle.predictor(zero_width_table()).interval(ws, idx)
     assert np.array_equal(low, dose) and np.array_equal(high, dose) and (dose > 0).any()
+
+
+def test_a_patient_new_to_the_network_gets_its_new_patient_threshold_and_a_known_one_the_other():
+    """The dose, the interval and the calibration all gate each row at its patient's threshold:
+    known patients at dose_threshold, anyone else (the unknown row) at new_patient_threshold."""
+    cfg = ModelConfig(n_seq_features=2, n_now_features=1, n_patients=1, window=3, lstm_hidden=4, gru_hidden=4,
+                      dense=(4,), patient_embedding=2)
+    net = DoseNet(cfg).eval()
+    with torch.no_grad():
+        net.dose_threshold.fill_(0.6)
+        net.new_patient_threshold.fill_(0.3)
+    scaler = MinMaxScaler(np.zeros(2), np.ones(2))
+    predictor = NetworkPredictor(net, InputScaling(scaler, MinMaxScaler(np.zeros(1), np.ones(1)), {7: 1}))
+    assert predictor.threshold_for([7, 99, 7]) == pytest.approx([0.6, 0.3, 0.6])  # float32 buffers
+    assert float(predictor.threshold_for(99)) == pytest.approx(0.3)
+    amount, p = np.array([4.0, 4.0, 4.0]), np.array([0.45, 0.45, 0.65])
+    assert predictor.dose_of(amount, p, [7, 99, 7]).tolist() == [0.0, 4.0, 4.0]
+    assert predictor.dose_of(amount, p, 99).tolist() == [4.0, 4.0, 4.0]
+    table = conformal_from_scores(np.array([0.0, 4.0]), np.array([0.0, 4.0]), np.array([0.1, 0.9]))
+    dose, low, high = replace(predictor, conformal=table).interval_of(amount, p, [7, 99, 7])
+    assert dose.tolist() == [0.0, 4.0, 4.0] and (low <= dose).all() and (dose <= high).all()
+    # a baseline knows no patients: one threshold for all
+    assert BaselinePredictor(make_baseline("sliding_scale")).threshold_for([7, 99]).tolist() == [0.5, 0.5]

@@ -292,6 +292,9 @@ MALFORMED = [
     ("threshold 1.5", _threshold(1.5), "strictly between 0 and 1"),
     ("threshold 1", _threshold(1.0), "strictly between 0 and 1"),
     ("threshold NaN", _threshold(float("nan")), "NaN or infinite.*dose_threshold"),
+    ("new-patient threshold 1", _state_edit(lambda s: s["new_patient_threshold"].fill_(1.0)),
+     "new-patient threshold must be strictly between 0 and 1"),
+    ("new-patient threshold 0", _state_edit(lambda s: s["new_patient_threshold"].fill_(0.0)), "new-patient threshold"),
 ]
 
 
@@ -369,3 +372,25 @@ def test_a_bundle_saved_before_members_loads_as_one_member(tmp_path):
     reloaded = load_bundle(path).model
     assert reloaded.cfg.members == 1 and reloaded.bins is None
     assert torch.equal(reloaded.state_dict()["members.0.amount.weight"], model.state_dict()["members.0.amount.weight"])
+
+
+def test_a_bundle_saved_before_the_new_patient_threshold_serves_new_patients_at_its_one_threshold(tmp_path):
+    """Weights without `new_patient_threshold` (bundles from before issue 17's) load; a new patient
+    gets the threshold everyone got then. A bundle saved now keeps its own."""
+    from insulin_core.models.predictor import NetworkPredictor
+
+    model = tiny_model()
+    with torch.no_grad():
+        model.dose_threshold.fill_(0.6)
+        model.new_patient_threshold.fill_(0.35)
+    path = save_bundle(model, tiny_meta(), "now", tmp_path)
+    now = load_bundle(path)
+    assert float(now.model.new_patient_threshold[0]) == pytest.approx(0.35)
+    state = torch.load(path / WEIGHTS_FILE, weights_only=True)
+    del state["new_patient_threshold"]
+    torch.save(state, path / WEIGHTS_FILE)
+    old = load_bundle(path)
+    assert float(old.model.new_patient_threshold[0]) == pytest.approx(0.6)
+    predictor = NetworkPredictor(old.model, now.predictor().scaling)
+    assert predictor.threshold_for([1, 99]) == pytest.approx([0.6, 0.6])
+    assert now.predictor().threshold_for([1, 99]) == pytest.approx([0.6, 0.35])

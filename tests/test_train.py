@@ -1,5 +1,7 @@
 """train_model, predict: learning, early stopping, callback stop, determinism, divergence."""
+import copy
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -320,6 +322,57 @@ def test_tune_threshold_picks_the_lowest_validation_mae_and_saves_it_with_the_we
     amount, p = predict_raw(model, part)
     dose = to_dose(amount, p, float(model.dose_threshold[0]))
     assert np.abs(dose - part.y).mean() == pytest.approx(min(mae.values()))
+
+
+def _threshold_setup(doses: bool = True):
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_seq_features=3, n_now_features=2, n_patients=2, window=4, lstm_hidden=4, gru_hidden=4,
+                      dense=(4,), patient_embedding=2)
+    rng = np.random.default_rng(0)
+    y = (rng.random((200, 1)) > 0.5).astype(np.float32) * 3 if doses else np.zeros((200, 1), np.float32)
+    part = ArrayPart(rng.random((200, 4, 3), dtype=np.float32), rng.random((200, 2), dtype=np.float32),
+                     rng.integers(1, 3, 200), y)  # every row a known patient's
+    return DoseNet(cfg).eval(), part
+
+
+def test_the_new_patient_threshold_is_the_best_validation_mae_plus_dose_occasion_mae_through_the_unknown_row():
+    from insulin_core.models.train import THRESHOLD_GRID, tune_new_patient_threshold
+
+    model, part = _threshold_setup()
+    best = tune_new_patient_threshold(model, part)
+    amount, p = predict_raw(model, replace(part, patient=np.zeros_like(part.patient)))  # identity hidden
+    dose_rows = part.y[:, 0] > 0
+    cost = {}
+    for th in THRESHOLD_GRID:
+        err = np.abs(to_dose(amount[:, 0], p[:, 0], th) - part.y[:, 0])
+        cost[round(float(th), 2)] = err.mean() + err[dose_rows].mean()
+    assert cost[round(float(best[0]), 2)] == pytest.approx(min(cost.values()))
+    assert float(model.new_patient_threshold[0]) == pytest.approx(float(best[0]))
+    assert float(model.dose_threshold[0]) == 0.5  # the known patients' threshold is not touched
+
+
+def test_a_validation_part_without_a_dose_leaves_the_new_patient_threshold_at_one_half():
+    from insulin_core.models.train import tune_new_patient_threshold
+
+    model, part = _threshold_setup(doses=False)
+    assert tune_new_patient_threshold(model, part).tolist() == [0.5]
+    assert float(model.new_patient_threshold[0]) == 0.5
+
+
+def test_training_picks_the_new_patient_threshold_on_the_validation_part_unless_told_not_to(fitted, monkeypatch):
+    from insulin_core.models import train
+    from insulin_core.models.train import tune_new_patient_threshold
+
+    again = copy.deepcopy(fitted.model)  # trained with the default config: tuned after the best epoch
+    with torch.no_grad():
+        again.new_patient_threshold.fill_(0.5)
+    assert tune_new_patient_threshold(again, DATA.val)[0] == pytest.approx(float(fitted.model.new_patient_threshold[0]))
+
+    def refuse(*_):
+        raise AssertionError("tuned although tune_new_patient_threshold=False")
+    monkeypatch.setattr(train, "tune_new_patient_threshold", refuse)
+    off = train_model(MC, TrainConfig(epochs=2, tune_new_patient_threshold=False, **FAST), DATA)
+    assert float(off.model.new_patient_threshold[0]) == 0.5
 
 
 def test_training_on_windows_gathered_from_their_rows_equals_training_on_copied_windows():

@@ -363,3 +363,32 @@ def test_a_prediction_reads_as_one_sentence_with_its_change_and_the_dose_given()
                             "unedited 6 U (change +3 U); actually given 5 U.")
     assert p.words().endswith("(change +3 U).") and "no glucose reading" in replace(
         p, inputs={**inputs, "glucose_now": None}).words()
+
+
+def test_a_patient_new_to_the_model_is_gated_at_its_new_patient_threshold(setup):
+    """The same moment through the same weights: as a known patient the dose is gated at the
+    model's threshold, as a patient its training never saw at its new-patient threshold, which the
+    answer carries (the What-if page names it)."""
+    import copy
+
+    import torch
+
+    from insulin_core.models.dose_rule import to_dose
+
+    cohort, result, bundle, _ = setup
+    model = copy.deepcopy(bundle.model)
+    with torch.no_grad():
+        model.dose_threshold.fill_(0.97)
+        model.new_patient_threshold.fill_(0.03)
+    ws, idx = sample_windows(result, n=1)
+    scenario = scenario_at(ws, idx[0])
+    unseen = {k: v for k, v in bundle.meta["patient_index"].items() if k != str(scenario.patient_id)}
+    answers = {}
+    for name, meta in (("known", bundle.meta), ("new", {**bundle.meta, "patient_index": unseen})):
+        answers[name] = W.WhatIf(ModelBundle(name, model, meta), cohort.events, cohort.features).predict(scenario)
+    known, new = answers["known"], answers["new"]
+    assert (known.new_patient, new.new_patient) == (False, True)
+    assert (known.threshold, new.threshold) == (pytest.approx(0.97), pytest.approx(0.03))
+    for answer in (known, new):
+        assert answer.dose == to_dose(np.array([answer.amount]), np.array([answer.p_dose]), answer.threshold)[0]
+        assert answer.to_dict()["threshold"] == answer.threshold

@@ -28,7 +28,7 @@ from ..errors import NAME_REGEX, BundleError  # noqa: F401 (defined torch-free f
 from ..prep.features import NOW_FEATURES, SEQ_FEATURES
 from ..models.intervals import P_DOSE_BANDS
 from ..configs import MAX_PATIENTS, ModelConfig, TrainConfig, check_keys
-from ..models.model import DoseNet, single_network_state
+from ..models.model import DoseNet, upgraded_state
 from ..evaluation.pipeline import ExperimentConfig
 from ..prep.splits import SPLITS
 from ..prep.windows import WindowConfig
@@ -232,7 +232,7 @@ def check_weights(raw: bytes, meta: dict, label: str) -> DoseNet:
         raise BundleError(f"{label}: weights.pt does not hold a state dict of tensors")
     model = DoseNet(ModelConfig.from_dict(meta["model_config"]))
     try:
-        model.load_state_dict(single_network_state(state), strict=True)
+        model.load_state_dict(upgraded_state(state), strict=True)
     except RuntimeError as exc:
         raise BundleError(f"{label}: weights do not fit the model config: {_first_line(exc, 300)}") from None
     check_state(model, label)
@@ -240,7 +240,7 @@ def check_weights(raw: bytes, meta: dict, label: str) -> DoseNet:
 
 
 def check_state(model: DoseNet, label: str) -> None:
-    """Finite weights and a P(dose) threshold strictly between 0 and 1 (NaN weights predict
+    """Finite weights and P(dose) thresholds strictly between 0 and 1 (NaN weights predict
     '0 U, P(dose) nan' with no safety flag).
 
     The checks read numpy views of the tensors and run no torch kernel: torch's intra-op thread
@@ -250,10 +250,11 @@ def check_state(model: DoseNet, label: str) -> None:
     for key, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not _all_finite(tensor):
             raise BundleError(f"{label}: weights hold NaN or infinite values ({key})")
-    threshold = np.array(model.dose_threshold.detach().cpu().tolist(), dtype=float).reshape(-1)  # any dtype, no kernel
-    if not bool(((threshold > 0) & (threshold < 1)).all()):
-        raise BundleError(f"{label}: the dose threshold must be strictly between 0 and 1, got "
-                          f"{[round(float(t), 4) for t in threshold]}")
+    for name, buffer in (("dose threshold", model.dose_threshold), ("new-patient threshold", model.new_patient_threshold)):
+        threshold = np.array(buffer.detach().cpu().tolist(), dtype=float).reshape(-1)  # any dtype, no kernel
+        if not bool(((threshold > 0) & (threshold < 1)).all()):
+            raise BundleError(f"{label}: the {name} must be strictly between 0 and 1, got "
+                              f"{[round(float(t), 4) for t in threshold]}")
 
 
 def _all_finite(tensor: torch.Tensor) -> bool:

@@ -138,7 +138,8 @@ def evaluate(model: DoseNet, prepared: Prepared, baselines: list[str] | None = N
     y = ws.y[idx, 0]
     found = predictors(model, prepared, baselines)
     heads = {name: p.heads(ws, idx) for name, p in found.items()}  # one prediction pass per predictor
-    preds = {name: found[name].dose_of(*h) for name, h in heads.items()}
+    patients = ws.patient_id[idx]
+    preds = {name: found[name].dose_of(*h, patients) for name, h in heads.items()}
     plausible = ~ws.context["implausible"].to_numpy()[idx]
     metrics = pd.concat([metrics_table(preds, y).assign(rows=ALL_ROWS),
                          metrics_table(preds, y, plausible).assign(rows="without implausible")])
@@ -150,7 +151,7 @@ def evaluate(model: DoseNet, prepared: Prepared, baselines: list[str] | None = N
         "split": part, "actual": y, "predicted": preds["model"],
         **{name: p for name, p in preds.items() if name != "model"},
     })
-    coverage = {name: found[name].coverage_of(*h, y, part) for name, h in heads.items()}
+    coverage = {name: found[name].coverage_of(*h, patients, y, part) for name, h in heads.items()}
     return Evaluation(metrics[["name", "rows", *METRIC_COLUMNS]], predictions,
                       per_patient_metrics(ctx["patient_id"].to_numpy(), y, preds["model"]),
                       found["model"].conformal, coverage["model"], coverage)

@@ -11,12 +11,12 @@ import numpy as np
 DOSE_THRESHOLD = 0.5
 
 
-def continuous_dose(amount, p_dose, threshold: float = DOSE_THRESHOLD) -> np.ndarray:
+def continuous_dose(amount, p_dose, threshold: float | np.ndarray = DOSE_THRESHOLD) -> np.ndarray:
     """The dose before rounding: amount where P(dose) > threshold, else 0."""
     return np.where(np.asarray(p_dose) > threshold, np.asarray(amount, dtype=float), 0.0)
 
 
-def to_dose(amount, p_dose, threshold: float = DOSE_THRESHOLD, round_units: bool = True) -> np.ndarray:
+def to_dose(amount, p_dose, threshold: float | np.ndarray = DOSE_THRESHOLD, round_units: bool = True) -> np.ndarray:
     dose = continuous_dose(amount, p_dose, threshold)
     if round_units:
         dose = np.floor(dose + 0.5)

@@ -67,7 +67,7 @@ def zero_width_table(alpha: float = CONFORMAL_ALPHA) -> dict:
     return {"alpha": alpha, "groups": {"dose": {"q": 0.0}, "no_dose": {"q": 0.0}}}
 
 
-def conformal_interval(amount: np.ndarray, p: np.ndarray, table: dict, threshold: float = DOSE_THRESHOLD,
+def conformal_interval(amount: np.ndarray, p: np.ndarray, table: dict, threshold: float | np.ndarray = DOSE_THRESHOLD,
                        round_units: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dose, low, high); in whole units (`round_units`) [low, high] holds the same whole doses as
     the continuous conformal interval. Always holds the point dose; never below 0."""

@@ -149,6 +149,9 @@ class DoseNet(nn.Module):
         # P(dose) above which a dose is predicted; tuned on the validation part after training
         # (train.tune_threshold) and saved with the weights.
         self.register_buffer("dose_threshold", torch.full((cfg.n_targets,), DOSE_THRESHOLD))
+        # The same for a patient the model has no embedding row for (row 0), tuned after training
+        # too (train.tune_new_patient_threshold): the unknown row's P(dose) is read differently.
+        self.register_buffer("new_patient_threshold", torch.full((cfg.n_targets,), DOSE_THRESHOLD))
 
     def member_outputs(self, seq: torch.Tensor, now: torch.Tensor | None = None,
                        patient: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -182,11 +185,18 @@ class DoseNet(nn.Module):
 
 
 
-def single_network_state(state: dict) -> dict:
-    """A state dict saved before members existed (one network at the top level) as member 0's."""
-    if any(k.startswith("members.") for k in state):
-        return state
-    return {k if k == "dose_threshold" else f"members.0.{k}": v for k, v in state.items()}
+THRESHOLDS = ("dose_threshold", "new_patient_threshold")
+
+
+def upgraded_state(state: dict) -> dict:
+    """A saved state dict in today's layout: one saved before members existed (one network at the top level) as member 0's, and
+    one saved before the new-patient threshold existed with new patients served at its one threshold
+    (what that bundle did)."""
+    if not any(k.startswith("members.") for k in state):
+        state = {k if k in THRESHOLDS else f"members.0.{k}": v for k, v in state.items()}
+    if "new_patient_threshold" not in state and "dose_threshold" in state:
+        state = {**state, "new_patient_threshold": state["dose_threshold"].clone()}
+    return state
 
 
 def pick_device(prefer: str = "auto") -> torch.device:

@@ -86,7 +86,11 @@ class DosePredictor(ABC):
     @property
     @abstractmethod
     def threshold(self) -> float:
-        """P(dose) above which a dose is given."""
+        """P(dose) above which a dose is given (to a patient the predictor knows)."""
+
+    def threshold_for(self, patients) -> np.ndarray:
+        """The threshold for each of `patients` (ids, one or an array): the same for all here."""
+        return np.full(np.shape(patients), self.threshold)
 
     @property
     @abstractmethod
@@ -95,34 +99,36 @@ class DosePredictor(ABC):
 
     def dose(self, ws: WindowSet, idx: np.ndarray) -> np.ndarray:
         amount, p = self.heads(ws, idx)
-        return self.dose_of(amount, p)
+        return self.dose_of(amount, p, ws.patient_id[idx])
 
-    def dose_of(self, amount: np.ndarray, p: np.ndarray) -> np.ndarray:
-        return to_dose(amount, p, self.threshold, self.round_units)
+    def dose_of(self, amount: np.ndarray, p: np.ndarray, patients) -> np.ndarray:
+        """The doses of heads already computed for `patients` (one id, or one per row)."""
+        return to_dose(amount, p, self.threshold_for(patients), self.round_units)
 
     def interval(self, ws: WindowSet, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(dose, low, high) of the 90% conformal interval; needs a calibrated predictor."""
-        return self.interval_of(*self.heads(ws, idx))
+        return self.interval_of(*self.heads(ws, idx), ws.patient_id[idx])
 
-    def interval_of(self, amount: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def interval_of(self, amount: np.ndarray, p: np.ndarray, patients) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self.conformal is None:
             raise ValueError(f"{self.name}: no conformal table; calibrate the predictor on a validation part first")
-        return conformal_interval(amount, p, self.conformal, self.threshold, self.round_units)
+        return conformal_interval(amount, p, self.conformal, self.threshold_for(patients), self.round_units)
 
     def calibrated(self, ws: WindowSet, idx: np.ndarray, alpha: float = CONFORMAL_ALPHA, part: str = "val") -> "DosePredictor":
         """The same predictor with a conformal table calibrated on windows `idx` (a validation part)."""
         amount, p = self.heads(ws, idx)
-        table = conformal_from_scores(continuous_dose(amount, p, self.threshold), ws.y[idx, 0], p, alpha)
+        cont = continuous_dose(amount, p, self.threshold_for(ws.patient_id[idx]))
+        table = conformal_from_scores(cont, ws.y[idx, 0], p, alpha)
         table["part"] = part
         return replace(self, conformal=table)
 
     def coverage(self, ws: WindowSet, idx: np.ndarray, part: str = "test") -> dict:
         """How often the interval holds the actual dose on windows `idx` (target: 1 - alpha)."""
-        return self.coverage_of(*self.heads(ws, idx), ws.y[idx, 0], part)
+        return self.coverage_of(*self.heads(ws, idx), ws.patient_id[idx], ws.y[idx, 0], part)
 
-    def coverage_of(self, amount: np.ndarray, p: np.ndarray, y: np.ndarray, part: str = "test") -> dict:
+    def coverage_of(self, amount: np.ndarray, p: np.ndarray, patients, y: np.ndarray, part: str = "test") -> dict:
         """The same from heads already computed (evaluation predicts each part once)."""
-        _, low, high = self.interval_of(amount, p)
+        _, low, high = self.interval_of(amount, p, patients)
         return {"part": part, "alpha": self.conformal["alpha"], **coverage_of(y, low, high)}
 
 
@@ -136,8 +142,17 @@ class NetworkPredictor(DosePredictor):
 
     @property
     def threshold(self) -> float:
-        """The network's own threshold (tuned on the validation part, or 0.5)."""
+        """The network's own threshold for the patients it knows (tuned on the validation part, or 0.5)."""
         return float(self.network.dose_threshold.reshape(-1)[0])
+
+    @property
+    def new_patient_threshold(self) -> float:
+        """The threshold for anyone else, served by the unknown row (train.tune_new_patient_threshold)."""
+        return float(self.network.new_patient_threshold.reshape(-1)[0])
+
+    def threshold_for(self, patients) -> np.ndarray:
+        known = np.isin(np.asarray(patients), np.fromiter(self.scaling.patient_index, dtype=np.int64))
+        return np.where(known, self.threshold, self.new_patient_threshold)
 
     @property
     def round_units(self) -> bool:

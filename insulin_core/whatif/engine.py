@@ -69,6 +69,8 @@ class Prediction:
     flags: list[SafetyFlag]
     inputs: dict  # the moment as the model sees it, in domain units
     scenario: Scenario
+    threshold: float = 0.5  # the P(dose) above which this patient gets a dose
+    new_patient: bool = False  # not in the model's training: served by its unknown-patient row
 
     @property
     def change(self) -> float | None:
@@ -93,7 +95,7 @@ class Prediction:
                 "dose": self.dose, "low": self.low, "high": self.high, "p_dose": self.p_dose,
                 "amount": self.amount, "unedited_dose": self.unedited_dose, "change": self.change,
                 "flags": [asdict(f) for f in self.flags], "inputs": self.inputs,
-                "scenario": self.scenario.to_dict()}
+                "scenario": self.scenario.to_dict(), "threshold": self.threshold, "new_patient": self.new_patient}
 
 
 @dataclass
@@ -246,10 +248,11 @@ class WhatIf:
 
     def _prediction(self, scenario: Scenario, built: Built, now: np.ndarray, heads: tuple, with_unedited: bool) -> Prediction:
         amount, p, seq_s, now_s = heads
-        dose, low, high = self.predictor.interval_of(amount, p)
+        dose, low, high = self.predictor.interval_of(amount, p, scenario.patient_id)
+        threshold = float(self.predictor.threshold_for(scenario.patient_id))
         history = self.history_doses(scenario.patient_id, before=built.moment)
         flags = [f for f in (out_of_range_flag(seq_s[:1], now_s[:1], built.ws.now_features),
-                             uncertain_dose_flag(float(p[0]), self.predictor.threshold),
+                             uncertain_dose_flag(float(p[0]), threshold),
                              non_monotone_flag(MONOTONE_GRID, dose[1:]),
                              flat_zero_flag(MONOTONE_GRID, dose[1:]),
                              above_history_flag(float(dose[0]), history, built.day_part)) if f is not None]
@@ -258,7 +261,8 @@ class WhatIf:
             unedited = float(dose[0]) if not scenario.edited else self.unedited_dose(scenario)
         return Prediction(scenario.patient_id, built.moment, built.day_part, float(dose[0]), float(low[0]),
                           float(high[0]), float(p[0]), float(amount[0]), unedited, flags,
-                          self._inputs(now[0], built), scenario)
+                          self._inputs(now[0], built), scenario, threshold,
+                          scenario.patient_id not in self.predictor.scaling.patient_index)
 
     def answers(self, scenario: Scenario, points: int = SWEEP_POINTS) -> tuple[Prediction, Sweep, Sweep, Explanation]:
         """What the What-if page shows for a scenario (its prediction, the glucose sweep of `points`
@@ -327,7 +331,7 @@ class WhatIf:
     def _sweep(self, variable: str, values: list, base: Built, now: np.ndarray, heads: tuple, patient_id: int) -> Sweep:
         """A sweep from its rows' heads; `now` is the scenario's moment (the sweep's current value)."""
         amount, p = heads[:2]
-        dose, low, high = self.predictor.interval_of(amount, p)
+        dose, low, high = self.predictor.interval_of(amount, p, patient_id)
         real = _bounded(self._real, (patient_id, base.day_part, base.moment),
                         lambda: self.real_doses(patient_id, base.day_part, base.moment))
         if variable == "glucose":
