@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from insulin_core.cli import main
 from insulin_core.cli.common import _baselines
@@ -109,6 +110,9 @@ def test_train_then_evaluate_round_trip(capsys, demo_dir, tmp_path):
     assert code == 0
     assert out.count("epoch ") >= 2 and (models / "tiny" / "bundle.json").is_file()
     assert json.loads((models / "tiny" / "bundle.json").read_text())["model_config"]["members"] == 2
+    saved = torch.load(models / "tiny" / "weights.pt", weights_only=True)
+    known, new = float(saved["dose_threshold"][0]), float(saved["new_patient_threshold"][0])
+    assert f"P(dose) {known:.2f} for the patients it trained on, {new:.2f} for anyone else" in out
     assert "two-stage gradient boosting" in out and "MAE (U)" in out  # plain words (labels.py), no identifiers
     assert not {"two_stage_gbm", "within_1u", "mae_dose"} & set(out.split())
     predictions = tmp_path / "p.csv"

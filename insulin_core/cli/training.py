@@ -89,6 +89,9 @@ def _train_and_save(args: argparse.Namespace) -> int:
     print(f"Stopped: {result.training.stop_reason} (best epoch {result.training.best_epoch}); "
           f"prepare {result.seconds['prepare']:.1f}s, train {result.seconds['train']:.1f}s, "
           f"evaluate {result.seconds['evaluate']:.1f}s")
+    model = result.training.model
+    print(f"A dose is suggested above P(dose) {float(model.dose_threshold[0]):.2f} for the patients it trained on, "
+          f"{float(model.new_patient_threshold[0]):.2f} for anyone else (chosen on the validation part)")
     _print_metrics(result.evaluation.metrics)
     meta = bundle_meta(result, exp, train_cfg, cohort.source.label, cohort.fingerprint, cohort.format)
     return _save(result.training.model, meta, args.name, args)
