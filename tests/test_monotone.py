@@ -183,14 +183,16 @@ def test_a_plain_network_is_not_monotone_so_the_property_can_fail():
 
 @PROPERTY
 @given(q=st.lists(st.floats(0, 20), min_size=4, max_size=4), amounts=st.lists(st.floats(0, 30), min_size=2, max_size=30),
-       ps=st.lists(st.floats(0, 1), min_size=2, max_size=30), round_units=st.booleans())
-def test_the_interval_holds_the_dose_and_never_falls_as_the_dose_rises(q, amounts, ps, round_units):
-    """Any calibrated table: along any path where the amount and P(dose) rise (a glucose sweep of
-    a monotone model), neither bound falls and the bounds never cross the point dose."""
+       ps=st.lists(st.floats(0, 1), min_size=2, max_size=30), round_units=st.booleans(),
+       threshold=st.floats(0.05, 0.95))
+def test_the_interval_holds_the_dose_and_never_falls_as_the_dose_rises(q, amounts, ps, round_units, threshold):
+    """Any calibrated table and any threshold (a known patient's or a new one's): along any path
+    where the amount and P(dose) rise (a glucose sweep of a monotone model), neither bound falls
+    and the bounds never cross the point dose."""
     n = min(len(amounts), len(ps))
     amount, p = np.sort(amounts[:n]), np.sort(ps[:n])
     table = {"by": "p_dose", "groups": {g: {"q": v} for g, v in zip(P_DOSE_BANDS, q)}}
-    dose, low, high = conformal_interval(amount, p, table, 0.5, round_units)
+    dose, low, high = conformal_interval(amount, p, table, threshold, round_units)
     assert np.all(low <= dose) and np.all(dose <= high)
     assert non_decreasing(dose) and non_decreasing(low) and non_decreasing(high), (dose, low, high)
 

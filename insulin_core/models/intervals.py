@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 
 from ..data.codes import MAX_PLAUSIBLE_DOSE
 from .dose_rule import DOSE_THRESHOLD, continuous_dose, to_dose
@@ -32,10 +31,6 @@ def _group(dose_cont: np.ndarray) -> np.ndarray:
 
 def _band(p: np.ndarray) -> np.ndarray:
     return np.asarray(P_DOSE_BANDS)[np.searchsorted(P_DOSE_EDGES, np.asarray(p, float), side="left")]
-
-
-def _groups_of(table: dict, dose_cont: np.ndarray, p: np.ndarray) -> np.ndarray:
-    return _band(p) if table.get("by") == "p_dose" else _group(dose_cont)
 
 
 def _quantile(scores: np.ndarray, alpha: float) -> float:
@@ -71,8 +66,9 @@ def conformal_interval(amount: np.ndarray, p: np.ndarray, table: dict, threshold
                        round_units: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dose, low, high); in whole units (`round_units`) [low, high] holds the same whole doses as
     the continuous conformal interval. Always holds the point dose; never below 0."""
-    cont = continuous_dose(np.asarray(amount, float), np.asarray(p, float), threshold)
-    q_low, q_high, top_floor = _monotone_widths(table, _groups_of(table, cont, p))
+    p = np.asarray(p, float)
+    cont = continuous_dose(np.asarray(amount, float), p, threshold)
+    q_low, q_high, top_floor = _monotone_widths(table, cont, p, threshold)
     dose = to_dose(amount, p, threshold, round_units)
     high = np.maximum(cont + q_high, top_floor)
     if round_units:
@@ -82,28 +78,47 @@ def conformal_interval(amount: np.ndarray, p: np.ndarray, table: dict, threshold
     return dose, np.minimum(low, dose), np.maximum(high, dose)
 
 
-def _monotone_widths(table: dict, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _monotone_widths(table: dict, cont: np.ndarray, p: np.ndarray,
+                     threshold: float | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(below, above, top floor) per row: each group's conformal quantile, widened just enough
     that the bounds never fall when the dose and P(dose) rise (a What-if sweep over glucose).
 
-    Groups run from no dose to dose by P(dose); the point dose is 0 in the no-dose groups and
-    rises through the dose groups. Above the dose, a width that shrinks from one group to the next
-    would pull the upper bound down: each group takes the largest width of its own and the lower
-    groups of its side, and a dose's upper bound is never below the no-dose groups' (the floor).
-    Below a dose, each dose group takes the largest width of its own and the higher dose groups
-    (below no dose the bound is 0 anyway). Every change only widens a group's interval, so each
-    keeps at least its calibrated coverage."""
-    sides = (P_DOSE_BANDS[:2], P_DOSE_BANDS[2:]) if table.get("by") == "p_dose" else (("no_dose",), ("dose",))
-    below, above, floor = {}, {}, {}
-    no_dose_top = 0.0  # the highest upper bound of the no-dose side: floor of the dose side's
-    for side in sides:
-        q = np.array([table["groups"][g]["q"] for g in side], dtype=float)
-        q = np.where(np.isfinite(q), q, MAX_PLAUSIBLE_DOSE["regular"])
-        for g, lo, hi in zip(side, np.maximum.accumulate(q[::-1])[::-1], np.maximum.accumulate(q)):
-            below[g], above[g], floor[g] = lo, hi, no_dose_top
-        no_dose_top = float(q.max())
-    rows = pd.Series(groups, dtype=object)
-    return tuple(rows.map(d).to_numpy(dtype=float) for d in (below, above, floor))
+    Along such a sweep P(dose) climbs through the bands; the point dose is 0 up to the row's
+    threshold and rises above it. Above the dose, a width that shrinks from one band to the next
+    would pull the upper bound down: each band takes the largest width of its own and the lower
+    bands of its side (no dose, or dose), and a dose's upper bound is never below the no-dose
+    side's (the floor). Below a dose, each band takes the largest width of its own and the higher
+    bands of the dose side (below no dose the bound is 0 anyway). Every change only widens a band's
+    interval, so each keeps at least its calibrated coverage.
+
+    The sides split at the row's own threshold, not at 0.5: a new patient's threshold (or a tuned
+    one) puts doses in bands below 0.5 too, where sides fixed at 0.5 let the bounds fall."""
+    if table.get("by") != "p_dose":  # a table from before the bands: two groups, by the dose itself
+        q = {g: _finite(table["groups"][g]["q"]) for g in ("no_dose", "dose")}
+        dosed = _group(cont) == "dose"
+        return (np.where(dosed, q["dose"], q["no_dose"]), np.where(dosed, q["dose"], q["no_dose"]),
+                np.where(dosed, q["no_dose"], 0.0))
+    q = np.array([_finite(table["groups"][g]["q"]) for g in P_DOSE_BANDS])
+    band = np.searchsorted(P_DOSE_EDGES, p, side="left")
+    thresholds = np.broadcast_to(np.asarray(threshold, float), p.shape)
+    below, above, floor = np.zeros(len(p)), np.zeros(len(p)), np.zeros(len(p))
+    for t in np.unique(thresholds):
+        last_no_dose = np.searchsorted(P_DOSE_EDGES, t, side="left")  # bands a row at or under t can be in
+        first_dose = np.searchsorted(P_DOSE_EDGES, t, side="right")  # ...and a row above t
+        no_dose_above = np.maximum.accumulate(q[:last_no_dose + 1])
+        dose_q = q[first_dose:]
+        dose_above, dose_below = np.maximum.accumulate(dose_q), np.maximum.accumulate(dose_q[::-1])[::-1]
+        rows = thresholds == t
+        no, yes = rows & (p <= t), rows & (p > t)
+        above[no], below[no] = no_dose_above[band[no]], q[band[no]]
+        above[yes], below[yes] = dose_above[band[yes] - first_dose], dose_below[band[yes] - first_dose]
+        floor[yes] = no_dose_above[-1]
+    return below, above, floor
+
+
+def _finite(q: float) -> float:
+    """An infinite quantile (too few calibration rows) as the largest plausible dose."""
+    return float(q) if math.isfinite(q) else float(MAX_PLAUSIBLE_DOSE["regular"])
 
 
 def coverage_of(y: np.ndarray, low: np.ndarray, high: np.ndarray) -> dict:
