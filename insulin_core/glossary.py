@@ -41,7 +41,9 @@ TERMS: dict[str, str] = {
         "The same scores counted only where a Regular dose was actually given. Most decision points have no dose, "
         "so scores over all points reward predicting 0; these say how well the amount is judged when it matters."),
     "P(dose)": (
-        "The model's probability that a Regular dose is given at this moment at all (before how much). Near its "
+        "The model's probability that a Regular dose is given at this moment at all (before how much). Above its "
+        "threshold the model suggests a dose: 0.5 for the patients it trained on; for a patient it has never seen, "
+        "a threshold chosen on the validation part (fewer missed doses, more unwanted ones). Near the "
         "threshold, dose and no dose are about equally likely: the dashboard flags that as a coin toss."),
     "90% interval": (
         "A range that should hold the actual dose 9 times out of 10 (split-conformal: sized on the validation "
