@@ -257,4 +257,5 @@ class TrainConfig:
         d = dict(d)
         d.setdefault("schedule", "plateau")  # written before the schedule was a setting
         d.setdefault("ema", 0.0)  # ... and before the moving average
+        d.setdefault("tune_new_patient_threshold", False)  # ... and before the new-patient threshold
         return cls(**d)

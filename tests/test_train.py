@@ -301,6 +301,10 @@ def test_train_config_json_round_trip():
     # a bundle from before the schedule setting was trained with the plateau schedule
     old = {k: v for k, v in cfg.to_dict().items() if k not in ("schedule", "warmup")}
     assert TrainConfig.from_dict(old).schedule == "plateau"
+    # a config saved before the new-patient threshold says it was not tuned (its weights hold none)
+    before = {k: v for k, v in cfg.to_dict().items() if k != "tune_new_patient_threshold"}
+    assert TrainConfig.from_dict(before).tune_new_patient_threshold is False
+    assert TrainConfig.from_dict(cfg.to_dict()).tune_new_patient_threshold is cfg.tune_new_patient_threshold
 
 
 def test_tune_threshold_picks_the_lowest_validation_mae_and_saves_it_with_the_weights():

@@ -189,9 +189,9 @@ THRESHOLDS = ("dose_threshold", "new_patient_threshold")
 
 
 def upgraded_state(state: dict) -> dict:
-    """A saved state dict in today's layout: one saved before members existed (one network at the top level) as member 0's, and
-    one saved before the new-patient threshold existed with new patients served at its one threshold
-    (what that bundle did)."""
+    """A saved state dict in today's layout. One saved before members existed (one network at the
+    top level) becomes member 0's; one saved before the new-patient threshold existed serves new
+    patients at its one threshold (what that bundle did)."""
     if not any(k.startswith("members.") for k in state):
         state = {k if k in THRESHOLDS else f"members.0.{k}": v for k, v in state.items()}
     if "new_patient_threshold" not in state and "dose_threshold" in state:
