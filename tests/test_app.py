@@ -822,3 +822,22 @@ def test_tables_show_missing_values_as_a_dash_and_numbers_by_unit():
     assert shown["decision points"].tolist() == [1077.0, 3.0] and config["decision points"]["type_config"]["format"] == "%d"
     assert config["R²"]["type_config"]["format"] == "%.3f"
     assert not table["MAE (U)"].isna().all()  # the caller's table is not changed
+
+def test_whatif_names_the_threshold_a_patient_new_to_the_model_gets(models_dir):
+    """A bundle whose training did not include patient 1: the What-if says so and which P(dose)
+    threshold serves them; patient 2, whom it knows, gets no such note."""
+    import torch
+
+    meta_path = models_dir / "demo" / "bundle.json"
+    meta = json.loads(meta_path.read_text())
+    meta["patient_index"].pop("1")
+    meta_path.write_text(json.dumps(meta))
+    new = float(torch.load(models_dir / "demo" / "weights.pt", weights_only=True)["new_patient_threshold"][0])
+    at = open_page("whatif")
+    no_errors(at)
+    assert at.session_state["whatif_patient"] == 1
+    assert "Patient 1 is not in this model's training" in texts(at.info)
+    assert f"above P(dose) {new:.0%}, its threshold for new patients" in texts(at.info)
+    at.selectbox(key="whatif_patient").set_value(2).run()
+    no_errors(at)
+    assert "not in this model's training" not in texts(at.info)
