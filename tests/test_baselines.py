@@ -40,7 +40,7 @@ def make_ws(n=1600, n_patients=6, L=3, seed=0, target="scale"):
         "prev_row_regular": np.roll(y, 1),
         "last_regular_same_daypart": np.where(rng.random(n) < 0.1, np.nan, np.roll(y, 7)),
     })
-    return SimpleNamespace(seq_rows=seq, now=now, y=y.astype(np.float32)[:, None], context=context,
+    return SimpleNamespace(seq_rows=seq, now=now, y=y.astype(np.float32)[:, None], context=context, patient_id=pid,
                            seq_features=("a", "b", "c", "d"), now_features=("glucose", "flag", "noise"))
 
 
@@ -91,7 +91,8 @@ CONTEXT_COLUMNS = {"previous_row": "prev_row_regular", "last_same_daypart": "las
 
 def _relabelled(ws, old: int, new: int):
     pid = ws.context["patient_id"].to_numpy()
-    return SimpleNamespace(**{**vars(ws), "context": ws.context.assign(patient_id=np.where(pid == old, new, pid))})
+    pid = np.where(pid == old, new, pid)
+    return SimpleNamespace(**{**vars(ws), "context": ws.context.assign(patient_id=pid), "patient_id": pid})
 
 
 @pytest.mark.parametrize("name", ALL)
