@@ -372,11 +372,12 @@ def test_training_picks_the_new_patient_threshold_on_the_validation_part_unless_
         again.new_patient_threshold.fill_(0.5)
     assert tune_new_patient_threshold(again, DATA.val)[0] == pytest.approx(float(fitted.model.new_patient_threshold[0]))
 
-    def refuse(*_):
-        raise AssertionError("tuned although tune_new_patient_threshold=False")
-    monkeypatch.setattr(train, "tune_new_patient_threshold", refuse)
+    seen = []  # the validation parts it was tuned on
+    monkeypatch.setattr(train, "tune_new_patient_threshold", lambda model, val: seen.append(val))
+    train_model(MC, TrainConfig(epochs=2, **FAST), DATA)
+    assert len(seen) == 1 and seen[0] is DATA.val  # by default: once, on the validation part
     off = train_model(MC, TrainConfig(epochs=2, tune_new_patient_threshold=False, **FAST), DATA)
-    assert float(off.model.new_patient_threshold[0]) == 0.5
+    assert len(seen) == 1 and float(off.model.new_patient_threshold[0]) == 0.5
 
 
 def test_training_on_windows_gathered_from_their_rows_equals_training_on_copied_windows():
