@@ -67,6 +67,11 @@ class InputScaling:
         seq = seq.map_rows(self.seq.transform) if isinstance(seq, RowWindows) else self.seq.transform(seq)
         return ArrayPart(seq, self.now.transform(now), patient, y)
 
+    def knows(self, patients) -> np.ndarray:
+        """Whether each of `patients` (one id or an array) has an embedding row of its own; anyone
+        else is served by row 0, the unknown patient."""
+        return np.isin(np.asarray(patients), np.fromiter(self.patient_index, dtype=np.int64))
+
     def to_meta(self) -> dict:
         """As a bundle's metadata stores it (registry.ModelBundle.scaling reads it back)."""
         return {"scalers": {"seq": self.seq.to_dict(), "now": self.now.to_dict()},
@@ -151,8 +156,7 @@ class NetworkPredictor(DosePredictor):
         return float(self.network.new_patient_threshold.reshape(-1)[0])
 
     def threshold_for(self, patients) -> np.ndarray:
-        known = np.isin(np.asarray(patients), np.fromiter(self.scaling.patient_index, dtype=np.int64))
-        return np.where(known, self.threshold, self.new_patient_threshold)
+        return np.where(self.scaling.knows(patients), self.threshold, self.new_patient_threshold)
 
     @property
     def round_units(self) -> bool:

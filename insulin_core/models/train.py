@@ -333,12 +333,7 @@ def tune_threshold(model: DoseNet, val: ArrayPart) -> np.ndarray:
     its own; how sure the model must be before it suggests a dose is a property of the data that
     the validation part can measure, not a constant.
     """
-    amount, p = predict_raw(model, val)
-    best = np.full(amount.shape[1], DOSE_THRESHOLD, dtype=np.float32)
-    for t in range(amount.shape[1]):
-        maes = [np.abs(to_dose(amount[:, t], p[:, t], th) - val.y[:, t]).mean() for th in THRESHOLD_GRID]
-        order = np.lexsort((np.abs(THRESHOLD_GRID - DOSE_THRESHOLD), np.round(maes, 6)))
-        best[t] = THRESHOLD_GRID[order[0]]
+    best = _pick_thresholds(*predict_raw(model, val), val.y, lambda err, y: err.mean())
     with torch.no_grad():
         model.dose_threshold.copy_(torch.as_tensor(best))
     return best
@@ -357,16 +352,22 @@ def tune_new_patient_threshold(model: DoseNet, val: ArrayPart) -> np.ndarray:
     with their identity hidden stands in for new patients; the patients split's validation
     patients are new already.
     """
-    amount, p = predict_raw(model, replace(val, patient=np.zeros_like(val.patient)))
-    best = np.full(amount.shape[1], DOSE_THRESHOLD, dtype=np.float32)
-    for t in range(amount.shape[1]):
-        y = val.y[:, t]
-        if not (y > 0).any():
-            continue
-        errors = [np.abs(to_dose(amount[:, t], p[:, t], th) - y) for th in THRESHOLD_GRID]
-        cost = [e.mean() + e[y > 0].mean() for e in errors]  # MAE + dose-occasion MAE
-        order = np.lexsort((np.abs(THRESHOLD_GRID - DOSE_THRESHOLD), np.round(cost, 6)))
-        best[t] = THRESHOLD_GRID[order[0]]
+    unknown = replace(val, patient=np.zeros_like(val.patient))
+    best = _pick_thresholds(*predict_raw(model, unknown), val.y,
+                            lambda err, y: err.mean() + err[y > 0].mean() if (y > 0).any() else np.nan)
     with torch.no_grad():
         model.new_patient_threshold.copy_(torch.as_tensor(best))
+    return best
+
+
+def _pick_thresholds(amount: np.ndarray, p: np.ndarray, y: np.ndarray, cost) -> np.ndarray:
+    """Per target, the THRESHOLD_GRID value with the lowest `cost(|dose - y|, y)` (ties: nearest 0.5;
+    a cost that is NaN everywhere, as for a part without a dose, keeps 0.5)."""
+    best = np.full(amount.shape[1], DOSE_THRESHOLD, dtype=np.float32)
+    for t in range(amount.shape[1]):
+        costs = np.array([cost(np.abs(to_dose(amount[:, t], p[:, t], th) - y[:, t]), y[:, t]) for th in THRESHOLD_GRID])
+        if np.isnan(costs).all():
+            continue
+        order = np.lexsort((np.abs(THRESHOLD_GRID - DOSE_THRESHOLD), np.round(costs, 6)))
+        best[t] = THRESHOLD_GRID[order[0]]
     return best

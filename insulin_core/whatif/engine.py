@@ -262,7 +262,7 @@ class WhatIf:
         return Prediction(scenario.patient_id, built.moment, built.day_part, float(dose[0]), float(low[0]),
                           float(high[0]), float(p[0]), float(amount[0]), unedited, flags,
                           self._inputs(now[0], built), scenario, threshold,
-                          scenario.patient_id not in self.predictor.scaling.patient_index)
+                          not bool(self.predictor.scaling.knows(scenario.patient_id)))
 
     def answers(self, scenario: Scenario, points: int = SWEEP_POINTS) -> tuple[Prediction, Sweep, Sweep, Explanation]:
         """What the What-if page shows for a scenario (its prediction, the glucose sweep of `points`
